@@ -1,0 +1,85 @@
+// Package store defines how walink persists companion sessions: the Device
+// record (keys, identity, pairing results) and the Store interface that the
+// SQLite and PostgreSQL stores implement. Implementations must write every
+// multi-row change in one transaction, so a crash never leaves half a
+// session. storetest holds the conformance suite every implementation runs.
+package store
+
+import (
+	"context"
+	"errors"
+	"time"
+
+	"github.com/walinkdev/walink/jid"
+	"github.com/walinkdev/walink/keys"
+)
+
+// ErrNotFound is returned when a device or pre-key does not exist.
+var ErrNotFound = errors.New("store: not found")
+
+// Device is one companion device: its long-term keys, made before the first
+// connect, and what pairing taught it. A Device with an empty ID is not
+// paired yet.
+type Device struct {
+	// Keys, generated once per device before it first connects.
+	NoiseKey       keys.KeyPair // Noise static key; identifies the device to the server
+	IdentityKey    keys.KeyPair // Signal identity key
+	SignedPreKey   keys.SignedPreKey
+	RegistrationID uint32
+	AdvSecret      [32]byte // rotated by companion_reg_refresh; replaced by pair-code pairing
+
+	// Set by pairing; zero before.
+	ID              jid.JID        // own AD JID, phone:device@s.whatsapp.net
+	LID             jid.JID        // own LID, lid:device@lid
+	Account         []byte         // serialized ADVSignedDeviceIdentity (account key and both signatures)
+	PrimaryIdentity keys.PublicKey // the phone's account identity key (accountSignatureKey)
+	BusinessName    string
+	PushName        string
+	Platform        string // primary's platform, e.g. "android"
+	LinkedAt        time.Time
+	ClockOffset     time.Duration // server time minus local time at pairing
+
+	// A non-default server this device was linked against ("" = WhatsApp),
+	// remembered so later commands find it without flags.
+	ServerURL  string
+	ServerRoot keys.PublicKey // zero = WhatsApp's real root
+
+	// Pre-key bookkeeping.
+	NextPreKeyID uint32 // id the next generated pre-key gets (starts at 1)
+
+	CreatedAt time.Time
+}
+
+// Paired reports whether the device has completed pairing.
+func (d *Device) Paired() bool { return d != nil && !d.ID.IsEmpty() }
+
+// Store persists devices. All methods are safe for concurrent use. Devices
+// are addressed by their noise public key, which exists before pairing;
+// DeviceByJID finds a paired one by its JID.
+type Store interface {
+	// Devices returns every device, paired or not, oldest first.
+	Devices(ctx context.Context) ([]*Device, error)
+	// Device returns the device with this noise public key, or ErrNotFound.
+	Device(ctx context.Context, noisePub keys.PublicKey) (*Device, error)
+	// DeviceByJID returns the paired device with this JID (device part
+	// significant), or ErrNotFound.
+	DeviceByJID(ctx context.Context, id jid.JID) (*Device, error)
+	// PutDevice inserts or replaces the whole record, and the LID↔phone
+	// mapping when both ID and LID are set, in one transaction.
+	PutDevice(ctx context.Context, d *Device) error
+	// DeleteDevice removes the device and everything that belongs to it
+	// (pre-keys, mappings) in one transaction. Deleting an absent device is
+	// not an error.
+	DeleteDevice(ctx context.Context, noisePub keys.PublicKey) error
+	// PutPreKeys stores pre-keys (private halves included) for the device
+	// and sets its NextPreKeyID to next, in one transaction.
+	PutPreKeys(ctx context.Context, noisePub keys.PublicKey, pks []keys.PreKey, next uint32) error
+	// PreKey returns one stored pre-key, or ErrNotFound.
+	PreKey(ctx context.Context, noisePub keys.PublicKey, id uint32) (keys.PreKey, error)
+	// PreKeyCount returns how many pre-keys are stored for the device.
+	PreKeyCount(ctx context.Context, noisePub keys.PublicKey) (int, error)
+	// LIDForPhone returns the LID user mapped to a phone-number user.
+	LIDForPhone(ctx context.Context, phone jid.JID) (jid.JID, error)
+	// Close releases the store.
+	Close() error
+}

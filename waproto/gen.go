@@ -1,0 +1,3 @@
+package waproto
+
+//go:generate go run ./internal/gen

@@ -1,0 +1,6 @@
+package noise
+
+// Test hooks into the symmetric state.
+
+func (in *Initiator) SetTrace(f func(step string, h, ck []byte)) { in.ss.trace = f }
+func (r *Responder) SetTrace(f func(step string, h, ck []byte))  { r.ss.trace = f }

@@ -1,0 +1,407 @@
+package noise
+
+import (
+	"fmt"
+	"io"
+	"time"
+
+	"google.golang.org/protobuf/proto"
+
+	"github.com/walinkdev/walink/keys"
+	"github.com/walinkdev/walink/waproto"
+)
+
+// staticCTLen is the size of an encrypted static key: 32 + GCM tag.
+const staticCTLen = keys.Size + tagLen
+
+type hsState int
+
+const (
+	stateStart hsState = iota
+	stateWaitPeer
+	stateReady
+	stateDone
+	stateFailed
+)
+
+// InitiatorConfig configures NewInitiator.
+type InitiatorConfig struct {
+	// Static is the client's long-term noise key pair (required).
+	Static keys.KeyPair
+	// Prologue is the connection header the client sends; zero means
+	// HeaderV3.
+	Prologue [4]byte
+	// Rand supplies the ephemeral key; required unless Ephemeral is set.
+	Rand io.Reader
+	// Ephemeral fixes the ephemeral key pair instead of drawing one from
+	// Rand. Only known-answer tests want this.
+	Ephemeral *keys.KeyPair
+	// RootKey is the certificate root the server's chain must lead to; zero
+	// means WhatsAppRootKey.
+	RootKey keys.PublicKey
+	// Time returns the current time for the certificate validity check
+	// (required unless InsecureSkipVerify).
+	Time func() time.Time
+	// InsecureSkipVerify accepts any server certificate chain. The server
+	// static key is still authenticated by the handshake itself, but not
+	// tied to WhatsApp. For tests of other layers only.
+	InsecureSkipVerify bool
+}
+
+// Initiator is the client side of WhatsApp's Noise XX handshake:
+//
+//	-> e                          ClientHello()
+//	<- e, ee, s, es  + cert chain ReadServerHello(msg2)
+//	-> s, se         + payload    ClientFinish(payload)
+//
+// It differs from stock Noise XX in that the empty payload of message 1
+// is not hashed and nonces are 32-bit. Methods must be called in this
+// order; any error ends the handshake (ErrHandshakeState afterwards).
+type Initiator struct {
+	cfg          InitiatorConfig
+	ss           symmetricState
+	e            keys.KeyPair
+	re, rs       keys.PublicKey
+	state        hsState
+	serverStatic keys.PublicKey
+}
+
+// NewInitiator returns a client handshake that has not sent anything yet.
+func NewInitiator(cfg InitiatorConfig) (*Initiator, error) {
+	if cfg.Static.Private.IsZero() {
+		return nil, fmt.Errorf("noise: initiator: missing static key")
+	}
+	if cfg.Ephemeral == nil && cfg.Rand == nil {
+		return nil, fmt.Errorf("noise: initiator: Rand or Ephemeral is required")
+	}
+	if cfg.Time == nil && !cfg.InsecureSkipVerify {
+		return nil, fmt.Errorf("noise: initiator: Time is required to verify the server certificate")
+	}
+	if cfg.Prologue == [4]byte{} {
+		cfg.Prologue = HeaderV3
+	}
+	if cfg.RootKey.IsZero() {
+		cfg.RootKey = WhatsAppRootKey
+	}
+	return &Initiator{cfg: cfg}, nil
+}
+
+func (in *Initiator) fail(err error) error {
+	in.state = stateFailed
+	in.ss.destroy()
+	return err
+}
+
+// ClientHello returns message 1, a serialized HandshakeMessage (frame it
+// with AppendIntro and AppendFrame).
+//
+//	HandshakeMessage{clientHello(2){ephemeral(1) = e.pub}}
+func (in *Initiator) ClientHello() ([]byte, error) {
+	if in.state != stateStart {
+		return nil, ErrHandshakeState
+	}
+	if in.cfg.Ephemeral != nil {
+		in.e = *in.cfg.Ephemeral
+	} else {
+		e, err := keys.NewKeyPair(in.cfg.Rand)
+		if err != nil {
+			return nil, in.fail(fmt.Errorf("noise: ephemeral key: %w", err))
+		}
+		in.e = e
+	}
+	in.ss.init(ProtocolXX, in.cfg.Prologue[:])
+	in.ss.mixHash(in.e.Public.Bytes())
+	// WhatsApp deviation: no MixHash of the (empty) message-1 payload.
+	in.ss.step("e")
+	msg, err := proto.Marshal(&waproto.HandshakeMessage{
+		ClientHello: &waproto.HandshakeMessage_ClientHello{Ephemeral: in.e.Public.Bytes()},
+	})
+	if err != nil {
+		return nil, in.fail(fmt.Errorf("noise: encoding client hello: %w", err))
+	}
+	in.state = stateWaitPeer
+	return msg, nil
+}
+
+// ReadServerHello processes message 2. It returns the server's static key
+// and the decrypted certificate chain, which it has already verified
+// against cfg.RootKey and cfg.Time (unless InsecureSkipVerify); a failed
+// check is a *CertError.
+//
+//	HandshakeMessage{serverHello(3){ephemeral(1) = e.pub, static(2) = enc(s.pub),
+//	                                payload(3) = enc(CertChain)}}
+func (in *Initiator) ReadServerHello(msg []byte) (serverStatic keys.PublicKey, certChain []byte, err error) {
+	if in.state != stateWaitPeer {
+		return keys.PublicKey{}, nil, ErrHandshakeState
+	}
+	var hm waproto.HandshakeMessage
+	if err := proto.Unmarshal(msg, &hm); err != nil {
+		return keys.PublicKey{}, nil, in.fail(fmt.Errorf("%w: server hello: %w", ErrBadMessage, err))
+	}
+	sh := hm.GetServerHello()
+	if sh == nil {
+		return keys.PublicKey{}, nil, in.fail(fmt.Errorf("%w: no server hello", ErrBadMessage))
+	}
+	if len(sh.GetEphemeral()) != keys.Size || len(sh.GetStatic()) != staticCTLen || len(sh.GetPayload()) < tagLen {
+		return keys.PublicKey{}, nil, in.fail(fmt.Errorf("%w: server hello fields have wrong sizes", ErrBadMessage))
+	}
+	re, _ := keys.PublicKeyFromBytes(sh.GetEphemeral())
+	in.re = re
+	in.ss.mixHash(re.Bytes())
+	in.ss.step("re")
+	if err := in.dh(in.e.Private, re, "ee"); err != nil {
+		return keys.PublicKey{}, nil, in.fail(err)
+	}
+	sp, err := in.ss.decryptAndHash(sh.GetStatic())
+	if err != nil {
+		return keys.PublicKey{}, nil, in.fail(fmt.Errorf("noise: server static: %w", err))
+	}
+	in.ss.step("s")
+	rs, _ := keys.PublicKeyFromBytes(sp)
+	in.rs = rs
+	if err := in.dh(in.e.Private, rs, "es"); err != nil {
+		return keys.PublicKey{}, nil, in.fail(err)
+	}
+	chain, err := in.ss.decryptAndHash(sh.GetPayload())
+	if err != nil {
+		return keys.PublicKey{}, nil, in.fail(fmt.Errorf("noise: server certificate payload: %w", err))
+	}
+	in.ss.step("payload")
+	if !in.cfg.InsecureSkipVerify {
+		if err := VerifyCertChain(chain, in.cfg.RootKey, rs, in.cfg.Time()); err != nil {
+			return keys.PublicKey{}, nil, in.fail(err)
+		}
+	}
+	in.state = stateReady
+	return rs, chain, nil
+}
+
+func (in *Initiator) dh(priv keys.PrivateKey, pub keys.PublicKey, step string) error {
+	return mixDH(&in.ss, priv, pub, step)
+}
+
+func mixDH(ss *symmetricState, priv keys.PrivateKey, pub keys.PublicKey, step string) error {
+	shared, err := priv.ECDH(pub)
+	if err != nil {
+		return fmt.Errorf("noise: %s: %w", step, err)
+	}
+	err = ss.mixKey(shared)
+	clear(shared)
+	if err != nil {
+		return err
+	}
+	ss.step(step)
+	return nil
+}
+
+// ClientFinish returns message 3 carrying the encrypted payload (a
+// serialized ClientPayload) and the transport cipher: it seals with the
+// client-to-server key and opens with the server-to-client key.
+//
+//	HandshakeMessage{clientFinish(4){static(1) = enc(s.pub), payload(2) = enc(payload)}}
+func (in *Initiator) ClientFinish(payload []byte) ([]byte, *Cipher, error) {
+	if in.state != stateReady {
+		return nil, nil, ErrHandshakeState
+	}
+	cs, err := in.ss.encryptAndHash(nil, in.cfg.Static.Public.Bytes())
+	if err != nil {
+		return nil, nil, in.fail(err)
+	}
+	in.ss.step("s")
+	if err := in.dh(in.cfg.Static.Private, in.re, "se"); err != nil {
+		return nil, nil, in.fail(err)
+	}
+	cp, err := in.ss.encryptAndHash(nil, payload)
+	if err != nil {
+		return nil, nil, in.fail(err)
+	}
+	in.ss.step("payload")
+	msg, err := proto.Marshal(&waproto.HandshakeMessage{
+		ClientFinish: &waproto.HandshakeMessage_ClientFinish{Static: cs, Payload: cp},
+	})
+	if err != nil {
+		return nil, nil, in.fail(fmt.Errorf("noise: encoding client finish: %w", err))
+	}
+	k1, k2, err := in.ss.split()
+	if err != nil {
+		return nil, nil, in.fail(err)
+	}
+	c, err := NewCipher(k1, k2)
+	clear(k1)
+	clear(k2)
+	if err != nil {
+		return nil, nil, in.fail(err)
+	}
+	in.ss.destroy()
+	in.state = stateDone
+	return msg, c, nil
+}
+
+// ResponderConfig configures NewResponder.
+type ResponderConfig struct {
+	// Static is the server's noise key pair; its public key must be the
+	// leaf key of the certificate chain it sends (required).
+	Static keys.KeyPair
+	// Prologue is the connection header the client sent (see
+	// Decoder.Header); zero means HeaderV3.
+	Prologue [4]byte
+	// Rand supplies the ephemeral key; required unless Ephemeral is set.
+	Rand io.Reader
+	// Ephemeral fixes the ephemeral key pair (known-answer tests only).
+	Ephemeral *keys.KeyPair
+}
+
+// Responder is the server side of WhatsApp's Noise XX handshake:
+// ReadClientHello(msg1), ServerHello(certChain) → msg2,
+// ReadClientFinish(msg3) → client key, payload, transport cipher.
+// Any error ends the handshake.
+type Responder struct {
+	cfg    ResponderConfig
+	ss     symmetricState
+	e      keys.KeyPair
+	re, rs keys.PublicKey
+	state  hsState
+}
+
+// NewResponder returns a server handshake waiting for message 1.
+func NewResponder(cfg ResponderConfig) (*Responder, error) {
+	if cfg.Static.Private.IsZero() {
+		return nil, fmt.Errorf("noise: responder: missing static key")
+	}
+	if cfg.Ephemeral == nil && cfg.Rand == nil {
+		return nil, fmt.Errorf("noise: responder: Rand or Ephemeral is required")
+	}
+	if cfg.Prologue == [4]byte{} {
+		cfg.Prologue = HeaderV3
+	}
+	return &Responder{cfg: cfg}, nil
+}
+
+func (r *Responder) fail(err error) error {
+	r.state = stateFailed
+	r.ss.destroy()
+	return err
+}
+
+// ReadClientHello processes message 1. A client hello carrying IK fields
+// (static or payload) is refused with ErrUnsupported.
+func (r *Responder) ReadClientHello(msg []byte) error {
+	if r.state != stateStart {
+		return ErrHandshakeState
+	}
+	var hm waproto.HandshakeMessage
+	if err := proto.Unmarshal(msg, &hm); err != nil {
+		return r.fail(fmt.Errorf("%w: client hello: %w", ErrBadMessage, err))
+	}
+	ch := hm.GetClientHello()
+	if ch == nil {
+		return r.fail(fmt.Errorf("%w: no client hello", ErrBadMessage))
+	}
+	if ch.Static != nil || ch.Payload != nil {
+		return r.fail(fmt.Errorf("%w: IK client hello", ErrUnsupported))
+	}
+	if len(ch.GetEphemeral()) != keys.Size {
+		return r.fail(fmt.Errorf("%w: client ephemeral is %d bytes", ErrBadMessage, len(ch.GetEphemeral())))
+	}
+	r.re, _ = keys.PublicKeyFromBytes(ch.GetEphemeral())
+	r.ss.init(ProtocolXX, r.cfg.Prologue[:])
+	r.ss.mixHash(r.re.Bytes())
+	r.ss.step("re")
+	r.state = stateWaitPeer
+	return nil
+}
+
+// ServerHello returns message 2, carrying certChain (a serialized
+// CertChain whose leaf key is the static public key, see NewCertChain).
+func (r *Responder) ServerHello(certChain []byte) ([]byte, error) {
+	if r.state != stateWaitPeer {
+		return nil, ErrHandshakeState
+	}
+	if r.cfg.Ephemeral != nil {
+		r.e = *r.cfg.Ephemeral
+	} else {
+		e, err := keys.NewKeyPair(r.cfg.Rand)
+		if err != nil {
+			return nil, r.fail(fmt.Errorf("noise: ephemeral key: %w", err))
+		}
+		r.e = e
+	}
+	r.ss.mixHash(r.e.Public.Bytes())
+	r.ss.step("e")
+	if err := mixDH(&r.ss, r.e.Private, r.re, "ee"); err != nil {
+		return nil, r.fail(err)
+	}
+	cs, err := r.ss.encryptAndHash(nil, r.cfg.Static.Public.Bytes())
+	if err != nil {
+		return nil, r.fail(err)
+	}
+	r.ss.step("s")
+	if err := mixDH(&r.ss, r.cfg.Static.Private, r.re, "es"); err != nil {
+		return nil, r.fail(err)
+	}
+	cp, err := r.ss.encryptAndHash(nil, certChain)
+	if err != nil {
+		return nil, r.fail(err)
+	}
+	r.ss.step("payload")
+	msg, err := proto.Marshal(&waproto.HandshakeMessage{
+		ServerHello: &waproto.HandshakeMessage_ServerHello{
+			Ephemeral: r.e.Public.Bytes(),
+			Static:    cs,
+			Payload:   cp,
+		},
+	})
+	if err != nil {
+		return nil, r.fail(fmt.Errorf("noise: encoding server hello: %w", err))
+	}
+	r.state = stateReady
+	return msg, nil
+}
+
+// ReadClientFinish processes message 3. It returns the client's static
+// (noise) key, which the caller must check against its registry, the
+// decrypted payload (a serialized ClientPayload), and the transport cipher:
+// it seals with the server-to-client key.
+func (r *Responder) ReadClientFinish(msg []byte) (clientStatic keys.PublicKey, payload []byte, c *Cipher, err error) {
+	if r.state != stateReady {
+		return keys.PublicKey{}, nil, nil, ErrHandshakeState
+	}
+	var hm waproto.HandshakeMessage
+	if err := proto.Unmarshal(msg, &hm); err != nil {
+		return keys.PublicKey{}, nil, nil, r.fail(fmt.Errorf("%w: client finish: %w", ErrBadMessage, err))
+	}
+	cf := hm.GetClientFinish()
+	if cf == nil {
+		return keys.PublicKey{}, nil, nil, r.fail(fmt.Errorf("%w: no client finish", ErrBadMessage))
+	}
+	if len(cf.GetStatic()) != staticCTLen || len(cf.GetPayload()) < tagLen {
+		return keys.PublicKey{}, nil, nil, r.fail(fmt.Errorf("%w: client finish fields have wrong sizes", ErrBadMessage))
+	}
+	sp, err := r.ss.decryptAndHash(cf.GetStatic())
+	if err != nil {
+		return keys.PublicKey{}, nil, nil, r.fail(fmt.Errorf("noise: client static: %w", err))
+	}
+	r.ss.step("rs")
+	r.rs, _ = keys.PublicKeyFromBytes(sp)
+	if err := mixDH(&r.ss, r.e.Private, r.rs, "se"); err != nil {
+		return keys.PublicKey{}, nil, nil, r.fail(err)
+	}
+	payload, err = r.ss.decryptAndHash(cf.GetPayload())
+	if err != nil {
+		return keys.PublicKey{}, nil, nil, r.fail(fmt.Errorf("noise: client payload: %w", err))
+	}
+	r.ss.step("payload")
+	k1, k2, err := r.ss.split()
+	if err != nil {
+		return keys.PublicKey{}, nil, nil, r.fail(err)
+	}
+	c, err = NewCipher(k2, k1)
+	clear(k1)
+	clear(k2)
+	if err != nil {
+		return keys.PublicKey{}, nil, nil, r.fail(err)
+	}
+	r.ss.destroy()
+	r.state = stateDone
+	return r.rs, payload, c, nil
+}

@@ -248,7 +248,7 @@ func TestCodeFlow(t *testing.T) {
 
 func TestParseLinkCode(t *testing.T) {
 	n := binxml.Node{Tag: "notification", Children: []binxml.Node{{Tag: "link_code_companion_reg",
-		Attrs: []binxml.Attr{binxml.A("stage", "refresh_code"), binxml.A("force_manual_refresh", "true")},
+		Attrs:    []binxml.Attr{binxml.A("stage", "refresh_code"), binxml.A("force_manual_refresh", "true")},
 		Children: []binxml.Node{{Tag: "link_code_pairing_ref", Content: []byte("R")}}}}}
 	lc, err := ParseLinkCodeNotification(n)
 	if err != nil || lc.Stage != "refresh_code" || !lc.ForceManual || string(lc.Ref) != "R" {

@@ -4,3 +4,6 @@ package noise
 
 func (in *Initiator) SetTrace(f func(step string, h, ck []byte)) { in.ss.trace = f }
 func (r *Responder) SetTrace(f func(step string, h, ck []byte))  { r.ss.trace = f }
+
+// SetCounters jumps the nonce counters, to test exhaustion.
+func (c *Cipher) SetCounters(send, recv uint64) { c.send.n, c.recv.n = send, recv }

@@ -1,0 +1,180 @@
+package noise_test
+
+import (
+	"bytes"
+	"errors"
+	"testing"
+
+	"github.com/walinkdev/walink/noise"
+)
+
+func collect(t *testing.T, d *noise.Decoder) [][]byte {
+	t.Helper()
+	var out [][]byte
+	for {
+		b, err := d.Next()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if b == nil {
+			return out
+		}
+		out = append(out, bytes.Clone(b))
+	}
+}
+
+func TestFrameRoundTripAnySplit(t *testing.T) {
+	bodies := [][]byte{{}, []byte("a"), bytes.Repeat([]byte{7}, 300), bytes.Repeat([]byte{9}, 70000)}
+	var stream []byte
+	for _, b := range bodies {
+		var err error
+		if stream, err = noise.AppendFrame(stream, b); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, chunk := range []int{1, 2, 3, 5, 1000, len(stream)} {
+		var d noise.Decoder
+		var got [][]byte
+		for i := 0; i < len(stream); i += chunk {
+			d.Write(stream[i:min(i+chunk, len(stream))])
+			got = append(got, collect(t, &d)...)
+		}
+		if len(got) != len(bodies) {
+			t.Fatalf("chunk %d: %d frames, want %d", chunk, len(got), len(bodies))
+		}
+		for i := range got {
+			if !bytes.Equal(got[i], bodies[i]) {
+				t.Fatalf("chunk %d: frame %d differs", chunk, i)
+			}
+		}
+		if d.Buffered() != 0 {
+			t.Fatalf("chunk %d: %d bytes left", chunk, d.Buffered())
+		}
+	}
+}
+
+func TestFrameTooLarge(t *testing.T) {
+	if _, err := noise.AppendFrame(nil, make([]byte, noise.MaxFrameSize+1)); !errors.Is(err, noise.ErrFrameTooLarge) {
+		t.Errorf("AppendFrame: %v", err)
+	}
+	d := noise.NewDecoder(noise.DecoderConfig{MaxFrame: 100})
+	d.Write([]byte{0, 0, 101})
+	_, err := d.Next()
+	var fe *noise.FrameError
+	if !errors.As(err, &fe) || fe.Length != 101 || fe.Limit != 100 || !errors.Is(err, noise.ErrFrameTooLarge) {
+		t.Fatalf("Next: %v", err)
+	}
+	// Sticky.
+	if _, err := d.Write([]byte{1}); !errors.Is(err, noise.ErrFrameTooLarge) {
+		t.Errorf("Write after error: %v", err)
+	}
+	if _, err := d.Next(); !errors.Is(err, noise.ErrFrameTooLarge) {
+		t.Errorf("Next after error: %v", err)
+	}
+	// A 16 MiB-1 frame header is fine for the default decoder; it waits.
+	var d2 noise.Decoder
+	d2.Write([]byte{0xff, 0xff, 0xff, 1})
+	if b, err := d2.Next(); b != nil || err != nil {
+		t.Errorf("max frame header: %v %v", b, err)
+	}
+}
+
+func TestDecoderIntro(t *testing.T) {
+	body := []byte("hello")
+	plain, _ := noise.AppendIntro(nil, noise.HeaderV3, nil)
+	plain, _ = noise.AppendFrame(plain, body)
+	v2, _ := noise.AppendIntro(nil, noise.HeaderV2, nil)
+	v2, _ = noise.AppendFrame(v2, body)
+	routed, _ := noise.AppendIntro(nil, noise.HeaderV3, []byte{1, 2, 3})
+	routed, _ = noise.AppendFrame(routed, body)
+	if !bytes.HasPrefix(routed, []byte{'E', 'D', 0, 1, 0, 0, 3, 1, 2, 3, 'W', 'A', 6, 3}) {
+		t.Fatalf("routed intro = %x", routed)
+	}
+	for _, c := range []struct {
+		name    string
+		in      []byte
+		hdr     [4]byte
+		routing []byte
+	}{
+		{"v3", plain, noise.HeaderV3, nil},
+		{"v2", v2, noise.HeaderV2, nil},
+		{"edge routing", routed, noise.HeaderV3, []byte{1, 2, 3}},
+	} {
+		for chunk := 1; chunk <= len(c.in); chunk++ {
+			d := noise.NewDecoder(noise.DecoderConfig{Intro: true})
+			var got [][]byte
+			for i := 0; i < len(c.in); i += chunk {
+				d.Write(c.in[i:min(i+chunk, len(c.in))])
+				got = append(got, collect(t, d)...)
+			}
+			h, ok := d.Header()
+			if !ok || h != c.hdr || !bytes.Equal(d.RoutingInfo(), c.routing) {
+				t.Fatalf("%s chunk %d: header %x %v routing %x", c.name, chunk, h, ok, d.RoutingInfo())
+			}
+			if len(got) != 1 || !bytes.Equal(got[0], body) {
+				t.Fatalf("%s chunk %d: frames %q", c.name, chunk, got)
+			}
+		}
+	}
+	for _, bad := range [][]byte{
+		[]byte("GET "), {'W', 'A', 6, 4}, {'W', 'A', 5}, {'W', 'B'}, {0},
+		{'E', 'D', 0, 1, 0, 0, 0, 'X', 'A', 6, 3},
+		{'E', 'D', 0, 2},
+	} {
+		d := noise.NewDecoder(noise.DecoderConfig{Intro: true})
+		d.Write(bad)
+		if _, err := d.Next(); !errors.Is(err, noise.ErrBadHeader) {
+			t.Errorf("%x: %v, want ErrBadHeader", bad, err)
+		}
+	}
+	d := noise.NewDecoder(noise.DecoderConfig{Intro: true, MaxFrame: 10})
+	d.Write([]byte{'E', 'D', 0, 1, 0, 0, 11})
+	if _, err := d.Next(); !errors.Is(err, noise.ErrBadHeader) || !errors.Is(err, noise.ErrFrameTooLarge) {
+		t.Errorf("long routing: %v", err)
+	}
+}
+
+func TestCipherCounters(t *testing.T) {
+	k := bytes.Repeat([]byte{1}, 32)
+	a, _ := noise.NewCipher(k, k)
+	b, _ := noise.NewCipher(k, k)
+	a.SetCounters(1<<32-1, 0)
+	b.SetCounters(0, 1<<32-1)
+	ct, err := a.Seal(nil, []byte("last"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if pt, err := b.Open(nil, ct); err != nil || string(pt) != "last" {
+		t.Fatalf("last nonce: %q %v", pt, err)
+	}
+	if _, err := a.Seal(nil, []byte("x")); !errors.Is(err, noise.ErrNonceExhausted) {
+		t.Errorf("Seal past 2^32: %v", err)
+	}
+	if _, err := b.Open(nil, ct); !errors.Is(err, noise.ErrNonceExhausted) {
+		t.Errorf("Open past 2^32: %v", err)
+	}
+	if _, err := noise.NewCipher(k[:16], k); err == nil {
+		t.Error("short key accepted")
+	}
+}
+
+func TestCipherNoAllocs(t *testing.T) {
+	k := bytes.Repeat([]byte{1}, 32)
+	a, _ := noise.NewCipher(k, k)
+	b, _ := noise.NewCipher(k, k)
+	pt := make([]byte, 1024)
+	ct := make([]byte, 0, len(pt)+noise.Overhead)
+	out := make([]byte, 0, len(pt))
+	allocs := testing.AllocsPerRun(100, func() {
+		c, err := a.Seal(ct[:0], pt)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := b.Open(out[:0], c); err != nil {
+			t.Fatal(err)
+		}
+	})
+	if allocs != 0 {
+		t.Errorf("Seal+Open allocate %v times per call", allocs)
+	}
+}

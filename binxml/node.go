@@ -1,5 +1,3 @@
-// CONTRACT STUB — the binxml/jid helper completes this package; the exported
-// names below are fixed (other packages are being written against them).
 package binxml
 
 import "github.com/walinkdev/walink/jid"

@@ -1,0 +1,104 @@
+package binxml
+
+import "fmt"
+
+// Dictionary is one token dictionary (version 2 or 3). Use [DictV3],
+// [DictV2] or [DictionaryFor]; a Dictionary literal with only Version set
+// behaves like the built-in one of that version.
+type Dictionary struct {
+	Version byte
+
+	single *[236]string
+	double *[4][256]string
+	// index maps a token to its code: < 256 is a single-byte token,
+	// otherwise (dict+1)<<8 | index for DICTIONARY_dict.
+	index  map[string]uint16
+	maxLen int // longest token; longer strings skip the map lookup
+}
+
+// The dictionaries; DictV3 is the client's and the default.
+var (
+	DictV3 = newDictionary(3, &singleByteV3, &doubleByteV3)
+	DictV2 = newDictionary(2, &singleByteV2, &doubleByteV2)
+)
+
+func newDictionary(v byte, single *[236]string, double *[4][256]string) *Dictionary {
+	d := &Dictionary{Version: v, single: single, double: double, index: make(map[string]uint16, 236+4*256)}
+	add := func(s string, code uint16) {
+		d.index[s] = code
+		d.maxLen = max(d.maxLen, len(s))
+	}
+	for i, s := range single {
+		if i > 0 && s != "" {
+			add(s, uint16(i))
+		}
+	}
+	for n := range double {
+		for i, s := range double[n] {
+			if s != "" {
+				add(s, uint16(n+1)<<8|uint16(i))
+			}
+		}
+	}
+	return d
+}
+
+// DictionaryFor returns the dictionary for a connection header's 4th byte.
+func DictionaryFor(version byte) (*Dictionary, error) {
+	switch version {
+	case 3:
+		return DictV3, nil
+	case 2:
+		return DictV2, nil
+	}
+	return nil, fmt.Errorf("%w %d", ErrUnknownDictionary, version)
+}
+
+// resolve returns the built-in dictionary for a bare Dictionary{Version: v}.
+func (d *Dictionary) resolve() (*Dictionary, error) {
+	if d == nil {
+		return DictV3, nil
+	}
+	if d.index != nil {
+		return d, nil
+	}
+	return DictionaryFor(d.Version)
+}
+
+// Token returns the string for a single-byte token (1..235), or "" and
+// false.
+func (d *Dictionary) Token(b byte) (string, bool) {
+	d, err := d.resolve()
+	if err != nil || b == 0 || int(b) >= len(d.single) {
+		return "", false
+	}
+	return d.single[b], true
+}
+
+// DoubleToken returns the string at index i of double-byte dictionary n
+// (0..3), or "" and false.
+func (d *Dictionary) DoubleToken(n, i byte) (string, bool) {
+	d, err := d.resolve()
+	if err != nil || n > 3 {
+		return "", false
+	}
+	s := d.double[n][i]
+	return s, s != ""
+}
+
+// Lookup reports how s is tokenised: single-byte token b (double false), or
+// index b of dictionary n (double true).
+func (d *Dictionary) Lookup(s string) (n, b byte, double, ok bool) {
+	d, err := d.resolve()
+	if err != nil {
+		return 0, 0, false, false
+	}
+	code, ok := d.index[s]
+	if !ok {
+		return 0, 0, false, false
+	}
+	if code < 256 {
+		return 0, byte(code), false, true
+	}
+	return byte(code>>8) - 1, byte(code), true, true
+}

@@ -1,0 +1,367 @@
+package binxml
+
+import (
+	"fmt"
+	"strconv"
+
+	"github.com/walinkdev/walink/jid"
+)
+
+// Type bytes (PROTOCOL.md §8.2). 0x01–0xEB are single-byte tokens.
+const (
+	tagListEmpty  = 0x00
+	tagDict0      = 0xEC // 0xEC..0xEF: DICTIONARY_0..3, next byte indexes it
+	tagDict3      = 0xEF
+	tagInteropJID = 0xF5 // user, device u16, integrator u16, server
+	tagFBJID      = 0xF6 // user, device u16, server
+	tagADJID      = 0xF7 // domain byte, device byte, user
+	tagList8      = 0xF8
+	tagList16     = 0xF9
+	tagJIDPair    = 0xFA // user (or 0x00), server
+	tagHex8       = 0xFB
+	tagBinary8    = 0xFC
+	tagBinary20   = 0xFD
+	tagBinary32   = 0xFE
+	tagNibble8    = 0xFF
+)
+
+// AD_JID domain bytes; any other value is a legacy agent on s.whatsapp.net.
+const (
+	domainPN        = 0
+	domainLID       = 1
+	domainHosted    = 128
+	domainHostedLID = 129
+)
+
+// Limits.
+const (
+	// MaxDepth is the deepest nesting of child lists the codec accepts (the
+	// root node is depth 0). Real stanzas stay below 10.
+	MaxDepth = 64
+	// MaxInflated caps the size of a zlib-compressed frame after inflation.
+	MaxInflated = 16 << 20
+	// maxPacked is the longest string NIBBLE_8/HEX_8 can hold.
+	maxPacked = 127
+	maxList   = 0xFFFF
+	maxBinary = 0xFFFFFFFF
+)
+
+// Marshal encodes n with the v3 dictionary, with the leading flags byte 0x00.
+func Marshal(n Node) ([]byte, error) { return DictV3.Marshal(n) }
+
+// Marshal encodes n with the leading flags byte 0x00.
+func (d *Dictionary) Marshal(n Node) ([]byte, error) {
+	return d.AppendMarshal(make([]byte, 0, 1+sizeBound(&n, 0)), n)
+}
+
+// AppendMarshal appends the frame plaintext for n (flags byte 0x00, then the
+// node) to dst. On error dst is returned unchanged in length.
+func (d *Dictionary) AppendMarshal(dst []byte, n Node) ([]byte, error) {
+	out, err := d.AppendNode(append(dst, 0), n)
+	if err != nil {
+		return dst, err
+	}
+	return out, nil
+}
+
+// EncodeNode encodes n without a flags byte (the counterpart of
+// [Dictionary.DecodeNode]).
+func (d *Dictionary) EncodeNode(n Node) ([]byte, error) {
+	return d.AppendNode(make([]byte, 0, sizeBound(&n, 0)), n)
+}
+
+// AppendNode appends the encoding of n (no flags byte) to dst. On error dst
+// is returned unchanged in length and the error is an [*EncodeError].
+func (d *Dictionary) AppendNode(dst []byte, n Node) ([]byte, error) {
+	d, err := d.resolve()
+	if err != nil {
+		return dst, err
+	}
+	e := encoder{d: d, b: dst}
+	if err := e.node(&n, 0); err != nil {
+		return dst, &EncodeError{Path: e.path(&n), Err: err}
+	}
+	return e.b, nil
+}
+
+type encoder struct {
+	d *Dictionary
+	b []byte
+	// failed holds the indexes of the child on the path to the failing
+	// node, innermost first, so a good encode pays nothing for paths.
+	failed []int
+}
+
+// path rebuilds "root/child[i]/..." from e.failed.
+func (e *encoder) path(n *Node) string {
+	p := n.Tag
+	if p == "" {
+		p = "<empty>"
+	}
+	for i := len(e.failed) - 1; i >= 0; i-- {
+		idx := e.failed[i]
+		if idx >= len(n.Children) {
+			break
+		}
+		n = &n.Children[idx]
+		p += "/" + n.Tag + "[" + strconv.Itoa(idx) + "]"
+	}
+	return p
+}
+
+func (e *encoder) node(n *Node, depth int) error {
+	if n.Tag == "" {
+		return fmt.Errorf("%w: empty tag", ErrInvalidNode)
+	}
+	if depth > MaxDepth {
+		return fmt.Errorf("%w: nesting deeper than %d", ErrLimit, MaxDepth)
+	}
+	if n.Children != nil && n.Content != nil {
+		return fmt.Errorf("%w: both children and content", ErrInvalidNode)
+	}
+	size := 1 + 2*len(n.Attrs)
+	if n.Children != nil || n.Content != nil {
+		size++
+	}
+	if size > maxList {
+		return fmt.Errorf("%w: %d attributes", ErrLimit, len(n.Attrs))
+	}
+	e.listStart(size)
+	if err := e.str(n.Tag); err != nil {
+		return err
+	}
+	for i := range n.Attrs {
+		a := &n.Attrs[i]
+		if a.Key == "" {
+			return fmt.Errorf("%w: attribute %d has an empty key", ErrInvalidNode, i)
+		}
+		if err := e.str(a.Key); err != nil {
+			return err
+		}
+		var err error
+		if a.IsJID() {
+			err = e.jid(a.JID)
+		} else {
+			err = e.str(a.Value)
+		}
+		if err != nil {
+			return fmt.Errorf("attribute %q: %w", a.Key, err)
+		}
+	}
+	switch {
+	case n.Children != nil:
+		if len(n.Children) > maxList {
+			return fmt.Errorf("%w: %d children", ErrLimit, len(n.Children))
+		}
+		if len(n.Children) == 0 {
+			e.b = append(e.b, tagListEmpty)
+			return nil
+		}
+		e.listStart(len(n.Children))
+		for i := range n.Children {
+			if err := e.node(&n.Children[i], depth+1); err != nil {
+				e.failed = append(e.failed, i)
+				return err
+			}
+		}
+	case n.Content != nil:
+		if uint64(len(n.Content)) > maxBinary {
+			return fmt.Errorf("%w: content of %d bytes", ErrLimit, len(n.Content))
+		}
+		e.binaryHeader(len(n.Content))
+		e.b = append(e.b, n.Content...)
+	}
+	return nil
+}
+
+// listStart writes a list header; size is 1..0xFFFF.
+func (e *encoder) listStart(size int) {
+	if size < 256 {
+		e.b = append(e.b, tagList8, byte(size))
+	} else {
+		e.b = append(e.b, tagList16, byte(size>>8), byte(size))
+	}
+}
+
+// binaryHeader writes BINARY_8/20/32 for n bytes (n <= maxBinary).
+func (e *encoder) binaryHeader(n int) {
+	switch {
+	case n < 1<<8:
+		e.b = append(e.b, tagBinary8, byte(n))
+	case n < 1<<20:
+		e.b = append(e.b, tagBinary20, byte(n>>16), byte(n>>8), byte(n))
+	default:
+		e.b = append(e.b, tagBinary32, byte(n>>24), byte(n>>16), byte(n>>8), byte(n))
+	}
+}
+
+// str writes s in whatsmeow's order of preference (see the package doc).
+func (e *encoder) str(s string) error {
+	if s == "" {
+		e.b = append(e.b, tagBinary8, 0)
+		return nil
+	}
+	if len(s) <= e.d.maxLen {
+		if code, ok := e.d.index[s]; ok {
+			if code < 256 {
+				e.b = append(e.b, byte(code))
+			} else {
+				e.b = append(e.b, tagDict0+byte(code>>8)-1, byte(code))
+			}
+			return nil
+		}
+	}
+	if len(s) <= maxPacked {
+		if packable(s, nibbleValue) {
+			e.pack(tagNibble8, s, nibbleValue)
+			return nil
+		}
+		if packable(s, hexValue) {
+			e.pack(tagHex8, s, hexValue)
+			return nil
+		}
+	}
+	if uint64(len(s)) > maxBinary {
+		return fmt.Errorf("%w: string of %d bytes", ErrLimit, len(s))
+	}
+	e.binaryHeader(len(s))
+	e.b = append(e.b, s...)
+	return nil
+}
+
+// nibbleValue and hexValue map a character to its 4-bit code, or 0xFF.
+func nibbleValue(c byte) byte {
+	switch {
+	case c >= '0' && c <= '9':
+		return c - '0'
+	case c == '-':
+		return 10
+	case c == '.':
+		return 11
+	}
+	return 0xFF
+}
+
+func hexValue(c byte) byte {
+	switch {
+	case c >= '0' && c <= '9':
+		return c - '0'
+	case c >= 'A' && c <= 'F':
+		return c - 'A' + 10
+	}
+	return 0xFF
+}
+
+func packable(s string, value func(byte) byte) bool {
+	for i := 0; i < len(s); i++ {
+		if value(s[i]) == 0xFF {
+			return false
+		}
+	}
+	return true
+}
+
+// pack writes a packed string: type byte, then ceil(len/2) with bit 0x80 set
+// when len is odd, then two characters per byte, padding with 0xF.
+func (e *encoder) pack(tag byte, s string, value func(byte) byte) {
+	l := (len(s) + 1) / 2
+	hdr := byte(l)
+	if len(s)%2 == 1 {
+		hdr |= 0x80
+	}
+	e.b = append(e.b, tag, hdr)
+	for i := 0; i+1 < len(s); i += 2 {
+		e.b = append(e.b, value(s[i])<<4|value(s[i+1]))
+	}
+	if len(s)%2 == 1 {
+		e.b = append(e.b, value(s[len(s)-1])<<4|0x0F)
+	}
+}
+
+// jid writes a typed JID in the wire form whatsmeow chooses for it (§9).
+func (e *encoder) jid(j jid.JID) error {
+	if j.Integrator != 0 && j.Server != jid.InteropServer {
+		return fmt.Errorf("%w: integrator on a %s jid", ErrInvalidNode, j.Server)
+	}
+	if j.RawAgent != 0 {
+		// Legacy agents only exist as AD_JID domain bytes on s.whatsapp.net,
+		// and the domain bytes of lid and the hosted servers are taken.
+		switch {
+		case j.Server != jid.DefaultUserServer:
+			return fmt.Errorf("%w: agent on a %s jid", ErrInvalidNode, j.Server)
+		case j.RawAgent == domainLID || j.RawAgent == domainHosted || j.RawAgent == domainHostedLID:
+			return fmt.Errorf("%w: agent %d is not encodable", ErrInvalidNode, j.RawAgent)
+		}
+		return e.adJID(j.RawAgent, j)
+	}
+	switch j.Server {
+	case jid.DefaultUserServer, jid.LIDServer:
+		if j.Device == 0 {
+			return e.jidPair(j)
+		}
+		dom := byte(domainPN)
+		if j.Server == jid.LIDServer {
+			dom = domainLID
+		}
+		return e.adJID(dom, j)
+	case jid.HostedServer:
+		return e.adJID(domainHosted, j)
+	case jid.HostedLIDServer:
+		return e.adJID(domainHostedLID, j)
+	case jid.MessengerServer:
+		e.b = append(e.b, tagFBJID)
+		if err := e.str(j.User); err != nil {
+			return err
+		}
+		e.b = append(e.b, byte(j.Device>>8), byte(j.Device))
+		return e.str(j.Server)
+	case jid.InteropServer:
+		e.b = append(e.b, tagInteropJID)
+		if err := e.str(j.User); err != nil {
+			return err
+		}
+		e.b = append(e.b, byte(j.Device>>8), byte(j.Device), byte(j.Integrator>>8), byte(j.Integrator))
+		return e.str(j.Server)
+	}
+	if j.Device != 0 {
+		return fmt.Errorf("%w: device on a %s jid", ErrInvalidNode, j.Server)
+	}
+	return e.jidPair(j)
+}
+
+func (e *encoder) jidPair(j jid.JID) error {
+	e.b = append(e.b, tagJIDPair)
+	if j.User == "" {
+		e.b = append(e.b, tagListEmpty)
+	} else if err := e.str(j.User); err != nil {
+		return err
+	}
+	return e.str(j.Server)
+}
+
+func (e *encoder) adJID(domain byte, j jid.JID) error {
+	if j.Device > 0xFF {
+		return fmt.Errorf("%w: device %d does not fit AD_JID", ErrInvalidNode, j.Device)
+	}
+	e.b = append(e.b, tagADJID, domain, byte(j.Device))
+	return e.str(j.User)
+}
+
+// sizeBound over-estimates the encoded size of n so Marshal allocates once.
+func sizeBound(n *Node, depth int) int {
+	if depth > MaxDepth {
+		return 0 // the encoder will refuse it anyway
+	}
+	s := 3 + 5 + len(n.Tag) + 5 + len(n.Content)
+	for i := range n.Attrs {
+		a := &n.Attrs[i]
+		s += 5 + len(a.Key) + 5 + len(a.Value)
+		if a.IsJID() {
+			s += 2*5 + 5 + len(a.JID.User) + len(a.JID.Server)
+		}
+	}
+	for i := range n.Children {
+		s += sizeBound(&n.Children[i], depth+1)
+	}
+	return s
+}

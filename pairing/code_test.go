@@ -22,7 +22,6 @@ func kp(t testing.TB, v map[string]any, path ...string) keys.KeyPair {
 	return k
 }
 
-
 func TestCodeVector(t *testing.T) {
 	v := vectors.Load(t)
 	raw := vectors.Hex(t, v, "pair_code", "code_random_5_bytes")
@@ -314,4 +313,3 @@ func TestPairCodeRoundTripAndRefusals(t *testing.T) {
 		t.Errorf("zero primary ephemeral private: %v", err)
 	}
 }
-

@@ -1,0 +1,300 @@
+package watest
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/walinkdev/walink/jid"
+)
+
+// maxBody bounds control API request bodies.
+const maxBody = 64 << 10
+
+// Handler returns the server's HTTP handler: the WebSocket endpoint at
+// /ws/chat and the control API:
+//
+//	POST   /phones/{phone}/scan                 {"qr": "…"}   → {"device": "<jid>"}
+//	POST   /phones/{phone}/link-code            {"code": "…"} → {"device": "<jid>"}
+//	POST   /phones/{phone}/refresh-code         {"force_manual": bool}
+//	GET    /phones/{phone}/devices              → {"devices": [{"jid", "lid", "platform", "linked_at"}]}
+//	DELETE /phones/{phone}/devices/{device}     → unlinks (a connected companion is told)
+//	POST   /phones/{phone}/devices/{device}/kick {"kind": "515"|"401"|"replaced"}
+//	GET    /events[?follow=1][&since=SEQ]       → the node log as JSON lines
+//	GET    /config, PUT /config                 → the Scenario as JSON
+//
+// Errors are 4xx/5xx with {"error": "…"}.
+func (s *Server) Handler() http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /ws/chat", s.serveWS)
+	mux.HandleFunc("POST /phones/{phone}/scan", s.handleScan)
+	mux.HandleFunc("POST /phones/{phone}/link-code", s.handleLinkCode)
+	mux.HandleFunc("POST /phones/{phone}/refresh-code", s.handleRefreshCode)
+	mux.HandleFunc("GET /phones/{phone}/devices", s.handleDevices)
+	mux.HandleFunc("DELETE /phones/{phone}/devices/{device}", s.handleUnlink)
+	mux.HandleFunc("POST /phones/{phone}/devices/{device}/kick", s.handleKick)
+	mux.HandleFunc("GET /events", s.handleEvents)
+	mux.HandleFunc("GET /config", s.handleGetConfig)
+	mux.HandleFunc("PUT /config", s.handlePutConfig)
+	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		writeError(w, http.StatusNotFound, errors.New("watest: no such endpoint"))
+	})
+	// Every request is a goroutine the server owns: Close cancels it and
+	// waits for it.
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if !s.track() {
+			writeError(w, http.StatusServiceUnavailable, ErrClosed)
+			return
+		}
+		defer s.wg.Done()
+		ctx, cancel := context.WithCancel(r.Context())
+		defer cancel()
+		stop := context.AfterFunc(s.ctx, cancel)
+		defer stop()
+		mux.ServeHTTP(w, r.WithContext(ctx))
+	})
+}
+
+func (s *Server) phoneFromPath(w http.ResponseWriter, r *http.Request) (*Phone, bool) {
+	num := r.PathValue("phone")
+	if !validNumber(num) {
+		writeError(w, http.StatusBadRequest, fmt.Errorf("watest: phone %q: want 7-15 digits without a leading 0", num))
+		return nil, false
+	}
+	return s.Phone(num), true
+}
+
+func (s *Server) handleScan(w http.ResponseWriter, r *http.Request) {
+	p, ok := s.phoneFromPath(w, r)
+	if !ok {
+		return
+	}
+	var body struct {
+		QR string `json:"qr"`
+	}
+	if !readJSON(w, r, &body) {
+		return
+	}
+	dev, err := p.ScanQR(r.Context(), body.QR)
+	writeLinkResult(w, dev, err)
+}
+
+func (s *Server) handleLinkCode(w http.ResponseWriter, r *http.Request) {
+	p, ok := s.phoneFromPath(w, r)
+	if !ok {
+		return
+	}
+	var body struct {
+		Code string `json:"code"`
+	}
+	if !readJSON(w, r, &body) {
+		return
+	}
+	dev, err := p.EnterCode(r.Context(), body.Code)
+	writeLinkResult(w, dev, err)
+}
+
+func (s *Server) handleRefreshCode(w http.ResponseWriter, r *http.Request) {
+	p, ok := s.phoneFromPath(w, r)
+	if !ok {
+		return
+	}
+	var body struct {
+		ForceManual bool `json:"force_manual"`
+	}
+	if r.ContentLength != 0 && !readJSON(w, r, &body) {
+		return
+	}
+	if err := p.RefreshCode(r.Context(), body.ForceManual); err != nil {
+		writeError(w, statusFor(err), err)
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]any{})
+}
+
+func writeLinkResult(w http.ResponseWriter, dev jid.JID, err error) {
+	if err != nil {
+		writeError(w, statusFor(err), err)
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]string{"device": dev.String()})
+}
+
+// statusFor maps the phone's errors onto HTTP statuses.
+func statusFor(err error) int {
+	switch {
+	case errors.Is(err, ErrMalformedQR), errors.Is(err, ErrBadScenario), errors.Is(err, ErrQRMismatch):
+		return http.StatusBadRequest
+	case errors.Is(err, ErrWrongCode), errors.Is(err, ErrSignatureRefused), errors.Is(err, ErrPairRejected):
+		return http.StatusUnprocessableEntity
+	case errors.Is(err, ErrUnknownRef), errors.Is(err, ErrNoPendingCode), errors.Is(err, ErrUnknownDevice), errors.Is(err, ErrNotConnected):
+		return http.StatusNotFound
+	case errors.Is(err, ErrExpiredRef), errors.Is(err, ErrStaleQR):
+		return http.StatusGone
+	case errors.Is(err, ErrRescan), errors.Is(err, ErrBusy):
+		return http.StatusConflict
+	case errors.Is(err, ErrDisconnected), errors.Is(err, context.DeadlineExceeded):
+		return http.StatusGatewayTimeout
+	case errors.Is(err, ErrClosed), errors.Is(err, context.Canceled):
+		return http.StatusServiceUnavailable
+	}
+	return http.StatusInternalServerError
+}
+
+type deviceJSON struct {
+	JID      string `json:"jid"`
+	LID      string `json:"lid"`
+	Platform string `json:"platform"`
+	LinkedAt string `json:"linked_at"`
+}
+
+func (s *Server) handleDevices(w http.ResponseWriter, r *http.Request) {
+	p, ok := s.phoneFromPath(w, r)
+	if !ok {
+		return
+	}
+	out := []deviceJSON{}
+	for _, d := range p.Devices() {
+		out = append(out, deviceJSON{JID: d.JID.String(), LID: d.LID.String(), Platform: d.Platform, LinkedAt: d.LinkedAt.UTC().Format(time.RFC3339)})
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"devices": out})
+}
+
+func deviceFromPath(w http.ResponseWriter, r *http.Request) (uint16, bool) {
+	n, err := strconv.ParseUint(r.PathValue("device"), 10, 16)
+	if err != nil || n == 0 {
+		writeError(w, http.StatusBadRequest, fmt.Errorf("watest: device %q: want a companion device number", r.PathValue("device")))
+		return 0, false
+	}
+	return uint16(n), true
+}
+
+func (s *Server) handleUnlink(w http.ResponseWriter, r *http.Request) {
+	p, ok := s.phoneFromPath(w, r)
+	if !ok {
+		return
+	}
+	dev, ok := deviceFromPath(w, r)
+	if !ok {
+		return
+	}
+	if err := p.Unlink(r.Context(), dev); err != nil {
+		writeError(w, statusFor(err), err)
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]string{"unlinked": jid.NewAD(p.number, dev, jid.DefaultUserServer).String()})
+}
+
+func (s *Server) handleKick(w http.ResponseWriter, r *http.Request) {
+	p, ok := s.phoneFromPath(w, r)
+	if !ok {
+		return
+	}
+	dev, ok := deviceFromPath(w, r)
+	if !ok {
+		return
+	}
+	var body struct {
+		Kind string `json:"kind"`
+	}
+	if !readJSON(w, r, &body) {
+		return
+	}
+	if err := s.Kick(r.Context(), jid.NewAD(p.number, dev, jid.DefaultUserServer), body.Kind); err != nil {
+		writeError(w, statusFor(err), err)
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]any{})
+}
+
+// handleEvents writes the node log as JSON lines; with follow=1 it keeps
+// streaming new events until the client goes away or the server closes.
+func (s *Server) handleEvents(w http.ResponseWriter, r *http.Request) {
+	var after int64
+	if v := r.URL.Query().Get("since"); v != "" {
+		n, err := strconv.ParseInt(v, 10, 64)
+		if err != nil {
+			writeError(w, http.StatusBadRequest, fmt.Errorf("watest: since %q: %w", v, err))
+			return
+		}
+		after = n
+	}
+	follow := r.URL.Query().Get("follow") == "1" || r.URL.Query().Get("follow") == "true"
+	w.Header().Set("Content-Type", "application/x-ndjson")
+	w.WriteHeader(http.StatusOK)
+	flusher, _ := w.(http.Flusher)
+	enc := json.NewEncoder(w)
+	for {
+		evs, changed := s.events.since(after)
+		for _, e := range evs {
+			if err := enc.Encode(e); err != nil {
+				return
+			}
+			after = e.Seq
+		}
+		if !follow {
+			return
+		}
+		if flusher != nil {
+			flusher.Flush()
+		}
+		select {
+		case <-r.Context().Done():
+			return
+		case <-changed:
+		}
+	}
+}
+
+func (s *Server) handleGetConfig(w http.ResponseWriter, r *http.Request) {
+	writeJSON(w, http.StatusOK, s.Scenario())
+}
+
+// handlePutConfig merges the body into the current scenario, so a script
+// may send only the knobs it changes.
+func (s *Server) handlePutConfig(w http.ResponseWriter, r *http.Request) {
+	sc := s.Scenario()
+	if !readJSON(w, r, &sc) {
+		return
+	}
+	if err := s.UpdateScenario(sc); err != nil {
+		writeError(w, http.StatusBadRequest, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, sc)
+}
+
+func readJSON(w http.ResponseWriter, r *http.Request, v any) bool {
+	body, err := io.ReadAll(io.LimitReader(r.Body, maxBody+1))
+	if err != nil {
+		writeError(w, http.StatusBadRequest, fmt.Errorf("watest: read body: %w", err))
+		return false
+	}
+	if len(body) > maxBody {
+		writeError(w, http.StatusRequestEntityTooLarge, errors.New("watest: body too large"))
+		return false
+	}
+	dec := json.NewDecoder(bytes.NewReader(body))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		writeError(w, http.StatusBadRequest, fmt.Errorf("watest: bad json body: %w", err))
+		return false
+	}
+	return true
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	_ = json.NewEncoder(w).Encode(v)
+}
+
+func writeError(w http.ResponseWriter, status int, err error) {
+	writeJSON(w, status, map[string]string{"error": err.Error()})
+}

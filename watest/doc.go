@@ -1,0 +1,105 @@
+// Package watest is a local WhatsApp: the server side of the multi-device
+// linking protocol over real WebSockets, a virtual primary phone per number,
+// and a JSON control API. Tests run it in-process; people run it as
+// `walink sim`. It is built on the same sans-IO core as the client
+// (noise, binxml, pairing) but takes the other role in each.
+//
+// # Running
+//
+//	s, err := watest.Start(ctx, watest.Config{})
+//	defer s.Close()
+//	// point a client at s.URL(), trusting s.RootKey()
+//	dev, err := s.Phone("15551234567").ScanQR(ctx, qrStringFromClient)
+//
+// [RunSim] is the body of `walink sim`: it starts a server, prints
+// {"ws_url", "root_public_key", "control_url"} as its first line and
+// serves until ctx ends.
+//
+// # What the server does
+//
+//   - /ws/chat: connection header, frames and the Noise XX responder
+//     (transport.ServerHandshake); the token dictionary is chosen per
+//     connection from the header's 4th byte (v3, or v2 for older clients).
+//     Its certificate chain is its own: root → intermediate (serial 7) →
+//     leaf = the server's static key, valid from a day before start for a
+//     year. [Server.RootKey] is the root clients must trust.
+//   - A registration payload gets pair-device with Scenario.RefCount refs
+//     ("2@" + 80 base64 chars); ref i is valid until RefTTLFirst +
+//     i×RefTTLNext seconds after pair-device went out. A login payload for a
+//     linked device whose Noise static key matches gets success; anything
+//     else gets <failure reason="401"/>; a version older than
+//     MinClientVersion gets 405.
+//   - The first stanza goes out FirstStanzaDelayMS after the handshake; after
+//     a stream error or failure the socket stays open until the client
+//     closes it, at most LingerMS (PROTOCOL.md §20.9).
+//   - QR pairing ([Phone.ScanQR]): accepts every QR form; with QRRefresh the
+//     first scan of a connection sends companion_reg_refresh and only a QR
+//     with a new adv secret is accepted afterwards. pair-success carries the
+//     ADV identity signed with the phone's account key and HMAC'd with the
+//     QR's adv secret; the companion's pair-device-sign reply is verified
+//     (device signature over the right bytes, key index) before the device
+//     is linked; then <stream:error code="515"/>.
+//   - Pair code: companion_hello is validated (number, platform id,
+//     "Browser (OS)" display, rate limit → 429 rate-overlimit with backoff)
+//     and answered with a ref; [Phone.EnterCode] does the primary's stage 2
+//     and opens the key bundle from companion_finish; a wrong code fails
+//     there (400 to the companion, [ErrWrongCode] to the caller).
+//     [Phone.RefreshCode] sends the refresh_code stage.
+//   - After login: pre-key count and upload (checked against the
+//     registration: registration id, identity, signed pre-key signature),
+//     digest, passive/active, w:p ping, remove-companion-device (logout);
+//     ib, ack, receipt and presence are accepted silently; any other IQ gets
+//     <error code="501" text="feature-not-implemented"/>.
+//   - [Phone.Unlink] sends <stream:error code="401"><conflict
+//     type="device_removed"/></stream:error> to a connected companion;
+//     [Server.Kick] forces 515, 401 or conflict/replaced. A second login of
+//     the same device replaces the first connection (conflict/replaced).
+//   - The node log ([Server.Events], [Server.AwaitNode], GET /events) holds
+//     every decoded node both ways with secret content redacted.
+//   - Config.StateDir keeps server keys, phones and linked devices in
+//     state.json (0600, written atomically), so a restarted server still
+//     accepts logins and presents the same root.
+//
+// # Faults
+//
+// Scenario.Faults make the server misbehave on purpose, to rehearse
+// production failures: drop the socket at a named point, delay every
+// stanza, send an undecodable frame or an over-long message, present a
+// chain under another root or with a foreign leaf key.
+//
+// # Known differences from the real server
+//
+//   - Only linking and session bootstrap are served: no messages, receipts,
+//     presence, app-state sync, usync, groups, media or calls. Their IQs
+//     get 501 (WhatsApp would answer them).
+//   - No offline-queue stanzas (<ib><offline count/></ib>, dirty bits,
+//     edge_routing) after success; success lacks companion_enc_static.
+//   - Noise XX only: an IK resume attempt (CHANGES-2026 §7) fails the
+//     handshake instead of falling back. The edge-routing pre-intro is
+//     accepted and ignored; the server never sends routing info.
+//   - The certificate chain is self-minted (own root), so clients must be
+//     told to trust [Server.RootKey]; serial numbers are made up.
+//   - Server-initiated pings (urn:xmpp:ping) are never sent.
+//   - Phone keys, LIDs and ADV raw ids are derived from the phone number;
+//     device numbers and key indexes count up from 1 per phone and are
+//     never reused. Accounts are always E2EE (no hosted accounts), and
+//     pair-success carries no client-props, encryption-metadata or
+//     jurisdiction children.
+//   - Pair codes: the display and platform id are validated like WhatsApp,
+//     but attestation for the Android ids (d/e/f) is not required;
+//     limits are only the configured per-number rate limit (no per-IP or
+//     per-account throttles, no 403/452 answers); the 180 s code lifetime
+//     is not enforced server-side; WhatsApp's 60 s auto-refresh of an
+//     abandoned primary_hello is not simulated.
+//   - The passkey ("Shortcake") step of CHANGES-2026 §6 is never required.
+//   - A refused pair-device-sign reply leaves the device unlinked and ends
+//     the stream with 515 (the companion's next login then fails with 401);
+//     what WhatsApp sends in that case is not documented.
+//   - Pre-key uploads are counted, not stored; the count never decreases
+//     (nobody fetches bundles) and the digest reply carries no key list or
+//     hash.
+//   - Undecodable frames get <stream:error><xml-not-well-formed/>; error
+//     codes for malformed payloads (failure 400) are a best guess.
+//   - Stanza ids are decimal counters; real ids have the same shape but
+//     another origin.
+package watest

@@ -1,0 +1,316 @@
+package watest
+
+import (
+	"bytes"
+	"context"
+	"encoding/base64"
+	"encoding/binary"
+	"fmt"
+	"io"
+	"strconv"
+	"strings"
+
+	"google.golang.org/protobuf/proto"
+
+	"github.com/walinkdev/walink/binxml"
+	"github.com/walinkdev/walink/jid"
+	"github.com/walinkdev/walink/keys"
+	"github.com/walinkdev/walink/waproto"
+)
+
+// beginRegistration checks a registration payload (PROTOCOL.md §6.2),
+// issues the QR refs and sends pair-device.
+func (sess *session) beginRegistration(ctx context.Context, p *waproto.ClientPayload) error {
+	reg, err := parseRegistration(p.GetDevicePairingData())
+	if err != nil {
+		sess.srv.info(sess.id, err.Error())
+		return sess.endStream(ctx, failure(400))
+	}
+	reg.platform = platformOf(p)
+	s := sess.srv
+	refs := make([]binxml.Node, 0, s.Scenario().RefCount)
+	s.mu.Lock()
+	sess.reg = reg
+	for i := 0; i < s.scenario.RefCount; i++ {
+		ref, err := newRef(s.rand)
+		if err != nil {
+			s.mu.Unlock()
+			return err
+		}
+		reg.refs = append(reg.refs, ref)
+		s.refs[ref] = &refEntry{sess: sess, index: i}
+		refs = append(refs, bytesNode("ref", []byte(ref)))
+	}
+	reg.refsAt = s.now()
+	s.mu.Unlock()
+	n := serverIQ(s.newID(), "set", "md", nil, binxml.Node{Tag: "pair-device", Children: refs})
+	if err := sess.send(ctx, n); err != nil {
+		return err
+	}
+	if sess.drop(DropPairDevice) {
+		return errEnded
+	}
+	return nil
+}
+
+// newRef makes a ref like WhatsApp's: "2@" and 80 base64 characters.
+func newRef(r io.Reader) (string, error) {
+	var b [60]byte
+	if _, err := io.ReadFull(r, b[:]); err != nil {
+		return "", fmt.Errorf("watest: rand: %w", err)
+	}
+	return "2@" + base64.StdEncoding.EncodeToString(b[:]), nil
+}
+
+// parseRegistration validates DevicePairingRegistrationData: sizes, key type
+// and the signed pre-key's signature by the identity key.
+func parseRegistration(d *waproto.ClientPayload_DevicePairingRegistrationData) (*registration, error) {
+	bad := func(what string) error { return fmt.Errorf("watest: registration payload: %s", what) }
+	if len(d.GetERegid()) != 4 {
+		return nil, bad("eRegid is not 4 bytes")
+	}
+	if !bytes.Equal(d.GetEKeytype(), []byte{keys.DJBType}) {
+		return nil, bad("eKeytype is not 05")
+	}
+	ident, err := keys.PublicKeyFromBytes(d.GetEIdent())
+	if err != nil {
+		return nil, bad("eIdent is not a 32-byte key")
+	}
+	if len(d.GetESkeyID()) != 3 {
+		return nil, bad("eSkeyID is not 3 bytes")
+	}
+	skey, err := keys.PublicKeyFromBytes(d.GetESkeyVal())
+	if err != nil {
+		return nil, bad("eSkeyVal is not a 32-byte key")
+	}
+	if len(d.GetESkeySig()) != keys.SignatureSize || !keys.Verify(ident, skey.Serialized(), d.GetESkeySig()) {
+		return nil, bad("signed pre-key signature does not verify")
+	}
+	id := d.GetESkeyID()
+	return &registration{
+		identity: ident,
+		regID:    binary.BigEndian.Uint32(d.GetERegid()),
+		skeyID:   uint32(id[0])<<16 | uint32(id[1])<<8 | uint32(id[2]),
+		skey:     skey,
+		skeySig:  append([]byte(nil), d.GetESkeySig()...),
+	}, nil
+}
+
+// platformOf names the companion for device lists: "Chrome (Mac OS)".
+func platformOf(p *waproto.ClientPayload) string {
+	var props waproto.DeviceProps
+	_ = proto.Unmarshal(p.GetDevicePairingData().GetDeviceProps(), &props)
+	name := strings.ToLower(props.GetPlatformType().String())
+	if name == "" || name == "unknown" {
+		name = "Web"
+	}
+	name = strings.ToUpper(name[:1]) + strings.ReplaceAll(name[1:], "_", " ")
+	if os := props.GetOs(); os != "" {
+		return name + " (" + os + ")"
+	}
+	return name
+}
+
+// beginLogin decides a login payload (PROTOCOL.md §13): success for a
+// linked device whose Noise static key matches the one it registered,
+// failure 401 otherwise.
+func (sess *session) beginLogin(ctx context.Context, p *waproto.ClientPayload) error {
+	s := sess.srv
+	number := strconv.FormatUint(p.GetUsername(), 10)
+	device := p.GetDevice()
+	s.mu.Lock()
+	ph := s.phones[number]
+	var dev *linkedDevice
+	if ph != nil && device <= 0xffff {
+		dev = ph.devices[uint16(device)]
+	}
+	if dev == nil || !dev.noise.Equal(sess.static) {
+		s.mu.Unlock()
+		s.info(sess.id, fmt.Sprintf("login of %s:%d refused: not linked or noise key mismatch", number, device))
+		return sess.endStream(ctx, failure(401))
+	}
+	me := jid.NewAD(number, uint16(device), jid.DefaultUserServer)
+	sess.login = &loginState{phone: ph, dev: dev, jid: me}
+	old := s.online[me]
+	s.online[me] = sess
+	lid := jid.NewAD(ph.lid, uint16(device), jid.LIDServer)
+	creation := strconv.FormatInt(dev.linkedAt.Unix(), 10)
+	s.mu.Unlock()
+	if old != nil {
+		s.info(old.id, "replaced by connection "+strconv.FormatInt(sess.id, 10))
+		_ = old.endStream(ctx, replaced())
+	}
+	s.info(sess.id, "login "+me.String())
+	succ := binxml.Node{Tag: "success", Attrs: []binxml.Attr{
+		binxml.A("t", s.unix()),
+		binxml.A("props", "27"),
+		binxml.A("abprops", "10"),
+		binxml.A("location", "frc"),
+		binxml.A("creation", creation),
+		binxml.AJ("lid", lid),
+	}}
+	if err := sess.send(ctx, succ); err != nil {
+		return err
+	}
+	if sess.drop(DropLogin) {
+		return errEnded
+	}
+	return nil
+}
+
+// handle serves one stanza from the client.
+func (sess *session) handle(ctx context.Context, n binxml.Node) error {
+	if sess.isEnded() {
+		return nil // after a stream error only the client's close matters
+	}
+	switch n.Tag {
+	case "iq":
+		return sess.handleIQ(ctx, n)
+	default:
+		// ack, receipt, presence, ib (telemetry), chatstate: nothing to
+		// answer for a linking-only server.
+		return nil
+	}
+}
+
+func (sess *session) handleIQ(ctx context.Context, n binxml.Node) error {
+	id := n.Attr("id")
+	typ := n.Attr("type")
+	if typ == "result" || typ == "error" {
+		sess.mu.Lock()
+		ch := sess.pending[id]
+		sess.mu.Unlock()
+		if ch != nil {
+			select {
+			case ch <- n:
+			default:
+			}
+		}
+		return nil
+	}
+	if id == "" {
+		return nil // nothing to correlate a reply with
+	}
+	xmlns := n.Attr("xmlns")
+	child, _ := firstChild(n)
+	loggedIn := sess.login != nil
+	switch {
+	case xmlns == "w:p" && typ == "get":
+		return sess.send(ctx, iqResult(id))
+	case xmlns == "md" && typ == "set" && child.Tag == "link_code_companion_reg":
+		if sess.reg == nil {
+			return sess.send(ctx, iqError(id, 400, "bad-request"))
+		}
+		switch child.Attr("stage") {
+		case "companion_hello":
+			return sess.companionHello(ctx, id, child)
+		case "companion_finish":
+			return sess.companionFinish(ctx, id, child)
+		}
+		return sess.send(ctx, iqError(id, 400, "bad-request"))
+	case !loggedIn && (xmlns == "encrypt" || xmlns == "passive" || xmlns == "md"):
+		return sess.send(ctx, iqError(id, 401, "not-authorized"))
+	case xmlns == "md" && typ == "set" && child.Tag == "remove-companion-device":
+		return sess.removeCompanion(ctx, id, child)
+	case xmlns == "encrypt" && typ == "get" && child.Tag == "count":
+		sess.srv.mu.Lock()
+		count := sess.login.dev.preKeys
+		sess.srv.mu.Unlock()
+		return sess.send(ctx, iqResult(id, binxml.Node{Tag: "count", Attrs: []binxml.Attr{binxml.A("value", strconv.Itoa(count))}}))
+	case xmlns == "encrypt" && typ == "set":
+		return sess.uploadPreKeys(ctx, id, n)
+	case xmlns == "encrypt" && typ == "get" && child.Tag == "digest":
+		return sess.digest(ctx, id)
+	case xmlns == "passive" && typ == "set" && (child.Tag == "active" || child.Tag == "passive"):
+		return sess.send(ctx, iqResult(id))
+	default:
+		return sess.send(ctx, iqError(id, 501, "feature-not-implemented"))
+	}
+}
+
+// uploadPreKeys checks a pre-key upload (PROTOCOL.md §15) against the
+// device's registration and counts the keys.
+func (sess *session) uploadPreKeys(ctx context.Context, id string, n binxml.Node) error {
+	dev := sess.login.dev
+	if err := checkUpload(n, dev); err != nil {
+		sess.srv.info(sess.id, err.Error())
+		return sess.send(ctx, iqError(id, 400, "bad-request"))
+	}
+	list, _ := n.Child("list")
+	sess.srv.mu.Lock()
+	dev.preKeys += len(list.Children)
+	sess.srv.mu.Unlock()
+	sess.srv.save()
+	sess.srv.info(sess.id, fmt.Sprintf("pre-key upload of %d keys accepted", len(list.Children)))
+	return sess.send(ctx, iqResult(id))
+}
+
+func checkUpload(n binxml.Node, dev *linkedDevice) error {
+	bad := func(what string) error { return fmt.Errorf("watest: pre-key upload refused: %s", what) }
+	reg := childContent(n, "registration")
+	if len(reg) != 4 || binary.BigEndian.Uint32(reg) != dev.regID {
+		return bad("registration id differs from the registered one")
+	}
+	if !bytes.Equal(childContent(n, "type"), []byte{keys.DJBType}) {
+		return bad("type is not 05")
+	}
+	if !bytes.Equal(childContent(n, "identity"), dev.identity.Bytes()) {
+		return bad("identity differs from the registered one")
+	}
+	list, ok := n.Child("list")
+	if !ok {
+		return bad("no list")
+	}
+	for _, k := range list.Children {
+		if k.Tag != "key" || len(childContent(k, "id")) != 3 || len(childContent(k, "value")) != keys.Size {
+			return bad("malformed key")
+		}
+	}
+	skey, ok := n.Child("skey")
+	if !ok || len(childContent(skey, "id")) != 3 {
+		return bad("no signed pre-key")
+	}
+	pub, err := keys.PublicKeyFromBytes(childContent(skey, "value"))
+	if err != nil || !keys.Verify(dev.identity, pub.Serialized(), childContent(skey, "signature")) {
+		return bad("signed pre-key signature does not verify")
+	}
+	return nil
+}
+
+// digest answers the key-bundle digest query (Baileys' session check)
+// with the registration data; 404 before any upload.
+func (sess *session) digest(ctx context.Context, id string) error {
+	s := sess.srv
+	s.mu.Lock()
+	dev := *sess.login.dev
+	s.mu.Unlock()
+	if dev.preKeys == 0 {
+		return sess.send(ctx, iqError(id, 404, "item-not-found"))
+	}
+	var reg [4]byte
+	binary.BigEndian.PutUint32(reg[:], dev.regID)
+	d := binxml.Node{Tag: "digest", Children: []binxml.Node{
+		bytesNode("registration", reg[:]),
+		bytesNode("type", []byte{keys.DJBType}),
+		bytesNode("identity", dev.identity.Bytes()),
+		{Tag: "skey", Children: []binxml.Node{
+			bytesNode("id", keys.PreKeyIDBytes(dev.skeyID)),
+			bytesNode("value", dev.skey.Bytes()),
+			bytesNode("signature", dev.skeySig),
+		}},
+	}}
+	return sess.send(ctx, iqResult(id, d))
+}
+
+// removeCompanion serves logout: the device removes itself.
+func (sess *session) removeCompanion(ctx context.Context, id string, child binxml.Node) error {
+	target, ok := child.AttrJID("jid")
+	me := sess.login.jid
+	if !ok || target.User != me.User || target.Device != me.Device || target.Server != me.Server {
+		return sess.send(ctx, iqError(id, 403, "forbidden"))
+	}
+	sess.login.phone.forget(me.Device)
+	sess.srv.save()
+	sess.srv.info(sess.id, "logout: "+me.String()+" unlinked itself")
+	return sess.send(ctx, iqResult(id))
+}

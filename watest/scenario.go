@@ -1,0 +1,205 @@
+package watest
+
+import (
+	"flag"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Scenario holds the knobs that make the local WhatsApp behave like
+// production on a bad day. Its JSON form (snake_case) is what
+// GET/PUT {control_url}/config exchange. The zero value is not the
+// default: use DefaultScenario.
+type Scenario struct {
+	// QRRefresh makes the server answer the first QR scan of a connection
+	// with companion_reg_refresh and accept only the rotated adv secret,
+	// as WhatsApp does since 2026-07 (CHANGES-2026 §1). Default true.
+	QRRefresh bool `json:"qr_refresh"`
+	// MinClientVersion refuses older clients with <failure reason="405"/>.
+	// Format "2.3000.N"; "" accepts every version.
+	MinClientVersion string `json:"min_client_version"`
+	// RefCount is how many refs pair-device carries. Default 6.
+	RefCount int `json:"ref_count"`
+	// RefTTLFirst is the validity of the first ref in seconds. Default 60.
+	RefTTLFirst float64 `json:"ref_ttl_first_s"`
+	// RefTTLNext is the validity of each later ref in seconds, counted
+	// from when it becomes current. Default 20.
+	RefTTLNext float64 `json:"ref_ttl_next_s"`
+	// PairCodeRateLimit is how many companion_hello requests one phone
+	// number may make per hour before 429 rate-overlimit; 0 = no limit.
+	PairCodeRateLimit int `json:"pair_code_rate_limit"`
+	// FirstStanzaDelayMS is the pause between the end of the handshake and
+	// the first stanza (pair-device or success), PROTOCOL.md §20.9.
+	// Default 50.
+	FirstStanzaDelayMS int `json:"first_stanza_delay_ms"`
+	// LingerMS is how long the server keeps a socket open after a stream
+	// error or failure, waiting for the client to close it. Default 3000.
+	LingerMS int `json:"linger_ms"`
+	// Platform is the primary phone's platform in pair-success
+	// (android, iphone, smba, smbi). Default "android".
+	Platform string `json:"platform"`
+	// BusinessName, when set, is sent as <biz name=…/> in pair-success.
+	BusinessName string `json:"business_name"`
+	// Faults are deliberate protocol failures for client robustness tests.
+	Faults Faults `json:"faults"`
+}
+
+// Faults are switches that make the server misbehave on purpose. All are
+// off in the zero value.
+type Faults struct {
+	// DropAfter closes the socket abruptly (no stream error) right after a
+	// point in the conversation: "handshake2" (after the server hello),
+	// "pair-device", "pair-success", "before-515" (after the companion's
+	// pair-device-sign reply was verified, device linked), "after-515",
+	// "login" (after success).
+	DropAfter string `json:"drop_after,omitempty"`
+	// DelayMS delays every server reply and server-initiated stanza.
+	DelayMS int `json:"delay_ms,omitempty"`
+	// GarbageFrame sends a correctly encrypted frame that is not a valid
+	// node right after the handshake.
+	GarbageFrame bool `json:"garbage_frame,omitempty"`
+	// OversizeFrame sends one WebSocket message larger than 16 MiB (the
+	// clients' read limit) right after the handshake.
+	OversizeFrame bool `json:"oversize_frame,omitempty"`
+	// BadCert presents a certificate chain signed by another root.
+	BadCert bool `json:"bad_cert,omitempty"`
+	// LeafMismatch presents a chain whose leaf key is not the server's
+	// static key.
+	LeafMismatch bool `json:"leaf_mismatch,omitempty"`
+}
+
+// Drop points accepted by Faults.DropAfter.
+const (
+	DropHandshake2  = "handshake2"
+	DropPairDevice  = "pair-device"
+	DropPairSuccess = "pair-success"
+	DropBefore515   = "before-515"
+	DropAfter515    = "after-515"
+	DropLogin       = "login"
+)
+
+var dropPoints = []string{DropHandshake2, DropPairDevice, DropPairSuccess, DropBefore515, DropAfter515, DropLogin}
+
+// DefaultScenario returns the knobs of today's WhatsApp.
+func DefaultScenario() Scenario {
+	return Scenario{
+		QRRefresh:          true,
+		RefCount:           6,
+		RefTTLFirst:        60,
+		RefTTLNext:         20,
+		FirstStanzaDelayMS: 50,
+		LingerMS:           3000,
+		Platform:           "android",
+	}
+}
+
+// Validate reports the first invalid knob, wrapping ErrBadScenario.
+func (s Scenario) Validate() error {
+	bad := func(format string, args ...any) error {
+		return fmt.Errorf("%w: "+format, append([]any{ErrBadScenario}, args...)...)
+	}
+	if s.MinClientVersion != "" {
+		if _, err := parseVersion(s.MinClientVersion); err != nil {
+			return bad("min_client_version %q: want 2.3000.N", s.MinClientVersion)
+		}
+	}
+	switch {
+	case s.RefCount < 1 || s.RefCount > 64:
+		return bad("ref_count %d: want 1..64", s.RefCount)
+	case s.RefTTLFirst <= 0 || s.RefTTLNext <= 0:
+		return bad("ref ttl must be positive")
+	case s.PairCodeRateLimit < 0:
+		return bad("pair_code_rate_limit %d is negative", s.PairCodeRateLimit)
+	case s.FirstStanzaDelayMS < 0 || s.FirstStanzaDelayMS > 60_000:
+		return bad("first_stanza_delay_ms %d: want 0..60000", s.FirstStanzaDelayMS)
+	case s.LingerMS < 0 || s.LingerMS > 60_000:
+		return bad("linger_ms %d: want 0..60000", s.LingerMS)
+	case s.Platform == "":
+		return bad("platform is empty")
+	case s.Faults.DelayMS < 0 || s.Faults.DelayMS > 60_000:
+		return bad("faults.delay_ms %d: want 0..60000", s.Faults.DelayMS)
+	}
+	if d := s.Faults.DropAfter; d != "" {
+		ok := false
+		for _, p := range dropPoints {
+			ok = ok || p == d
+		}
+		if !ok {
+			return bad("faults.drop_after %q: want one of %s", d, strings.Join(dropPoints, ", "))
+		}
+	}
+	return nil
+}
+
+// refTTL returns the validity window of ref i (0-based): [from, until).
+func (s Scenario) refWindow(issued time.Time, i int) (from, until time.Time) {
+	first := time.Duration(s.RefTTLFirst * float64(time.Second))
+	next := time.Duration(s.RefTTLNext * float64(time.Second))
+	if i == 0 {
+		return issued, issued.Add(first)
+	}
+	from = issued.Add(first + time.Duration(i-1)*next)
+	return from, from.Add(next)
+}
+
+func (s Scenario) drop(point string) bool { return s.Faults.DropAfter == point }
+
+func ms(n int) time.Duration { return time.Duration(n) * time.Millisecond }
+
+// version is a client app version (primary.secondary.tertiary).
+type version [3]uint32
+
+func parseVersion(s string) (version, error) {
+	var v version
+	parts := strings.Split(s, ".")
+	if len(parts) != 3 {
+		return v, fmt.Errorf("watest: version %q: want three numbers", s)
+	}
+	for i, p := range parts {
+		n, err := strconv.ParseUint(p, 10, 32)
+		if err != nil {
+			return v, fmt.Errorf("watest: version %q: %w", s, err)
+		}
+		v[i] = uint32(n)
+	}
+	return v, nil
+}
+
+func (v version) less(w version) bool {
+	for i := range v {
+		if v[i] != w[i] {
+			return v[i] < w[i]
+		}
+	}
+	return false
+}
+
+func (v version) String() string { return fmt.Sprintf("%d.%d.%d", v[0], v[1], v[2]) }
+
+// RegisterFlags defines one command-line flag per knob on fs, named like
+// the JSON keys with dashes (--qr-refresh=false, --min-client-version …,
+// --ref-count, --ref-ttl-first-s, --ref-ttl-next-s, --pair-code-rate-limit,
+// --first-stanza-delay-ms, --linger-ms, --platform, --business-name,
+// --fault-drop-after, --fault-delay-ms, --fault-garbage-frame,
+// --fault-oversize-frame, --fault-bad-cert, --fault-leaf-mismatch).
+// Parsed values land in s, so call it on a DefaultScenario.
+func (s *Scenario) RegisterFlags(fs *flag.FlagSet) {
+	fs.BoolVar(&s.QRRefresh, "qr-refresh", s.QRRefresh, "answer the first QR scan with companion_reg_refresh")
+	fs.StringVar(&s.MinClientVersion, "min-client-version", s.MinClientVersion, "refuse older clients with failure 405 (2.3000.N)")
+	fs.IntVar(&s.RefCount, "ref-count", s.RefCount, "refs per pair-device")
+	fs.Float64Var(&s.RefTTLFirst, "ref-ttl-first-s", s.RefTTLFirst, "validity of the first ref, seconds")
+	fs.Float64Var(&s.RefTTLNext, "ref-ttl-next-s", s.RefTTLNext, "validity of each later ref, seconds")
+	fs.IntVar(&s.PairCodeRateLimit, "pair-code-rate-limit", s.PairCodeRateLimit, "companion_hello per number per hour (0 = no limit)")
+	fs.IntVar(&s.FirstStanzaDelayMS, "first-stanza-delay-ms", s.FirstStanzaDelayMS, "pause before the first stanza after the handshake")
+	fs.IntVar(&s.LingerMS, "linger-ms", s.LingerMS, "how long to keep a socket open after a stream error")
+	fs.StringVar(&s.Platform, "platform", s.Platform, "primary platform sent in pair-success")
+	fs.StringVar(&s.BusinessName, "business-name", s.BusinessName, "business name sent in pair-success (empty = none)")
+	fs.StringVar(&s.Faults.DropAfter, "fault-drop-after", s.Faults.DropAfter, "drop the socket after: "+strings.Join(dropPoints, ", "))
+	fs.IntVar(&s.Faults.DelayMS, "fault-delay-ms", s.Faults.DelayMS, "delay every server stanza")
+	fs.BoolVar(&s.Faults.GarbageFrame, "fault-garbage-frame", s.Faults.GarbageFrame, "send an undecodable frame after the handshake")
+	fs.BoolVar(&s.Faults.OversizeFrame, "fault-oversize-frame", s.Faults.OversizeFrame, "send a >16 MiB message after the handshake")
+	fs.BoolVar(&s.Faults.BadCert, "fault-bad-cert", s.Faults.BadCert, "present a certificate chain under another root")
+	fs.BoolVar(&s.Faults.LeafMismatch, "fault-leaf-mismatch", s.Faults.LeafMismatch, "present a leaf certificate for another key")
+}

@@ -1,0 +1,367 @@
+package watest
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/walinkdev/walink/binxml"
+	"github.com/walinkdev/walink/jid"
+	"github.com/walinkdev/walink/keys"
+	"github.com/walinkdev/walink/noise"
+)
+
+// Config configures Start. The zero value serves on 127.0.0.1 with an
+// ephemeral port, in memory, with DefaultScenario.
+type Config struct {
+	// Addr is the TCP address to listen on. Default "127.0.0.1:0".
+	Addr string
+	// StateDir, when set, keeps the server keys, phones and linked devices
+	// in StateDir/state.json across restarts. "" = memory only.
+	StateDir string
+	// Scenario holds the initial knobs; nil = DefaultScenario().
+	Scenario *Scenario
+	// Logger receives server diagnostics; nil discards them. Node traffic
+	// goes to the event log (Server.Events), not here, except at Debug.
+	Logger *slog.Logger
+	// Rand is the source of keys, refs and signatures; nil = crypto/rand.
+	// It is used under a lock, so any reader will do.
+	Rand io.Reader
+	// Now is the clock; nil = time.Now.
+	Now func() time.Time
+}
+
+// Server is the local WhatsApp: a WebSocket endpoint at /ws/chat speaking
+// the server side of the protocol, the virtual phones, and the control API,
+// all on one port. Use Start to run one; Close stops it.
+type Server struct {
+	log      *slog.Logger
+	rand     io.Reader
+	now      func() time.Time
+	stateDir string
+
+	root, intermediate, static keys.KeyPair
+	chain, badChain, leafChain []byte // normal chain and the two fault chains
+
+	events *eventLog
+
+	ln         net.Listener
+	httpSrv    *http.Server
+	url        string
+	controlURL string
+
+	ctx    context.Context
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+
+	saveMu sync.Mutex // serializes state file writes
+
+	mu       sync.Mutex
+	closed   bool
+	scenario Scenario
+	phones   map[string]*Phone
+	sessions map[int64]*session
+	refs     map[string]*refEntry // QR refs of live registration connections
+	codes    map[string]*codeFlow // pending pair-code flows by phone number
+	online   map[jid.JID]*session // logged-in connections by device JID
+	nextConn int64
+	nextID   uint64
+}
+
+// Start creates a server and starts listening. It returns once the socket
+// is bound; the server runs until Close (ctx only bounds the start: loading
+// state).
+func Start(ctx context.Context, cfg Config) (*Server, error) {
+	s, err := newServer(cfg)
+	if err != nil {
+		return nil, err
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, fmt.Errorf("watest: start: %w", err)
+	}
+	addr := cfg.Addr
+	if addr == "" {
+		addr = "127.0.0.1:0"
+	}
+	var lc net.ListenConfig
+	ln, err := lc.Listen(ctx, "tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("watest: listen: %w", err)
+	}
+	s.ln = ln
+	host := ln.Addr().String()
+	s.url = "ws://" + host + "/ws/chat"
+	s.controlURL = "http://" + host
+	s.httpSrv = &http.Server{
+		Handler:           s.Handler(),
+		ReadHeaderTimeout: 10 * time.Second,
+		BaseContext:       func(net.Listener) context.Context { return s.ctx },
+		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelDebug),
+	}
+	s.wg.Add(1)
+	go func() {
+		defer s.wg.Done()
+		if err := s.httpSrv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			s.log.Error("watest: serve", "err", err)
+		}
+	}()
+	s.log.Info("watest: listening", "ws_url", s.url, "root_public_key", s.root.Public.String())
+	return s, nil
+}
+
+// newServer builds a server without a listener (tests drive sessions
+// directly).
+func newServer(cfg Config) (*Server, error) {
+	sc := DefaultScenario()
+	if cfg.Scenario != nil {
+		sc = *cfg.Scenario
+	}
+	if err := sc.Validate(); err != nil {
+		return nil, err
+	}
+	s := &Server{
+		log:      cfg.Logger,
+		rand:     &lockedReader{r: cfg.Rand},
+		now:      cfg.Now,
+		stateDir: cfg.StateDir,
+		events:   newEventLog(),
+		scenario: sc,
+		phones:   map[string]*Phone{},
+		sessions: map[int64]*session{},
+		refs:     map[string]*refEntry{},
+		codes:    map[string]*codeFlow{},
+		online:   map[jid.JID]*session{},
+	}
+	if s.log == nil {
+		s.log = slog.New(slog.DiscardHandler)
+	}
+	if s.now == nil {
+		s.now = time.Now
+	}
+	if cfg.Rand == nil {
+		s.rand = rand.Reader
+	}
+	s.ctx, s.cancel = context.WithCancel(context.Background())
+	if err := s.loadOrInitKeys(); err != nil {
+		s.cancel()
+		return nil, err
+	}
+	if err := s.makeChains(); err != nil {
+		s.cancel()
+		return nil, err
+	}
+	var b [8]byte
+	if _, err := io.ReadFull(s.rand, b[:]); err != nil {
+		s.cancel()
+		return nil, fmt.Errorf("watest: rand: %w", err)
+	}
+	// Server stanza ids are plain decimal numbers, as in captured traffic.
+	s.nextID = 1_000_000_000 + binary.BigEndian.Uint64(b[:])%1_000_000_000
+	return s, nil
+}
+
+// makeChains mints the certificate chains: the real one (leaf = static key)
+// and the two deliberately wrong ones the fault knobs present.
+func (s *Server) makeChains() error {
+	now := s.now()
+	opts := noise.CertOptions{
+		IntermediateSerial: 7,
+		LeafSerial:         1,
+		NotBefore:          now.Add(-24 * time.Hour),
+		NotAfter:           now.Add(365 * 24 * time.Hour),
+	}
+	var err error
+	if s.chain, err = noise.NewCertChain(s.rand, s.root.Private, s.intermediate, s.static.Public, opts); err != nil {
+		return fmt.Errorf("watest: cert chain: %w", err)
+	}
+	otherRoot, err := keys.NewKeyPair(s.rand)
+	if err != nil {
+		return fmt.Errorf("watest: cert chain: %w", err)
+	}
+	if s.badChain, err = noise.NewCertChain(s.rand, otherRoot.Private, s.intermediate, s.static.Public, opts); err != nil {
+		return fmt.Errorf("watest: cert chain: %w", err)
+	}
+	otherLeaf, err := keys.NewKeyPair(s.rand)
+	if err != nil {
+		return fmt.Errorf("watest: cert chain: %w", err)
+	}
+	if s.leafChain, err = noise.NewCertChain(s.rand, s.root.Private, s.intermediate, otherLeaf.Public, opts); err != nil {
+		return fmt.Errorf("watest: cert chain: %w", err)
+	}
+	return nil
+}
+
+// URL returns the WebSocket URL, "ws://127.0.0.1:PORT/ws/chat".
+func (s *Server) URL() string { return s.url }
+
+// ControlURL returns the control API base, "http://127.0.0.1:PORT".
+func (s *Server) ControlURL() string { return s.controlURL }
+
+// RootKey returns the root public key of the server's certificate chain;
+// clients must be told to trust it instead of WhatsApp's.
+func (s *Server) RootKey() keys.PublicKey { return s.root.Public }
+
+// Scenario returns the current knobs.
+func (s *Server) Scenario() Scenario {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.scenario
+}
+
+// SetScenario replaces the knobs. An invalid scenario is ignored and logged;
+// use UpdateScenario to get the error.
+func (s *Server) SetScenario(sc Scenario) {
+	if err := s.UpdateScenario(sc); err != nil {
+		s.log.Error("watest: set scenario", "err", err)
+	}
+}
+
+// UpdateScenario validates and replaces the knobs. Connections pick up the
+// new values at their next decision.
+func (s *Server) UpdateScenario(sc Scenario) error {
+	if err := sc.Validate(); err != nil {
+		return err
+	}
+	s.mu.Lock()
+	s.scenario = sc
+	s.mu.Unlock()
+	s.info(0, "scenario changed")
+	return nil
+}
+
+// Events returns the node log so far, oldest first.
+func (s *Server) Events() []Event {
+	evs, _ := s.events.since(0)
+	return evs
+}
+
+// AwaitNode waits for the first logged event, from the beginning of the
+// log, that match accepts.
+func (s *Server) AwaitNode(ctx context.Context, match func(Event) bool) (Event, error) {
+	return s.events.await(ctx, 0, match)
+}
+
+// Close stops listening, ends every connection and pending phone call, and
+// waits for all goroutines. It is idempotent.
+func (s *Server) Close() error {
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return nil
+	}
+	s.closed = true
+	s.mu.Unlock()
+	s.cancel()
+	var err error
+	if s.httpSrv != nil {
+		err = s.httpSrv.Close()
+	}
+	s.wg.Wait()
+	return err
+}
+
+// track registers a goroutine with the server; false after Close.
+func (s *Server) track() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return false
+	}
+	s.wg.Add(1)
+	return true
+}
+
+// newID returns a server stanza id.
+func (s *Server) newID() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.nextID++
+	return strconv.FormatUint(s.nextID, 10)
+}
+
+func (s *Server) unix() string { return strconv.FormatInt(s.now().Unix(), 10) }
+
+func (s *Server) logNode(conn int64, dir string, n binxml.Node) {
+	r := redact(n)
+	x := xmlString(r)
+	s.events.add(Event{Time: s.now(), Conn: conn, Dir: dir, Node: r, Tag: n.Tag, XML: x})
+	s.log.Debug("watest: node", "conn", conn, "dir", dir, "xml", x)
+}
+
+func (s *Server) info(conn int64, note string) {
+	s.events.add(Event{Time: s.now(), Conn: conn, Dir: DirInfo, Note: note})
+	s.log.Info("watest: "+note, "conn", conn)
+}
+
+// Phone returns the virtual primary phone for a number, creating it (with
+// keys derived from the number) on first use.
+func (s *Server) Phone(number string) *Phone {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.phoneLocked(number)
+}
+
+func (s *Server) phoneLocked(number string) *Phone {
+	if p, ok := s.phones[number]; ok {
+		return p
+	}
+	p := newPhone(s, number)
+	s.phones[number] = p
+	return p
+}
+
+// Kick ends a connected device's stream the way WhatsApp does: kind "515"
+// (restart required), "401" (device removed: the device is also unlinked,
+// as a removed device is) or "replaced" (another connection took over).
+func (s *Server) Kick(ctx context.Context, device jid.JID, kind string) error {
+	var n binxml.Node
+	switch kind {
+	case "515":
+		n = streamError("515")
+	case "401":
+		n = deviceRemoved()
+	case "replaced":
+		n = replaced()
+	default:
+		return fmt.Errorf("%w: kick kind %q: want 515, 401 or replaced", ErrBadScenario, kind)
+	}
+	if kind == "401" {
+		s.mu.Lock()
+		p := s.phones[device.User]
+		s.mu.Unlock()
+		if p == nil {
+			return fmt.Errorf("%w: %s", ErrUnknownDevice, device)
+		}
+		return p.Unlink(ctx, device.Device)
+	}
+	s.mu.Lock()
+	sess := s.online[device]
+	s.mu.Unlock()
+	if sess == nil {
+		return fmt.Errorf("%w: %s", ErrNotConnected, device)
+	}
+	s.info(sess.id, "kick "+device.String()+" "+kind)
+	return sess.endStream(ctx, n)
+}
+
+// lockedReader serializes reads from a reader that may not be safe for
+// concurrent use (a deterministic test source).
+type lockedReader struct {
+	mu sync.Mutex
+	r  io.Reader
+}
+
+func (l *lockedReader) Read(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.r.Read(p)
+}

@@ -1,0 +1,379 @@
+package watest
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"sync"
+	"time"
+
+	"google.golang.org/protobuf/proto"
+
+	"github.com/walinkdev/walink/binxml"
+	"github.com/walinkdev/walink/jid"
+	"github.com/walinkdev/walink/keys"
+	"github.com/walinkdev/walink/transport"
+	"github.com/walinkdev/walink/waproto"
+)
+
+// handshakeTimeout bounds the Noise handshake, as clients do (PROTOCOL.md §1).
+const handshakeTimeout = 20 * time.Second
+
+// frameConn is the encrypted connection as the session uses it; tests
+// substitute a recorder.
+type frameConn interface {
+	WriteFrame(ctx context.Context, plaintext []byte) error
+	Close() error
+}
+
+// session is one client connection after the handshake: the protocol
+// decisions for that connection. It takes decoded nodes (handle) and writes
+// nodes through its frameConn; the socket loop around it is in serveWS.
+type session struct {
+	srv    *Server
+	id     int64
+	fc     frameConn
+	raw    net.Conn // the WebSocket byte stream, for the oversize fault; may be nil
+	dict   *binxml.Dictionary
+	static keys.PublicKey // the client's Noise static key
+	done   chan struct{}  // closed when the connection is gone
+
+	mu      sync.Mutex
+	pending map[string]chan binxml.Node // server IQs awaiting the client's reply
+	ended   bool                        // a stream error or failure went out
+	linger  *time.Timer
+	closing sync.Once
+
+	// Set once by begin, read-only afterwards (fields inside are guarded
+	// by srv.mu).
+	reg   *registration
+	login *loginState
+}
+
+// registration is what an unpaired companion registered in its payload.
+type registration struct {
+	identity  keys.PublicKey
+	regID     uint32
+	skeyID    uint32
+	skey      keys.PublicKey
+	skeySig   []byte
+	platform  string // e.g. "Chrome (Mac OS)", from DeviceProps
+	refs      []string
+	refsAt    time.Time
+	refreshed bool       // companion_reg_refresh already sent
+	retired   [][32]byte // adv secrets retired by the refresh
+	busy      bool       // a pair-success is in flight
+	paired    bool
+}
+
+// loginState is a logged-in device's connection.
+type loginState struct {
+	phone *Phone
+	dev   *linkedDevice
+	jid   jid.JID
+}
+
+// refEntry locates a QR ref.
+type refEntry struct {
+	sess  *session
+	index int
+}
+
+// serveWS is the /ws/chat handler: accept, handshake, then run a session
+// until either side ends it or the server closes.
+func (s *Server) serveWS(w http.ResponseWriter, r *http.Request) {
+	nc, err := transport.Accept(w, r)
+	if err != nil {
+		s.log.Debug("watest: websocket accept", "err", err)
+		return
+	}
+	ctx, cancel := context.WithCancel(s.ctx)
+	defer cancel()
+	defer nc.Close()
+	// Closing the socket is the only way to unblock a read; do it when the
+	// server shuts down.
+	stop := context.AfterFunc(ctx, func() { nc.Close() })
+	defer stop()
+
+	s.mu.Lock()
+	s.nextConn++
+	id := s.nextConn
+	sc := s.scenario
+	s.mu.Unlock()
+
+	hsConn := nc
+	if sc.drop(DropHandshake2) {
+		hsConn = &closeAfterWrite{Conn: nc}
+	}
+	chain := s.chain
+	switch {
+	case sc.Faults.BadCert:
+		chain = s.badChain
+	case sc.Faults.LeafMismatch:
+		chain = s.leafChain
+	}
+	hctx, hcancel := context.WithTimeout(ctx, handshakeTimeout)
+	tc, hello, err := transport.ServerHandshake(hctx, hsConn, transport.ServerConfig{Static: s.static, CertChain: chain, Rand: s.rand})
+	hcancel()
+	if err != nil {
+		s.info(id, "handshake failed: "+err.Error())
+		return
+	}
+	defer tc.Close()
+	dict, err := binxml.DictionaryFor(hello.Header[3])
+	if err != nil {
+		s.info(id, fmt.Sprintf("unsupported dictionary version %d", hello.Header[3]))
+		return
+	}
+	sess := s.newSession(id, tc, dict, hello.ClientStatic)
+	sess.raw = nc
+	s.info(id, fmt.Sprintf("handshake done (dictionary v%d)", hello.Header[3]))
+	defer s.dropSession(sess)
+	sess.run(ctx, tc, hello.Payload)
+}
+
+// newSession registers a session for a finished handshake.
+func (s *Server) newSession(id int64, fc frameConn, dict *binxml.Dictionary, static keys.PublicKey) *session {
+	sess := &session{
+		srv:     s,
+		id:      id,
+		fc:      fc,
+		dict:    dict,
+		static:  static,
+		done:    make(chan struct{}),
+		pending: map[string]chan binxml.Node{},
+	}
+	s.mu.Lock()
+	s.sessions[id] = sess
+	s.mu.Unlock()
+	return sess
+}
+
+// dropSession forgets everything that points at a finished session and
+// wakes the phone calls waiting on it.
+func (s *Server) dropSession(sess *session) {
+	s.mu.Lock()
+	delete(s.sessions, sess.id)
+	for ref, e := range s.refs {
+		if e.sess == sess {
+			delete(s.refs, ref)
+		}
+	}
+	for num, f := range s.codes {
+		if f.sess == sess {
+			delete(s.codes, num)
+		}
+	}
+	if sess.login != nil && s.online[sess.login.jid] == sess {
+		delete(s.online, sess.login.jid)
+	}
+	s.mu.Unlock()
+	sess.mu.Lock()
+	if sess.linger != nil {
+		sess.linger.Stop()
+	}
+	sess.mu.Unlock()
+	close(sess.done)
+	s.info(sess.id, "connection closed")
+}
+
+// reader is the part of transport.Conn the read loop needs.
+type reader interface{ ReadFrame() ([]byte, error) }
+
+// run sends the first stanza and then serves the client's stanzas until the
+// connection ends.
+func (sess *session) run(ctx context.Context, r reader, payload []byte) {
+	sc := sess.srv.Scenario()
+	if sc.Faults.GarbageFrame {
+		// A valid frame whose plaintext is no node: flags 0, then LIST_8
+		// announcing 200 items that never come.
+		_ = sess.fc.WriteFrame(ctx, []byte{0x00, 0xf8, 0xc8, 0x01})
+		sess.srv.info(sess.id, "fault: garbage frame sent")
+	}
+	if sc.Faults.OversizeFrame && sess.raw != nil {
+		big := make([]byte, 1<<24+64)
+		big[0], big[1], big[2] = 0xff, 0xff, 0xff
+		_, _ = sess.raw.Write(big)
+		sess.srv.info(sess.id, "fault: oversize message sent")
+	}
+	if err := sess.begin(ctx, payload); err != nil {
+		sess.srv.info(sess.id, "session: "+err.Error())
+		return
+	}
+	for {
+		frame, err := r.ReadFrame()
+		if err != nil {
+			return
+		}
+		n, err := sess.dict.Unmarshal(frame)
+		if err != nil {
+			sess.srv.info(sess.id, "undecodable frame: "+err.Error())
+			_ = sess.endStream(ctx, binxml.Node{Tag: "stream:error", Children: []binxml.Node{{Tag: "xml-not-well-formed"}}})
+			continue
+		}
+		sess.srv.logNode(sess.id, DirIn, n)
+		if err := sess.handle(ctx, n); err != nil {
+			sess.srv.info(sess.id, "session: "+err.Error())
+			return
+		}
+	}
+}
+
+// send writes one node (after the fault delay, if any).
+func (sess *session) send(ctx context.Context, n binxml.Node) error {
+	if d := sess.srv.Scenario().Faults.DelayMS; d > 0 {
+		if err := sleep(ctx, ms(d)); err != nil {
+			return err
+		}
+	}
+	b, err := sess.dict.Marshal(n)
+	if err != nil {
+		return fmt.Errorf("watest: encode %s: %w", n.Tag, err)
+	}
+	sess.srv.logNode(sess.id, DirOut, n)
+	if err := sess.fc.WriteFrame(ctx, b); err != nil {
+		return fmt.Errorf("watest: write %s: %w", n.Tag, err)
+	}
+	return nil
+}
+
+// request sends a server IQ and waits for the client's result or error.
+func (sess *session) request(ctx context.Context, n binxml.Node) (binxml.Node, error) {
+	id := n.Attr("id")
+	ch := make(chan binxml.Node, 1)
+	sess.mu.Lock()
+	sess.pending[id] = ch
+	sess.mu.Unlock()
+	defer func() {
+		sess.mu.Lock()
+		delete(sess.pending, id)
+		sess.mu.Unlock()
+	}()
+	if err := sess.send(ctx, n); err != nil {
+		return binxml.Node{}, err
+	}
+	select {
+	case r := <-ch:
+		return r, nil
+	case <-sess.done:
+		return binxml.Node{}, ErrDisconnected
+	case <-ctx.Done():
+		return binxml.Node{}, ctx.Err()
+	}
+}
+
+// endStream sends a stream error or failure and then leaves the socket
+// open until the client closes it, at most LingerMS (PROTOCOL.md §20.9).
+// Later stanzas from the client are ignored.
+func (sess *session) endStream(ctx context.Context, n binxml.Node) error {
+	sess.mu.Lock()
+	if sess.ended {
+		sess.mu.Unlock()
+		return nil
+	}
+	sess.ended = true
+	sess.mu.Unlock()
+	err := sess.send(ctx, n)
+	linger := ms(sess.srv.Scenario().LingerMS)
+	sess.mu.Lock()
+	select {
+	case <-sess.done:
+	default:
+		sess.linger = time.AfterFunc(linger, sess.close)
+	}
+	sess.mu.Unlock()
+	return err
+}
+
+// close drops the connection at once (faults, linger expiry).
+func (sess *session) close() {
+	sess.closing.Do(func() {
+		if sess.raw != nil {
+			sess.raw.Close()
+		}
+		sess.fc.Close()
+	})
+}
+
+// drop closes the socket abruptly when the fault knob names this point.
+func (sess *session) drop(point string) bool {
+	if !sess.srv.Scenario().drop(point) {
+		return false
+	}
+	sess.srv.info(sess.id, "fault: drop after "+point)
+	sess.mu.Lock()
+	sess.ended = true
+	sess.mu.Unlock()
+	sess.close()
+	return true
+}
+
+func (sess *session) isEnded() bool {
+	sess.mu.Lock()
+	defer sess.mu.Unlock()
+	return sess.ended
+}
+
+// begin reads the client payload and sends the first stanza after the
+// configured pause: pair-device for a registration, success or failure for
+// a login.
+func (sess *session) begin(ctx context.Context, payload []byte) error {
+	sc := sess.srv.Scenario()
+	if err := sleep(ctx, ms(sc.FirstStanzaDelayMS)); err != nil {
+		return err
+	}
+	var p waproto.ClientPayload
+	if err := proto.Unmarshal(payload, &p); err != nil {
+		sess.srv.info(sess.id, "malformed client payload")
+		return sess.endStream(ctx, failure(400))
+	}
+	if sc.MinClientVersion != "" {
+		minV, _ := parseVersion(sc.MinClientVersion)
+		av := p.GetUserAgent().GetAppVersion()
+		got := version{av.GetPrimary(), av.GetSecondary(), av.GetTertiary()}
+		if got.less(minV) {
+			sess.srv.info(sess.id, fmt.Sprintf("client version %s older than %s", got, minV))
+			return sess.endStream(ctx, failure(405))
+		}
+	}
+	switch {
+	case p.GetDevicePairingData() != nil:
+		return sess.beginRegistration(ctx, &p)
+	case p.Username != nil:
+		return sess.beginLogin(ctx, &p)
+	default:
+		sess.srv.info(sess.id, "client payload is neither registration nor login")
+		return sess.endStream(ctx, failure(400))
+	}
+}
+
+func sleep(ctx context.Context, d time.Duration) error {
+	if d <= 0 {
+		return nil
+	}
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-t.C:
+		return nil
+	}
+}
+
+// closeAfterWrite closes the connection after its first write: the
+// "handshake2" drop fault (the server hello goes out, then nothing).
+type closeAfterWrite struct {
+	net.Conn
+	once sync.Once
+}
+
+func (c *closeAfterWrite) Write(p []byte) (int, error) {
+	n, err := c.Conn.Write(p)
+	c.once.Do(func() { c.Conn.Close() })
+	return n, err
+}
+
+var errEnded = errors.New("watest: stream ended")

@@ -1,0 +1,503 @@
+package walink
+
+import (
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/walinkdev/walink/engine"
+	"github.com/walinkdev/walink/keys"
+	"github.com/walinkdev/walink/store"
+	"github.com/walinkdev/walink/transport"
+)
+
+// Client links one companion device and keeps it connected. Create it with
+// NewClient, add event handlers, then Connect. All methods are safe for
+// concurrent use.
+type Client struct {
+	st     store.Store
+	cfg    Config // resolved
+	cfgErr error
+	log    *slog.Logger
+	pc     engine.PayloadConfig
+	ids    *engine.IDs
+	ev     *dispatcher
+
+	// mu guards the fields below. It is a leaf lock: nothing else is
+	// locked while it is held.
+	mu         sync.Mutex
+	dev        *store.Device // nil until loaded; replaced, never mutated
+	run        *runner       // the connection manager of the current Connect
+	cur        *conn         // the live connection, if any
+	connWait   chan struct{} // closed and replaced whenever cur changes state
+	closed     bool
+	loggingOut bool
+}
+
+// runner owns the goroutine that dials, runs and re-dials connections
+// between Connect and Disconnect.
+type runner struct {
+	ctx    context.Context
+	cancel context.CancelFunc
+	done   chan struct{}
+}
+
+// NewClient returns a client that keeps its session in st. It does no IO:
+// the device is loaded (or created) by the first Connect. Config errors are
+// reported by Connect.
+func NewClient(st store.Store, cfg Config) *Client {
+	rc, v, err := cfg.resolved()
+	c := &Client{st: st, cfg: rc, cfgErr: err, log: rc.Logger, pc: rc.payloadConfig(v), connWait: make(chan struct{})}
+	if st == nil && err == nil {
+		c.cfgErr = fmt.Errorf("%w: nil store", ErrInvalidConfig)
+	}
+	ids, idErr := engine.NewIDs(rc.Rand)
+	if idErr != nil && c.cfgErr == nil {
+		c.cfgErr = fmt.Errorf("walink: %w", idErr)
+	}
+	c.ids = ids
+	c.ev = newDispatcher()
+	return c
+}
+
+// AddEventHandler registers h. Handlers run one event at a time, in order,
+// on a goroutine owned by the client; a handler must not call Close (it
+// would wait for itself) but may call anything else.
+func (c *Client) AddEventHandler(h func(Event)) { c.ev.add(h) }
+
+func (c *Client) emit(e Event) { c.ev.emit(e) }
+
+func (c *Client) now() time.Time { return c.cfg.Now() }
+
+// device returns the current device record (nil if not loaded).
+func (c *Client) device() *store.Device {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.dev
+}
+
+func (c *Client) setDevice(d *store.Device) {
+	c.mu.Lock()
+	c.dev = d
+	c.mu.Unlock()
+}
+
+// IsLoggedIn reports whether the client holds a paired session.
+func (c *Client) IsLoggedIn() bool { return c.device().Paired() }
+
+// IsConnected reports whether a connection is logged in and online.
+func (c *Client) IsConnected() bool {
+	c.mu.Lock()
+	cn := c.cur
+	c.mu.Unlock()
+	return cn != nil && cn.isConnected()
+}
+
+// ensureDevice loads the device to use, creating and storing a fresh one
+// when the store has none (keys, signed pre-key 1, registration id and adv
+// secret are made before the first connect).
+func (c *Client) ensureDevice(ctx context.Context) (*store.Device, error) {
+	if d := c.device(); d != nil {
+		return d, nil
+	}
+	var d *store.Device
+	if !c.cfg.Device.IsEmpty() {
+		var err error
+		if d, err = c.st.DeviceByJID(ctx, c.cfg.Device); err != nil {
+			return nil, fmt.Errorf("walink: loading device %s: %w", c.cfg.Device, err)
+		}
+	} else {
+		devs, err := c.st.Devices(ctx)
+		if err != nil {
+			return nil, fmt.Errorf("walink: listing devices: %w", err)
+		}
+		for _, x := range devs {
+			if x.Paired() {
+				d = x
+				break
+			}
+		}
+		if d == nil {
+			for _, x := range devs {
+				if !x.Paired() {
+					d = x
+					break
+				}
+			}
+		}
+		if d == nil {
+			if d, err = newDevice(c.cfg.Rand, c.now()); err != nil {
+				return nil, err
+			}
+			if err := c.st.PutDevice(ctx, d); err != nil {
+				return nil, fmt.Errorf("walink: saving new device: %w", err)
+			}
+			c.log.Info("created new device", "noise_pub", d.NoiseKey.Public.String())
+		}
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.dev == nil {
+		c.dev = d
+	}
+	return c.dev, nil
+}
+
+func newDevice(rand io.Reader, now time.Time) (*store.Device, error) {
+	d := &store.Device{NextPreKeyID: 1, CreatedAt: now}
+	var err error
+	if d.NoiseKey, err = keys.NewKeyPair(rand); err != nil {
+		return nil, fmt.Errorf("walink: new device: %w", err)
+	}
+	if d.IdentityKey, err = keys.NewKeyPair(rand); err != nil {
+		return nil, fmt.Errorf("walink: new device: %w", err)
+	}
+	if d.SignedPreKey, err = keys.NewSignedPreKey(rand, d.IdentityKey.Private, 1); err != nil {
+		return nil, fmt.Errorf("walink: new device: %w", err)
+	}
+	if d.RegistrationID, err = keys.NewRegistrationID(rand); err != nil {
+		return nil, fmt.Errorf("walink: new device: %w", err)
+	}
+	if _, err = io.ReadFull(rand, d.AdvSecret[:]); err != nil {
+		return nil, fmt.Errorf("walink: new device: reading randomness: %w", err)
+	}
+	return d, nil
+}
+
+// clearSession deletes the device from the store and forgets it, so the
+// next Connect makes a fresh device and pairs anew.
+func (c *Client) clearSession(ctx context.Context, d *store.Device) {
+	if d == nil {
+		return
+	}
+	if err := c.st.DeleteDevice(ctx, d.NoiseKey.Public); err != nil {
+		c.log.Error("deleting logged-out device", "err", err)
+	}
+	c.mu.Lock()
+	if c.dev == d || (c.dev != nil && c.dev.NoiseKey.Public.Equal(d.NoiseKey.Public)) {
+		c.dev = nil
+	}
+	c.mu.Unlock()
+}
+
+// Connect loads or creates the device, dials WhatsApp and runs the
+// handshake: the registration payload for a new device (pairing events
+// follow), the login payload for a paired one (Connected follows). It
+// returns once the first handshake succeeded or failed; ctx bounds only
+// that. The connection then lives, reconnecting per Config.Reconnect,
+// until Disconnect, Logout, Close or a terminal event.
+func (c *Client) Connect(ctx context.Context) error {
+	if c.cfgErr != nil {
+		return c.cfgErr
+	}
+	c.mu.Lock()
+	switch {
+	case c.closed:
+		c.mu.Unlock()
+		return ErrClosed
+	case c.run != nil:
+		c.mu.Unlock()
+		return ErrAlreadyConnected
+	case c.loggingOut:
+		c.mu.Unlock()
+		return ErrLogoutInProgress
+	}
+	rctx, cancel := context.WithCancel(context.Background())
+	r := &runner{ctx: rctx, cancel: cancel, done: make(chan struct{})}
+	c.run = r
+	c.mu.Unlock()
+
+	first := make(chan error, 1)
+	go c.runLoop(r, ctx, first)
+	select {
+	case err := <-first:
+		if err != nil {
+			<-r.done
+		}
+		return err
+	case <-ctx.Done():
+		r.cancel()
+		<-r.done
+		return ctx.Err()
+	}
+}
+
+// Disconnect closes the connection and stops reconnecting. The session is
+// kept; Connect resumes it. Idempotent.
+func (c *Client) Disconnect() {
+	c.mu.Lock()
+	r := c.run
+	c.mu.Unlock()
+	if r != nil {
+		r.cancel()
+		<-r.done
+	}
+}
+
+// Close disconnects, delivers the events already queued and stops every
+// goroutine of the client. It does not close the store. Idempotent; must
+// not be called from an event handler.
+func (c *Client) Close() error {
+	c.mu.Lock()
+	if c.closed {
+		c.mu.Unlock()
+		return nil
+	}
+	c.closed = true
+	c.mu.Unlock()
+	c.Disconnect()
+	c.ev.close()
+	return nil
+}
+
+// runLoop dials, runs a connection until it ends, and decides whether and
+// when to dial again. first receives the first handshake's outcome.
+func (c *Client) runLoop(r *runner, firstCtx context.Context, first chan<- error) {
+	defer func() {
+		c.mu.Lock()
+		if c.run == r {
+			c.run = nil
+		}
+		c.mu.Unlock()
+		r.cancel()
+		close(r.done)
+	}()
+	attempt := 0
+	for {
+		var cn *conn
+		tc, d, err := c.dialFirstOrNot(r.ctx, firstCtx, first != nil)
+		if err == nil {
+			cn = c.newConn(r.ctx, tc, d)
+		}
+		if first != nil {
+			first <- err
+			first = nil
+			if err != nil {
+				return
+			}
+		}
+		if err != nil {
+			if r.ctx.Err() != nil {
+				return
+			}
+			c.log.Warn("reconnect failed", "attempt", attempt+1, "err", err)
+			if !c.sleepBackoff(r.ctx, attempt, false) {
+				return
+			}
+			attempt++
+			continue
+		}
+		end := cn.serve()
+		if cn.wasConnected() {
+			attempt = 0
+		}
+		c.log.Debug("connection ended", "reason", end.String())
+		if end != endRestart {
+			c.emit(Disconnected{})
+		}
+		switch end {
+		case endRestart:
+			continue
+		case endNetwork, endRateLimited:
+			if r.ctx.Err() != nil || c.cfg.Reconnect.Disabled || c.isLoggingOut() {
+				return
+			}
+			if !c.sleepBackoff(r.ctx, attempt, end == endRateLimited) {
+				return
+			}
+			attempt++
+		default: // closed by us, logged out, replaced, outdated, banned, QR expired, fatal
+			return
+		}
+	}
+}
+
+func (c *Client) isLoggingOut() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.loggingOut
+}
+
+func (c *Client) sleepBackoff(ctx context.Context, attempt int, rateLimited bool) bool {
+	if c.cfg.Reconnect.Disabled {
+		return false
+	}
+	p := c.cfg.Reconnect
+	d := engine.Backoff{Min: p.MinDelay, Max: p.MaxDelay, Multiplier: p.Multiplier, Jitter: p.Jitter}.Delay(attempt, c.randFloat())
+	if rateLimited && d < p.RateLimitDelay {
+		d = p.RateLimitDelay
+	}
+	c.log.Info("reconnecting", "in", d, "attempt", attempt+1)
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return true
+	case <-ctx.Done():
+		return false
+	}
+}
+
+// randFloat returns a uniform number in [0,1) from Config.Rand (0 if it
+// fails: jitter is not worth an error).
+func (c *Client) randFloat() float64 {
+	var b [8]byte
+	if _, err := io.ReadFull(c.cfg.Rand, b[:]); err != nil {
+		return 0
+	}
+	return float64(binary.BigEndian.Uint64(b[:])>>11) / (1 << 53)
+}
+
+// mergeCtx returns a context done when either parent is done.
+func mergeCtx(a, b context.Context) (context.Context, context.CancelFunc) {
+	ctx, cancel := context.WithCancelCause(a)
+	stop := context.AfterFunc(b, func() { cancel(context.Cause(b)) })
+	return ctx, func() { stop(); cancel(nil) }
+}
+
+func (c *Client) dialFirstOrNot(ctx, firstCtx context.Context, isFirst bool) (*transport.Conn, *store.Device, error) {
+	if !isFirst {
+		return c.dial(ctx)
+	}
+	// The first dial also honours the caller's ctx.
+	dctx, stop := mergeCtx(ctx, firstCtx)
+	defer stop()
+	return c.dial(dctx)
+}
+
+// dial opens a connection and runs the handshake with the payload the
+// device calls for.
+func (c *Client) dial(ctx context.Context) (*transport.Conn, *store.Device, error) {
+	d, err := c.ensureDevice(ctx)
+	if err != nil {
+		return nil, nil, err
+	}
+	var payload []byte
+	if d.Paired() {
+		payload, err = engine.LoginPayload(d, c.pc)
+	} else {
+		payload, err = engine.RegistrationPayload(d, c.pc)
+	}
+	if err != nil {
+		return nil, nil, fmt.Errorf("walink: %w", err)
+	}
+	hctx, cancel := context.WithTimeout(ctx, c.cfg.HandshakeTimeout)
+	defer cancel()
+	nc, err := transport.Dial(hctx, c.cfg.ServerURL, &transport.DialOptions{Proxy: c.cfg.Proxy})
+	if err != nil {
+		return nil, nil, fmt.Errorf("walink: dialing %s: %w", c.cfg.ServerURL, err)
+	}
+	tc, err := transport.Handshake(hctx, nc, transport.ClientConfig{
+		NoiseKey: d.NoiseKey,
+		RootKey:  c.cfg.ServerRoot,
+		Payload:  payload,
+		Rand:     c.cfg.Rand,
+		Now:      c.cfg.Now,
+	})
+	if err != nil {
+		nc.Close()
+		return nil, nil, fmt.Errorf("walink: handshake: %w", err)
+	}
+	c.log.Debug("handshake done", "paired", d.Paired())
+	return tc, d, nil
+}
+
+// setCur publishes cn as the live connection (nil to clear) and wakes
+// callers waiting in waitConn.
+func (c *Client) setCur(cn *conn, clear bool) {
+	c.mu.Lock()
+	if clear {
+		if c.cur == cn {
+			c.cur = nil
+		}
+	} else {
+		c.cur = cn
+	}
+	close(c.connWait)
+	c.connWait = make(chan struct{})
+	c.mu.Unlock()
+}
+
+// notifyConnState wakes waitConn callers after a state change of cur.
+func (c *Client) notifyConnState() {
+	c.mu.Lock()
+	close(c.connWait)
+	c.connWait = make(chan struct{})
+	c.mu.Unlock()
+}
+
+// waitConn waits until ok(cur) holds, the client stops connecting, or ctx
+// ends.
+func (c *Client) waitConn(ctx context.Context, ok func(*conn) bool) (*conn, error) {
+	for {
+		c.mu.Lock()
+		cn, r, wait, closed := c.cur, c.run, c.connWait, c.closed
+		c.mu.Unlock()
+		if closed {
+			return nil, ErrClosed
+		}
+		if cn != nil && ok(cn) {
+			return cn, nil
+		}
+		if r == nil {
+			return nil, ErrNotConnected
+		}
+		select {
+		case <-wait:
+		case <-r.done:
+		case <-ctx.Done():
+			return nil, fmt.Errorf("walink: waiting for the connection: %w", ctx.Err())
+		}
+	}
+}
+
+// Logout unlinks the device: it tells WhatsApp (remove-companion-device,
+// waiting for the answer up to Config.LogoutTimeout), disconnects, deletes
+// the session from the store and emits LoggedOut{OnConnect: false,
+// Reason: ReasonLoggedOut}. The next Connect pairs a new device.
+func (c *Client) Logout(ctx context.Context) error {
+	c.mu.Lock()
+	d, cn, r := c.dev, c.cur, c.run
+	switch {
+	case c.closed:
+		c.mu.Unlock()
+		return ErrClosed
+	case !d.Paired():
+		c.mu.Unlock()
+		return ErrNotLoggedIn
+	case c.loggingOut:
+		c.mu.Unlock()
+		return ErrLogoutInProgress
+	case cn == nil || !cn.isConnected():
+		c.mu.Unlock()
+		return ErrNotConnected
+	}
+	c.loggingOut = true
+	c.mu.Unlock()
+	defer func() {
+		c.mu.Lock()
+		c.loggingOut = false
+		c.mu.Unlock()
+	}()
+
+	lctx, cancel := context.WithTimeout(ctx, c.cfg.LogoutTimeout)
+	defer cancel()
+	if _, err := cn.request(lctx, engine.RemoveCompanionDevice(c.ids.Next(), d.ID)); err != nil {
+		return fmt.Errorf("walink: logout: %w", err)
+	}
+	cn.finish(endLoggedOut)
+	if r != nil {
+		r.cancel()
+		<-r.done
+	}
+	c.clearSession(ctx, d)
+	c.emit(LoggedOut{OnConnect: false, Reason: ReasonLoggedOut})
+	return nil
+}
+
+var errConnClosed = errors.New("walink: connection closed")

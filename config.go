@@ -1,0 +1,216 @@
+package walink
+
+import (
+	"crypto/rand"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/url"
+	"time"
+
+	"github.com/walinkdev/walink/engine"
+	"github.com/walinkdev/walink/jid"
+	"github.com/walinkdev/walink/keys"
+	"github.com/walinkdev/walink/transport"
+	"github.com/walinkdev/walink/waproto"
+)
+
+// DefaultVersion is the WhatsApp Web client revision sent when
+// Config.Version is empty: 2.3000.1045368834, the revision whatsapp-rust
+// pinned on 2026-08-21 (PROTOCOL.md §0, §6.3). WhatsApp refuses versions
+// that get too old with failure 405 (ClientOutdated); the current one is
+// the "client_revision" in https://web.whatsapp.com/sw.js.
+const DefaultVersion = "2.3000.1045368834"
+
+// PlatformType is the kind of companion shown on the phone
+// (DeviceProps.PlatformType; PROTOCOL.md §21).
+type PlatformType int32
+
+// Platform types.
+const (
+	PlatformUnknown PlatformType = 0
+	PlatformChrome  PlatformType = 1
+	PlatformFirefox PlatformType = 2
+	PlatformIE      PlatformType = 3
+	PlatformOpera   PlatformType = 4
+	PlatformSafari  PlatformType = 5
+	PlatformEdge    PlatformType = 6
+	PlatformDesktop PlatformType = 7
+	PlatformIPad    PlatformType = 8
+	PlatformUWP     PlatformType = 21
+)
+
+// clientTypeChar is the CompanionWebClientType of the QR string's 5th field
+// (CHANGES-2026.md §2); it is a different enum from PlatformType.
+func (p PlatformType) clientTypeChar() string {
+	switch p {
+	case PlatformChrome:
+		return "1"
+	case PlatformEdge:
+		return "2"
+	case PlatformFirefox:
+		return "3"
+	case PlatformIE:
+		return "4"
+	case PlatformOpera:
+		return "5"
+	case PlatformSafari:
+		return "6"
+	case PlatformDesktop:
+		return "7" // Electron
+	case PlatformUWP:
+		return "8"
+	}
+	return "9" // other web client
+}
+
+// ReconnectPolicy says how the client reconnects after an unexpected
+// disconnect. The zero value is the default policy. The client never
+// reconnects after a logout, a logged-out / banned / outdated failure or a
+// replaced stream; the restart WhatsApp asks for after pairing (515) is
+// always followed at once.
+type ReconnectPolicy struct {
+	// Disabled turns automatic reconnection off.
+	Disabled bool
+	// MinDelay is the first delay; default 1 s.
+	MinDelay time.Duration
+	// MaxDelay caps the delay; default 2 min.
+	MaxDelay time.Duration
+	// Multiplier grows the delay per failed attempt; default 2.
+	Multiplier float64
+	// Jitter is the randomised fraction of each delay; default 0.2.
+	Jitter float64
+	// RateLimitDelay is the least delay after a rate-limit answer (stream
+	// error 429); default 30 s.
+	RateLimitDelay time.Duration
+}
+
+// Config configures a Client. The zero value is ready to use: every field's
+// default is documented on it. A Config is copied by NewClient and never
+// modified.
+type Config struct {
+	// ServerURL is the WebSocket endpoint; default wss://web.whatsapp.com/ws/chat.
+	ServerURL string
+	// ServerRoot is the trusted root of the server's certificate chain;
+	// zero means WhatsApp's real root. Tests set it to watest's RootKey.
+	ServerRoot keys.PublicKey
+	// Proxy returns the HTTP or SOCKS5 proxy for the WebSocket request
+	// (e.g. http.ProxyFromEnvironment, or http.ProxyURL(u) with a
+	// socks5:// URL); nil means a direct connection.
+	Proxy func(*http.Request) (*url.URL, error)
+	// Version is the WhatsApp Web revision "2.3000.N"; default DefaultVersion.
+	Version string
+	// OSName is the name shown on the phone's linked-devices list;
+	// default "walink".
+	OSName string
+	// PlatformType is the kind of device shown on the phone and the QR
+	// code's client type; zero means PlatformChrome.
+	PlatformType PlatformType
+	// PushName is sent at login; default none.
+	PushName string
+	// Device picks which stored device to use by its JID. Zero means the
+	// first paired device, else the first unpaired one, else a new one.
+	Device jid.JID
+	// QRFirstTimeout is how long the first QR ref is shown; default 60 s.
+	QRFirstTimeout time.Duration
+	// QRNextTimeout is how long each later ref is shown; default 20 s.
+	QRNextTimeout time.Duration
+	// Reconnect is the reconnect policy; the zero value is the default.
+	Reconnect ReconnectPolicy
+	// KeepaliveMin and KeepaliveMax bound the random interval between
+	// keepalive pings; defaults 20 s and 30 s (WhatsApp Web's).
+	KeepaliveMin, KeepaliveMax time.Duration
+	// KeepaliveTimeout is how long a ping may go unanswered; default 10 s.
+	KeepaliveTimeout time.Duration
+	// KeepaliveGiveUp is how long pings may fail before the connection is
+	// dropped and re-established; default 3 min.
+	KeepaliveGiveUp time.Duration
+	// HandshakeTimeout bounds dialing plus the Noise handshake; default 20 s.
+	HandshakeTimeout time.Duration
+	// IQTimeout bounds a request when the caller's ctx has no deadline;
+	// default 75 s.
+	IQTimeout time.Duration
+	// LogoutTimeout bounds the wait for the server to confirm a logout;
+	// default 10 s.
+	LogoutTimeout time.Duration
+	// PreKeyCount is how many pre-keys are uploaded when the server runs
+	// low (fewer than 5); default 812, WhatsApp Web's batch.
+	PreKeyCount int
+	// Logger receives structured logs; nil discards them. Secrets (private
+	// keys, adv secrets, codes' key material) are never logged.
+	Logger *slog.Logger
+	// Rand is the randomness source; nil means crypto/rand.
+	Rand io.Reader
+	// Now is the clock; nil means time.Now.
+	Now func() time.Time
+}
+
+// resolved returns cfg with every default filled in.
+func (cfg Config) resolved() (Config, engine.Version, error) {
+	if cfg.ServerURL == "" {
+		cfg.ServerURL = transport.DefaultURL
+	}
+	if cfg.Version == "" {
+		cfg.Version = DefaultVersion
+	}
+	v, err := engine.ParseVersion(cfg.Version)
+	if err != nil {
+		return cfg, v, fmt.Errorf("%w: Version: %w", ErrInvalidConfig, err)
+	}
+	if cfg.OSName == "" {
+		cfg.OSName = "walink"
+	}
+	if cfg.PlatformType == PlatformUnknown {
+		cfg.PlatformType = PlatformChrome
+	}
+	setDur := func(d *time.Duration, def time.Duration) {
+		if *d <= 0 {
+			*d = def
+		}
+	}
+	setDur(&cfg.QRFirstTimeout, 60*time.Second)
+	setDur(&cfg.QRNextTimeout, 20*time.Second)
+	setDur(&cfg.KeepaliveMin, 20*time.Second)
+	setDur(&cfg.KeepaliveMax, 30*time.Second)
+	if cfg.KeepaliveMax < cfg.KeepaliveMin {
+		cfg.KeepaliveMax = cfg.KeepaliveMin
+	}
+	setDur(&cfg.KeepaliveTimeout, 10*time.Second)
+	setDur(&cfg.KeepaliveGiveUp, 3*time.Minute)
+	setDur(&cfg.HandshakeTimeout, 20*time.Second)
+	setDur(&cfg.IQTimeout, 75*time.Second)
+	setDur(&cfg.LogoutTimeout, 10*time.Second)
+	r := &cfg.Reconnect
+	setDur(&r.MinDelay, time.Second)
+	setDur(&r.MaxDelay, 2*time.Minute)
+	setDur(&r.RateLimitDelay, 30*time.Second)
+	if r.Multiplier < 1 {
+		r.Multiplier = 2
+	}
+	if r.Jitter <= 0 || r.Jitter > 1 {
+		r.Jitter = 0.2
+	}
+	if cfg.PreKeyCount <= 0 {
+		cfg.PreKeyCount = 812
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	if cfg.Rand == nil {
+		cfg.Rand = rand.Reader
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	return cfg, v, nil
+}
+
+func (cfg Config) payloadConfig(v engine.Version) engine.PayloadConfig {
+	return engine.PayloadConfig{
+		Version:      v,
+		OSName:       cfg.OSName,
+		PlatformType: waproto.DeviceProps_PlatformType(cfg.PlatformType),
+		PushName:     cfg.PushName,
+	}
+}

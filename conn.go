@@ -1,0 +1,280 @@
+package walink
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/walinkdev/walink/binxml"
+	"github.com/walinkdev/walink/engine"
+	"github.com/walinkdev/walink/store"
+	"github.com/walinkdev/walink/transport"
+)
+
+// endReason is why a connection ended; it decides what the runner does.
+type endReason int
+
+const (
+	endNone        endReason = iota
+	endClosed                // closed by us (Disconnect, Close)
+	endNetwork               // read error or a stream error worth a reconnect
+	endRestart               // 515: reconnect at once, silently
+	endRateLimited           // 429: reconnect with a longer delay
+	endLoggedOut             // unlinked: session cleared
+	endReplaced              // another connection took over
+	endOutdated              // 405
+	endBanned                // 402
+	endQRExpired             // every QR ref expired
+	endFatal                 // a failure that a retry will not fix
+)
+
+func (e endReason) String() string {
+	return [...]string{"none", "closed", "network", "restart", "rate-limited", "logged-out", "replaced", "outdated", "banned", "qr-expired", "fatal"}[e]
+}
+
+// conn is one encrypted connection: its read loop runs on the runner's
+// goroutine (serve); its tasks (post-login bootstrap and keepalive, pair
+// code stage 2) are goroutines joined before serve returns; its QR timer is
+// a time.AfterFunc stopped on the way out.
+type conn struct {
+	c      *Client
+	tc     *transport.Conn
+	ctx    context.Context // done when the connection ends
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+	log    anyLogger
+
+	mu        sync.Mutex
+	pending   map[string]chan binxml.Node
+	end       endReason
+	connected bool // logged in and bootstrapped
+	everConn  bool
+	ready     bool // unpaired and pair-device received: codes may be asked for
+	paired    bool // a pair-success was accepted on this connection
+	qr        *engine.QRRotation
+	qrTimer   *time.Timer
+	code      *codeFlow
+}
+
+type anyLogger = interface {
+	Debug(msg string, args ...any)
+	Info(msg string, args ...any)
+	Warn(msg string, args ...any)
+	Error(msg string, args ...any)
+}
+
+func (c *Client) newConn(parent context.Context, tc *transport.Conn, d *store.Device) *conn {
+	ctx, cancel := context.WithCancel(parent)
+	cn := &conn{c: c, tc: tc, ctx: ctx, cancel: cancel, log: c.log, pending: make(map[string]chan binxml.Node)}
+	// Closing the socket is what unblocks ReadFrame when ctx ends.
+	context.AfterFunc(ctx, func() { tc.Close() })
+	return cn
+}
+
+func (cn *conn) isConnected() bool {
+	cn.mu.Lock()
+	defer cn.mu.Unlock()
+	return cn.connected
+}
+
+func (cn *conn) wasConnected() bool {
+	cn.mu.Lock()
+	defer cn.mu.Unlock()
+	return cn.everConn
+}
+
+// finish records why the connection ends (the first reason wins) and
+// closes it.
+func (cn *conn) finish(r endReason) {
+	cn.mu.Lock()
+	if cn.end == endNone {
+		cn.end = r
+	}
+	cn.mu.Unlock()
+	cn.cancel()
+}
+
+// serve runs the read loop until the connection ends, then stops timers,
+// fails pending requests, joins the tasks and reports why it ended.
+func (cn *conn) serve() endReason {
+	c := cn.c
+	c.setCur(cn, false)
+	for {
+		frame, err := cn.tc.ReadFrame()
+		if err != nil {
+			if cn.ctx.Err() == nil {
+				cn.log.Info("connection lost", "err", err)
+			}
+			cn.finish(endNetwork)
+			break
+		}
+		n, err := binxml.Unmarshal(frame)
+		if err != nil {
+			cn.log.Warn("dropping undecodable frame", "err", err)
+			continue
+		}
+		cn.handle(n)
+		if cn.ctx.Err() != nil {
+			break
+		}
+	}
+	cn.cancel()
+	cn.mu.Lock()
+	if cn.end == endNone {
+		cn.end = endClosed
+	}
+	end := cn.end
+	cn.connected = false
+	cn.ready = false
+	if cn.qrTimer != nil {
+		cn.qrTimer.Stop()
+	}
+	cn.qr = nil
+	for id, ch := range cn.pending {
+		close(ch)
+		delete(cn.pending, id)
+	}
+	cn.mu.Unlock()
+	cn.wg.Wait()
+	c.setCur(cn, true)
+	return end
+}
+
+// goTask runs f on a goroutine owned by the connection.
+func (cn *conn) goTask(f func()) {
+	cn.wg.Add(1)
+	go func() {
+		defer cn.wg.Done()
+		f()
+	}()
+}
+
+// send writes one stanza. Only the tag and id are logged: contents may
+// carry key material.
+func (cn *conn) send(n binxml.Node) error {
+	b, err := binxml.Marshal(n)
+	if err != nil {
+		return fmt.Errorf("walink: encoding <%s>: %w", n.Tag, err)
+	}
+	cn.log.Debug("send", "tag", n.Tag, "id", n.Attr("id"), "type", n.Attr("type"), "xmlns", n.Attr("xmlns"))
+	if err := cn.tc.WriteFrame(cn.ctx, b); err != nil {
+		return fmt.Errorf("walink: sending <%s>: %w", n.Tag, err)
+	}
+	return nil
+}
+
+// request sends an IQ and waits for the response with the same id. An
+// error response becomes *IQError. Without a ctx deadline Config.IQTimeout
+// applies.
+func (cn *conn) request(ctx context.Context, n binxml.Node) (binxml.Node, error) {
+	if _, ok := ctx.Deadline(); !ok {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, cn.c.cfg.IQTimeout)
+		defer cancel()
+	}
+	id := n.Attr("id")
+	ch := make(chan binxml.Node, 1)
+	cn.mu.Lock()
+	if cn.ctx.Err() != nil {
+		cn.mu.Unlock()
+		return binxml.Node{}, ErrNotConnected
+	}
+	cn.pending[id] = ch
+	cn.mu.Unlock()
+	defer func() {
+		cn.mu.Lock()
+		delete(cn.pending, id)
+		cn.mu.Unlock()
+	}()
+	if err := cn.send(n); err != nil {
+		return binxml.Node{}, err
+	}
+	select {
+	case resp, ok := <-ch:
+		if !ok {
+			return binxml.Node{}, fmt.Errorf("walink: <%s %s>: %w", n.Tag, n.Attr("xmlns"), errConnClosed)
+		}
+		if e, isErr := engine.ParseIQError(resp); isErr {
+			return resp, &IQError{Code: e.Code, Text: e.Text}
+		}
+		return resp, nil
+	case <-ctx.Done():
+		return binxml.Node{}, fmt.Errorf("walink: waiting for <%s %s> response: %w", n.Tag, n.Attr("xmlns"), ctx.Err())
+	}
+}
+
+// handle dispatches one incoming stanza. It runs on the read loop, so it
+// never waits on the network: anything that must is handed to a task.
+func (cn *conn) handle(n binxml.Node) {
+	cn.log.Debug("recv", "tag", n.Tag, "id", n.Attr("id"), "type", n.Attr("type"))
+	switch n.Tag {
+	case "iq":
+		cn.handleIQ(n)
+	case "notification":
+		cn.handleNotification(n)
+	case "success":
+		cn.handleSuccess(n)
+	case "failure":
+		cn.handleFailure(n)
+	case "stream:error":
+		cn.handleStreamError(n)
+	case "xmlstreamend":
+		cn.finish(endNetwork)
+	default:
+		// ib, ack, receipt, …: nothing a linking client must act on.
+	}
+}
+
+func (cn *conn) handleIQ(n binxml.Node) {
+	switch n.Attr("type") {
+	case "result", "error":
+		id := n.Attr("id")
+		cn.mu.Lock()
+		ch := cn.pending[id]
+		delete(cn.pending, id)
+		cn.mu.Unlock()
+		if ch == nil {
+			cn.log.Debug("response to no request", "id", id)
+			return
+		}
+		ch <- n
+		return
+	}
+	if engine.IsServerPing(n) {
+		cn.sendOrLog(engine.Pong(n))
+		return
+	}
+	if !engine.IsFromServer(n) {
+		cn.log.Warn("ignoring iq not from the server", "id", n.Attr("id"))
+		return
+	}
+	switch {
+	case hasChild(n, "pair-device"):
+		cn.handlePairDevice(n)
+	case hasChild(n, "pair-success"):
+		cn.handlePairSuccess(n)
+	default:
+		cn.log.Debug("ignoring server iq", "xmlns", n.Attr("xmlns"))
+	}
+}
+
+func hasChild(n binxml.Node, tag string) bool { _, ok := n.Child(tag); return ok }
+
+func (cn *conn) sendOrLog(n binxml.Node) {
+	if err := cn.send(n); err != nil && cn.ctx.Err() == nil {
+		cn.log.Warn("send failed", "tag", n.Tag, "err", err)
+	}
+}
+
+func (cn *conn) handleNotification(n binxml.Node) {
+	cn.sendOrLog(engine.Ack(n))
+	switch n.Attr("type") {
+	case "companion_reg_refresh":
+		if engine.IsRegRefresh(n) {
+			cn.handleRegRefresh()
+		}
+	case "link_code_companion_reg":
+		cn.handleLinkCode(n)
+	}
+}

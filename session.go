@@ -1,0 +1,201 @@
+package walink
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/walinkdev/walink/binxml"
+	"github.com/walinkdev/walink/engine"
+	"github.com/walinkdev/walink/keys"
+)
+
+// minServerPreKeys is the server count under which pre-keys are uploaded.
+const minServerPreKeys = 5
+
+// handleSuccess starts the post-login bootstrap (pre-keys, active mode,
+// Connected) and then the keepalive, as one task.
+func (cn *conn) handleSuccess(n binxml.Node) {
+	d := cn.c.device()
+	if !d.Paired() {
+		// whatsmeow ignores a stray <success> before pairing finishes
+		// (CHANGES-2026.md §5); so do we.
+		cn.log.Warn("ignoring success before pairing")
+		return
+	}
+	s := engine.ParseSuccess(n)
+	cn.goTask(func() {
+		if err := cn.bootstrap(s); err != nil {
+			if cn.ctx.Err() == nil {
+				cn.log.Error("post-login setup failed", "err", err)
+				cn.finish(endNetwork)
+			}
+			return
+		}
+		cn.keepalive()
+	})
+}
+
+func (cn *conn) bootstrap(s engine.Success) error {
+	c := cn.c
+	d := c.device()
+	if d == nil {
+		return ErrNotLoggedIn
+	}
+	if !s.LID.IsEmpty() && s.LID != d.LID {
+		nd := *d
+		nd.LID = s.LID
+		if err := c.st.PutDevice(cn.ctx, &nd); err != nil {
+			return fmt.Errorf("walink: saving lid: %w", err)
+		}
+		c.setDevice(&nd)
+		d = &nd
+	}
+	if err := cn.uploadPreKeys(); err != nil {
+		return err
+	}
+	if _, err := cn.request(cn.ctx, engine.SetActive(c.ids.Next())); err != nil {
+		return fmt.Errorf("walink: leaving passive mode: %w", err)
+	}
+	cn.mu.Lock()
+	cn.connected, cn.everConn = true, true
+	cn.mu.Unlock()
+	c.notifyConnState()
+	c.log.Info("connected", "jid", d.ID.String())
+	c.emit(Connected{})
+	return nil
+}
+
+// uploadPreKeys tops up the server's one-time pre-keys: the private halves
+// are stored first, so an uploaded key can always be found again.
+func (cn *conn) uploadPreKeys() error {
+	c := cn.c
+	dev := c.device()
+	resp, err := cn.request(cn.ctx, engine.PreKeyCount(c.ids.Next()))
+	if err != nil {
+		return fmt.Errorf("walink: pre-key count: %w", err)
+	}
+	count, err := engine.ParsePreKeyCount(resp)
+	if err != nil {
+		return fmt.Errorf("walink: %w", err)
+	}
+	if count >= minServerPreKeys {
+		return nil
+	}
+	next := max(dev.NextPreKeyID, 1)
+	pks, err := keys.NewPreKeys(c.cfg.Rand, next, c.cfg.PreKeyCount)
+	if err != nil {
+		return fmt.Errorf("walink: making pre-keys: %w", err)
+	}
+	after := pks[len(pks)-1].ID + 1
+	if after > keys.MaxPreKeyID {
+		after = 1
+	}
+	if err := c.st.PutPreKeys(cn.ctx, dev.NoiseKey.Public, pks, after); err != nil {
+		return fmt.Errorf("walink: saving pre-keys: %w", err)
+	}
+	nd := *dev
+	nd.NextPreKeyID = after
+	c.setDevice(&nd)
+	if _, err := cn.request(cn.ctx, engine.PreKeyUpload(c.ids.Next(), dev.RegistrationID, dev.IdentityKey.Public, pks, dev.SignedPreKey)); err != nil {
+		return fmt.Errorf("walink: uploading pre-keys: %w", err)
+	}
+	c.log.Info("uploaded pre-keys", "count", len(pks), "server_had", count)
+	return nil
+}
+
+// keepalive pings at a random interval in [KeepaliveMin, KeepaliveMax]
+// and drops the connection when pings have failed for KeepaliveGiveUp.
+func (cn *conn) keepalive() {
+	c := cn.c
+	lastOK := time.Now()
+	t := time.NewTimer(0)
+	if !t.Stop() {
+		<-t.C
+	}
+	defer t.Stop()
+	for {
+		span := c.cfg.KeepaliveMax - c.cfg.KeepaliveMin
+		t.Reset(c.cfg.KeepaliveMin + time.Duration(c.randFloat()*float64(span)))
+		select {
+		case <-cn.ctx.Done():
+			return
+		case <-t.C:
+		}
+		ctx, cancel := context.WithTimeout(cn.ctx, c.cfg.KeepaliveTimeout)
+		_, err := cn.request(ctx, engine.Ping(c.ids.Next()))
+		cancel()
+		switch {
+		case err == nil:
+			lastOK = time.Now()
+		case cn.ctx.Err() != nil:
+			return
+		default:
+			cn.log.Warn("keepalive failed", "err", err)
+			if time.Since(lastOK) > c.cfg.KeepaliveGiveUp {
+				cn.log.Warn("keepalive failing too long, reconnecting")
+				cn.finish(endNetwork)
+				return
+			}
+		}
+	}
+}
+
+// handleFailure handles a <failure> sent instead of <success>.
+func (cn *conn) handleFailure(n binxml.Node) {
+	c := cn.c
+	f := engine.ParseFailure(n)
+	reason := ConnectFailureReason(f.Reason)
+	cn.log.Warn("login refused", "reason", reason.String(), "message", f.Message)
+	switch {
+	case reason.IsLoggedOut():
+		cn.finish(endLoggedOut)
+		if !c.isLoggingOut() {
+			c.clearSession(context.WithoutCancel(cn.ctx), c.device())
+			c.emit(LoggedOut{OnConnect: true, Reason: reason})
+		}
+	case reason == ReasonTempBanned:
+		cn.finish(endBanned)
+		c.emit(TemporaryBan{Code: f.BanCode, Expire: f.BanExpire})
+	case reason == ReasonClientOutdated:
+		cn.finish(endOutdated)
+		c.emit(ClientOutdated{Message: fmt.Sprintf(
+			"walink: WhatsApp refused client version %s as outdated: set Config.Version to the current "+
+				"WhatsApp Web revision (\"2.3000.\" + the client_revision in https://web.whatsapp.com/sw.js) "+
+				"or upgrade walink", c.cfg.Version)})
+	case f.Reason >= 500:
+		cn.finish(endNetwork)
+		c.emit(ConnectFailure{Reason: reason, Message: f.Message})
+	default:
+		cn.finish(endFatal)
+		c.emit(ConnectFailure{Reason: reason, Message: f.Message})
+	}
+}
+
+// handleStreamError handles <stream:error> (PROTOCOL.md §18).
+func (cn *conn) handleStreamError(n binxml.Node) {
+	c := cn.c
+	se := engine.ParseStreamError(n)
+	switch se.Kind {
+	case engine.StreamRestart:
+		cn.log.Debug("server asked for a restart (515)")
+		cn.finish(endRestart)
+	case engine.StreamDeviceRemoved:
+		cn.log.Warn("device removed by the server", "code", se.Code, "text", se.Text)
+		cn.finish(endLoggedOut)
+		if !c.isLoggingOut() {
+			c.clearSession(context.WithoutCancel(cn.ctx), c.device())
+			c.emit(LoggedOut{OnConnect: false, Reason: ReasonLoggedOut})
+		}
+	case engine.StreamReplaced:
+		cn.log.Warn("stream replaced by another connection")
+		cn.finish(endReplaced)
+		c.emit(StreamReplaced{})
+	case engine.StreamRateLimited:
+		cn.log.Warn("rate limited by the server", "code", se.Code)
+		cn.finish(endRateLimited)
+	default:
+		cn.log.Info("stream error", "code", se.Code, "text", se.Text)
+		cn.finish(endNetwork)
+	}
+}

@@ -1,0 +1,247 @@
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"strings"
+
+	"github.com/walinkdev/walink/jid"
+	"github.com/walinkdev/walink/keys"
+	"github.com/walinkdev/walink/store"
+)
+
+var (
+	selectDevice = `SELECT ` + deviceColumns + ` FROM devices`
+
+	upsertDevice = func() string {
+		cols := strings.Split(strings.Join(strings.Fields(deviceColumns), ""), ",")
+		var set []string
+		for _, c := range cols[1:] { // all but noise_pub, the conflict key
+			set = append(set, c+" = excluded."+c)
+		}
+		return `INSERT INTO devices (` + deviceColumns + `) VALUES (?` + strings.Repeat(", ?", numDeviceColumns-1) + `)
+			ON CONFLICT (noise_pub) DO UPDATE SET ` + strings.Join(set, ", ")
+	}()
+)
+
+func notFound(what string) error { return fmt.Errorf("sqlite: %s: %w", what, store.ErrNotFound) }
+
+type scanner interface{ Scan(dest ...any) error }
+
+func scanDevice(sc scanner) (*store.Device, error) {
+	var r row
+	if err := sc.Scan(r.dest()...); err != nil {
+		return nil, err
+	}
+	return r.decode()
+}
+
+// Devices returns every device, oldest CreatedAt first (zero CreatedAt
+// first of all), ties in the order they were first stored.
+func (s *Store) Devices(ctx context.Context) ([]*store.Device, error) {
+	rows, err := s.r.QueryContext(ctx, selectDevice+` ORDER BY created_at, seq`)
+	if err != nil {
+		return nil, fail(ctx, "devices", err)
+	}
+	defer rows.Close()
+	devs := []*store.Device{}
+	for rows.Next() {
+		d, err := scanDevice(rows)
+		if err != nil {
+			return nil, fail(ctx, "devices", err)
+		}
+		devs = append(devs, d)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fail(ctx, "devices", err)
+	}
+	return devs, nil
+}
+
+// Device returns the device with this noise public key.
+func (s *Store) Device(ctx context.Context, noisePub keys.PublicKey) (*store.Device, error) {
+	d, err := scanDevice(s.r.QueryRowContext(ctx, selectDevice+` WHERE noise_pub = ?`, noisePub.Bytes()))
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, notFound("device " + noisePub.String())
+	}
+	if err != nil {
+		return nil, fail(ctx, "device", err)
+	}
+	return d, nil
+}
+
+// DeviceByJID returns the paired device whose own JID or LID is id, device
+// number included. Should two records carry the same JID (a stale record
+// next to a re-link), the most recently stored one wins.
+func (s *Store) DeviceByJID(ctx context.Context, id jid.JID) (*store.Device, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, fail(ctx, "device by jid", err)
+	}
+	if id.Server == "" {
+		return nil, notFound("device by jid")
+	}
+	c := toJIDCols(id)
+	d, err := scanDevice(s.r.QueryRowContext(ctx, selectDevice+`
+		WHERE (jid_user = ?1 AND jid_agent = ?2 AND jid_device = ?3 AND jid_integrator = ?4 AND jid_server = ?5)
+		   OR (lid_user = ?1 AND lid_agent = ?2 AND lid_device = ?3 AND lid_integrator = ?4 AND lid_server = ?5)
+		ORDER BY seq DESC LIMIT 1`,
+		c.user, c.agent, c.device, c.integrator, c.server))
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, notFound("device by jid")
+	}
+	if err != nil {
+		return nil, fail(ctx, "device by jid", err)
+	}
+	return d, nil
+}
+
+// PutDevice inserts or replaces d, keeping its pre-keys, and rewrites its
+// LID mapping, in one transaction.
+func (s *Store) PutDevice(ctx context.Context, d *store.Device) error {
+	r, err := encodeDevice(d)
+	if err != nil {
+		return err
+	}
+	return s.write(ctx, "put device", func(tx *sql.Tx) error {
+		// An upsert, not INSERT OR REPLACE: replace deletes the old row
+		// first, and the delete would cascade to the pre-keys.
+		if _, err := tx.ExecContext(ctx, upsertDevice, r.args()...); err != nil {
+			return err
+		}
+		if err := s.step("device"); err != nil {
+			return err
+		}
+		if _, err := tx.ExecContext(ctx, `DELETE FROM lid_map WHERE device = ?`, r.noisePub); err != nil {
+			return err
+		}
+		if err := s.step("lid_map delete"); err != nil {
+			return err
+		}
+		if d.ID.User != "" && d.LID.User != "" {
+			if _, err := tx.ExecContext(ctx, `INSERT INTO lid_map (device, phone_user, lid_user, lid_server) VALUES (?, ?, ?, ?)`,
+				r.noisePub, d.ID.User, d.LID.User, d.LID.Server); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+}
+
+// DeleteDevice removes the device with its pre-keys and mappings.
+func (s *Store) DeleteDevice(ctx context.Context, noisePub keys.PublicKey) error {
+	pub := noisePub.Bytes()
+	return s.write(ctx, "delete device", func(tx *sql.Tx) error {
+		// Explicit deletes rather than relying on ON DELETE CASCADE alone,
+		// so a file opened elsewhere with foreign keys off is cleaned too.
+		for i, q := range []string{
+			`DELETE FROM pre_keys WHERE device = ?`,
+			`DELETE FROM lid_map WHERE device = ?`,
+			`DELETE FROM devices WHERE noise_pub = ?`,
+		} {
+			if _, err := tx.ExecContext(ctx, q, pub); err != nil {
+				return err
+			}
+			if err := s.step(fmt.Sprintf("delete %d", i)); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+}
+
+// PutPreKeys stores pks for the device and sets its NextPreKeyID to next.
+func (s *Store) PutPreKeys(ctx context.Context, noisePub keys.PublicKey, pks []keys.PreKey, next uint32) error {
+	for _, pk := range pks {
+		if pk.ID == 0 || pk.ID > keys.MaxPreKeyID {
+			return fmt.Errorf("%w: pre-key id %d out of range", ErrInvalid, pk.ID)
+		}
+		if pk.Private.IsZero() || pk.Public.IsZero() {
+			return fmt.Errorf("%w: pre-key %d has a zero key", ErrInvalid, pk.ID)
+		}
+	}
+	pub := noisePub.Bytes()
+	return s.write(ctx, "put pre-keys", func(tx *sql.Tx) error {
+		res, err := tx.ExecContext(ctx, `UPDATE devices SET next_pre_key_id = ? WHERE noise_pub = ?`, int64(next), pub)
+		if err != nil {
+			return err
+		}
+		if n, err := res.RowsAffected(); err != nil {
+			return err
+		} else if n == 0 {
+			return notFound("put pre-keys: device " + noisePub.String())
+		}
+		if len(pks) == 0 {
+			return nil
+		}
+		st, err := tx.PrepareContext(ctx, `INSERT INTO pre_keys (device, id, pub, priv) VALUES (?, ?, ?, ?)
+			ON CONFLICT (device, id) DO UPDATE SET pub = excluded.pub, priv = excluded.priv`)
+		if err != nil {
+			return err
+		}
+		defer st.Close()
+		for i, pk := range pks {
+			if _, err := st.ExecContext(ctx, pub, int64(pk.ID), pk.Public.Bytes(), sealSecret(pk.Private.Bytes())); err != nil {
+				return err
+			}
+			if i == 0 {
+				if err := s.step("pre-key"); err != nil {
+					return err
+				}
+			}
+		}
+		return nil
+	})
+}
+
+// PreKey returns one stored pre-key.
+func (s *Store) PreKey(ctx context.Context, noisePub keys.PublicKey, id uint32) (keys.PreKey, error) {
+	var pub, priv []byte
+	err := s.r.QueryRowContext(ctx, `SELECT pub, priv FROM pre_keys WHERE device = ? AND id = ?`, noisePub.Bytes(), int64(id)).Scan(&pub, &priv)
+	if errors.Is(err, sql.ErrNoRows) {
+		return keys.PreKey{}, notFound(fmt.Sprintf("pre-key %d", id))
+	}
+	if err != nil {
+		return keys.PreKey{}, fail(ctx, "pre-key", err)
+	}
+	kp, err := keyPair("pre_keys", pub, priv)
+	if err != nil {
+		return keys.PreKey{}, fmt.Errorf("sqlite: pre-key %d: %w", id, err)
+	}
+	if kp.Private.IsZero() {
+		return keys.PreKey{}, fmt.Errorf("sqlite: pre-key %d: %w: priv is empty", id, ErrCorrupt)
+	}
+	return keys.PreKey{ID: id, KeyPair: kp}, nil
+}
+
+// PreKeyCount returns how many pre-keys the device has (0 for an unknown
+// device).
+func (s *Store) PreKeyCount(ctx context.Context, noisePub keys.PublicKey) (int, error) {
+	var n int
+	if err := s.r.QueryRowContext(ctx, `SELECT count(*) FROM pre_keys WHERE device = ?`, noisePub.Bytes()).Scan(&n); err != nil {
+		return 0, fail(ctx, "pre-key count", err)
+	}
+	return n, nil
+}
+
+// LIDForPhone returns the LID user (agent and device 0) mapped to the user
+// part of phone.
+func (s *Store) LIDForPhone(ctx context.Context, phone jid.JID) (jid.JID, error) {
+	if err := ctx.Err(); err != nil {
+		return jid.JID{}, fail(ctx, "lid for phone", err)
+	}
+	if phone.User == "" {
+		return jid.JID{}, notFound("lid for phone")
+	}
+	var user, server string
+	err := s.r.QueryRowContext(ctx, `SELECT m.lid_user, m.lid_server FROM lid_map m JOIN devices d ON d.noise_pub = m.device
+		WHERE m.phone_user = ? ORDER BY d.seq DESC LIMIT 1`, phone.User).Scan(&user, &server)
+	if errors.Is(err, sql.ErrNoRows) {
+		return jid.JID{}, notFound("lid for phone")
+	}
+	if err != nil {
+		return jid.JID{}, fail(ctx, "lid for phone", err)
+	}
+	return jid.New(user, server), nil
+}

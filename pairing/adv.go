@@ -128,8 +128,8 @@ func SignDeviceIdentity(rand io.Reader, account keys.KeyPair, companionIdentity 
 	if account.Private.IsZero() {
 		return nil, fmt.Errorf("%w: zero account key", ErrInvalidKey)
 	}
-	if companionIdentity.IsZero() {
-		return nil, fmt.Errorf("%w: zero companion identity", ErrInvalidKey)
+	if err := checkUsableKey(companionIdentity, "companion identity"); err != nil {
+		return nil, err
 	}
 	pid := id.proto()
 	details, err := marshalOpts.Marshal(pid)
@@ -209,8 +209,8 @@ func VerifyPairSuccess(rand io.Reader, advSecret [32]byte, companionIdentity key
 	if err != nil {
 		return nil, fmt.Errorf("%w: account signature key: %w", ErrInvalidKey, err)
 	}
-	if accountKey.IsZero() {
-		return nil, fmt.Errorf("%w: zero account signature key", ErrInvalidKey)
+	if err := checkUsableKey(accountKey, "account signature key"); err != nil {
+		return nil, err
 	}
 	if !keys.Verify(accountKey, accountSigMessage(pid.GetDeviceType(), signed.GetDetails(), companionIdentity.Public), signed.GetAccountSignature()) {
 		return nil, fmt.Errorf("%w: account signature", ErrSignatureMismatch)
@@ -280,8 +280,11 @@ func VerifyDeviceSignature(reply []byte, companionIdentity, accountKey keys.Publ
 	if err := proto.Unmarshal(signed.GetDetails(), &pid); err != nil {
 		return DeviceIdentity{}, parseErr("device identity", "", err)
 	}
-	if companionIdentity.IsZero() || accountKey.IsZero() {
-		return DeviceIdentity{}, fmt.Errorf("%w: zero key", ErrInvalidKey)
+	if err := checkUsableKey(companionIdentity, "companion identity"); err != nil {
+		return DeviceIdentity{}, err
+	}
+	if err := checkUsableKey(accountKey, "account key"); err != nil {
+		return DeviceIdentity{}, err
 	}
 	if k := signed.GetAccountSignatureKey(); k != nil && !accountKey.Equal(mustPubOrZero(k)) {
 		return DeviceIdentity{}, fmt.Errorf("%w: reply names another account key", ErrSignatureMismatch)
@@ -297,6 +300,26 @@ func VerifyDeviceSignature(reply []byte, companionIdentity, accountKey keys.Publ
 		return DeviceIdentity{}, fmt.Errorf("%w: device signature", ErrSignatureMismatch)
 	}
 	return identityFromProto(&pid), nil
+}
+
+// probeKey is a fixed, public scalar used only to detect low-order points.
+var probeKey = func() keys.PrivateKey {
+	k, _ := keys.PrivateKeyFromBytes([]byte("pairing: low-order point probe.."))
+	return k
+}()
+
+// checkUsableKey refuses the zero key and every low-order point (u = 0, 1,
+// the order-8 points and their non-canonical forms). Such a key would let
+// trivial forged XEdDSA signatures verify with a fair probability, e.g.
+// R = identity, s = 0 under u = 0 whenever the challenge is even.
+func checkUsableKey(pub keys.PublicKey, what string) error {
+	if pub.IsZero() {
+		return fmt.Errorf("%w: %s is zero", ErrInvalidKey, what)
+	}
+	if _, err := probeKey.ECDH(pub); err != nil {
+		return fmt.Errorf("%w: %s: %w", ErrInvalidKey, what, err)
+	}
+	return nil
 }
 
 func mustPubOrZero(b []byte) keys.PublicKey {

@@ -408,3 +408,51 @@ func TestErrorsKeepSecretsOut(t *testing.T) {
 		}
 	}
 }
+
+// TestLowOrderAccountKeyRefused shows the forgery checkUsableKey prevents:
+// under a low-order key u = 1 (an order-4 Edwards point) the trivial
+// signature R = identity, s = 0 verifies whenever the challenge is a
+// multiple of 4. Such containers must be refused as invalid-key.
+func TestLowOrderAccountKeyRefused(t *testing.T) {
+	a := loadADV(t)
+	lowOrder := append([]byte{1}, make([]byte, 31)...)
+	forged := append([]byte{1}, make([]byte, 63)...) // R = identity, s = 0
+	u1, _ := keys.PublicKeyFromBytes(lowOrder)
+	found := false
+	for raw := uint32(0); raw < 200 && !found; raw++ {
+		d, _ := proto.Marshal(&waproto.ADVDeviceIdentity{RawID: proto.Uint32(raw), Timestamp: proto.Uint64(1), KeyIndex: proto.Uint32(1)})
+		if !keys.Verify(u1, accountSigMessage(0, d, a.companion.Public), forged) {
+			continue
+		}
+		found = true
+		c := tamper(t, a.adv, a.container, func(s *waproto.ADVSignedDeviceIdentity) {
+			s.Details, s.AccountSignatureKey, s.AccountSignature = d, lowOrder, forged
+		})
+		if _, err := VerifyPairSuccess(rand.Reader, a.adv, a.companion, c); !errors.Is(err, ErrInvalidKey) {
+			t.Fatalf("forged container with a low-order key: err = %v, want ErrInvalidKey", err)
+		}
+		reply, _ := proto.Marshal(&waproto.ADVSignedDeviceIdentity{Details: d, AccountSignature: forged})
+		if _, err := VerifyDeviceSignature(reply, a.companion.Public, u1, false); !errors.Is(err, ErrInvalidKey) {
+			t.Fatalf("server check with a low-order account key: err = %v", err)
+		}
+	}
+	if !found {
+		t.Fatal("no challenge divisible by 4 in 200 tries: the premise of this test is broken")
+	}
+	// Other low-order encodings are refused as well.
+	for _, h := range []string{
+		"0000000000000000000000000000000000000000000000000000000000000000",
+		"e0eb7a7c3b41b8ae1656e3faf19fc46ada098deb9c32b1fd866205165f49b800",
+		"5f9c95bca3508c24b1d0b1559c83ef5b04445cc4581c8e86d8224eddd09f1157",
+		"ecffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff7f", // p-1
+		"eeffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff7f", // p+1 ≡ 1
+	} {
+		pub := keys.MustPublicKey(h)
+		if err := checkUsableKey(pub, "k"); !errors.Is(err, ErrInvalidKey) {
+			t.Errorf("%s: %v", h, err)
+		}
+	}
+	if err := checkUsableKey(a.account.Public, "k"); err != nil {
+		t.Errorf("real key refused: %v", err)
+	}
+}

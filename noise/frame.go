@@ -205,3 +205,7 @@ func (d *Decoder) readIntro() (ok bool, err error) {
 	d.intro = false
 	return true, nil
 }
+
+// SetMaxFrame changes the body length limit (0 means MaxFrameSize), e.g.
+// to raise a small pre-handshake limit once the peer is authenticated.
+func (d *Decoder) SetMaxFrame(n int) { d.limit = n }

@@ -1,0 +1,555 @@
+package transport
+
+import (
+	"context"
+	"crypto/rand"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/walinkdev/walink/keys"
+	"github.com/walinkdev/walink/noise"
+)
+
+// DefaultHandshakeTimeout bounds the wait for each handshake reply when the
+// config does not say otherwise.
+const DefaultHandshakeTimeout = 20 * time.Second
+
+// handshakeMaxFrame limits frames before the peer is authenticated, so a
+// 3-byte length cannot make us reserve 16 MiB. Real handshake messages are
+// well under 4 KiB.
+const handshakeMaxFrame = 64 << 10
+
+// readBufSize is the size of each Read from the underlying connection.
+const readBufSize = 32 << 10
+
+var (
+	// ErrClosed is returned by ReadFrame and WriteFrame after Close. It
+	// wraps net.ErrClosed.
+	ErrClosed = fmt.Errorf("transport: %w", net.ErrClosed)
+	// ErrHandshakeTimeout reports a peer that did not answer within the
+	// handshake timeout.
+	ErrHandshakeTimeout = errors.New("transport: handshake timed out")
+	// ErrBadHandshakeConfig reports a config missing a required key.
+	ErrBadHandshakeConfig = errors.New("transport: bad handshake config")
+)
+
+// HandshakeError reports a failed handshake: Step names what was being
+// done ("write client hello", "read server hello", …) and Err is the cause.
+// Use errors.As to reach a *noise.CertError inside.
+type HandshakeError struct {
+	Step string
+	Err  error
+}
+
+func (e *HandshakeError) Error() string {
+	return "transport: handshake: " + e.Step + ": " + e.Err.Error()
+}
+
+// Unwrap returns the cause.
+func (e *HandshakeError) Unwrap() error { return e.Err }
+
+// ClientConfig configures Handshake.
+type ClientConfig struct {
+	NoiseKey keys.KeyPair
+	RootKey  keys.PublicKey // zero = WhatsApp's real root
+	Payload  []byte         // serialized ClientPayload
+	Header   [4]byte        // zero = WA 06 03
+	Rand     io.Reader      // nil = crypto/rand
+	Now      func() time.Time
+	// EdgeRouting, when not nil, is sent in an ED pre-intro before the
+	// header (routing bytes from an earlier session's <edge_routing>).
+	EdgeRouting []byte
+	// HandshakeTimeout bounds the wait for the server hello; zero means
+	// DefaultHandshakeTimeout. A ctx deadline that comes sooner wins.
+	HandshakeTimeout time.Duration
+	// Logger receives debug records; nil means none.
+	Logger *slog.Logger
+}
+
+// Hello is what the server learns from the client's handshake.
+type Hello struct {
+	Header       [4]byte
+	ClientStatic keys.PublicKey
+	Payload      []byte
+	// EdgeRouting is the routing blob of the client's ED pre-intro, or nil.
+	EdgeRouting []byte
+}
+
+// ServerConfig configures ServerHandshake.
+type ServerConfig struct {
+	Static    keys.KeyPair
+	CertChain []byte // serialized CertChain whose leaf key is Static.Public
+	Rand      io.Reader
+	// HandshakeTimeout bounds the wait for each client message; zero means
+	// DefaultHandshakeTimeout.
+	HandshakeTimeout time.Duration
+	// Logger receives debug records; nil means none.
+	Logger *slog.Logger
+}
+
+func logger(l *slog.Logger) *slog.Logger {
+	if l == nil {
+		return slog.New(slog.DiscardHandler)
+	}
+	return l
+}
+
+func timeout(d time.Duration) time.Duration {
+	if d <= 0 {
+		return DefaultHandshakeTimeout
+	}
+	return d
+}
+
+// aLongTimeAgo is a deadline in the past: setting it aborts blocked IO.
+var aLongTimeAgo = time.Unix(1, 0)
+
+// watchCtx ties ctx to conn's deadlines until the returned function is
+// called; that function reports ctx's error if ctx ended meanwhile, in
+// which case the deadline stays in the past.
+func watchCtx(ctx context.Context, set func(time.Time) error) (stop func() error) {
+	if ctx.Done() == nil {
+		return func() error { return nil }
+	}
+	fired := make(chan struct{})
+	stopAF := context.AfterFunc(ctx, func() {
+		set(aLongTimeAgo)
+		close(fired)
+	})
+	return func() error {
+		if !stopAF() {
+			<-fired // do not race its deadline with ours
+			return ctx.Err()
+		}
+		return nil
+	}
+}
+
+// handshakeIO is the shared reading/writing of the two handshakes. It maps
+// ctx onto the connection's deadlines: once ctx ends, the deadline is put
+// in the past and stays there (mu keeps a later step from undoing it).
+type handshakeIO struct {
+	ctx     context.Context
+	nc      net.Conn
+	dec     *noise.Decoder
+	buf     []byte
+	timeout time.Duration
+
+	ctxBound bool // the last deadline set was ctx's own
+
+	mu        sync.Mutex
+	cancelled bool
+	fired     chan struct{}
+	stopAF    func() bool
+}
+
+func newHandshakeIO(ctx context.Context, nc net.Conn, dec *noise.Decoder, timeout time.Duration) *handshakeIO {
+	h := &handshakeIO{ctx: ctx, nc: nc, dec: dec, buf: make([]byte, readBufSize), timeout: timeout, fired: make(chan struct{})}
+	h.stopAF = context.AfterFunc(ctx, func() {
+		h.mu.Lock()
+		h.cancelled = true
+		h.nc.SetDeadline(aLongTimeAgo)
+		h.mu.Unlock()
+		close(h.fired)
+	})
+	return h
+}
+
+// stop ends the ctx watch and clears the deadlines. It reports ctx's error
+// if ctx ended first.
+func (h *handshakeIO) stop() error {
+	if !h.stopAF() {
+		<-h.fired
+		if err := h.ctx.Err(); err != nil {
+			return err
+		}
+	}
+	h.stopAF = func() bool { return true }
+	h.nc.SetDeadline(time.Time{})
+	return nil
+}
+
+// setDeadline sets one of the connection's deadlines to now+timeout, or
+// to ctx's deadline if that is sooner.
+func (h *handshakeIO) setDeadline(set func(time.Time) error) error {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.cancelled {
+		return h.ctx.Err()
+	}
+	d := time.Now().Add(h.timeout)
+	cd, ok := h.ctx.Deadline()
+	h.ctxBound = ok && cd.Before(d)
+	if h.ctxBound {
+		d = cd
+	}
+	return set(d)
+}
+
+// fail wraps err, preferring ctx's own error and naming timeouts.
+func (h *handshakeIO) fail(step string, err error) error {
+	switch {
+	case h.ctx.Err() != nil:
+		if !errors.Is(err, h.ctx.Err()) {
+			err = fmt.Errorf("%w (%w)", h.ctx.Err(), err)
+		}
+	case errors.Is(err, os.ErrDeadlineExceeded) || errors.Is(err, context.DeadlineExceeded):
+		if h.ctxBound {
+			// ctx's deadline, set on the conn, fired before ctx noticed.
+			err = fmt.Errorf("%w (%w)", context.DeadlineExceeded, err)
+		} else {
+			err = fmt.Errorf("%w: %w", ErrHandshakeTimeout, err)
+		}
+	}
+	return &HandshakeError{Step: step, Err: err}
+}
+
+func (h *handshakeIO) write(b []byte) error {
+	if err := h.setDeadline(h.nc.SetWriteDeadline); err != nil {
+		return err
+	}
+	_, err := h.nc.Write(b)
+	return err
+}
+
+// readMessage returns the next frame body (a copy), waiting at most the
+// handshake timeout.
+func (h *handshakeIO) readMessage() ([]byte, error) {
+	if err := h.setDeadline(h.nc.SetReadDeadline); err != nil {
+		return nil, err
+	}
+	for {
+		body, err := h.dec.Next()
+		if err != nil {
+			return nil, err
+		}
+		if body != nil {
+			return append([]byte(nil), body...), nil
+		}
+		n, err := h.nc.Read(h.buf)
+		h.dec.Write(h.buf[:n])
+		if err != nil {
+			if n > 0 {
+				// Deliver what arrived with the error first.
+				if body, derr := h.dec.Next(); derr == nil && body != nil {
+					return append([]byte(nil), body...), nil
+				}
+			}
+			if errors.Is(err, io.EOF) {
+				err = io.ErrUnexpectedEOF
+			}
+			return nil, err
+		}
+	}
+}
+
+// Handshake runs the client side of the Noise XX handshake over conn:
+// it writes the header and message 1 in one write, waits for message 2
+// (at most cfg.HandshakeTimeout, and no longer than ctx allows), verifies
+// the server's certificate chain against cfg.RootKey at cfg.Now(), and
+// sends message 3 carrying cfg.Payload. On failure conn is closed.
+func Handshake(ctx context.Context, conn net.Conn, cfg ClientConfig) (_ *Conn, err error) {
+	if cfg.NoiseKey.Private.IsZero() {
+		conn.Close()
+		return nil, fmt.Errorf("%w: missing noise key", ErrBadHandshakeConfig)
+	}
+	if cfg.Rand == nil {
+		cfg.Rand = rand.Reader
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	if cfg.Header == [4]byte{} {
+		cfg.Header = noise.HeaderV3
+	}
+	log := logger(cfg.Logger)
+	h := newHandshakeIO(ctx, conn, noise.NewDecoder(noise.DecoderConfig{MaxFrame: handshakeMaxFrame}), timeout(cfg.HandshakeTimeout))
+	defer func() {
+		if cerr := h.stop(); cerr != nil && err == nil {
+			err = &HandshakeError{Step: "finish", Err: cerr}
+		}
+		if err != nil {
+			conn.Close()
+			log.Debug("transport: client handshake failed", "err", err)
+		}
+	}()
+
+	in, err := noise.NewInitiator(noise.InitiatorConfig{
+		Static: cfg.NoiseKey, Prologue: cfg.Header, Rand: cfg.Rand,
+		RootKey: cfg.RootKey, Time: cfg.Now,
+	})
+	if err != nil {
+		return nil, &HandshakeError{Step: "start", Err: err}
+	}
+	msg1, err := in.ClientHello()
+	if err != nil {
+		return nil, &HandshakeError{Step: "client hello", Err: err}
+	}
+	wire, err := noise.AppendIntro(nil, cfg.Header, cfg.EdgeRouting)
+	if err == nil {
+		wire, err = noise.AppendFrame(wire, msg1)
+	}
+	if err != nil {
+		return nil, &HandshakeError{Step: "client hello", Err: err}
+	}
+	if err := h.write(wire); err != nil {
+		return nil, h.fail("write client hello", err)
+	}
+	msg2, err := h.readMessage()
+	if err != nil {
+		return nil, h.fail("read server hello", err)
+	}
+	serverStatic, _, err := in.ReadServerHello(msg2)
+	if err != nil {
+		return nil, &HandshakeError{Step: "server hello", Err: err}
+	}
+	msg3, cipher, err := in.ClientFinish(cfg.Payload)
+	if err != nil {
+		return nil, &HandshakeError{Step: "client finish", Err: err}
+	}
+	if wire, err = noise.AppendFrame(wire[:0], msg3); err != nil {
+		return nil, &HandshakeError{Step: "client finish", Err: err}
+	}
+	if err := h.write(wire); err != nil {
+		return nil, h.fail("write client finish", err)
+	}
+	if cerr := h.stop(); cerr != nil {
+		return nil, &HandshakeError{Step: "finish", Err: cerr}
+	}
+	log.Debug("transport: client handshake done", "server_static", serverStatic.String())
+	return newConn(conn, cipher, h.dec, h.buf, serverStatic, log), nil
+}
+
+// ServerHandshake runs the server side over conn: it reads the client's
+// intro (optional ED pre-intro, then WA 06 02 or WA 06 03, which becomes
+// the prologue) and message 1, answers with message 2 carrying
+// cfg.CertChain, and reads message 3. The caller decides from Hello
+// whether to keep the client. On failure conn is closed.
+func ServerHandshake(ctx context.Context, conn net.Conn, cfg ServerConfig) (_ *Conn, _ *Hello, err error) {
+	if cfg.Static.Private.IsZero() {
+		conn.Close()
+		return nil, nil, fmt.Errorf("%w: missing static key", ErrBadHandshakeConfig)
+	}
+	if cfg.Rand == nil {
+		cfg.Rand = rand.Reader
+	}
+	log := logger(cfg.Logger)
+	h := newHandshakeIO(ctx, conn, noise.NewDecoder(noise.DecoderConfig{Intro: true, MaxFrame: handshakeMaxFrame}), timeout(cfg.HandshakeTimeout))
+	defer func() {
+		if cerr := h.stop(); cerr != nil && err == nil {
+			err = &HandshakeError{Step: "finish", Err: cerr}
+		}
+		if err != nil {
+			conn.Close()
+			log.Debug("transport: server handshake failed", "err", err)
+		}
+	}()
+
+	msg1, err := h.readMessage()
+	if err != nil {
+		return nil, nil, h.fail("read client hello", err)
+	}
+	header, _ := h.dec.Header()
+	r, err := noise.NewResponder(noise.ResponderConfig{Static: cfg.Static, Prologue: header, Rand: cfg.Rand})
+	if err != nil {
+		return nil, nil, &HandshakeError{Step: "start", Err: err}
+	}
+	if err := r.ReadClientHello(msg1); err != nil {
+		return nil, nil, &HandshakeError{Step: "client hello", Err: err}
+	}
+	msg2, err := r.ServerHello(cfg.CertChain)
+	if err != nil {
+		return nil, nil, &HandshakeError{Step: "server hello", Err: err}
+	}
+	wire, err := noise.AppendFrame(nil, msg2)
+	if err != nil {
+		return nil, nil, &HandshakeError{Step: "server hello", Err: err}
+	}
+	if err := h.write(wire); err != nil {
+		return nil, nil, h.fail("write server hello", err)
+	}
+	msg3, err := h.readMessage()
+	if err != nil {
+		return nil, nil, h.fail("read client finish", err)
+	}
+	clientStatic, payload, cipher, err := r.ReadClientFinish(msg3)
+	if err != nil {
+		return nil, nil, &HandshakeError{Step: "client finish", Err: err}
+	}
+	if cerr := h.stop(); cerr != nil {
+		return nil, nil, &HandshakeError{Step: "finish", Err: cerr}
+	}
+	h.dec.SetMaxFrame(noise.MaxFrameSize)
+	hello := &Hello{Header: header, ClientStatic: clientStatic, Payload: payload, EdgeRouting: h.dec.RoutingInfo()}
+	log.Debug("transport: server handshake done", "client_static", clientStatic.String(), "header", fmt.Sprintf("% x", header))
+	return newConn(conn, cipher, h.dec, h.buf, clientStatic, log), hello, nil
+}
+
+// Conn is an encrypted WhatsApp connection carrying frame plaintexts.
+//
+// ReadFrame may run concurrently with WriteFrame; WriteFrame is safe for
+// concurrent use; ReadFrame calls are serialized.
+type Conn struct {
+	nc     net.Conn
+	cipher *noise.Cipher
+	peer   keys.PublicKey
+	log    *slog.Logger
+
+	readMu  sync.Mutex
+	dec     *noise.Decoder
+	rbuf    []byte
+	readErr error // sticky
+
+	writeMu  sync.Mutex
+	wbuf     []byte
+	writeErr error // sticky
+
+	closeOnce sync.Once
+	closed    atomic.Bool
+	closeErr  error
+}
+
+func newConn(nc net.Conn, c *noise.Cipher, dec *noise.Decoder, buf []byte, peer keys.PublicKey, log *slog.Logger) *Conn {
+	dec.SetMaxFrame(noise.MaxFrameSize)
+	return &Conn{nc: nc, cipher: c, dec: dec, rbuf: buf, peer: peer, log: log}
+}
+
+// PeerStatic returns the peer's static noise key: the server's for a
+// client, the client's for a server.
+func (c *Conn) PeerStatic() keys.PublicKey { return c.peer }
+
+// LocalAddr and RemoteAddr return the underlying connection's addresses.
+func (c *Conn) LocalAddr() net.Addr { return c.nc.LocalAddr() }
+
+// RemoteAddr returns the underlying connection's remote address.
+func (c *Conn) RemoteAddr() net.Addr { return c.nc.RemoteAddr() }
+
+// ReadFrame blocks for the next decrypted frame plaintext, returned in a
+// buffer of its own that the caller may keep. It returns io.EOF when the
+// peer closed the stream between frames, and ErrClosed after Close. A
+// frame that fails to decrypt closes the connection.
+func (c *Conn) ReadFrame() ([]byte, error) {
+	c.readMu.Lock()
+	defer c.readMu.Unlock()
+	if c.closed.Load() {
+		if c.readErr != nil {
+			return nil, c.readErr
+		}
+		return nil, ErrClosed
+	}
+	for {
+		// Frames already buffered are delivered before a pending error.
+		body, err := c.dec.Next()
+		if err != nil {
+			c.readErr = fmt.Errorf("transport: %w", err)
+			return nil, c.readErr
+		}
+		if body != nil {
+			pt, err := c.cipher.Open(make([]byte, 0, max(len(body)-noise.Overhead, 0)), body)
+			if err != nil {
+				c.readErr = fmt.Errorf("transport: reading frame: %w", err)
+				c.Close()
+				return nil, c.readErr
+			}
+			return pt, nil
+		}
+		if c.readErr != nil {
+			return nil, c.readErr
+		}
+		n, rerr := c.nc.Read(c.rbuf)
+		c.dec.Write(c.rbuf[:n])
+		if rerr != nil {
+			c.readErr = c.mapReadErr(rerr)
+		}
+	}
+}
+
+func (c *Conn) mapReadErr(err error) error {
+	switch {
+	case c.closed.Load():
+		return ErrClosed
+	case errors.Is(err, io.EOF) && c.dec.Buffered() > 0:
+		return fmt.Errorf("transport: %w: %w", noise.ErrShortFrame, io.ErrUnexpectedEOF)
+	case errors.Is(err, io.EOF):
+		return io.EOF
+	}
+	return fmt.Errorf("transport: read: %w", err)
+}
+
+// WriteFrame encrypts and sends one frame; safe for concurrent use. ctx's
+// deadline and cancellation bound the write; a write cut short leaves the
+// stream unusable, so that error, like every write error, is returned by
+// all later calls.
+func (c *Conn) WriteFrame(ctx context.Context, plaintext []byte) (err error) {
+	if len(plaintext)+noise.Overhead > noise.MaxFrameSize {
+		return fmt.Errorf("transport: %w", &noise.FrameError{Length: len(plaintext) + noise.Overhead, Limit: noise.MaxFrameSize})
+	}
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	c.writeMu.Lock()
+	defer c.writeMu.Unlock()
+	if c.writeErr != nil {
+		return c.writeErr
+	}
+	if c.closed.Load() {
+		return ErrClosed
+	}
+	// Frame layout: 3-byte BE length, then the sealed body, built in
+	// place so a write is one buffer and one syscall.
+	buf := append(c.wbuf[:0], 0, 0, 0)
+	buf, err = c.cipher.Seal(buf, plaintext)
+	if err != nil {
+		c.writeErr = fmt.Errorf("transport: writing frame: %w", err)
+		return c.writeErr
+	}
+	n := len(buf) - noise.FrameHeaderSize
+	buf[0], buf[1], buf[2] = byte(n>>16), byte(n>>8), byte(n)
+	if cap(buf) <= 1<<20 {
+		c.wbuf = buf // keep ordinary buffers, drop huge ones
+	}
+
+	dl, hasDL := ctx.Deadline()
+	if hasDL {
+		c.nc.SetWriteDeadline(dl)
+	}
+	stop := watchCtx(ctx, c.nc.SetWriteDeadline)
+	_, werr := c.nc.Write(buf)
+	cerr := stop()
+	if hasDL || cerr != nil {
+		c.nc.SetWriteDeadline(time.Time{})
+	}
+	switch {
+	case werr == nil:
+		return nil
+	case c.closed.Load():
+		c.writeErr = ErrClosed
+	case cerr != nil:
+		c.writeErr = fmt.Errorf("transport: writing frame: %w", cerr)
+	case ctx.Err() != nil:
+		c.writeErr = fmt.Errorf("transport: writing frame: %w", ctx.Err())
+	default:
+		c.writeErr = fmt.Errorf("transport: writing frame: %w", werr)
+	}
+	return c.writeErr
+}
+
+// Close closes the connection and unblocks ReadFrame and WriteFrame.
+// It is idempotent: later calls return the first call's result. Over a
+// WebSocket it runs the closing handshake, which waits (at most 5 s) for
+// the peer's reader to answer.
+func (c *Conn) Close() error {
+	c.closeOnce.Do(func() {
+		c.closed.Store(true)
+		c.closeErr = c.nc.Close()
+		c.log.Debug("transport: closed")
+	})
+	return c.closeErr
+}

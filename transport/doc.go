@@ -1,0 +1,31 @@
+// Package transport carries WhatsApp's Noise-encrypted frame stream over a
+// WebSocket: it dials and accepts the socket, runs the handshake of package
+// noise over it with deadlines taken from a context, and then moves
+// encrypted frames.
+//
+// # Layers
+//
+//	Dial / Accept        WebSocket (github.com/coder/websocket) as a net.Conn byte stream
+//	Handshake            client side: header + msg1 in one write, verify the server chain, msg3
+//	ServerHandshake      server side: intro (ED pre-intro, WA 06 02/03), msg1 → msg2, msg3
+//	Conn                 ReadFrame / WriteFrame of decrypted frame plaintexts
+//
+// Handshake and ServerHandshake take any net.Conn, so tests can use
+// net.Pipe.
+//
+// # Cancellation
+//
+// A context passed to Handshake, ServerHandshake or WriteFrame is mapped
+// onto the connection's deadlines: when it ends, the blocked IO returns.
+// The handshake additionally has a 20 s default timeout (the value every
+// known client uses for the server's reply). ReadFrame has no context;
+// Close unblocks it.
+//
+// # Errors
+//
+// Handshake failures are *HandshakeError, which names the step and wraps
+// the cause: a *noise.CertError for a server chain that does not lead to
+// the configured root, ErrHandshakeTimeout, the context's error, or a noise
+// sentinel. After a failed Open the connection is closed: crypto failures
+// are terminal. The first write error sticks.
+package transport

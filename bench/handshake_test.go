@@ -1,0 +1,222 @@
+package bench
+
+import (
+	"context"
+	"crypto/ecdh"
+	"crypto/rand"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/walinkdev/walink/engine"
+	"github.com/walinkdev/walink/keys"
+	"github.com/walinkdev/walink/noise"
+	"github.com/walinkdev/walink/store/storetest"
+	"github.com/walinkdev/walink/transport"
+	"github.com/walinkdev/walink/watest"
+)
+
+// X25519OpsPerHandshake is the number of X25519 scalar multiplications one
+// Noise XX handshake costs both ends together: each side makes an ephemeral
+// key (1) and computes three DHs (ee, es, se). The server's static key is
+// long-lived. The client also verifies two XEdDSA certificate signatures,
+// which are not X25519 and are reported beside it.
+const X25519OpsPerHandshake = 8
+
+// BenchmarkX25519 is the limit's unit: one X25519 operation with
+// crypto/ecdh (the implementation keys uses), and the XEdDSA verify the
+// client adds per handshake for the certificate chain.
+func BenchmarkX25519(b *testing.B) {
+	c := ecdh.X25519()
+	priv, err := c.GenerateKey(rand.Reader)
+	if err != nil {
+		b.Fatal(err)
+	}
+	peer, err := c.GenerateKey(rand.Reader)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Run("op=dh/impl=ecdh", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			if _, err := priv.ECDH(peer.PublicKey()); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	b.Run("op=keygen/impl=ecdh", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			k, err := c.GenerateKey(rand.Reader)
+			if err != nil {
+				b.Fatal(err)
+			}
+			_ = k.PublicKey()
+		}
+	})
+	b.Run("op=xeddsa-verify/impl=walink", func(b *testing.B) {
+		kp, _ := keys.NewKeyPair(rand.Reader)
+		msg := make([]byte, 100)
+		sig, _ := kp.Private.Sign(rand.Reader, msg)
+		b.ReportAllocs()
+		for b.Loop() {
+			if !keys.Verify(kp.Public, msg, sig[:]) {
+				b.Fatal("verify")
+			}
+		}
+	})
+}
+
+type certFixture struct {
+	now          time.Time
+	root         keys.KeyPair
+	serverStatic keys.KeyPair
+	chain        []byte
+}
+
+func newCertFixture(tb testing.TB) certFixture {
+	f := certFixture{now: time.Unix(1_800_000_000, 0)}
+	var inter keys.KeyPair
+	for _, k := range []*keys.KeyPair{&f.root, &f.serverStatic, &inter} {
+		var err error
+		if *k, err = keys.NewKeyPair(rand.Reader); err != nil {
+			tb.Fatal(err)
+		}
+	}
+	var err error
+	f.chain, err = noise.NewCertChain(rand.Reader, f.root.Private, inter, f.serverStatic.Public, noise.CertOptions{
+		IntermediateSerial: 1, LeafSerial: 2, NotBefore: f.now.Add(-time.Hour), NotAfter: f.now.Add(time.Hour),
+	})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return f
+}
+
+// memoryHandshake runs both sides of one XX handshake with certificate
+// verification and a small payload, in memory.
+func memoryHandshake(f *certFixture, client keys.KeyPair, payload []byte) error {
+	in, err := noise.NewInitiator(noise.InitiatorConfig{Static: client, Rand: rand.Reader, RootKey: f.root.Public, Time: func() time.Time { return f.now }})
+	if err != nil {
+		return err
+	}
+	r, err := noise.NewResponder(noise.ResponderConfig{Static: f.serverStatic, Rand: rand.Reader})
+	if err != nil {
+		return err
+	}
+	m1, err := in.ClientHello()
+	if err != nil {
+		return err
+	}
+	if err := r.ReadClientHello(m1); err != nil {
+		return err
+	}
+	m2, err := r.ServerHello(f.chain)
+	if err != nil {
+		return err
+	}
+	if _, _, err := in.ReadServerHello(m2); err != nil {
+		return err
+	}
+	m3, _, err := in.ClientFinish(payload)
+	if err != nil {
+		return err
+	}
+	_, _, _, err = r.ReadClientFinish(m3)
+	return err
+}
+
+// BenchmarkHandshake: where=memory is the pure Noise XX work of both ends
+// (noise.Initiator + noise.Responder, no IO); where=watest is a full
+// connection to the local WhatsApp over loopback WebSocket: dial, upgrade,
+// handshake, registration payload, and the first stanza (pair-device) read
+// back, so the server's whole side is included. Both sides run in this
+// process; ns/op of the parallel run is wall time per handshake, so
+// handshakes/s = 1e9 / ns/op.
+func BenchmarkHandshake(b *testing.B) {
+	f := newCertFixture(b)
+	client, err := keys.NewKeyPair(rand.Reader)
+	if err != nil {
+		b.Fatal(err)
+	}
+	payload := make([]byte, 200)
+	b.Run("where=memory/impl=walink", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			if err := memoryHandshake(&f, client, payload); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	b.Run("where=memory-parallel/impl=walink", func(b *testing.B) {
+		b.ReportAllocs()
+		b.RunParallel(func(pb *testing.PB) {
+			for pb.Next() {
+				if err := memoryHandshake(&f, client, payload); err != nil {
+					b.Error(err)
+					return
+				}
+			}
+		})
+	})
+	b.Run("where=watest/impl=walink", func(b *testing.B) {
+		benchWatestHandshake(b)
+	})
+}
+
+func benchWatestHandshake(b *testing.B) {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	sc := watest.DefaultScenario()
+	sc.FirstStanzaDelayMS = 0
+	sc.LingerMS = 0
+	srv, err := watest.Start(ctx, watest.Config{Scenario: &sc})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer srv.Close()
+	dev := storetest.NewDevice(b, 1, false)
+	ver, err := engine.ParseVersion("2.3000.1045368834")
+	if err != nil {
+		b.Fatal(err)
+	}
+	payload, err := engine.RegistrationPayload(dev, engine.PayloadConfig{Version: ver, OSName: "bench"})
+	if err != nil {
+		b.Fatal(err)
+	}
+	var seq atomic.Uint64
+	one := func() error {
+		// A fresh noise key per connection, like N different companions.
+		nk, err := keys.NewKeyPair(rand.Reader)
+		if err != nil {
+			return err
+		}
+		_ = seq.Add(1)
+		hctx, hcancel := context.WithTimeout(ctx, 30*time.Second)
+		defer hcancel()
+		nc, err := transport.Dial(hctx, srv.URL(), nil)
+		if err != nil {
+			return err
+		}
+		c, err := transport.Handshake(hctx, nc, transport.ClientConfig{NoiseKey: nk, RootKey: srv.RootKey(), Payload: payload})
+		if err != nil {
+			return err
+		}
+		defer c.Close()
+		_, err = c.ReadFrame()
+		return err
+	}
+	if err := one(); err != nil {
+		b.Fatal(err)
+	}
+	b.ReportAllocs()
+	b.SetParallelism(8)
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			if err := one(); err != nil {
+				b.Error(err)
+				return
+			}
+		}
+	})
+}

@@ -535,6 +535,9 @@ func (c *Conn) WriteFrame(ctx context.Context, plaintext []byte) (err error) {
 		c.writeErr = fmt.Errorf("transport: writing frame: %w", cerr)
 	case ctx.Err() != nil:
 		c.writeErr = fmt.Errorf("transport: writing frame: %w", ctx.Err())
+	case hasDL && (errors.Is(werr, os.ErrDeadlineExceeded) || errors.Is(werr, context.DeadlineExceeded)):
+		// ctx's deadline, set on the conn, fired before ctx noticed.
+		c.writeErr = fmt.Errorf("transport: writing frame: %w (%w)", context.DeadlineExceeded, werr)
 	default:
 		c.writeErr = fmt.Errorf("transport: writing frame: %w", werr)
 	}

@@ -7,3 +7,6 @@ func (r *Responder) SetTrace(f func(step string, h, ck []byte))  { r.ss.trace = 
 
 // SetCounters jumps the nonce counters, to test exhaustion.
 func (c *Cipher) SetCounters(send, recv uint64) { c.send.n, c.recv.n = send, recv }
+
+func (in *Initiator) SetSplitTrace(f func(k1, k2 []byte)) { in.ss.splitTrace = f }
+func (r *Responder) SetSplitTrace(f func(k1, k2 []byte))  { r.ss.splitTrace = f }

@@ -112,6 +112,8 @@ func TestVectorInitiator(t *testing.T) {
 	in := v.initiator(t)
 	var trace []traceStep
 	in.SetTrace(recorder(&trace))
+	var k1, k2 []byte
+	in.SetSplitTrace(func(a, b []byte) { k1, k2 = bytes.Clone(a), bytes.Clone(b) })
 
 	msg1, err := in.ClientHello()
 	if err != nil {
@@ -154,6 +156,12 @@ func TestVectorInitiator(t *testing.T) {
 		t.Fatalf("msg3 wire = %x\nwant %x", wire3, v.msg3Wire)
 	}
 	v.checkTrace(t, "initiator", trace)
+	if want := v.hex(t, "final_client_write_key"); !bytes.Equal(k1, want) {
+		t.Errorf("client write key = %x\nwant %x", k1, want)
+	}
+	if want := v.hex(t, "final_client_read_key"); !bytes.Equal(k2, want) {
+		t.Errorf("client read key = %x\nwant %x", k2, want)
+	}
 	v.checkClientTransport(t, c)
 
 	// The vector's final keys make the same cipher.
@@ -194,6 +202,8 @@ func TestVectorResponder(t *testing.T) {
 	r := v.responder(t)
 	var trace []traceStep
 	r.SetTrace(recorder(&trace))
+	var k1, k2 []byte
+	r.SetSplitTrace(func(a, b []byte) { k1, k2 = bytes.Clone(a), bytes.Clone(b) })
 
 	if err := r.ReadClientHello(v.msg1); err != nil {
 		t.Fatal(err)
@@ -216,6 +226,9 @@ func TestVectorResponder(t *testing.T) {
 		t.Errorf("payload = %x\nwant %x", payload, v.cpReg)
 	}
 	v.checkTrace(t, "responder", trace)
+	if !bytes.Equal(k1, v.hex(t, "final_client_write_key")) || !bytes.Equal(k2, v.hex(t, "final_client_read_key")) {
+		t.Errorf("responder split keys = %x %x", k1, k2)
+	}
 
 	ct, err := c.Seal(nil, v.hex(t, "transport_s2c_frame0_plain"))
 	if err != nil {

@@ -44,8 +44,10 @@ type symmetricState struct {
 	n     uint64
 	nonce [12]byte
 
-	// trace, when set by a test, sees h and ck after every step.
-	trace func(step string, h, ck []byte)
+	// trace, when set by a test, sees h and ck after every step, and
+	// splitTrace the two transport keys.
+	trace      func(step string, h, ck []byte)
+	splitTrace func(k1, k2 []byte)
 }
 
 func (s *symmetricState) init(name string, prologue []byte) {
@@ -141,6 +143,9 @@ func (s *symmetricState) split() (k1, k2 []byte, err error) {
 	out, err := hkdf.Key(sha256.New, nil, s.ck[:], "", 2*hashLen)
 	if err != nil {
 		return nil, nil, fmt.Errorf("noise: hkdf: %w", err)
+	}
+	if s.splitTrace != nil {
+		s.splitTrace(out[:hashLen], out[hashLen:])
 	}
 	return out[:hashLen], out[hashLen:], nil
 }

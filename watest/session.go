@@ -275,6 +275,7 @@ func (sess *session) endStream(ctx context.Context, n binxml.Node) error {
 	}
 	sess.ended = true
 	sess.mu.Unlock()
+	sess.offline()
 	err := sess.send(ctx, n)
 	linger := ms(sess.srv.Scenario().LingerMS)
 	sess.mu.Lock()
@@ -285,6 +286,20 @@ func (sess *session) endStream(ctx context.Context, n binxml.Node) error {
 	}
 	sess.mu.Unlock()
 	return err
+}
+
+// offline removes a logged-in session from the online set: once its stream
+// is ending, the device counts as not connected.
+func (sess *session) offline() {
+	if sess.login == nil {
+		return
+	}
+	s := sess.srv
+	s.mu.Lock()
+	if s.online[sess.login.jid] == sess {
+		delete(s.online, sess.login.jid)
+	}
+	s.mu.Unlock()
 }
 
 // close drops the connection at once (faults, linger expiry).
@@ -306,6 +321,7 @@ func (sess *session) drop(point string) bool {
 	sess.mu.Lock()
 	sess.ended = true
 	sess.mu.Unlock()
+	sess.offline()
 	sess.close()
 	return true
 }

@@ -87,5 +87,6 @@ func (c *Cipher) Open(dst, ct []byte) ([]byte, error) {
 	return out, nil
 }
 
-// Counters returns how many frames have been sealed and opened.
+// Counters returns how many frames have been sealed and opened. It must
+// not run concurrently with Seal or Open.
 func (c *Cipher) Counters() (sent, received uint64) { return c.send.n, c.recv.n }

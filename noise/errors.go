@@ -33,6 +33,8 @@ var (
 	// ErrUnsupported reports a handshake pattern this package does not
 	// speak (a client hello carrying IK fields).
 	ErrUnsupported = errors.New("noise: unsupported handshake pattern")
+	// ErrBadConfig reports a handshake config missing a required field.
+	ErrBadConfig = errors.New("noise: bad handshake config")
 	// ErrBadCertificate is wrapped by every *CertError.
 	ErrBadCertificate = errors.New("noise: bad server certificate")
 )

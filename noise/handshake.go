@@ -69,13 +69,13 @@ type Initiator struct {
 // NewInitiator returns a client handshake that has not sent anything yet.
 func NewInitiator(cfg InitiatorConfig) (*Initiator, error) {
 	if cfg.Static.Private.IsZero() {
-		return nil, fmt.Errorf("noise: initiator: missing static key")
+		return nil, fmt.Errorf("%w: initiator: missing static key", ErrBadConfig)
 	}
 	if cfg.Ephemeral == nil && cfg.Rand == nil {
-		return nil, fmt.Errorf("noise: initiator: Rand or Ephemeral is required")
+		return nil, fmt.Errorf("%w: initiator: Rand or Ephemeral is required", ErrBadConfig)
 	}
 	if cfg.Time == nil && !cfg.InsecureSkipVerify {
-		return nil, fmt.Errorf("noise: initiator: Time is required to verify the server certificate")
+		return nil, fmt.Errorf("%w: initiator: Time is required to verify the server certificate", ErrBadConfig)
 	}
 	if cfg.Prologue == [4]byte{} {
 		cfg.Prologue = HeaderV3
@@ -154,7 +154,7 @@ func (in *Initiator) ReadServerHello(msg []byte) (serverStatic keys.PublicKey, c
 	}
 	sp, err := in.ss.decryptAndHash(sh.GetStatic())
 	if err != nil {
-		return keys.PublicKey{}, nil, in.fail(fmt.Errorf("noise: server static: %w", err))
+		return keys.PublicKey{}, nil, in.fail(fmt.Errorf("%w (server static)", err))
 	}
 	in.ss.step("s")
 	rs, _ := keys.PublicKeyFromBytes(sp)
@@ -164,7 +164,7 @@ func (in *Initiator) ReadServerHello(msg []byte) (serverStatic keys.PublicKey, c
 	}
 	chain, err := in.ss.decryptAndHash(sh.GetPayload())
 	if err != nil {
-		return keys.PublicKey{}, nil, in.fail(fmt.Errorf("noise: server certificate payload: %w", err))
+		return keys.PublicKey{}, nil, in.fail(fmt.Errorf("%w (server certificate payload)", err))
 	}
 	in.ss.step("payload")
 	if !in.cfg.InsecureSkipVerify {
@@ -266,10 +266,10 @@ type Responder struct {
 // NewResponder returns a server handshake waiting for message 1.
 func NewResponder(cfg ResponderConfig) (*Responder, error) {
 	if cfg.Static.Private.IsZero() {
-		return nil, fmt.Errorf("noise: responder: missing static key")
+		return nil, fmt.Errorf("%w: responder: missing static key", ErrBadConfig)
 	}
 	if cfg.Ephemeral == nil && cfg.Rand == nil {
-		return nil, fmt.Errorf("noise: responder: Rand or Ephemeral is required")
+		return nil, fmt.Errorf("%w: responder: Rand or Ephemeral is required", ErrBadConfig)
 	}
 	if cfg.Prologue == [4]byte{} {
 		cfg.Prologue = HeaderV3
@@ -379,7 +379,7 @@ func (r *Responder) ReadClientFinish(msg []byte) (clientStatic keys.PublicKey, p
 	}
 	sp, err := r.ss.decryptAndHash(cf.GetStatic())
 	if err != nil {
-		return keys.PublicKey{}, nil, nil, r.fail(fmt.Errorf("noise: client static: %w", err))
+		return keys.PublicKey{}, nil, nil, r.fail(fmt.Errorf("%w (client static)", err))
 	}
 	r.ss.step("rs")
 	r.rs, _ = keys.PublicKeyFromBytes(sp)
@@ -388,7 +388,7 @@ func (r *Responder) ReadClientFinish(msg []byte) (clientStatic keys.PublicKey, p
 	}
 	payload, err = r.ss.decryptAndHash(cf.GetPayload())
 	if err != nil {
-		return keys.PublicKey{}, nil, nil, r.fail(fmt.Errorf("noise: client payload: %w", err))
+		return keys.PublicKey{}, nil, nil, r.fail(fmt.Errorf("%w (client payload)", err))
 	}
 	r.ss.step("payload")
 	k1, k2, err := r.ss.split()

@@ -501,14 +501,14 @@ func TestConfigErrors(t *testing.T) {
 		{Static: kp, Time: time.Now},
 		{Static: kp, Rand: rand.Reader},
 	} {
-		if _, err := noise.NewInitiator(cfg); err == nil {
+		if _, err := noise.NewInitiator(cfg); !errors.Is(err, noise.ErrBadConfig) {
 			t.Errorf("NewInitiator(%+v) accepted", cfg)
 		}
 	}
 	if _, err := noise.NewInitiator(noise.InitiatorConfig{Static: kp, Rand: rand.Reader, InsecureSkipVerify: true}); err != nil {
 		t.Error(err)
 	}
-	if _, err := noise.NewResponder(noise.ResponderConfig{Static: kp}); err == nil {
+	if _, err := noise.NewResponder(noise.ResponderConfig{Static: kp}); !errors.Is(err, noise.ErrBadConfig) {
 		t.Error("NewResponder without Rand accepted")
 	}
 }

@@ -49,7 +49,7 @@ type fixture struct {
 	chain                []byte
 }
 
-func newFixture(t *testing.T) *fixture {
+func newFixture(t testing.TB) *fixture {
 	t.Helper()
 	kp := func() keys.KeyPair {
 		k, err := keys.NewKeyPair(rand.Reader)
@@ -86,7 +86,7 @@ type serverResult struct {
 }
 
 // handshakePair runs both handshakes over the two ends.
-func handshakePair(t *testing.T, f *fixture, cc, sc net.Conn, ccfg transport.ClientConfig) (*transport.Conn, *transport.Conn, *transport.Hello) {
+func handshakePair(t testing.TB, f *fixture, cc, sc net.Conn, ccfg transport.ClientConfig) (*transport.Conn, *transport.Conn, *transport.Hello) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()

@@ -1,0 +1,349 @@
+package walink_test
+
+import (
+	"context"
+	"crypto/hmac"
+	"crypto/rand"
+	"crypto/sha256"
+	"errors"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+
+	"google.golang.org/protobuf/proto"
+
+	"github.com/walinkdev/walink"
+	"github.com/walinkdev/walink/binxml"
+	"github.com/walinkdev/walink/jid"
+	"github.com/walinkdev/walink/keys"
+	"github.com/walinkdev/walink/noise"
+	"github.com/walinkdev/walink/pairing"
+	"github.com/walinkdev/walink/store"
+	"github.com/walinkdev/walink/store/memstore"
+	"github.com/walinkdev/walink/transport"
+	"github.com/walinkdev/walink/waproto"
+)
+
+// fakeServer is a scripted WhatsApp for the cases watest does not stage
+// (tampered pair-success, a server ping during key derivation): the test
+// reads what the client sends and writes what it wants.
+type fakeServer struct {
+	t      *testing.T
+	root   keys.KeyPair
+	static keys.KeyPair
+	chain  []byte
+	hs     *httptest.Server
+	conns  chan *fakeConn
+}
+
+type fakeConn struct {
+	t     *testing.T
+	tc    *transport.Conn
+	hello *transport.Hello
+	in    chan binxml.Node
+}
+
+func newFakeServer(t *testing.T) *fakeServer {
+	t.Helper()
+	fs := &fakeServer{t: t, conns: make(chan *fakeConn, 4)}
+	var err error
+	must := func(kp keys.KeyPair, err error) keys.KeyPair {
+		if err != nil {
+			t.Fatal(err)
+		}
+		return kp
+	}
+	fs.root = must(keys.NewKeyPair(rand.Reader))
+	fs.static = must(keys.NewKeyPair(rand.Reader))
+	inter := must(keys.NewKeyPair(rand.Reader))
+	now := time.Now()
+	fs.chain, err = noise.NewCertChain(rand.Reader, fs.root.Private, inter, fs.static.Public,
+		noise.CertOptions{IntermediateSerial: 7, LeafSerial: 8, NotBefore: now.Add(-time.Hour), NotAfter: now.Add(time.Hour)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	fs.hs = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		nc, err := transport.Accept(w, r)
+		if err != nil {
+			return
+		}
+		tc, hello, err := transport.ServerHandshake(ctx, nc, transport.ServerConfig{Static: fs.static, CertChain: fs.chain})
+		if err != nil {
+			return
+		}
+		fc := &fakeConn{t: t, tc: tc, hello: hello, in: make(chan binxml.Node, 64)}
+		fs.conns <- fc
+		defer close(fc.in)
+		for {
+			b, err := tc.ReadFrame()
+			if err != nil {
+				return
+			}
+			n, err := binxml.Unmarshal(b)
+			if err != nil {
+				t.Errorf("fake server: undecodable frame: %v", err)
+				return
+			}
+			fc.in <- n
+		}
+	}))
+	t.Cleanup(func() {
+		cancel()
+		fs.hs.CloseClientConnections()
+		fs.hs.Close()
+	})
+	return fs
+}
+
+func (fs *fakeServer) config() walink.Config {
+	return walink.Config{
+		ServerURL:  "ws" + strings.TrimPrefix(fs.hs.URL, "http") + "/ws/chat",
+		ServerRoot: fs.root.Public,
+		Logger:     testLogger(fs.t),
+		Reconnect:  walink.ReconnectPolicy{Disabled: true},
+	}
+}
+
+func (fs *fakeServer) accept() *fakeConn {
+	fs.t.Helper()
+	select {
+	case fc := <-fs.conns:
+		return fc
+	case <-time.After(10 * time.Second):
+		fs.t.Fatal("fake server: no connection")
+		return nil
+	}
+}
+
+func (fc *fakeConn) send(n binxml.Node) {
+	fc.t.Helper()
+	b, err := binxml.Marshal(n)
+	if err != nil {
+		fc.t.Fatal(err)
+	}
+	if err := fc.tc.WriteFrame(context.Background(), b); err != nil {
+		fc.t.Fatal(err)
+	}
+}
+
+// next returns the next stanza from the client that match accepts,
+// skipping acks.
+func (fc *fakeConn) next(what string, match func(binxml.Node) bool) binxml.Node {
+	fc.t.Helper()
+	timeout := time.After(10 * time.Second)
+	for {
+		select {
+		case n, ok := <-fc.in:
+			if !ok {
+				fc.t.Fatalf("fake server: connection closed waiting for %s", what)
+			}
+			if match(n) {
+				return n
+			}
+		case <-timeout:
+			fc.t.Fatalf("fake server: timed out waiting for %s", what)
+		}
+	}
+}
+
+func (fc *fakeConn) registration() *waproto.ClientPayload_DevicePairingRegistrationData {
+	fc.t.Helper()
+	var p waproto.ClientPayload
+	if err := proto.Unmarshal(fc.hello.Payload, &p); err != nil {
+		fc.t.Fatal(err)
+	}
+	if p.GetDevicePairingData() == nil {
+		fc.t.Fatal("not a registration payload")
+	}
+	return p.GetDevicePairingData()
+}
+
+var srvFrom = binxml.AJ("from", jid.ServerJID)
+
+func iqSet(id string, children ...binxml.Node) binxml.Node {
+	return binxml.Node{Tag: "iq", Attrs: []binxml.Attr{srvFrom, binxml.A("id", id), binxml.A("type", "set"), binxml.A("xmlns", "md")}, Children: children}
+}
+
+func isIQ(id string) func(binxml.Node) bool {
+	return func(n binxml.Node) bool { return n.Tag == "iq" && n.Attr("id") == id }
+}
+
+func (fc *fakeConn) pairDevice() {
+	fc.t.Helper()
+	fc.send(iqSet("pd-1", binxml.Node{Tag: "pair-device", Children: []binxml.Node{{Tag: "ref", Content: []byte("2@fake-ref")}}}))
+	if ack := fc.next("pair-device ack", isIQ("pd-1")); ack.Attr("type") != "result" || len(ack.Children) != 0 {
+		fc.t.Fatalf("pair-device ack = %v", ack)
+	}
+}
+
+func pairSuccessIQ(id string, container []byte, dev jid.JID) binxml.Node {
+	return binxml.Node{Tag: "iq", Attrs: []binxml.Attr{srvFrom, binxml.A("id", id), binxml.A("type", "set"), binxml.A("xmlns", "md"), binxml.A("t", "1795597893")},
+		Children: []binxml.Node{{Tag: "pair-success", Children: []binxml.Node{
+			{Tag: "device-identity", Content: container},
+			{Tag: "device", Attrs: []binxml.Attr{binxml.AJ("jid", dev), binxml.AJ("lid", jid.NewAD("123456789012345", dev.Device, jid.LIDServer))}},
+			{Tag: "platform", Attrs: []binxml.Attr{binxml.A("name", "android")}},
+		}}}}
+}
+
+// TestPairSuccessTampered: a wrong HMAC and a wrong account signature are
+// each refused with WhatsApp's error reply and PairError, and nothing is
+// stored.
+func TestPairSuccessTampered(t *testing.T) {
+	for _, tc := range []struct {
+		name     string
+		tamper   func(t *testing.T, container []byte, adv [32]byte) []byte
+		sentinel error
+		text     string
+	}{
+		{"hmac", func(t *testing.T, c []byte, adv [32]byte) []byte {
+			var m waproto.ADVSignedDeviceIdentityHMAC
+			if err := proto.Unmarshal(c, &m); err != nil {
+				t.Fatal(err)
+			}
+			m.HMAC[0] ^= 1
+			out, _ := proto.Marshal(&m)
+			return out
+		}, pairing.ErrHMACMismatch, "hmac-mismatch"},
+		{"account-signature", func(t *testing.T, c []byte, adv [32]byte) []byte {
+			var m waproto.ADVSignedDeviceIdentityHMAC
+			if err := proto.Unmarshal(c, &m); err != nil {
+				t.Fatal(err)
+			}
+			var sd waproto.ADVSignedDeviceIdentity
+			if err := proto.Unmarshal(m.Details, &sd); err != nil {
+				t.Fatal(err)
+			}
+			sd.AccountSignature[10] ^= 1
+			m.Details, _ = proto.Marshal(&sd)
+			mac := hmac.New(sha256.New, adv[:]) // keep the HMAC valid
+			mac.Write(m.Details)
+			m.HMAC = mac.Sum(nil)
+			out, _ := proto.Marshal(&m)
+			return out
+		}, pairing.ErrSignatureMismatch, "signature-mismatch"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			fs := newFakeServer(t)
+			st := memstore.New()
+			cli, rec := newClient(t, st, fs.config())
+			ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+			defer cancel()
+			if err := cli.Connect(ctx); err != nil {
+				t.Fatal(err)
+			}
+			fc := fs.accept()
+			reg := fc.registration()
+			fc.pairDevice()
+			from := 0
+			qr, err := pairing.ParseQR(waitFor[walink.PairingQRCode](t, rec, &from, 5*time.Second).Code)
+			if err != nil {
+				t.Fatal(err)
+			}
+			ident, err := keys.PublicKeyFromBytes(reg.EIdent)
+			if err != nil {
+				t.Fatal(err)
+			}
+			account, _ := keys.NewKeyPair(rand.Reader)
+			container, err := pairing.SignDeviceIdentity(rand.Reader, account, ident, qr.AdvSecret, pairing.DeviceIdentity{RawID: 1, Timestamp: 1795597893, KeyIndex: 5})
+			if err != nil {
+				t.Fatal(err)
+			}
+			dev := jid.NewAD(testPhone, 5, jid.DefaultUserServer)
+			fc.send(pairSuccessIQ("ps-1", tc.tamper(t, container, qr.AdvSecret), dev))
+			reply := fc.next("pair-success reply", isIQ("ps-1"))
+			e, _ := reply.Child("error")
+			if reply.Attr("type") != "error" || e.Attr("code") != "401" || e.Attr("text") != tc.text {
+				t.Fatalf("reply = %v", reply)
+			}
+			pe := waitFor[walink.PairError](t, rec, &from, 5*time.Second)
+			if !errors.Is(pe.Err, tc.sentinel) || pe.ID != dev {
+				t.Fatalf("PairError = %+v", pe)
+			}
+			if cli.IsLoggedIn() {
+				t.Fatal("logged in after a refused pair-success")
+			}
+			if _, err := st.DeviceByJID(ctx, dev); !errors.Is(err, store.ErrNotFound) {
+				t.Fatalf("session stored: %v", err)
+			}
+			devs, _ := st.Devices(ctx)
+			for _, d := range devs {
+				if d.Paired() || len(d.Account) > 0 || !d.PrimaryIdentity.IsZero() {
+					t.Fatalf("pairing data stored: %+v", d.ID)
+				}
+			}
+			for _, e := range rec.all() {
+				if _, ok := e.(walink.PairSuccess); ok {
+					t.Fatal("PairSuccess after a refused pair-success")
+				}
+			}
+		})
+	}
+}
+
+// TestPingDuringKeyDerivation: stage 2's PBKDF2 runs off the read loop, so
+// a server ping sent right after primary_hello is answered before the
+// (slow) companion_finish goes out.
+func TestPingDuringKeyDerivation(t *testing.T) {
+	fs := newFakeServer(t)
+	cli, rec := newClient(t, memstore.New(), fs.config())
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	if err := cli.Connect(ctx); err != nil {
+		t.Fatal(err)
+	}
+	fc := fs.accept()
+	fc.pairDevice()
+
+	codeCh := make(chan string, 1)
+	go func() {
+		code, err := cli.PairWithCode(ctx, walink.PairCodeOptions{PhoneNumber: testPhone})
+		if err != nil {
+			t.Error(err)
+		}
+		codeCh <- code
+	}()
+	hello := fc.next("companion_hello", func(n binxml.Node) bool { return hasStage(n, "companion_hello") })
+	regNode, _ := hello.Child("link_code_companion_reg")
+	if to, _ := regNode.AttrJID("jid"); to.User != testPhone {
+		t.Fatalf("companion_hello jid %v", to)
+	}
+	fc.send(binxml.Node{Tag: "iq", Attrs: []binxml.Attr{srvFrom, binxml.A("id", hello.Attr("id")), binxml.A("type", "result")},
+		Children: []binxml.Node{{Tag: "link_code_companion_reg", Children: []binxml.Node{{Tag: "link_code_pairing_ref", Content: []byte("REF-1")}}}}})
+	code := <-codeCh
+	from := 0
+	waitFor[walink.PairingCode](t, rec, &from, 5*time.Second)
+
+	primaryEph, _ := keys.NewKeyPair(rand.Reader)
+	primaryID, _ := keys.NewKeyPair(rand.Reader)
+	wrapped, err := pairing.WrapKey(rand.Reader, code, primaryEph.Public)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fc.send(binxml.Node{Tag: "notification", Attrs: []binxml.Attr{srvFrom, binxml.A("id", "n-1"), binxml.A("type", "link_code_companion_reg")},
+		Children: []binxml.Node{{Tag: "link_code_companion_reg", Attrs: []binxml.Attr{binxml.A("stage", "primary_hello")}, Children: []binxml.Node{
+			{Tag: "link_code_pairing_wrapped_primary_ephemeral_pub", Content: wrapped},
+			{Tag: "primary_identity_pub", Content: primaryID.Public.Bytes()},
+			{Tag: "link_code_pairing_ref", Content: []byte("REF-1")},
+		}}}})
+	fc.send(binxml.Node{Tag: "iq", Attrs: []binxml.Attr{srvFrom, binxml.A("id", "ping-1"), binxml.A("type", "get"), binxml.A("xmlns", "urn:xmpp:ping")}})
+	first := fc.next("pong or companion_finish", func(n binxml.Node) bool {
+		return isIQ("ping-1")(n) || hasStage(n, "companion_finish")
+	})
+	if !isIQ("ping-1")(first) || first.Attr("type") != "result" {
+		t.Fatalf("read loop blocked: got %v before the pong", first.Tag)
+	}
+	fin := fc.next("companion_finish", func(n binxml.Node) bool { return hasStage(n, "companion_finish") })
+	finReg, _ := fin.Child("link_code_companion_reg")
+	bundle, _ := finReg.Child("link_code_pairing_wrapped_key_bundle")
+	if len(bundle.Content) != pairing.KeyBundleSize {
+		t.Fatalf("bundle %d bytes", len(bundle.Content))
+	}
+}
+
+func hasStage(n binxml.Node, stage string) bool {
+	reg, ok := n.Child("link_code_companion_reg")
+	return n.Tag == "iq" && ok && reg.Attr("stage") == stage
+}

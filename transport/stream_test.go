@@ -88,3 +88,32 @@ func BenchmarkConnRoundTrip(b *testing.B) {
 	client.Close()
 	<-done
 }
+
+// recordConn keeps a copy of every Write.
+type recordConn struct {
+	net.Conn
+	writes chan []byte
+}
+
+func (c *recordConn) Write(p []byte) (int, error) {
+	select {
+	case c.writes <- append([]byte(nil), p...):
+	default:
+	}
+	return c.Conn.Write(p)
+}
+
+// The header and message 1 go out in a single write, as WhatsApp's
+// clients send them (one WebSocket message).
+func TestClientHelloOneWrite(t *testing.T) {
+	checkGoroutines(t)
+	f := newFixture(t)
+	cc, sc := net.Pipe()
+	rc := &recordConn{Conn: cc, writes: make(chan []byte, 4)}
+	handshakePair(t, f, rc, sc, f.clientConfig())
+	first := <-rc.writes
+	// 'W' 'A' 06 03 | 00 00 24 | 12 22 0a 20 <32-byte ephemeral>
+	if len(first) != 4+3+0x24 || string(first[:7]) != "WA\x06\x03\x00\x00\x24" || string(first[7:11]) != "\x12\x22\x0a\x20" {
+		t.Fatalf("first write = %x", first)
+	}
+}

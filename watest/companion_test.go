@@ -45,6 +45,8 @@ type companion struct {
 
 	id  jid.JID // set after pairing
 	lid jid.JID
+
+	wraps map[string]wrappedEph
 }
 
 func newCompanion(t testing.TB) *companion {

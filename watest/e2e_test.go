@@ -119,14 +119,7 @@ func (c *companion) preKeyUpload(t *testing.T, n int) []binxml.Node {
 // codeHello sends companion_hello and returns the ref and the ephemeral.
 func (c *companion) codeHello(t *testing.T, w *wconn, code, number, display string) (binxml.Node, keys.KeyPair) {
 	t.Helper()
-	eph, err := keys.NewKeyPair(rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	wrapped, err := pairing.WrapKey(rand.Reader, code, eph.Public)
-	if err != nil {
-		t.Fatal(err)
-	}
+	eph, wrapped := c.wrapped(t, code)
 	id := w.iq("md", "set", binxml.Node{Tag: "link_code_companion_reg", Attrs: []binxml.Attr{
 		binxml.AJ("jid", jid.New(number, jid.DefaultUserServer)), binxml.A("stage", "companion_hello"), binxml.A("should_show_push_notification", "true"),
 	}, Children: []binxml.Node{
@@ -137,6 +130,33 @@ func (c *companion) codeHello(t *testing.T, w *wconn, code, number, display stri
 		bytesNode("link_code_pairing_nonce", []byte{0}),
 	}})
 	return w.reply(id), eph
+}
+
+// wrapped returns an ephemeral key pair wrapped with code; PBKDF2 is slow
+// under the race detector, so one per code is cached.
+func (c *companion) wrapped(t *testing.T, code string) (keys.KeyPair, []byte) {
+	t.Helper()
+	if w, ok := c.wraps[code]; ok {
+		return w.eph, w.wrapped
+	}
+	eph, err := keys.NewKeyPair(rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	wrapped, err := pairing.WrapKey(rand.Reader, code, eph.Public)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.wraps == nil {
+		c.wraps = map[string]wrappedEph{}
+	}
+	c.wraps[code] = wrappedEph{eph, wrapped}
+	return eph, wrapped
+}
+
+type wrappedEph struct {
+	eph     keys.KeyPair
+	wrapped []byte
 }
 
 // codeFinish handles primary_hello and sends companion_finish; it returns

@@ -154,10 +154,6 @@ func (cfg Config) resolved() (Config, engine.Version, error) {
 	if cfg.Version == "" {
 		cfg.Version = DefaultVersion
 	}
-	v, err := engine.ParseVersion(cfg.Version)
-	if err != nil {
-		return cfg, v, fmt.Errorf("%w: Version: %w", ErrInvalidConfig, err)
-	}
 	if cfg.OSName == "" {
 		cfg.OSName = "walink"
 	}
@@ -202,6 +198,11 @@ func (cfg Config) resolved() (Config, engine.Version, error) {
 	}
 	if cfg.Now == nil {
 		cfg.Now = time.Now
+	}
+	// Parsed last, so an invalid Config still has every default set.
+	v, err := engine.ParseVersion(cfg.Version)
+	if err != nil {
+		return cfg, v, fmt.Errorf("%w: Version: %w", ErrInvalidConfig, err)
 	}
 	return cfg, v, nil
 }

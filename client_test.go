@@ -1,0 +1,250 @@
+package walink_test
+
+import (
+	"context"
+	"errors"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/walinkdev/walink"
+	"github.com/walinkdev/walink/binxml"
+	"github.com/walinkdev/walink/pairing"
+	"github.com/walinkdev/walink/store/memstore"
+	"github.com/walinkdev/walink/store/sqlite"
+	"github.com/walinkdev/walink/watest"
+)
+
+func TestPairCodeOptionErrors(t *testing.T) {
+	cli := walink.NewClient(memstore.New(), walink.Config{})
+	defer cli.Close()
+	ctx := context.Background()
+	for _, c := range []struct {
+		name string
+		opts walink.PairCodeOptions
+		want error
+	}{
+		{"empty", walink.PairCodeOptions{}, walink.ErrPhoneNumberRequired},
+		{"no digits", walink.PairCodeOptions{PhoneNumber: "+-() "}, walink.ErrPhoneNumberRequired},
+		{"short", walink.PairCodeOptions{PhoneNumber: "+1 234 56"}, walink.ErrPhoneNumberTooShort},
+		{"leading zero", walink.PairCodeOptions{PhoneNumber: "0155512345"}, walink.ErrPhoneNumberNotInternational},
+		{"custom too short", walink.PairCodeOptions{PhoneNumber: testPhone, CustomCode: "ABCD123"}, walink.ErrInvalidCustomCode},
+		{"custom with 0", walink.PairCodeOptions{PhoneNumber: testPhone, CustomCode: "ABCD1230"}, walink.ErrInvalidCustomCode},
+		{"custom with O", walink.PairCodeOptions{PhoneNumber: testPhone, CustomCode: "ABCDOOOO"}, walink.ErrInvalidCustomCode},
+		{"custom too long", walink.PairCodeOptions{PhoneNumber: testPhone, CustomCode: "ABCD12345"}, walink.ErrInvalidCustomCode},
+		{"platform 0", walink.PairCodeOptions{PhoneNumber: testPhone, PlatformID: "0"}, walink.ErrInvalidPlatform},
+		{"display without OS", walink.PairCodeOptions{PhoneNumber: testPhone, PlatformDisplay: "My Bot"}, walink.ErrInvalidPlatform},
+		{"display unknown OS", walink.PairCodeOptions{PhoneNumber: testPhone, PlatformDisplay: "Chrome (FreeBSD)"}, walink.ErrInvalidPlatform},
+		// Valid options on a client that never connected.
+		{"not connected", walink.PairCodeOptions{PhoneNumber: "+1-555-123-4567", CustomCode: "abcd1234"}, walink.ErrNotConnected},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			if _, err := cli.PairWithCode(ctx, c.opts); !errors.Is(err, c.want) {
+				t.Fatalf("err = %v, want %v", err, c.want)
+			}
+		})
+	}
+}
+
+func TestMissingPairingRef(t *testing.T) {
+	fs := newFakeServer(t)
+	cli, _ := newClient(t, memstore.New(), fs.config())
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	if err := cli.Connect(ctx); err != nil {
+		t.Fatal(err)
+	}
+	fc := fs.accept()
+	fc.pairDevice()
+	errCh := make(chan error, 1)
+	go func() {
+		_, err := cli.PairWithCode(ctx, walink.PairCodeOptions{PhoneNumber: testPhone})
+		errCh <- err
+	}()
+	hello := fc.next("companion_hello", func(n binxml.Node) bool { return hasStage(n, "companion_hello") })
+	fc.send(binxml.Node{Tag: "iq", Attrs: []binxml.Attr{srvFrom, binxml.A("id", hello.Attr("id")), binxml.A("type", "result")}})
+	if err := <-errCh; !errors.Is(err, walink.ErrMissingPairingRef) {
+		t.Fatalf("err = %v", err)
+	}
+	// The failed request left nothing outstanding.
+	go func() {
+		_, err := cli.PairWithCode(ctx, walink.PairCodeOptions{PhoneNumber: testPhone})
+		errCh <- err
+	}()
+	hello = fc.next("companion_hello", func(n binxml.Node) bool { return hasStage(n, "companion_hello") })
+	fc.send(binxml.Node{Tag: "iq", Attrs: []binxml.Attr{srvFrom, binxml.A("id", hello.Attr("id")), binxml.A("type", "error")},
+		Children: []binxml.Node{{Tag: "error", Attrs: []binxml.Attr{binxml.A("code", "403"), binxml.A("text", "forbidden")}}}})
+	var rej *walink.PairCodeRejectedError
+	if err := <-errCh; !errors.As(err, &rej) || rej.Code != 403 || rej.Throttled {
+		t.Fatalf("err = %v", err)
+	}
+}
+
+func TestClientErrors(t *testing.T) {
+	ctx := context.Background()
+	cli := walink.NewClient(memstore.New(), walink.Config{Version: "not-a-version"})
+	if err := cli.Connect(ctx); !errors.Is(err, walink.ErrInvalidConfig) {
+		t.Fatalf("bad version: %v", err)
+	}
+	cli.Close()
+	cli = walink.NewClient(memstore.New(), walink.Config{})
+	if err := cli.Logout(ctx); !errors.Is(err, walink.ErrNotLoggedIn) {
+		t.Fatalf("Logout unpaired: %v", err)
+	}
+	if cli.IsLoggedIn() || cli.IsConnected() {
+		t.Fatal("fresh client claims a session")
+	}
+	cli.Disconnect() // no-op
+	if err := cli.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := cli.Close(); err != nil {
+		t.Fatal("second Close:", err)
+	}
+	if err := cli.Connect(ctx); !errors.Is(err, walink.ErrClosed) {
+		t.Fatalf("Connect after Close: %v", err)
+	}
+}
+
+// TestConnectHonoursContext: Connect with a cancelled ctx fails and leaves
+// the client able to connect again.
+func TestConnectHonoursContext(t *testing.T) {
+	fs := newFakeServer(t)
+	cfg := fs.config()
+	cli := walink.NewClient(memstore.New(), cfg)
+	defer cli.Close()
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if err := cli.Connect(ctx); err == nil {
+		t.Fatal("Connect with a cancelled ctx succeeded")
+	}
+	if err := cli.Connect(context.Background()); err != nil {
+		t.Fatalf("Connect after a cancelled attempt: %v", err)
+	}
+}
+
+// TestSQLiteNewProcess links by QR into a SQLite file and reconnects from
+// the same file with a new client and a new store handle.
+func TestSQLiteNewProcess(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	srv := startServer(t, nil)
+	path := filepath.Join(t.TempDir(), "walink.db")
+	st, err := sqlite.Open(ctx, path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := clientConfig(t, srv)
+	cli, rec := newClient(t, st, cfg)
+	from := 0
+	ps := linkByQR(t, ctx, srv, cli, rec, &from)
+	cli.Close()
+	if err := st.Close(); err != nil {
+		t.Fatal(err)
+	}
+
+	st2, err := sqlite.Open(ctx, path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st2.Close()
+	d, err := st2.DeviceByJID(ctx, ps.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d.LinkedAt.IsZero() || len(d.Account) == 0 {
+		t.Fatalf("incomplete session in SQLite: %+v", d.ID)
+	}
+	cli2, rec2 := newClient(t, st2, cfg)
+	from2 := 0
+	if err := cli2.Connect(ctx); err != nil {
+		t.Fatal(err)
+	}
+	waitFor[walink.Connected](t, rec2, &from2, 10*time.Second)
+	if !cli2.IsLoggedIn() {
+		t.Fatal("not logged in from SQLite")
+	}
+	for _, e := range rec2.all() {
+		if _, ok := e.(walink.PairingQRCode); ok {
+			t.Fatal("paired again")
+		}
+	}
+}
+
+// TestNoGoroutineLeak runs a full link and logout and checks that Close
+// leaves no goroutine of the client behind.
+func TestNoGoroutineLeak(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	srv := startServer(t, nil)
+	before := runtime.NumGoroutine()
+	cli := walink.NewClient(memstore.New(), clientConfig(t, srv))
+	rec := newRecorder()
+	cli.AddEventHandler(rec.handle)
+	from := 0
+	linkByQR(t, ctx, srv, cli, rec, &from)
+	if _, err := cli.PairWithCode(ctx, walink.PairCodeOptions{PhoneNumber: testPhone}); !errors.Is(err, walink.ErrAlreadyPaired) {
+		t.Fatal(err)
+	}
+	cli.Close()
+	if !settle(before) {
+		buf := make([]byte, 1<<20)
+		n := runtime.Stack(buf, true)
+		var ours []string
+		for _, g := range strings.Split(string(buf[:n]), "\n\n") {
+			if strings.Contains(g, "walink.(*") || strings.Contains(g, "walink.(*conn)") {
+				ours = append(ours, g)
+			}
+		}
+		if len(ours) > 0 {
+			t.Fatalf("goroutines left after Close:\n%s", strings.Join(ours, "\n\n"))
+		}
+	}
+}
+
+// settle waits for the goroutine count to drop to n or below (server-side
+// goroutines wind down asynchronously).
+func settle(n int) bool {
+	for range 100 {
+		if runtime.NumGoroutine() <= n {
+			return true
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	return false
+}
+
+func TestQRStringUsesStoredSecret(t *testing.T) {
+	srv := startServer(t, nil)
+	st := memstore.New()
+	cli, rec := newClient(t, st, clientConfig(t, srv))
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	if err := cli.Connect(ctx); err != nil {
+		t.Fatal(err)
+	}
+	from := 0
+	q1, err := pairing.ParseQR(waitFor[walink.PairingQRCode](t, rec, &from, 5*time.Second).Code)
+	if err != nil {
+		t.Fatal(err)
+	}
+	devs, _ := st.Devices(ctx)
+	if len(devs) != 1 || devs[0].AdvSecret != q1.AdvSecret || !devs[0].NoiseKey.Public.Equal(q1.Noise) || !devs[0].IdentityKey.Public.Equal(q1.Identity) || q1.ClientType != "1" {
+		t.Fatal("QR does not carry the stored keys and adv secret")
+	}
+	// The first scan is answered with companion_reg_refresh: the client
+	// rotates and persists the secret and re-renders the same ref.
+	if _, err := srv.Phone(testPhone).ScanQR(ctx, q1.String()); !errors.Is(err, watest.ErrRescan) {
+		t.Fatalf("first scan: %v (want a rescan request)", err)
+	}
+	q2, err := pairing.ParseQR(waitFor[walink.PairingQRCode](t, rec, &from, 5*time.Second).Code)
+	if err != nil {
+		t.Fatal(err)
+	}
+	devs, _ = st.Devices(ctx)
+	if q2.Ref != q1.Ref || q2.AdvSecret == q1.AdvSecret || devs[0].AdvSecret != q2.AdvSecret {
+		t.Fatal("reg refresh did not rotate+persist the secret on the same ref")
+	}
+}

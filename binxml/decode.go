@@ -65,6 +65,17 @@ func (d *Dictionary) DecodeNode(data []byte) (Node, error) {
 		return Node{}, err
 	}
 	r := decoder{d: d, buf: data}
+	sc := scanner{buf: data}
+	sc.node(0)
+	if sc.nodes > 0 {
+		r.nodes = make([]Node, 0, sc.nodes)
+	}
+	if sc.attrs > 0 {
+		r.attrs = make([]Attr, 0, sc.attrs)
+	}
+	if sc.strs > 0 {
+		r.strs = make([]byte, 0, sc.strs)
+	}
 	var n Node
 	if err := r.node(&n, 0); err != nil {
 		return Node{}, &DecodeError{Offset: r.errOff, Err: err}

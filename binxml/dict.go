@@ -14,6 +14,28 @@ type Dictionary struct {
 	// otherwise (dict+1)<<8 | index for DICTIONARY_dict.
 	index  map[string]uint16
 	maxLen int // longest token; longer strings skip the map lookup
+	// lens[c] has bit l set when some token of length l (< 64) starts
+	// with c: most non-tokens (numbers, ids) fail this test and skip the
+	// map lookup.
+	lens [256]uint64
+	// table is an open-addressing hash of the tokens, faster than a Go map
+	// for these short keys; it is static, so probe chains are bounded.
+	table []tokenSlot
+}
+
+type tokenSlot struct {
+	s    string
+	code uint16
+}
+
+// tokenHash is FNV-1a; tokens are short, so hashing is a few nanoseconds.
+func tokenHash(s string) uint32 {
+	h := uint32(2166136261)
+	for i := 0; i < len(s); i++ {
+		h ^= uint32(s[i])
+		h *= 16777619
+	}
+	return h
 }
 
 // The dictionaries; DictV3 is the client's and the default.
@@ -27,6 +49,11 @@ func newDictionary(v byte, single *[236]string, double *[4][256]string) *Diction
 	add := func(s string, code uint16) {
 		d.index[s] = code
 		d.maxLen = max(d.maxLen, len(s))
+		if len(s) < 64 {
+			d.lens[s[0]] |= 1 << len(s)
+		} else {
+			d.lens[s[0]] |= 1 << 63 // 63 stands for "63 or longer"
+		}
 	}
 	for i, s := range single {
 		if i > 0 && s != "" {
@@ -40,6 +67,15 @@ func newDictionary(v byte, single *[236]string, double *[4][256]string) *Diction
 			}
 		}
 	}
+	d.table = make([]tokenSlot, 4096) // > 3x the 1259 tokens of a dictionary
+	mask := uint32(len(d.table) - 1)
+	for s, code := range d.index {
+		i := tokenHash(s) & mask
+		for d.table[i].s != "" {
+			i = (i + 1) & mask
+		}
+		d.table[i] = tokenSlot{s, code}
+	}
 	return d
 }
 
@@ -52,6 +88,22 @@ func DictionaryFor(version byte) (*Dictionary, error) {
 		return DictV2, nil
 	}
 	return nil, fmt.Errorf("%w %d", ErrUnknownDictionary, version)
+}
+
+// lookup returns the token code of s (see index).
+func (d *Dictionary) lookup(s string) (uint16, bool) {
+	if len(s) == 0 || len(s) > d.maxLen || d.lens[s[0]]&(1<<min(len(s), 63)) == 0 {
+		return 0, false
+	}
+	mask := uint32(len(d.table) - 1)
+	for i := tokenHash(s) & mask; ; i = (i + 1) & mask {
+		switch d.table[i].s {
+		case s:
+			return d.table[i].code, true
+		case "":
+			return 0, false
+		}
+	}
 }
 
 // resolve returns the built-in dictionary for a bare Dictionary{Version: v}.

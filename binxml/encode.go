@@ -145,7 +145,7 @@ func (e *encoder) node(n *Node, depth int) error {
 			err = e.str(a.Value)
 		}
 		if err != nil {
-			return fmt.Errorf("attribute %q: %w", a.Key, err)
+			return fmt.Errorf("%w in attribute %q", err, a.Key)
 		}
 	}
 	switch {
@@ -201,23 +201,21 @@ func (e *encoder) str(s string) error {
 		e.b = append(e.b, tagBinary8, 0)
 		return nil
 	}
-	if len(s) <= e.d.maxLen {
-		if code, ok := e.d.index[s]; ok {
-			if code < 256 {
-				e.b = append(e.b, byte(code))
-			} else {
-				e.b = append(e.b, tagDict0+byte(code>>8)-1, byte(code))
-			}
-			return nil
+	if code, ok := e.d.lookup(s); ok {
+		if code < 256 {
+			e.b = append(e.b, byte(code))
+		} else {
+			e.b = append(e.b, tagDict0+byte(code>>8)-1, byte(code))
 		}
+		return nil
 	}
 	if len(s) <= maxPacked {
-		if packable(s, nibbleValue) {
-			e.pack(tagNibble8, s, nibbleValue)
+		if packable(s, &packTables[0]) {
+			e.pack(tagNibble8, s, &packTables[0])
 			return nil
 		}
-		if packable(s, hexValue) {
-			e.pack(tagHex8, s, hexValue)
+		if packable(s, &packTables[1]) {
+			e.pack(tagHex8, s, &packTables[1])
 			return nil
 		}
 	}
@@ -229,32 +227,25 @@ func (e *encoder) str(s string) error {
 	return nil
 }
 
-// nibbleValue and hexValue map a character to its 4-bit code, or 0xFF.
-func nibbleValue(c byte) byte {
-	switch {
-	case c >= '0' && c <= '9':
-		return c - '0'
-	case c == '-':
-		return 10
-	case c == '.':
-		return 11
+// packTables map a character to its 4-bit code in NIBBLE_8 ([0]) and
+// HEX_8 ([1]) packing, 0xFF for characters the alphabet lacks.
+var packTables = func() (t [2][256]byte) {
+	for i := range t[0] {
+		t[0][i], t[1][i] = 0xFF, 0xFF
 	}
-	return 0xFF
-}
-
-func hexValue(c byte) byte {
-	switch {
-	case c >= '0' && c <= '9':
-		return c - '0'
-	case c >= 'A' && c <= 'F':
-		return c - 'A' + 10
+	for c := byte('0'); c <= '9'; c++ {
+		t[0][c], t[1][c] = c-'0', c-'0'
 	}
-	return 0xFF
-}
+	t[0]['-'], t[0]['.'] = 10, 11
+	for c := byte('A'); c <= 'F'; c++ {
+		t[1][c] = c - 'A' + 10
+	}
+	return t
+}()
 
-func packable(s string, value func(byte) byte) bool {
+func packable(s string, table *[256]byte) bool {
 	for i := 0; i < len(s); i++ {
-		if value(s[i]) == 0xFF {
+		if table[s[i]] == 0xFF {
 			return false
 		}
 	}
@@ -263,7 +254,7 @@ func packable(s string, value func(byte) byte) bool {
 
 // pack writes a packed string: type byte, then ceil(len/2) with bit 0x80 set
 // when len is odd, then two characters per byte, padding with 0xF.
-func (e *encoder) pack(tag byte, s string, value func(byte) byte) {
+func (e *encoder) pack(tag byte, s string, table *[256]byte) {
 	l := (len(s) + 1) / 2
 	hdr := byte(l)
 	if len(s)%2 == 1 {
@@ -271,10 +262,10 @@ func (e *encoder) pack(tag byte, s string, value func(byte) byte) {
 	}
 	e.b = append(e.b, tag, hdr)
 	for i := 0; i+1 < len(s); i += 2 {
-		e.b = append(e.b, value(s[i])<<4|value(s[i+1]))
+		e.b = append(e.b, table[s[i]]<<4|table[s[i+1]])
 	}
 	if len(s)%2 == 1 {
-		e.b = append(e.b, value(s[len(s)-1])<<4|0x0F)
+		e.b = append(e.b, table[s[len(s)-1]]<<4|0x0F)
 	}
 }
 

@@ -1,0 +1,71 @@
+// Package walink links a companion device to a WhatsApp multi-device
+// account, by QR code or by an 8-character pair code, and keeps it
+// connected.
+//
+// # Quick start
+//
+//	st, err := sqlite.Open(ctx, "walink.db") // or memstore.New() in tests
+//	cli := walink.NewClient(st, walink.Config{})
+//	cli.AddEventHandler(func(e walink.Event) {
+//		switch e := e.(type) {
+//		case walink.PairingQRCode:
+//			showQR(e.Code) // rotates: a new event replaces it
+//		case walink.PairSuccess:
+//			fmt.Println("linked as", e.ID)
+//		case walink.Connected:
+//			fmt.Println("online")
+//		case walink.LoggedOut:
+//			fmt.Println("unlinked:", e.Reason)
+//		}
+//	})
+//	err = cli.Connect(ctx)
+//	defer cli.Close()
+//
+// The first Connect makes a new device (noise, identity and signed
+// pre-keys, registration id, adv secret), stores it and registers; the
+// server offers QR refs, which arrive as [PairingQRCode] events (60 s for
+// the first, 20 s for each next, see [Config]). When the phone scans one,
+// the client verifies the phone's signed device identity, saves the whole
+// session in one store write, answers, follows WhatsApp's restart (stream
+// error 515, handled silently) and logs in: [PairSuccess], then
+// [Connected]. Later Connects log in with the saved session and never pair.
+//
+// # Pair code
+//
+// Instead of scanning, the user can type a code: [Client.PairWithCode]
+// returns it (also as [PairingCode]). QR and code run side by side; the
+// first to complete wins. Asked before the connection is ready, it waits.
+// The key derivation (PBKDF2, 2^17 rounds) never runs on the connection's
+// read loop.
+//
+// # Events
+//
+// Events are typed values ([Event] is sealed), delivered in order by one
+// goroutine the client owns to every handler of [Client.AddEventHandler].
+// The queue is unbounded: a slow handler delays later events, never the
+// connection.
+//
+// # Connection lifecycle
+//
+// After Connect the client keeps the connection: keepalive pings every
+// 20–30 s, reconnection with exponential backoff and jitter after
+// unexpected drops ([ReconnectPolicy]). It stops for good on [Client.Disconnect],
+// [Client.Close], [Client.Logout], and after [LoggedOut], [StreamReplaced],
+// [ClientOutdated], [TemporaryBan] or [QRCodesExpired]. A logged-out
+// device is deleted from the store; the next Connect pairs a new one.
+//
+// # Testing
+//
+// Package watest is a local WhatsApp with a virtual phone; point
+// Config.ServerURL and Config.ServerRoot at it (see the examples).
+// Package store/memstore is an in-memory store for tests.
+//
+// # Design
+//
+// The pure rules (payloads, stanzas, QR timetable, pair-code checks,
+// backoff) live in package engine and are tested with synthetic stanzas;
+// this package adds the socket, timers, the store and event delivery. Each
+// connection has one read loop; work that waits (post-login setup then
+// keepalive, pair-code stage 2) runs on goroutines the connection joins
+// before it reports its end; QR rotation is a timer, not a goroutine.
+package walink

@@ -29,22 +29,25 @@ const (
 	KeyBundleSize = 156
 )
 
-// Sizes of the random parts of the wrapped key and the key bundle.
+// Sizes of the random parts of a code, the wrapped key and the key bundle.
 const (
-	WrapSaltSize     = 32
-	WrapIVSize       = 16
-	BundleSaltSize   = 32
-	BundleNonceSize  = 12
-	AdvRandomSize    = 32
-	codeRandomBytes  = 5
-	bundlePlainSize  = 3 * 32
+	CodeRandomSize  = 5 // bytes behind the 8 symbols of a code
+	WrapSaltSize    = 32
+	WrapIVSize      = 16
+	BundleSaltSize  = 32
+	BundleNonceSize = 12
+	AdvRandomSize   = 32
+)
+
+const (
+	bundlePlainSize  = 3 * 32 // companionIdentity || primaryIdentity || advRandom
 	bundleKeyInfo    = "link_code_pairing_key_bundle_encryption_key"
 	advSecretKDFInfo = "adv_secret"
 )
 
 // NewCode returns a random 8-character code made of 5 bytes read from rand.
 func NewCode(rand io.Reader) (string, error) {
-	var b [codeRandomBytes]byte
+	var b [CodeRandomSize]byte
 	if _, err := io.ReadFull(rand, b[:]); err != nil {
 		return "", fmt.Errorf("pairing: reading randomness: %w", err)
 	}
@@ -53,7 +56,7 @@ func NewCode(rand io.Reader) (string, error) {
 
 // EncodeCode maps 40 bits to 8 symbols of CodeAlphabet, 5 bits each, most
 // significant first (RFC 4648 base32 bit order, no padding).
-func EncodeCode(b [codeRandomBytes]byte) string {
+func EncodeCode(b [CodeRandomSize]byte) string {
 	v := uint64(b[0])<<32 | uint64(b[1])<<24 | uint64(b[2])<<16 | uint64(b[3])<<8 | uint64(b[4])
 	var out [CodeLength]byte
 	for i := CodeLength - 1; i >= 0; i-- {

@@ -1,0 +1,65 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"time"
+)
+
+func cmdStatus(ctx context.Context, e env, args []string) error {
+	fset := newFlagSet(e, "status", "[--store PATH] [--json]")
+	storePath := fset.String("store", "", "session store `path` (default $WALINK_STORE or the user config dir)")
+	asJSON := fset.Bool("json", false, `print one JSON object: {"linked":true,"id":…,"lid":…,"platform":…,"linked_at":…} or {"linked":false}`)
+	if err := parseFlags(fset, args); err != nil {
+		return err
+	}
+	path := *storePath
+	if path == "" {
+		path = defaultStorePath(e)
+	}
+	out := map[string]any{"linked": false}
+	// Looking must not create a store where there is none.
+	if _, err := os.Stat(path); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return fmt.Errorf("store %s: %w", path, err)
+	} else if err == nil {
+		st, err := openStore(ctx, path)
+		if err != nil {
+			return err
+		}
+		defer closeQuietly(st)
+		dev, err := pickDevice(ctx, st)
+		if err != nil {
+			return err
+		}
+		if dev.Paired() {
+			out = map[string]any{
+				"linked":    true,
+				"id":        dev.ID.String(),
+				"lid":       dev.LID.String(),
+				"platform":  dev.Platform,
+				"linked_at": dev.LinkedAt.UTC().Format(time.RFC3339),
+			}
+			if dev.ServerURL != "" {
+				out["server"] = dev.ServerURL
+			}
+		}
+	}
+	if *asJSON {
+		b, _ := json.Marshal(out)
+		fmt.Fprintf(e.stdout, "%s\n", b)
+		return nil
+	}
+	if out["linked"] == false {
+		fmt.Fprintf(e.stdout, "not linked (store %s)\n", path)
+		return nil
+	}
+	fmt.Fprintf(e.stdout, "linked\n  id:        %s\n  lid:       %s\n  platform:  %s\n  linked at: %s\n", out["id"], out["lid"], out["platform"], out["linked_at"])
+	if s, ok := out["server"]; ok {
+		fmt.Fprintf(e.stdout, "  server:    %s\n", s)
+	}
+	return nil
+}

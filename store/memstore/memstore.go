@@ -17,7 +17,6 @@ type Store struct {
 	closed  bool
 	seq     uint64 // insertion counter, the tie-breaker for "oldest first"
 	devices map[[keys.Size]byte]*entry
-	lids    map[string]jid.JID // phone user -> LID user (non-AD)
 }
 
 type entry struct {
@@ -30,7 +29,7 @@ var _ store.Store = (*Store)(nil)
 
 // New returns an empty store.
 func New() *Store {
-	return &Store{devices: make(map[[keys.Size]byte]*entry), lids: make(map[string]jid.JID)}
+	return &Store{devices: make(map[[keys.Size]byte]*entry)}
 }
 
 // errClosed is returned by every method after Close.
@@ -96,7 +95,7 @@ func (s *Store) DeviceByJID(ctx context.Context, id jid.JID) (*store.Device, err
 	}
 	if !id.IsEmpty() {
 		for _, e := range s.devices {
-			if e.dev.ID == id {
+			if e.dev.ID == id || e.dev.LID == id {
 				return clone(&e.dev), nil
 			}
 		}
@@ -121,10 +120,9 @@ func (s *Store) PutDevice(ctx context.Context, d *store.Device) error {
 		e = &entry{seq: s.seq, prekeys: make(map[uint32]keys.PreKey)}
 		s.devices[k] = e
 	}
+	// The LID↔phone mapping is derived from the records (LIDForPhone), so
+	// replacing a record replaces its mapping in the same step.
 	e.dev = *clone(d)
-	if !d.ID.IsEmpty() && !d.LID.IsEmpty() {
-		s.lids[d.ID.User] = d.LID.ToNonAD()
-	}
 	return nil
 }
 
@@ -135,25 +133,7 @@ func (s *Store) DeleteDevice(ctx context.Context, noisePub keys.PublicKey) error
 	if err := s.checkLocked(ctx); err != nil {
 		return err
 	}
-	k := noisePub.Array()
-	e, ok := s.devices[k]
-	if !ok {
-		return nil
-	}
-	delete(s.devices, k)
-	if !e.dev.ID.IsEmpty() {
-		// Keep the mapping while another device of the same account is
-		// still here: it is account data, not device data.
-		shared := false
-		for _, o := range s.devices {
-			if o.dev.ID.User == e.dev.ID.User {
-				shared = true
-			}
-		}
-		if !shared {
-			delete(s.lids, e.dev.ID.User)
-		}
-	}
+	delete(s.devices, noisePub.Array())
 	return nil
 }
 
@@ -167,6 +147,12 @@ func (s *Store) PutPreKeys(ctx context.Context, noisePub keys.PublicKey, pks []k
 	e, ok := s.devices[noisePub.Array()]
 	if !ok {
 		return fmt.Errorf("memstore: pre-keys for device %s: %w", noisePub, store.ErrNotFound)
+	}
+	// Check the whole batch first: a refused batch changes nothing.
+	for _, pk := range pks {
+		if pk.ID == 0 || pk.ID > keys.MaxPreKeyID {
+			return fmt.Errorf("memstore: pre-key id %d out of range", pk.ID)
+		}
 	}
 	for _, pk := range pks {
 		e.prekeys[pk.ID] = pk
@@ -210,8 +196,13 @@ func (s *Store) LIDForPhone(ctx context.Context, phone jid.JID) (jid.JID, error)
 	if err := s.checkLocked(ctx); err != nil {
 		return jid.JID{}, err
 	}
-	if l, ok := s.lids[phone.User]; ok {
-		return l, nil
+	if phone.User != "" {
+		for _, e := range s.devices {
+			d := &e.dev
+			if d.ID.User == phone.User && d.ID.Server == phone.Server && !d.LID.IsEmpty() {
+				return d.LID.ToNonAD(), nil
+			}
+		}
 	}
 	return jid.JID{}, fmt.Errorf("memstore: lid for %q: %w", phone.User, store.ErrNotFound)
 }

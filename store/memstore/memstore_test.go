@@ -10,6 +10,7 @@ import (
 	"github.com/walinkdev/walink/jid"
 	"github.com/walinkdev/walink/keys"
 	"github.com/walinkdev/walink/store"
+	"github.com/walinkdev/walink/store/storetest"
 )
 
 func newDevice(t *testing.T, created time.Time) *store.Device {
@@ -98,4 +99,12 @@ func TestPairedLookupAndDelete(t *testing.T) {
 	if _, err := s.Devices(ctx); err == nil {
 		t.Fatal("use after Close succeeded")
 	}
+}
+
+func TestConformance(t *testing.T) {
+	storetest.Run(t, func(t *testing.T) store.Store {
+		s := New()
+		t.Cleanup(func() { s.Close() })
+		return s
+	})
 }

@@ -498,3 +498,39 @@ func TestStateDirSurvivesRestart(t *testing.T) {
 	w := c.login(ctx, s2)
 	w.close()
 }
+
+func TestRefreshCodeAndPing(t *testing.T) {
+	s := startServer(t, nil, Config{})
+	ctx := testCtx(t)
+	c := newCompanion(t)
+	w := c.mustConnect(ctx, s, c.registrationPayload())
+	w.pairDevice()
+	phone := s.Phone(testNumber)
+	if err := phone.RefreshCode(ctx, true); !errors.Is(err, ErrNoPendingCode) {
+		t.Fatalf("refresh without a code: %v", err)
+	}
+	r, _ := c.codeHello(t, w, "ABCD1234", testNumber, "Chrome (Linux)")
+	reg, _ := r.Child("link_code_companion_reg")
+	ref := string(childContent(reg, "link_code_pairing_ref"))
+	if err := phone.RefreshCode(ctx, true); err != nil {
+		t.Fatal(err)
+	}
+	n := w.expect("refresh_code", isTag("notification"))
+	rc, _ := n.Child("link_code_companion_reg")
+	if n.Attr("type") != "link_code_companion_reg" || rc.Attr("stage") != "refresh_code" || rc.Attr("force_manual_refresh") != "true" ||
+		string(childContent(rc, "link_code_pairing_ref")) != ref {
+		t.Fatalf("refresh_code: %s", xmlString(n))
+	}
+	w.close()
+
+	s.SetScenario(func() Scenario { sc := s.Scenario(); sc.QRRefresh = false; return sc }())
+	linkQR(ctx, t, s, c)
+	wl := c.login(ctx, s)
+	done := make(chan error, 1)
+	go func() { done <- s.Ping(ctx, c.id) }()
+	p := wl.expect("server ping", func(n binxml.Node) bool { return n.Tag == "iq" && n.Attr("xmlns") == "urn:xmpp:ping" })
+	wl.ackResult(p)
+	if err := <-done; err != nil {
+		t.Fatalf("ping: %v", err)
+	}
+}

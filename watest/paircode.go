@@ -131,6 +131,11 @@ func (p *Phone) EnterCode(ctx context.Context, code string) (jid.JID, error) {
 		return jid.JID{}, fmt.Errorf("%w: %w", ErrWrongCode, err)
 	}
 	s := p.srv
+	if _, ok := ctx.Deadline(); !ok {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, pairReplyTimeout)
+		defer cancel()
+	}
 	s.mu.Lock()
 	f := s.codes[p.number]
 	if f == nil {

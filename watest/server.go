@@ -353,6 +353,26 @@ func (s *Server) Kick(ctx context.Context, device jid.JID, kind string) error {
 	return sess.endStream(ctx, n)
 }
 
+// Ping sends a server-initiated ping (<iq type="get" xmlns="urn:xmpp:ping"
+// t=…>, as WhatsApp Web receives) to a connected device and waits for its
+// result.
+func (s *Server) Ping(ctx context.Context, device jid.JID) error {
+	s.mu.Lock()
+	sess := s.online[device]
+	s.mu.Unlock()
+	if sess == nil {
+		return fmt.Errorf("%w: %s", ErrNotConnected, device)
+	}
+	r, err := sess.request(ctx, serverIQ(s.newID(), "get", "urn:xmpp:ping", []binxml.Attr{binxml.A("t", s.unix())}))
+	if err != nil {
+		return fmt.Errorf("watest: ping %s: %w", device, err)
+	}
+	if r.Attr("type") != "result" {
+		return fmt.Errorf("watest: ping %s: reply type %q", device, r.Attr("type"))
+	}
+	return nil
+}
+
 // lockedReader serializes reads from a reader that may not be safe for
 // concurrent use (a deterministic test source).
 type lockedReader struct {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"strings"
 	"time"
 
@@ -149,20 +150,9 @@ func (c *Client) PairWithCode(ctx context.Context, opts PairCodeOptions) (string
 // it runs on the caller's goroutine, never on the read loop.
 func (cn *conn) companionHello(ctx context.Context, opts PairCodeOptions, flow *codeFlow) (string, []byte, error) {
 	c := cn.c
-	code := opts.CustomCode
-	if code == "" {
-		var err error
-		if code, err = pairing.NewCode(c.cfg.Rand); err != nil {
-			return "", nil, fmt.Errorf("walink: making pair code: %w", err)
-		}
-	}
-	eph, err := keys.NewKeyPair(c.cfg.Rand)
+	code, eph, wrapped, err := prepareCode(c.cfg.Rand, opts.CustomCode)
 	if err != nil {
-		return "", nil, fmt.Errorf("walink: %w", err)
-	}
-	wrapped, err := pairing.WrapKey(c.cfg.Rand, code, eph.Public)
-	if err != nil {
-		return "", nil, fmt.Errorf("walink: wrapping key: %w", err)
+		return "", nil, err
 	}
 	cn.mu.Lock()
 	flow.eph = eph
@@ -180,6 +170,25 @@ func (cn *conn) companionHello(ctx context.Context, opts PairCodeOptions, flow *
 		return "", nil, ErrMissingPairingRef
 	}
 	return code, ref, nil
+}
+
+// prepareCode makes the code (unless custom), the ephemeral key pair and
+// the wrapped public key for companion_hello: all the CPU work of asking
+// for a code.
+func prepareCode(rand io.Reader, custom string) (code string, eph keys.KeyPair, wrapped []byte, err error) {
+	code = custom
+	if code == "" {
+		if code, err = pairing.NewCode(rand); err != nil {
+			return "", keys.KeyPair{}, nil, fmt.Errorf("walink: making pair code: %w", err)
+		}
+	}
+	if eph, err = keys.NewKeyPair(rand); err != nil {
+		return "", keys.KeyPair{}, nil, fmt.Errorf("walink: %w", err)
+	}
+	if wrapped, err = pairing.WrapKey(rand, code, eph.Public); err != nil {
+		return "", keys.KeyPair{}, nil, fmt.Errorf("walink: wrapping key: %w", err)
+	}
+	return code, eph, wrapped, nil
 }
 
 // rejected turns an IQ error into PairCodeRejectedError.

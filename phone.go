@@ -9,3 +9,11 @@ func NormalizePhoneNumber(s string) (string, error) {
 	o, err := PairCodeOptions{PhoneNumber: s}.normalize()
 	return o.PhoneNumber, err
 }
+
+// Validate applies PairWithCode's checks (phone number, custom code,
+// platform id and display) without connecting, so callers can refuse bad
+// input up front. It returns the same typed errors PairWithCode would.
+func (o PairCodeOptions) Validate() error {
+	_, err := o.normalize()
+	return err
+}

@@ -131,3 +131,32 @@ func BenchmarkVerify(b *testing.B) {
 		keys.Verify(kp.Public, msg, sig[:])
 	}
 }
+
+// TestLowOrderKeysNeverVerify: with a low-order public key, the signature
+// R = identity, s = 0 would satisfy the verification equation for some
+// messages; such keys must never verify anything.
+func TestLowOrderKeysNeverVerify(t *testing.T) {
+	identity := make([]byte, 64)
+	identity[0] = 1 // compressed Edwards identity: y = 1
+	lowOrderU := [][]byte{
+		make([]byte, 32),                       // u = 0
+		append([]byte{1}, make([]byte, 31)...), // u = 1
+	}
+	pMinus1 := bytes.Repeat([]byte{0xff}, 32)
+	pMinus1[0] = 0xec
+	pMinus1[31] = 0x7f
+	lowOrderU = append(lowOrderU, pMinus1) // u = -1
+	for _, u := range lowOrderU {
+		pub, _ := keys.PublicKeyFromBytes(u)
+		for i := 0; i < 64; i++ {
+			msg := []byte{byte(i)}
+			for _, sign := range []byte{0, 0x80} {
+				sig := append([]byte(nil), identity...)
+				sig[63] |= sign
+				if keys.Verify(pub, msg, sig) {
+					t.Fatalf("forged signature verified under low-order key %x", u)
+				}
+			}
+		}
+	}
+}

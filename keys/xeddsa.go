@@ -67,13 +67,24 @@ func Verify(pub PublicKey, msg, sig []byte) bool {
 		return false
 	}
 	edPub, ok := montgomeryToEdwards(pub, sig[63]&0x80)
-	if !ok {
+	if !ok || smallOrder(edPub) {
 		return false
 	}
 	var s [SignatureSize]byte
 	copy(s[:], sig)
 	s[63] &= 0x7F
 	return ed25519.Verify(edPub, msg, s[:])
+}
+
+// smallOrder reports whether the point is of small order (or not a point).
+// A low-order key lets a trivial forgery verify (R = identity, s = 0), so
+// such keys never verify anything.
+func smallOrder(edPub ed25519.PublicKey) bool {
+	p, err := new(edwards25519.Point).SetBytes(edPub)
+	if err != nil {
+		return true
+	}
+	return new(edwards25519.Point).MultByCofactor(p).Equal(edwards25519.NewIdentityPoint()) == 1
 }
 
 // montgomeryToEdwards maps u to the Edwards y = (u-1)/(u+1) with the given

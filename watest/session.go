@@ -278,6 +278,12 @@ func (sess *session) endStream(ctx context.Context, n binxml.Node) error {
 	sess.offline()
 	err := sess.send(ctx, n)
 	linger := ms(sess.srv.Scenario().LingerMS)
+	if sess.raw != nil {
+		// The read loop ends when the deadline passes; no timer goroutine.
+		// Network deadlines are wall-clock, whatever Config.Now says.
+		_ = sess.raw.SetReadDeadline(time.Now().Add(linger))
+		return err
+	}
 	sess.mu.Lock()
 	select {
 	case <-sess.done:

@@ -542,3 +542,37 @@ func must[T any](v T, err error) T {
 	}
 	return v
 }
+
+// TestNestedJIDTags: a JID whose user is a JID tag is refused at once,
+// without recursing once per byte (1 MiB of 0xFA would otherwise need a
+// very deep stack).
+func TestNestedJIDTags(t *testing.T) {
+	frame := append(unhex(t, "00f8031911"), bytes.Repeat([]byte{0xfa}, 1<<20)...)
+	if _, err := binxml.Unmarshal(frame); !errors.Is(err, binxml.ErrMalformed) {
+		t.Errorf("err = %v", err)
+	}
+	frame = append(unhex(t, "00f8031911"), bytes.Repeat([]byte{0xf7, 0, 0}, 1<<18)...)
+	if _, err := binxml.Unmarshal(frame); !errors.Is(err, binxml.ErrMalformed) {
+		t.Errorf("err = %v", err)
+	}
+}
+
+func TestNodeAndAttrBudget(t *testing.T) {
+	// 5 lists of 65535 empty <iq/> children: 327675 nodes > MaxNodes.
+	list := append([]byte{0xf8, 0x02, 0x19, 0xf9, 0xff, 0xff}, bytes.Repeat([]byte{0xf8, 0x01, 0x19}, 0xffff)...)
+	frame := append([]byte{0x00, 0xf8, 0x02, 0x19, 0xf8, 0x05}, bytes.Repeat(list, 5)...)
+	if _, err := binxml.Unmarshal(frame); !errors.Is(err, binxml.ErrLimit) {
+		t.Errorf("nodes: err = %v", err)
+	}
+	// 4 of them fit.
+	frame = append([]byte{0x00, 0xf8, 0x02, 0x19, 0xf8, 0x04}, bytes.Repeat(list, 4)...)
+	if _, err := binxml.Unmarshal(frame); err != nil {
+		t.Errorf("262144 nodes: %v", err)
+	}
+	// 9 nodes with 32767 attributes each: 294903 > MaxAttrs.
+	attrs := append([]byte{0xf9, 0xff, 0xff, 0x19}, bytes.Repeat([]byte{0x04, 0x29}, 0x7fff)...)
+	frame = append([]byte{0x00, 0xf8, 0x02, 0x19, 0xf8, 0x09}, bytes.Repeat(attrs, 9)...)
+	if _, err := binxml.Unmarshal(frame); !errors.Is(err, binxml.ErrLimit) {
+		t.Errorf("attrs: err = %v", err)
+	}
+}

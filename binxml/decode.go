@@ -68,10 +68,10 @@ func (d *Dictionary) DecodeNode(data []byte) (Node, error) {
 	sc := scanner{buf: data}
 	sc.node(0)
 	if sc.nodes > 0 {
-		r.nodes = make([]Node, 0, sc.nodes)
+		r.nodes = make([]Node, 0, min(sc.nodes, MaxNodes))
 	}
 	if sc.attrs > 0 {
-		r.attrs = make([]Attr, 0, sc.attrs)
+		r.attrs = make([]Attr, 0, min(sc.attrs, MaxAttrs))
 	}
 	if sc.strs > 0 {
 		r.strs = make([]byte, 0, sc.strs)
@@ -98,6 +98,8 @@ type decoder struct {
 	strs  []byte
 	attrs []Attr
 	nodes []Node
+
+	nnodes, nattrs int // totals so far, checked against MaxNodes/MaxAttrs
 }
 
 func (r *decoder) fail(off int, err error) error {
@@ -179,6 +181,9 @@ func (r *decoder) node(n *Node, depth int) error {
 		if 2*nattr > len(r.buf)-r.off {
 			return r.truncated(fmt.Sprintf("%d attributes", nattr), 2*nattr)
 		}
+		if r.nattrs += nattr; r.nattrs > MaxAttrs {
+			return r.fail(start, fmt.Errorf("%w: more than %d attributes in a frame", ErrLimit, MaxAttrs))
+		}
 		n.Attrs = r.attrSlice(nattr)
 		for i := range n.Attrs {
 			if err := r.attr(&n.Attrs[i]); err != nil {
@@ -233,6 +238,9 @@ func (r *decoder) content(n *Node, depth int) error {
 		if 3*count > len(r.buf)-r.off {
 			return r.truncated(fmt.Sprintf("list of %d nodes", count), 3*count)
 		}
+		if r.nnodes += count; r.nnodes > MaxNodes {
+			return r.fail(start, fmt.Errorf("%w: more than %d nodes in a frame", ErrLimit, MaxNodes))
+		}
 		if count == 0 {
 			n.Children = []Node{}
 			return nil
@@ -277,69 +285,72 @@ func (r *decoder) binaryLen(tag byte) (int, error) {
 	}
 }
 
-// plainString reads a string that must not be a JID (tags, keys, JID parts).
+// plainString reads a string that must not be a JID (tags, keys, JID
+// parts). It never recurses, so nested JID tags cannot grow the stack.
 func (r *decoder) plainString(what string) (string, error) {
-	start := r.off
-	s, _, isJID, err := r.value(what)
-	if err != nil {
-		return "", err
-	}
-	if isJID {
-		return "", r.fail(start, fmt.Errorf("%w: jid where a %s belongs", ErrMalformed, what))
-	}
-	return s, nil
-}
-
-// value reads a string or a JID.
-func (r *decoder) value(what string) (s string, j jid.JID, isJID bool, err error) {
 	start := r.off
 	tag, err := r.byte1(what)
 	if err != nil {
-		return "", j, false, err
+		return "", err
 	}
 	switch {
 	case tag == tagListEmpty:
-		return "", j, false, nil
+		return "", nil
 	case tag < tagDict0:
-		return r.d.single[tag], j, false, nil
+		return r.d.single[tag], nil
 	case tag <= tagDict3:
 		i, err := r.byte1(what)
 		if err != nil {
-			return "", j, false, err
+			return "", err
 		}
 		s := r.d.double[tag-tagDict0][i]
 		if s == "" {
-			return "", j, false, r.fail(start, fmt.Errorf("%w: no token %d in dictionary %d", ErrUnknownTag, i, tag-tagDict0))
+			return "", r.fail(start, fmt.Errorf("%w: no token %d in dictionary %d", ErrUnknownTag, i, tag-tagDict0))
 		}
-		return s, j, false, nil
+		return s, nil
 	}
 	switch tag {
 	case tagBinary8, tagBinary20, tagBinary32:
 		l, err := r.binaryLen(tag)
 		if err != nil {
-			return "", j, false, err
+			return "", err
 		}
 		b, err := r.bytesN(l, what)
 		if err != nil {
-			return "", j, false, err
+			return "", err
 		}
-		return r.copyString(b), j, false, nil
+		return r.copyString(b), nil
 	case tagNibble8, tagHex8:
-		s, err := r.packed(tag, start)
-		return s, j, false, err
-	case tagJIDPair:
-		j, err = r.jidPair(start)
-		return "", j, err == nil, err
-	case tagADJID:
-		j, err = r.adJID()
-		return "", j, err == nil, err
-	case tagFBJID, tagInteropJID:
-		j, err = r.fbOrInteropJID(tag, start)
-		return "", j, err == nil, err
+		return r.packed(tag, start)
+	case tagJIDPair, tagADJID, tagFBJID, tagInteropJID:
+		return "", r.fail(start, fmt.Errorf("%w: jid where a %s belongs", ErrMalformed, what))
 	case tagList8, tagList16:
-		return "", j, false, r.fail(start, fmt.Errorf("%w: list where a %s belongs", ErrMalformed, what))
+		return "", r.fail(start, fmt.Errorf("%w: list where a %s belongs", ErrMalformed, what))
 	}
-	return "", j, false, r.fail(start, fmt.Errorf("%w: 0x%02x", ErrUnknownTag, tag))
+	return "", r.fail(start, fmt.Errorf("%w: 0x%02x", ErrUnknownTag, tag))
+}
+
+// value reads a string or a JID.
+func (r *decoder) value(what string) (s string, j jid.JID, isJID bool, err error) {
+	if r.off < len(r.buf) {
+		start := r.off
+		switch r.buf[start] {
+		case tagJIDPair:
+			r.off++
+			j, err = r.jidPair(start)
+			return "", j, err == nil, err
+		case tagADJID:
+			r.off++
+			j, err = r.adJID()
+			return "", j, err == nil, err
+		case tagFBJID, tagInteropJID:
+			r.off++
+			j, err = r.fbOrInteropJID(r.buf[start], start)
+			return "", j, err == nil, err
+		}
+	}
+	s, err = r.plainString(what)
+	return s, j, false, err
 }
 
 func (r *decoder) packed(tag byte, start int) (string, error) {

@@ -29,11 +29,20 @@
 // [DictionaryFor] from the 4th byte of the connection header. The tables
 // are generated from tokens.json and tokens-v2.json by internal/gentokens.
 //
+// # Aliasing
+//
+// Decoded Content slices point into the frame given to [Unmarshal] (or into
+// the inflated buffer of a compressed frame); their capacity is capped, so
+// appending to one copies. Keep the frame unchanged while the node is in
+// use, or copy the Content you keep. Tags, keys and values are always
+// copies. A decode makes about three allocations whatever the frame size.
+//
 // # Limits and errors
 //
 // Decoding never allocates for lengths the input cannot hold, refuses
-// nesting deeper than [MaxDepth] and inflated frames larger than
-// [MaxInflated]. Errors are [*DecodeError] / [*EncodeError] values wrapping
+// nesting deeper than [MaxDepth], frames with more than [MaxNodes] nodes or
+// [MaxAttrs] attributes, and inflated frames larger than [MaxInflated].
+// Flag bits other than 0x02 are ignored, as whatsmeow does. Errors are [*DecodeError] / [*EncodeError] values wrapping
 // one of [ErrTruncated], [ErrUnknownTag], [ErrLimit], [ErrMalformed],
 // [ErrTrailingData] or [ErrInvalidNode]; test them with errors.Is.
 //

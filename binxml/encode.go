@@ -38,6 +38,13 @@ const (
 	// MaxDepth is the deepest nesting of child lists the codec accepts (the
 	// root node is depth 0). Real stanzas stay below 10.
 	MaxDepth = 64
+	// MaxNodes and MaxAttrs cap the nodes and attributes of one decoded
+	// frame, bounding memory to a few tens of MiB whatever the frame holds
+	// (a node costs ~90 bytes in memory but can take 3 bytes on the wire).
+	// The largest real stanzas (pre-key uploads, usync queries) hold a few
+	// thousand.
+	MaxNodes = 1 << 18
+	MaxAttrs = 1 << 18
 	// MaxInflated caps the size of a zlib-compressed frame after inflation.
 	MaxInflated = 16 << 20
 	// maxPacked is the longest string NIBBLE_8/HEX_8 can hold.

@@ -128,6 +128,26 @@ func (s *scanner) value() bool {
 	if !ok {
 		return false
 	}
+	switch tag {
+	case tagJIDPair:
+		return s.str() && s.str()
+	case tagADJID:
+		return s.skip(2) && s.str()
+	case tagFBJID:
+		return s.str() && s.skip(2) && s.str()
+	case tagInteropJID:
+		return s.str() && s.skip(4) && s.str()
+	}
+	s.off--
+	return s.str()
+}
+
+// str skips a plain string (never a JID: no recursion).
+func (s *scanner) str() bool {
+	tag, ok := s.byte1()
+	if !ok {
+		return false
+	}
 	switch {
 	case tag == tagListEmpty || tag < tagDict0:
 		return true
@@ -144,14 +164,6 @@ func (s *scanner) value() bool {
 		l := int(h & 0x7F)
 		s.strs += 2 * l
 		return ok && s.skip(l)
-	case tagJIDPair:
-		return s.value() && s.value()
-	case tagADJID:
-		return s.skip(2) && s.value()
-	case tagFBJID:
-		return s.value() && s.skip(2) && s.value()
-	case tagInteropJID:
-		return s.value() && s.skip(4) && s.value()
 	}
 	return false
 }

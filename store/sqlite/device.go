@@ -30,12 +30,12 @@ func notFound(what string) error { return fmt.Errorf("sqlite: %s: %w", what, sto
 
 type scanner interface{ Scan(dest ...any) error }
 
-func scanDevice(sc scanner) (*store.Device, error) {
+func (s *Store) scanDevice(sc scanner) (*store.Device, error) {
 	var r row
 	if err := sc.Scan(r.dest()...); err != nil {
 		return nil, err
 	}
-	return r.decode()
+	return r.decode(s.sec)
 }
 
 // Devices returns every device, oldest CreatedAt first (zero CreatedAt
@@ -48,7 +48,7 @@ func (s *Store) Devices(ctx context.Context) ([]*store.Device, error) {
 	defer rows.Close()
 	devs := []*store.Device{}
 	for rows.Next() {
-		d, err := scanDevice(rows)
+		d, err := s.scanDevice(rows)
 		if err != nil {
 			return nil, fail(ctx, "devices", err)
 		}
@@ -62,7 +62,7 @@ func (s *Store) Devices(ctx context.Context) ([]*store.Device, error) {
 
 // Device returns the device with this noise public key.
 func (s *Store) Device(ctx context.Context, noisePub keys.PublicKey) (*store.Device, error) {
-	d, err := scanDevice(s.r.QueryRowContext(ctx, selectDevice+` WHERE noise_pub = ?`, noisePub.Bytes()))
+	d, err := s.scanDevice(s.r.QueryRowContext(ctx, selectDevice+` WHERE noise_pub = ?`, noisePub.Bytes()))
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, notFound("device " + noisePub.String())
 	}
@@ -83,7 +83,7 @@ func (s *Store) DeviceByJID(ctx context.Context, id jid.JID) (*store.Device, err
 		return nil, notFound("device by jid")
 	}
 	c := toJIDCols(id)
-	d, err := scanDevice(s.r.QueryRowContext(ctx, selectDevice+`
+	d, err := s.scanDevice(s.r.QueryRowContext(ctx, selectDevice+`
 		WHERE (jid_user = ?1 AND jid_agent = ?2 AND jid_device = ?3 AND jid_integrator = ?4 AND jid_server = ?5)
 		   OR (lid_user = ?1 AND lid_agent = ?2 AND lid_device = ?3 AND lid_integrator = ?4 AND lid_server = ?5)
 		ORDER BY seq DESC LIMIT 1`,
@@ -100,7 +100,7 @@ func (s *Store) DeviceByJID(ctx context.Context, id jid.JID) (*store.Device, err
 // PutDevice inserts or replaces d, keeping its pre-keys, and rewrites its
 // LID mapping, in one transaction.
 func (s *Store) PutDevice(ctx context.Context, d *store.Device) error {
-	r, err := encodeDevice(d)
+	r, err := encodeDevice(d, s.sec)
 	if err != nil {
 		return err
 	}
@@ -162,6 +162,15 @@ func (s *Store) PutPreKeys(ctx context.Context, noisePub keys.PublicKey, pks []k
 		}
 	}
 	pub := noisePub.Bytes()
+	// Sealed before the transaction: sealing is CPU work (and may be a
+	// remote call for a custom Cipher) that need not hold the write lock.
+	privs := make([][]byte, len(pks))
+	for i, pk := range pks {
+		var err error
+		if privs[i], err = s.sec.seal("pre_keys.priv", pub, pk.ID, pk.Private.Bytes()); err != nil {
+			return err
+		}
+	}
 	return s.write(ctx, "put pre-keys", func(tx *sql.Tx) error {
 		res, err := tx.ExecContext(ctx, `UPDATE devices SET next_pre_key_id = ? WHERE noise_pub = ?`, int64(next), pub)
 		if err != nil {
@@ -182,7 +191,7 @@ func (s *Store) PutPreKeys(ctx context.Context, noisePub keys.PublicKey, pks []k
 		}
 		defer st.Close()
 		for i, pk := range pks {
-			if _, err := st.ExecContext(ctx, pub, int64(pk.ID), pk.Public.Bytes(), sealSecret(pk.Private.Bytes())); err != nil {
+			if _, err := st.ExecContext(ctx, pub, int64(pk.ID), pk.Public.Bytes(), privs[i]); err != nil {
 				return err
 			}
 			if i == 0 {
@@ -205,7 +214,7 @@ func (s *Store) PreKey(ctx context.Context, noisePub keys.PublicKey, id uint32) 
 	if err != nil {
 		return keys.PreKey{}, fail(ctx, "pre-key", err)
 	}
-	kp, err := keyPair("pre_keys", pub, priv)
+	kp, err := s.sec.keyPair("pre_keys.pub", "pre_keys.priv", noisePub.Bytes(), id, pub, priv)
 	if err != nil {
 		return keys.PreKey{}, fmt.Errorf("sqlite: pre-key %d: %w", id, err)
 	}
@@ -244,4 +253,76 @@ func (s *Store) LIDForPhone(ctx context.Context, phone jid.JID) (jid.JID, error)
 		return jid.JID{}, fail(ctx, "lid for phone", err)
 	}
 	return jid.New(user, server), nil
+}
+
+// Reseal seals, in one transaction, every secret still stored in the
+// clear (rows written before the store had a Cipher). It fails with
+// ErrNoCipher when the store was opened without WithCipher.
+func (s *Store) Reseal(ctx context.Context) error {
+	if s.sec.c == nil {
+		return fmt.Errorf("%w (reseal)", ErrNoCipher)
+	}
+	return s.write(ctx, "reseal", func(tx *sql.Tx) error {
+		// Devices are few: decode and rewrite them all (sealed columns
+		// reseal under a fresh nonce, which is harmless).
+		rows, err := tx.QueryContext(ctx, selectDevice)
+		if err != nil {
+			return err
+		}
+		var devs []*store.Device
+		for rows.Next() {
+			d, err := s.scanDevice(rows)
+			if err != nil {
+				rows.Close()
+				return err
+			}
+			devs = append(devs, d)
+		}
+		rows.Close()
+		if err := rows.Err(); err != nil {
+			return err
+		}
+		for _, d := range devs {
+			r, err := encodeDevice(d, s.sec)
+			if err != nil {
+				return err
+			}
+			if _, err := tx.ExecContext(ctx, upsertDevice, r.args()...); err != nil {
+				return err
+			}
+		}
+		// Pre-keys are many: only those in the clear.
+		type clear struct {
+			device []byte
+			id     int64
+			priv   []byte
+		}
+		var todo []clear
+		prows, err := tx.QueryContext(ctx, `SELECT device, id, priv FROM pre_keys WHERE length(priv) = ?`, keys.Size)
+		if err != nil {
+			return err
+		}
+		for prows.Next() {
+			var c clear
+			if err := prows.Scan(&c.device, &c.id, &c.priv); err != nil {
+				prows.Close()
+				return err
+			}
+			todo = append(todo, c)
+		}
+		prows.Close()
+		if err := prows.Err(); err != nil {
+			return err
+		}
+		for _, c := range todo {
+			sealed, err := s.sec.seal("pre_keys.priv", c.device, uint32(c.id), c.priv)
+			if err != nil {
+				return err
+			}
+			if _, err := tx.ExecContext(ctx, `UPDATE pre_keys SET priv = ? WHERE device = ? AND id = ?`, sealed, c.device, c.id); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
 }

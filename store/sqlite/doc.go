@@ -36,14 +36,23 @@
 //
 // # Secrets at rest
 //
-// Private keys and the adv secret are stored in their own BLOB columns
-// (noise_priv, identity_priv, spk_priv, adv_secret, pre_keys.priv) with no
-// length constraint, and they pass through one seal/open pair of functions
-// on the way in and out. Today that is the identity: the columns hold the
-// raw 32 bytes, so protect the file. An at-rest Cipher option can be added
-// later without a schema change: it would store a self-describing envelope
-// (version byte, nonce, ciphertext and tag, bound to the row's noise key
-// and column name as associated data) in the same columns, tell old raw
-// rows by their length, and reseal them on the next write. Secrets never
-// appear in errors or logs; corrupt rows are reported by column name only.
+// Private keys and the adv secret live in their own BLOB columns
+// (noise_priv, identity_priv, spk_priv, adv_secret, pre_keys.priv). By
+// default they hold the raw 32 bytes, so protect the file. With
+// [WithCipher] (for example [NewAESGCM] with a 32-byte key derived by a
+// memory-hard KDF) each is stored as a sealed envelope,
+//
+//	0x01 || nonce || ciphertext || tag
+//
+// whose associated data names the column, the owning device's noise key
+// and the pre-key id, so a blob copied to another column or row does not
+// open ([ErrDecrypt]). Raw and sealed values tell apart by length, so a
+// store written in the clear keeps working after a Cipher is added: rows
+// are sealed as they are rewritten, or all at once by [Store.Reseal]. A
+// sealed store opened without the Cipher fails on read with
+// [ErrNoCipher]. secure_delete is on, so replaced or resealed keys do not
+// linger in the file's free space.
+//
+// Secrets never appear in errors or logs; corrupt rows are reported by
+// column name only.
 package sqlite

@@ -17,6 +17,8 @@ import (
 	"github.com/walinkdev/walink/store"
 )
 
+const pkgName = "sqlite"
+
 // Errors returned by this package.
 var (
 	// ErrInsecure is matched (errors.Is) by *InsecureFileError.
@@ -76,6 +78,7 @@ type config struct {
 	logger      *slog.Logger
 	busyTimeout time.Duration
 	readers     int
+	cipher      Cipher
 }
 
 // WithLogger sets where the store logs migrations and permission warnings
@@ -96,6 +99,7 @@ type Store struct {
 	w   *sql.DB // one connection: every write transaction queues for it
 	r   *sql.DB // read-only pool; == w for in-memory stores
 	log *slog.Logger
+	sec secrets
 
 	closeOnce sync.Once
 	closeErr  error
@@ -132,7 +136,7 @@ func Open(ctx context.Context, path string, opts ...Option) (*Store, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, fmt.Errorf("sqlite: open: %w", err)
 	}
-	s := &Store{log: cfg.logger}
+	s := &Store{log: cfg.logger, sec: secrets{c: cfg.cipher}}
 
 	if path == Memory {
 		// An in-memory database lives and dies with its connection, so the
@@ -201,6 +205,9 @@ func params(cfg config, wal, readOnly bool) string {
 	q.Add("_pragma", "busy_timeout("+strconv.FormatInt(cfg.busyTimeout.Milliseconds(), 10)+")")
 	q.Add("_pragma", "foreign_keys(1)")
 	q.Add("_pragma", "synchronous(FULL)")
+	// secure_delete zeroes the bytes of deleted or moved rows, so a key
+	// that was replaced, deleted or resealed does not linger in free space.
+	q.Add("_pragma", "secure_delete(1)")
 	if wal && !readOnly {
 		q.Add("_pragma", "journal_mode(WAL)")
 	}

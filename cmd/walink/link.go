@@ -81,7 +81,8 @@ func cmdLink(ctx context.Context, e env, args []string, imageOnly bool) error {
 	// Validate the phone number before anything touches the network, with
 	// the library's own rules so the message is the same.
 	if f.phone != "" {
-		if _, err := walink.NormalizePhoneNumber(f.phone); err != nil {
+		f.code = strings.ToUpper(strings.ReplaceAll(f.code, "-", ""))
+		if err := (walink.PairCodeOptions{PhoneNumber: f.phone, CustomCode: f.code}).Validate(); err != nil {
 			return fail(exitUsage, "link: %v", err)
 		}
 	}

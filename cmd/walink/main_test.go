@@ -1,0 +1,404 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/creack/pty"
+
+	"github.com/walinkdev/walink/internal/qrimage"
+)
+
+// The test binary doubles as the walink command: with WALINK_TEST_MAIN=1
+// it runs main, so the tests drive the real command (race-instrumented)
+// without a separate build.
+func TestMain(m *testing.M) {
+	if os.Getenv("WALINK_TEST_MAIN") == "1" {
+		main()
+		return
+	}
+	os.Exit(m.Run())
+}
+
+func walinkCmd(ctx context.Context, t *testing.T, args ...string) *exec.Cmd {
+	t.Helper()
+	cmd := exec.CommandContext(ctx, os.Args[0], args...)
+	cmd.Env = append(os.Environ(), "WALINK_TEST_MAIN=1", "WALINK_STORE="+filepath.Join(t.TempDir(), "default.db"))
+	cmd.WaitDelay = 5 * time.Second
+	return cmd
+}
+
+// runWalink runs the command to completion and returns stdout, stderr and
+// the exit code.
+func runWalink(t *testing.T, args ...string) (string, string, int) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	cmd := walinkCmd(ctx, t, args...)
+	var out, errb bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &errb
+	err := cmd.Run()
+	code := 0
+	if ee, ok := err.(*exec.ExitError); ok {
+		code = ee.ExitCode()
+	} else if err != nil {
+		t.Fatalf("walink %v: %v", args, err)
+	}
+	return out.String(), errb.String(), code
+}
+
+// TestLinkSimInTerminal runs `walink link --sim` in a pseudo-terminal with
+// short QR timeouts and a late scan, and checks that the QR is drawn, is
+// replaced in place on rotation, and that the run ends linked.
+func TestLinkSimInTerminal(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	cmd := walinkCmd(ctx, t, "link", "--sim",
+		"--qr-timeout-first", "1500ms", "--qr-timeout-next", "1s", "--sim-scan-delay", "2800ms")
+	ptmx, err := pty.StartWithSize(cmd, &pty.Winsize{Rows: 80, Cols: 100})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ptmx.Close()
+	var out bytes.Buffer
+	done := make(chan struct{})
+	go func() { io.Copy(&out, ptmx); close(done) }()
+	err = cmd.Wait()
+	ptmx.Close()
+	<-done
+	text := out.String()
+	if err != nil {
+		t.Fatalf("walink link --sim: %v\n%s", err, text)
+	}
+	if !strings.Contains(text, "▀") || !strings.Contains(text, "▄") {
+		t.Fatalf("no QR drawn:\n%s", text)
+	}
+	linked := strings.Index(text, "Linked as 15551234567:")
+	if linked < 0 || !strings.Contains(text[linked:], "Connected.") {
+		t.Fatalf("no success lines:\n%s", text)
+	}
+	// Rotation replaces the drawing in place: cursor up + clear, then the
+	// next QR, before the scan succeeded.
+	if n := strings.Count(text[:linked], "\x1b[J\x1b[30;47m"); n < 2 {
+		t.Fatalf("QR redrawn in place %d times before linking, want ≥ 2 (rotation and re-render):\n%q", n, text)
+	}
+	if !strings.Contains(text, "QR code valid for") {
+		t.Fatal("no countdown line")
+	}
+}
+
+// simProcess runs `walink sim` and returns its first-line info.
+type simInfo struct {
+	WSURL         string `json:"ws_url"`
+	RootPublicKey string `json:"root_public_key"`
+	ControlURL    string `json:"control_url"`
+}
+
+func startSim(_ context.Context, t *testing.T, args ...string) simInfo {
+	t.Helper()
+	// Not tied to the test's context: cleanup stops it with SIGINT and
+	// checks the clean shutdown.
+	cmd := walinkCmd(context.Background(), t, append([]string{"sim", "--listen", "127.0.0.1:0"}, args...)...)
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd.Stderr = os.Stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		cmd.Process.Signal(os.Interrupt)
+		if err := cmd.Wait(); err != nil {
+			t.Errorf("walink sim did not shut down cleanly on SIGINT: %v", err)
+		}
+	})
+	line, err := bufio.NewReader(stdout).ReadString('\n')
+	if err != nil {
+		t.Fatalf("walink sim: %v", err)
+	}
+	var info simInfo
+	if err := json.Unmarshal([]byte(line), &info); err != nil || info.WSURL == "" || len(info.RootPublicKey) != 64 || info.ControlURL == "" {
+		t.Fatalf("walink sim first line %q: %v", line, err)
+	}
+	return info
+}
+
+func postJSON(t *testing.T, url string, body any) (int, map[string]any) {
+	t.Helper()
+	b, _ := json.Marshal(body)
+	resp, err := http.Post(url, "application/json", bytes.NewReader(b))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var m map[string]any
+	json.NewDecoder(resp.Body).Decode(&m)
+	return resp.StatusCode, m
+}
+
+// linkJSON runs `walink link --json` against a sim process and plays the
+// phone through the control API: it scans QR codes (again after a 409
+// rescan) or, with a phone number, types the pair code.
+func linkJSON(t *testing.T, info simInfo, storePath, phone string) []map[string]any {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	args := []string{"link", "--json", "--store", storePath, "--server", info.WSURL, "--server-root", info.RootPublicKey}
+	if phone != "" {
+		args = append(args, "--phone", phone)
+	}
+	cmd := walinkCmd(ctx, t, args...)
+	stdout, _ := cmd.StdoutPipe()
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	var events []map[string]any
+	var wg sync.WaitGroup
+	sc := bufio.NewScanner(stdout)
+	sc.Buffer(nil, 1<<20)
+	scanned := false
+	for sc.Scan() {
+		var ev map[string]any
+		if err := json.Unmarshal(sc.Bytes(), &ev); err != nil {
+			t.Fatalf("not a JSON line: %q", sc.Text())
+		}
+		events = append(events, ev)
+		switch ev["event"] {
+		case "pairing_qr_code":
+			if phone != "" || scanned {
+				break
+			}
+			code := ev["code"].(string)
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				status, body := postJSON(t, info.ControlURL+"/phones/15551234567/scan", map[string]string{"qr": code})
+				if status == http.StatusOK {
+					scanned = true
+				} else if status != http.StatusConflict { // 409 = rescan the re-rendered code
+					t.Errorf("scan: %d %v", status, body)
+				}
+			}()
+			wg.Wait()
+		case "pairing_code":
+			code := ev["code"].(string)
+			digits := strings.Map(func(r rune) rune {
+				if r >= '0' && r <= '9' {
+					return r
+				}
+				return -1
+			}, phone)
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				if status, body := postJSON(t, info.ControlURL+"/phones/"+digits+"/link-code", map[string]string{"code": code[:4] + "-" + code[4:]}); status != http.StatusOK {
+					t.Errorf("link-code: %d %v", status, body)
+				}
+			}()
+		}
+	}
+	wg.Wait()
+	if err := cmd.Wait(); err != nil {
+		t.Fatalf("walink link --json: %v\nstderr: %s\nevents: %v", err, stderr.String(), events)
+	}
+	return events
+}
+
+func eventNames(evs []map[string]any) []string {
+	var names []string
+	for _, e := range evs {
+		names = append(names, e["event"].(string))
+	}
+	return names
+}
+
+func checkKeys(t *testing.T, ev map[string]any, keys ...string) {
+	t.Helper()
+	if len(ev) != len(keys) {
+		t.Errorf("event %v: want exactly the keys %v", ev, keys)
+	}
+	for _, k := range keys {
+		if _, ok := ev[k]; !ok {
+			t.Errorf("event %v lacks %q", ev, k)
+		}
+	}
+}
+
+// TestLinkJSONAgainstSimProcess: `walink sim` as a process, `walink link
+// --json` as another, the phone played through the control API; then
+// status and logout end to end.
+func TestLinkJSONAgainstSimProcess(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	info := startSim(ctx, t)
+
+	t.Run("qr", func(t *testing.T) {
+		storePath := filepath.Join(t.TempDir(), "qr.db")
+		evs := linkJSON(t, info, storePath, "")
+		names := eventNames(evs)
+		if names[0] != "pairing_qr_code" || names[len(names)-1] != "connected" {
+			t.Fatalf("events %v", names)
+		}
+		var success map[string]any
+		for _, e := range evs {
+			switch e["event"] {
+			case "pairing_qr_code":
+				checkKeys(t, e, "event", "code", "timeout_s")
+				if !strings.HasPrefix(e["code"].(string), "https://wa.me/settings/linked_devices#") {
+					t.Errorf("QR string %q is not the current form", e["code"])
+				}
+			case "pair_success":
+				checkKeys(t, e, "event", "id", "lid", "business_name", "platform")
+				success = e
+			case "connected":
+				checkKeys(t, e, "event")
+			}
+		}
+		if success == nil || !strings.HasPrefix(success["id"].(string), "15551234567:") {
+			t.Fatalf("pair_success %v", success)
+		}
+
+		// status sees the session; logout finds the server remembered in the store.
+		out, _, code := runWalink(t, "status", "--json", "--store", storePath)
+		var st map[string]any
+		if code != 0 || json.Unmarshal([]byte(out), &st) != nil || st["linked"] != true || st["id"] != success["id"] {
+			t.Fatalf("status: %d %q", code, out)
+		}
+		if _, err := time.Parse(time.RFC3339, fmt.Sprint(st["linked_at"])); err != nil {
+			t.Errorf("linked_at %v: %v", st["linked_at"], err)
+		}
+		if out, errOut, code := runWalink(t, "logout", "--store", storePath); code != 0 {
+			t.Fatalf("logout: %d %s %s", code, out, errOut)
+		}
+		out, _, code = runWalink(t, "status", "--json", "--store", storePath)
+		if code != 0 || strings.TrimSpace(out) != `{"linked":false}` {
+			t.Fatalf("status after logout: %d %q", code, out)
+		}
+		resp, err := http.Get(info.ControlURL + "/phones/15551234567/devices")
+		if err != nil {
+			t.Fatal(err)
+		}
+		var devs struct{ Devices []map[string]any }
+		json.NewDecoder(resp.Body).Decode(&devs)
+		resp.Body.Close()
+		for _, d := range devs.Devices {
+			if d["jid"] == success["id"] {
+				t.Fatalf("server still lists %v after logout", d)
+			}
+		}
+		// A second logout has nothing to do.
+		if _, _, code := runWalink(t, "logout", "--store", storePath); code != exitLoggedOut {
+			t.Fatalf("second logout exit %d, want %d", code, exitLoggedOut)
+		}
+	})
+
+	t.Run("phone", func(t *testing.T) {
+		evs := linkJSON(t, info, filepath.Join(t.TempDir(), "code.db"), "+1 555 000 1111")
+		var sawCode, sawSuccess bool
+		for _, e := range evs {
+			switch e["event"] {
+			case "pairing_code":
+				checkKeys(t, e, "event", "code", "timeout_s")
+				sawCode = len(e["code"].(string)) == 8
+			case "pair_success":
+				sawSuccess = strings.HasPrefix(e["id"].(string), "15550001111:")
+			}
+		}
+		if !sawCode || !sawSuccess {
+			t.Fatalf("events %v", evs)
+		}
+	})
+}
+
+// TestUsageErrors: bad flags and bad phone numbers give one line on stderr
+// and the documented exit code, before any network use.
+func TestUsageErrors(t *testing.T) {
+	cases := []struct {
+		args []string
+		code int
+		msg  string
+	}{
+		{[]string{}, exitUsage, ""},
+		{[]string{"frobnicate"}, exitUsage, "unknown command"},
+		{[]string{"link", "--bogus"}, exitUsage, "flag provided but not defined"},
+		{[]string{"link", "--phone", "0123456789"}, exitUsage, "international"},
+		{[]string{"link", "--phone", "12345"}, exitUsage, "too short"},
+		{[]string{"link", "--phone", "+-"}, exitUsage, "required"},
+		{[]string{"link", "--phone", "15551234567", "--code", "ABCD123O"}, exitUsage, "code"},
+		{[]string{"link", "--code", "ABCD1234"}, exitUsage, "--code needs --phone"},
+		{[]string{"link", "--server", "ws://127.0.0.1:1/ws/chat"}, exitUsage, "go together"},
+		{[]string{"link", "--server", "ws://x", "--server-root", "abc"}, exitUsage, "64 hex"},
+		{[]string{"qr"}, exitUsage, "--png"},
+		{[]string{"status", "extra"}, exitUsage, "unexpected argument"},
+		{[]string{"logout"}, exitLoggedOut, "nothing is linked"},
+	}
+	for _, c := range cases {
+		_, stderr, code := runWalink(t, c.args...)
+		if code != c.code {
+			t.Errorf("walink %v: exit %d, want %d (stderr %q)", c.args, code, c.code, stderr)
+		}
+		if c.msg != "" && !strings.Contains(stderr, c.msg) {
+			t.Errorf("walink %v: stderr %q lacks %q", c.args, stderr, c.msg)
+		}
+		if c.msg != "" && !strings.Contains(c.msg, "flag") && strings.Count(strings.TrimSpace(stderr), "\n") > 0 {
+			t.Errorf("walink %v: stderr is not one line: %q", c.args, stderr)
+		}
+	}
+	out, _, code := runWalink(t, "status", "--json")
+	if code != 0 || strings.TrimSpace(out) != `{"linked":false}` {
+		t.Errorf("status on an empty machine: %d %q", code, out)
+	}
+	if out, _, code := runWalink(t, "version"); code != 0 || !strings.HasPrefix(out, "walink ") {
+		t.Errorf("version: %d %q", code, out)
+	}
+}
+
+// TestQRImage: `walink qr --png` writes a PNG a scanner reads back as the
+// QR string of the first pairing_qr_code.
+func TestQRImage(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	info := startSim(ctx, t)
+	png := filepath.Join(t.TempDir(), "qr.png")
+	cmd := walinkCmd(ctx, t, "link", "--json", "--qr-png", png, "--store", filepath.Join(t.TempDir(), "s.db"),
+		"--server", info.WSURL, "--server-root", info.RootPublicKey)
+	stdout, _ := cmd.StdoutPipe()
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { cmd.Process.Kill(); cmd.Wait() }()
+	line, err := bufio.NewReader(stdout).ReadString('\n')
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ev map[string]any
+	json.Unmarshal([]byte(line), &ev)
+	data, err := os.ReadFile(png)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := decodeQRPNG(data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got != ev["code"] {
+		t.Fatalf("PNG holds %q, event says %q", got, ev["code"])
+	}
+}
+
+func decodeQRPNG(b []byte) (string, error) { return qrimage.DecodePNG(b) }

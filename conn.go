@@ -54,7 +54,9 @@ type conn struct {
 	paired    bool // a pair-success was accepted on this connection
 	qr        *engine.QRRotation
 	qrTimer   *time.Timer
+	qrSpent   bool // every ref expired while a pair code kept the connection
 	code      *codeFlow
+	codeTimer *time.Timer // the outstanding code's lifetime or pair-success wait
 }
 
 type anyLogger = interface {
@@ -129,6 +131,9 @@ func (cn *conn) serve() endReason {
 	cn.ready = false
 	if cn.qrTimer != nil {
 		cn.qrTimer.Stop()
+	}
+	if cn.codeTimer != nil {
+		cn.codeTimer.Stop()
 	}
 	cn.qr = nil
 	for id, ch := range cn.pending {

@@ -77,6 +77,7 @@ func (cn *conn) qrTick() {
 		c.emit(QRCodesExpired{})
 		if cn.code.outstanding(c.now()) {
 			cn.log.Info("QR refs expired; keeping the connection for the pair code")
+			cn.qrSpent = true
 			return
 		}
 		cn.log.Info("QR refs expired; disconnecting")
@@ -207,6 +208,9 @@ func (cn *conn) handlePairSuccess(n binxml.Node) {
 	cn.qr = nil
 	if cn.code != nil {
 		cn.code.Done = true
+	}
+	if cn.codeTimer != nil {
+		cn.codeTimer.Stop()
 	}
 	cn.mu.Unlock()
 

@@ -141,6 +141,7 @@ func (c *Client) PairWithCode(ctx context.Context, opts PairCodeOptions) (string
 		return "", fmt.Errorf("walink: pair code cancelled: %w", context.Canceled)
 	}
 	flow.Code, flow.Phone, flow.Ref, flow.Started = code, opts.PhoneNumber, ref, c.now()
+	cn.setCodeTimerLocked(engine.PairCodeLifetime, func() { cn.codeExpired(flow) })
 	cn.mu.Unlock()
 	c.emit(PairingCode{Code: code, Timeout: engine.PairCodeLifetime})
 	return code, nil
@@ -217,8 +218,62 @@ func (c *Client) CancelPairCode(ctx context.Context) error {
 		cn.code.Done = true
 		cn.code = nil
 	}
+	if cn.codeTimer != nil {
+		cn.codeTimer.Stop()
+	}
 	cn.mu.Unlock()
 	return nil
+}
+
+// setCodeTimerLocked (re)arms the one timer of the outstanding code.
+func (cn *conn) setCodeTimerLocked(d time.Duration, f func()) {
+	if cn.codeTimer != nil {
+		cn.codeTimer.Stop()
+	}
+	cn.codeTimer = time.AfterFunc(d, f)
+}
+
+// endFlowLocked drops flow and, when the QR refs are already spent,
+// ends the connection: nothing is left to pair with (CHANGES-2026.md §3).
+func (cn *conn) endFlowLocked(flow *codeFlow) {
+	flow.Done = true
+	if cn.code == flow {
+		cn.code = nil
+	}
+	if cn.qrSpent && !cn.paired && cn.code == nil {
+		cn.log.Info("pair code ended after the QR refs expired; disconnecting")
+		if cn.end == endNone {
+			cn.end = endQRExpired
+		}
+		cn.cancel()
+	}
+}
+
+// codeExpired ends a code whose window passed without the phone answering.
+func (cn *conn) codeExpired(flow *codeFlow) {
+	cn.mu.Lock()
+	defer cn.mu.Unlock()
+	if cn.code != flow || flow.Finishing || cn.paired || cn.ctx.Err() != nil {
+		return
+	}
+	cn.log.Info("pair code expired")
+	cn.endFlowLocked(flow)
+}
+
+// noPairSuccess runs when pair-success did not follow an accepted
+// companion_finish in time: the flow is over; the user is asked for a new
+// code, and the QR gets a fresh adv secret (CHANGES-2026.md §4).
+func (cn *conn) noPairSuccess(flow *codeFlow) {
+	cn.mu.Lock()
+	if cn.code != flow || cn.paired || cn.ctx.Err() != nil {
+		cn.mu.Unlock()
+		return
+	}
+	cn.log.Warn("no pair-success after companion_finish")
+	cn.endFlowLocked(flow)
+	cn.mu.Unlock()
+	cn.c.emit(PairingCodeRefresh{})
+	cn.handleRegRefresh()
 }
 
 // handleLinkCode dispatches a link_code_companion_reg notification on its
@@ -268,10 +323,7 @@ func (cn *conn) companionFinish(f *codeFlow, eph keys.KeyPair, code, phone strin
 	c := cn.c
 	fail := func(err error) {
 		cn.mu.Lock()
-		if cn.code == f {
-			cn.code = nil
-		}
-		f.Done = true
+		cn.endFlowLocked(f)
 		cn.mu.Unlock()
 		if cn.ctx.Err() == nil {
 			cn.log.Warn("pair code stage 2 failed", "err", err)
@@ -310,6 +362,12 @@ func (cn *conn) companionFinish(f *codeFlow, eph keys.KeyPair, code, phone strin
 	_, err = cn.request(ctx, engine.CompanionFinish(c.ids.Next(), phone, bundle, d.IdentityKey.Public, ref))
 	var ie *IQError
 	switch {
+	case err == nil:
+		cn.mu.Lock()
+		if cn.code == f && !cn.paired {
+			cn.setCodeTimerLocked(engine.PairSuccessAfterHello, func() { cn.noPairSuccess(f) })
+		}
+		cn.mu.Unlock()
 	case errors.As(err, &ie):
 		fail(rejected(err))
 	case err != nil:

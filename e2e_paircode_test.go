@@ -221,3 +221,40 @@ func TestE2EQRAndCodeRace(t *testing.T) {
 		})
 	}
 }
+
+// TestE2EQRSpentCodeKeepsConnection: when the QR refs run out while a code
+// is outstanding the connection stays; when that code then fails, the
+// client disconnects (nothing is left to pair with).
+func TestE2EQRSpentCodeKeepsConnection(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	srv := startServer(t, nil)
+	cfg := clientConfig(t, srv)
+	cfg.QRFirstTimeout = 300 * time.Millisecond
+	cfg.QRNextTimeout = 50 * time.Millisecond
+	cli, rec := newClient(t, memstore.New(), cfg)
+	from := 0
+	if err := cli.Connect(ctx); err != nil {
+		t.Fatal(err)
+	}
+	code, err := cli.PairWithCode(ctx, walink.PairCodeOptions{PhoneNumber: testPhone})
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitFor[walink.QRCodesExpired](t, rec, &from, 10*time.Second)
+	time.Sleep(200 * time.Millisecond)
+	for _, e := range rec.all()[from:] {
+		if _, ok := e.(walink.Disconnected); ok {
+			t.Fatal("disconnected although a pair code is outstanding")
+		}
+	}
+	wrong := "1111" + code[4:]
+	if wrong == code {
+		wrong = "2222" + code[4:]
+	}
+	if _, err := srv.Phone(testPhone).EnterCode(ctx, wrong); !errors.Is(err, watest.ErrWrongCode) {
+		t.Fatalf("wrong code: %v", err)
+	}
+	waitFor[walink.PairError](t, rec, &from, 10*time.Second)
+	waitFor[walink.Disconnected](t, rec, &from, 10*time.Second)
+}

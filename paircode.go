@@ -322,13 +322,14 @@ func (cn *conn) handleLinkCode(n binxml.Node) {
 func (cn *conn) companionFinish(f *codeFlow, eph keys.KeyPair, code, phone string, ref []byte, lc engine.LinkCodeNotification) {
 	c := cn.c
 	fail := func(err error) {
-		cn.mu.Lock()
-		cn.endFlowLocked(f)
-		cn.mu.Unlock()
+		// Report before ending the flow: ending it may end the connection.
 		if cn.ctx.Err() == nil {
 			cn.log.Warn("pair code stage 2 failed", "err", err)
 			c.emit(PairError{Err: err})
 		}
+		cn.mu.Lock()
+		cn.endFlowLocked(f)
+		cn.mu.Unlock()
 	}
 	primaryEph, err := pairing.UnwrapKey(code, lc.WrappedPrimary)
 	if err != nil {

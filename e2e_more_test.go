@@ -234,3 +234,40 @@ func TestE2EBadCertificate(t *testing.T) {
 		t.Fatal("connected to a server with a foreign certificate chain")
 	}
 }
+
+// TestE2EKeepalive: once connected the client pings (w:p, no child) at the
+// configured interval and the server's answers keep it connected.
+func TestE2EKeepalive(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	srv := startServer(t, nil)
+	cfg := clientConfig(t, srv)
+	cfg.KeepaliveMin, cfg.KeepaliveMax = 30*time.Millisecond, 60*time.Millisecond
+	cli, rec := newClient(t, memstore.New(), cfg)
+	from := 0
+	linkByQR(t, ctx, srv, cli, rec, &from)
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		var pings []watest.Event
+		for _, e := range srv.Events() {
+			if e.Dir == watest.DirIn && e.Tag == "iq" && e.Node.Attr("xmlns") == "w:p" {
+				pings = append(pings, e)
+			}
+		}
+		if len(pings) >= 3 {
+			for _, p := range pings {
+				if p.Node.Attr("type") != "get" || len(p.Node.Children) != 0 {
+					t.Fatalf("ping %v", p.XML)
+				}
+			}
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d pings in 10 s", len(pings))
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if !cli.IsConnected() {
+		t.Fatal("disconnected while pinging")
+	}
+}

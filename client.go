@@ -23,7 +23,10 @@ type Client struct {
 	st     store.Store
 	cfg    Config // resolved
 	cfgErr error
-	log    *slog.Logger
+	// serverSet: Config named a server; otherwise a device linked against
+	// a non-default server keeps using the one it remembers.
+	serverSet bool
+	log       *slog.Logger
 	pc     engine.PayloadConfig
 	ids    *engine.IDs
 	ev     *dispatcher
@@ -52,7 +55,8 @@ type runner struct {
 // reported by Connect.
 func NewClient(st store.Store, cfg Config) *Client {
 	rc, v, err := cfg.resolved()
-	c := &Client{st: st, cfg: rc, cfgErr: err, log: rc.Logger, pc: rc.payloadConfig(v), connWait: make(chan struct{})}
+	c := &Client{st: st, cfg: rc, cfgErr: err, serverSet: cfg.ServerURL != "" || !cfg.ServerRoot.IsZero(),
+		log: rc.Logger, pc: rc.payloadConfig(v), connWait: make(chan struct{})}
 	if st == nil && err == nil {
 		c.cfgErr = fmt.Errorf("%w: nil store", ErrInvalidConfig)
 	}
@@ -386,15 +390,19 @@ func (c *Client) dial(ctx context.Context) (*transport.Conn, *store.Device, erro
 	if err != nil {
 		return nil, nil, fmt.Errorf("walink: %w", err)
 	}
+	serverURL, root := c.cfg.ServerURL, c.cfg.ServerRoot
+	if !c.serverSet && d.ServerURL != "" {
+		serverURL, root = d.ServerURL, d.ServerRoot
+	}
 	hctx, cancel := context.WithTimeout(ctx, c.cfg.HandshakeTimeout)
 	defer cancel()
-	nc, err := transport.Dial(hctx, c.cfg.ServerURL, &transport.DialOptions{Proxy: c.cfg.Proxy})
+	nc, err := transport.Dial(hctx, serverURL, &transport.DialOptions{Proxy: c.cfg.Proxy})
 	if err != nil {
-		return nil, nil, fmt.Errorf("walink: dialing %s: %w", c.cfg.ServerURL, err)
+		return nil, nil, fmt.Errorf("walink: dialing %s: %w", serverURL, err)
 	}
 	tc, err := transport.Handshake(hctx, nc, transport.ClientConfig{
 		NoiseKey: d.NoiseKey,
-		RootKey:  c.cfg.ServerRoot,
+		RootKey:  root,
 		Payload:  payload,
 		Rand:     c.cfg.Rand,
 		Now:      c.cfg.Now,

@@ -90,7 +90,9 @@ type ReconnectPolicy struct {
 // default is documented on it. A Config is copied by NewClient and never
 // modified.
 type Config struct {
-	// ServerURL is the WebSocket endpoint; default wss://web.whatsapp.com/ws/chat.
+	// ServerURL is the WebSocket endpoint; default wss://web.whatsapp.com/ws/chat,
+	// or, when neither ServerURL nor ServerRoot is set, the server a
+	// stored device was linked against (store.Device.ServerURL).
 	ServerURL string
 	// ServerRoot is the trusted root of the server's certificate chain;
 	// zero means WhatsApp's real root. Tests set it to watest's RootKey.

@@ -271,3 +271,29 @@ func TestE2EKeepalive(t *testing.T) {
 		t.Fatal("disconnected while pinging")
 	}
 }
+
+// TestE2ERemembersServer: a device linked against a non-default server
+// reconnects there when the Config names no server.
+func TestE2ERemembersServer(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	srv := startServer(t, nil)
+	st := memstore.New()
+	cli, rec := newClient(t, st, clientConfig(t, srv))
+	from := 0
+	ps := linkByQR(t, ctx, srv, cli, rec, &from)
+	cli.Close()
+	d, err := st.DeviceByJID(ctx, ps.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d.ServerURL != srv.URL() || !d.ServerRoot.Equal(srv.RootKey()) {
+		t.Fatalf("stored server %q %v", d.ServerURL, d.ServerRoot)
+	}
+	cli2, rec2 := newClient(t, st, walink.Config{Logger: testLogger(t)})
+	from2 := 0
+	if err := cli2.Connect(ctx); err != nil {
+		t.Fatal(err)
+	}
+	waitFor[walink.Connected](t, rec2, &from2, 10*time.Second)
+}

@@ -95,7 +95,9 @@ type ConnectFailure struct {
 }
 
 // QRScannedWithoutMultidevice says the phone scanned the QR code but does
-// not have multi-device enabled.
+// not have multi-device enabled. Current phones always have it, and no
+// stanza of today's protocol announces this, so the client does not emit
+// it at present; it is kept so handlers written for older designs compile.
 type QRScannedWithoutMultidevice struct{}
 
 func (PairingQRCode) isEvent()               {}

@@ -81,22 +81,6 @@ func blob(b []byte) any {
 	return b
 }
 
-// Secret columns (the *_priv columns, adv_secret and pre_keys.priv) pass
-// through sealSecret on the way in and openSecret on the way out. Today they
-// hold the raw 32 bytes. An at-rest cipher would return a longer envelope
-// here (version byte, nonce, ciphertext, tag, with the row's noise key and
-// column name as associated data so blobs cannot be swapped between rows);
-// openSecret tells the two apart by length and version byte, so old rows
-// stay readable and no schema change is needed.
-func sealSecret(b []byte) []byte { return b }
-
-func openSecret(col string, b []byte) ([]byte, error) {
-	if len(b) != keys.Size {
-		return nil, fmt.Errorf("%w: %s holds %d bytes", ErrCorrupt, col, len(b))
-	}
-	return b, nil
-}
-
 var (
 	minTime = time.Unix(0, math.MinInt64)
 	maxTime = time.Unix(0, math.MaxInt64)
@@ -130,19 +114,20 @@ func pubBytes(p keys.PublicKey) []byte {
 	return p.Bytes()
 }
 
-func privBytes(p keys.PrivateKey) []byte {
+func (s secrets) privBytes(col string, owner []byte, p keys.PrivateKey) ([]byte, error) {
 	if p.IsZero() {
-		return nil
+		return nil, nil
 	}
-	return sealSecret(p.Bytes())
+	return s.seal(col, owner, 0, p.Bytes())
 }
 
 func toJIDCols(j jid.JID) jidCols {
 	return jidCols{user: j.User, agent: int64(j.RawAgent), device: int64(j.Device), integrator: int64(j.Integrator), server: j.Server}
 }
 
-// encodeDevice turns d into a row, refusing what cannot be stored.
-func encodeDevice(d *store.Device) (*row, error) {
+// encodeDevice turns d into a row, refusing what cannot be stored, and
+// seals its secrets.
+func encodeDevice(d *store.Device, sec secrets) (*row, error) {
 	if d == nil {
 		return nil, fmt.Errorf("%w: nil device", ErrInvalid)
 	}
@@ -159,12 +144,9 @@ func encodeDevice(d *store.Device) (*row, error) {
 	}
 	r := &row{
 		noisePub:        d.NoiseKey.Public.Bytes(),
-		noisePriv:       privBytes(d.NoiseKey.Private),
 		identityPub:     pubBytes(d.IdentityKey.Public),
-		identityPriv:    privBytes(d.IdentityKey.Private),
 		spkID:           int64(d.SignedPreKey.ID),
 		spkPub:          pubBytes(d.SignedPreKey.Public),
-		spkPriv:         privBytes(d.SignedPreKey.Private),
 		registrationID:  int64(d.RegistrationID),
 		id:              toJIDCols(d.ID),
 		lid:             toJIDCols(d.LID),
@@ -183,15 +165,26 @@ func encodeDevice(d *store.Device) (*row, error) {
 	if d.SignedPreKey.Signature != ([keys.SignatureSize]byte{}) {
 		r.spkSig = bytes.Clone(d.SignedPreKey.Signature[:])
 	}
+	if r.noisePriv, err = sec.privBytes("devices.noise_priv", r.noisePub, d.NoiseKey.Private); err != nil {
+		return nil, err
+	}
+	if r.identityPriv, err = sec.privBytes("devices.identity_priv", r.noisePub, d.IdentityKey.Private); err != nil {
+		return nil, err
+	}
+	if r.spkPriv, err = sec.privBytes("devices.spk_priv", r.noisePub, d.SignedPreKey.Private); err != nil {
+		return nil, err
+	}
 	if d.AdvSecret != ([32]byte{}) {
-		r.advSecret = sealSecret(bytes.Clone(d.AdvSecret[:]))
+		if r.advSecret, err = sec.seal("devices.adv_secret", r.noisePub, 0, bytes.Clone(d.AdvSecret[:])); err != nil {
+			return nil, err
+		}
 	}
 	return r, nil
 }
 
-// decodeDevice turns a loaded row back into a Device. Errors name the
-// column, never its content.
-func (r *row) decode() (*store.Device, error) {
+// decode turns a loaded row back into a Device, opening its secrets.
+// Errors name the column, never its content.
+func (r *row) decode(sec secrets) (*store.Device, error) {
 	d := &store.Device{
 		BusinessName: r.businessName,
 		PushName:     r.pushName,
@@ -202,16 +195,17 @@ func (r *row) decode() (*store.Device, error) {
 		CreatedAt:    fromNanos(r.createdAt),
 	}
 	var err error
-	if d.NoiseKey, err = keyPair("noise", r.noisePub, r.noisePriv); err != nil {
+	if len(r.noisePub) != keys.Size {
+		return nil, fmt.Errorf("%w: devices.noise_pub holds %d bytes", ErrCorrupt, len(r.noisePub))
+	}
+	owner := r.noisePub
+	if d.NoiseKey, err = sec.keyPair("devices.noise_pub", "devices.noise_priv", owner, 0, r.noisePub, r.noisePriv); err != nil {
 		return nil, err
 	}
-	if d.NoiseKey.Public.IsZero() {
-		return nil, fmt.Errorf("%w: noise_pub is empty", ErrCorrupt)
-	}
-	if d.IdentityKey, err = keyPair("identity", r.identityPub, r.identityPriv); err != nil {
+	if d.IdentityKey, err = sec.keyPair("devices.identity_pub", "devices.identity_priv", owner, 0, r.identityPub, r.identityPriv); err != nil {
 		return nil, err
 	}
-	if d.SignedPreKey.KeyPair, err = keyPair("spk", r.spkPub, r.spkPriv); err != nil {
+	if d.SignedPreKey.KeyPair, err = sec.keyPair("devices.spk_pub", "devices.spk_priv", owner, 0, r.spkPub, r.spkPriv); err != nil {
 		return nil, err
 	}
 	if d.SignedPreKey.ID, err = u32("spk_id", r.spkID, keys.MaxPreKeyID); err != nil {
@@ -227,7 +221,7 @@ func (r *row) decode() (*store.Device, error) {
 		return nil, err
 	}
 	if len(r.advSecret) != 0 {
-		b, err := openSecret("adv_secret", r.advSecret)
+		b, _, err := sec.open("devices.adv_secret", owner, 0, r.advSecret)
 		if err != nil {
 			return nil, err
 		}
@@ -282,21 +276,21 @@ func pubKey(col string, b []byte) (keys.PublicKey, error) {
 // keyPair rebuilds a pair from its stored halves. The public half is kept
 // as stored rather than recomputed: it costs a scalar multiplication per
 // key and the halves were written together.
-func keyPair(prefix string, pub, priv []byte) (keys.KeyPair, error) {
+func (s secrets) keyPair(pubCol, privCol string, owner []byte, id uint32, pub, priv []byte) (keys.KeyPair, error) {
 	var kp keys.KeyPair
 	var err error
-	if kp.Public, err = pubKey(prefix+"_pub", pub); err != nil {
+	if kp.Public, err = pubKey(pubCol, pub); err != nil {
 		return keys.KeyPair{}, err
 	}
 	if len(priv) == 0 {
 		return kp, nil
 	}
-	b, err := openSecret(prefix+"_priv", priv)
+	b, _, err := s.open(privCol, owner, id, priv)
 	if err != nil {
 		return keys.KeyPair{}, err
 	}
 	if kp.Private, err = keys.PrivateKeyFromBytes(b); err != nil {
-		return keys.KeyPair{}, fmt.Errorf("%w: %s_priv", ErrCorrupt, prefix)
+		return keys.KeyPair{}, fmt.Errorf("%w: %s", ErrCorrupt, privCol)
 	}
 	return kp, nil
 }

@@ -33,12 +33,12 @@ var (
 
 func notFound(what string) error { return fmt.Errorf("postgres: %s: %w", what, store.ErrNotFound) }
 
-func scanDevice(sc pgx.Row) (*store.Device, error) {
+func (s *Store) scanDevice(sc pgx.Row) (*store.Device, error) {
 	var r row
 	if err := sc.Scan(r.dest()...); err != nil {
 		return nil, err
 	}
-	return r.decode()
+	return r.decode(s.sec)
 }
 
 // Devices returns every device, oldest CreatedAt first (zero CreatedAt
@@ -51,7 +51,7 @@ func (s *Store) Devices(ctx context.Context) ([]*store.Device, error) {
 	defer rows.Close()
 	devs := []*store.Device{}
 	for rows.Next() {
-		d, err := scanDevice(rows)
+		d, err := s.scanDevice(rows)
 		if err != nil {
 			return nil, fail(ctx, "devices", err)
 		}
@@ -65,7 +65,7 @@ func (s *Store) Devices(ctx context.Context) ([]*store.Device, error) {
 
 // Device returns the device with this noise public key.
 func (s *Store) Device(ctx context.Context, noisePub keys.PublicKey) (*store.Device, error) {
-	d, err := scanDevice(s.pool.QueryRow(ctx, selectDevice+` WHERE noise_pub = $1`, noisePub.Bytes()))
+	d, err := s.scanDevice(s.pool.QueryRow(ctx, selectDevice+` WHERE noise_pub = $1`, noisePub.Bytes()))
 	if errors.Is(err, pgx.ErrNoRows) {
 		return nil, notFound("device " + noisePub.String())
 	}
@@ -86,7 +86,7 @@ func (s *Store) DeviceByJID(ctx context.Context, id jid.JID) (*store.Device, err
 		return nil, notFound("device by jid")
 	}
 	c := toJIDCols(id)
-	d, err := scanDevice(s.pool.QueryRow(ctx, selectDevice+`
+	d, err := s.scanDevice(s.pool.QueryRow(ctx, selectDevice+`
 		WHERE (jid_user = $1 AND jid_agent = $2 AND jid_device = $3 AND jid_integrator = $4 AND jid_server = $5)
 		   OR (lid_user = $1 AND lid_agent = $2 AND lid_device = $3 AND lid_integrator = $4 AND lid_server = $5)
 		ORDER BY seq DESC LIMIT 1`,
@@ -103,7 +103,7 @@ func (s *Store) DeviceByJID(ctx context.Context, id jid.JID) (*store.Device, err
 // PutDevice inserts or replaces d, keeping its pre-keys, and rewrites its
 // LID mapping, in one transaction.
 func (s *Store) PutDevice(ctx context.Context, d *store.Device) error {
-	r, err := encodeDevice(d)
+	r, err := encodeDevice(d, s.sec)
 	if err != nil {
 		return err
 	}
@@ -173,6 +173,7 @@ func (s *Store) PutPreKeys(ctx context.Context, noisePub keys.PublicKey, pks []k
 		}
 		last[pk.ID] = i
 	}
+	pub := noisePub.Bytes()
 	ids := make([]int64, 0, len(last))
 	pubs := make([][]byte, 0, len(last))
 	privs := make([][]byte, 0, len(last))
@@ -180,11 +181,14 @@ func (s *Store) PutPreKeys(ctx context.Context, noisePub keys.PublicKey, pks []k
 		if last[pk.ID] != i {
 			continue
 		}
+		priv, err := s.sec.seal("pre_keys.priv", pub, pk.ID, pk.Private.Bytes())
+		if err != nil {
+			return err
+		}
 		ids = append(ids, int64(pk.ID))
 		pubs = append(pubs, pk.Public.Bytes())
-		privs = append(privs, sealSecret(pk.Private.Bytes()))
+		privs = append(privs, priv)
 	}
-	pub := noisePub.Bytes()
 	return s.write(ctx, "put pre-keys", func(tx pgx.Tx) error {
 		tag, err := tx.Exec(ctx, `UPDATE walink_devices SET next_pre_key_id = $1 WHERE noise_pub = $2`, int64(next), pub)
 		if err != nil {
@@ -217,7 +221,7 @@ func (s *Store) PreKey(ctx context.Context, noisePub keys.PublicKey, id uint32) 
 	if err != nil {
 		return keys.PreKey{}, fail(ctx, "pre-key", err)
 	}
-	kp, err := keyPair("pre_keys", pub, priv)
+	kp, err := s.sec.keyPair("pre_keys.pub", "pre_keys.priv", noisePub.Bytes(), id, pub, priv)
 	if err != nil {
 		return keys.PreKey{}, fmt.Errorf("postgres: pre-key %d: %w", id, err)
 	}
@@ -256,4 +260,75 @@ func (s *Store) LIDForPhone(ctx context.Context, phone jid.JID) (jid.JID, error)
 		return jid.JID{}, fail(ctx, "lid for phone", err)
 	}
 	return jid.New(user, server), nil
+}
+
+// Reseal seals, in one transaction, every secret still stored in the
+// clear (rows written before the store had a Cipher). It fails with
+// ErrNoCipher when the store was opened without WithCipher.
+func (s *Store) Reseal(ctx context.Context) error {
+	if s.sec.c == nil {
+		return fmt.Errorf("%w (reseal)", ErrNoCipher)
+	}
+	return s.write(ctx, "reseal", func(tx pgx.Tx) error {
+		// Devices are few: lock, decode and rewrite them all (sealed
+		// columns reseal under a fresh nonce, which is harmless).
+		rows, err := tx.Query(ctx, selectDevice+` ORDER BY seq FOR UPDATE`)
+		if err != nil {
+			return err
+		}
+		var devs []*store.Device
+		for rows.Next() {
+			d, err := s.scanDevice(rows)
+			if err != nil {
+				rows.Close()
+				return err
+			}
+			devs = append(devs, d)
+		}
+		rows.Close()
+		if err := rows.Err(); err != nil {
+			return err
+		}
+		for _, d := range devs {
+			r, err := encodeDevice(d, s.sec)
+			if err != nil {
+				return err
+			}
+			if _, err := tx.Exec(ctx, upsertDevice, r.args()...); err != nil {
+				return err
+			}
+		}
+		// Pre-keys are many: only those in the clear.
+		prows, err := tx.Query(ctx, `SELECT device, id, priv FROM walink_pre_keys WHERE length(priv) = $1`, keys.Size)
+		if err != nil {
+			return err
+		}
+		var devices, privs [][]byte
+		var ids []int64
+		for prows.Next() {
+			var dev, priv []byte
+			var id int64
+			if err := prows.Scan(&dev, &id, &priv); err != nil {
+				prows.Close()
+				return err
+			}
+			sealed, err := s.sec.seal("pre_keys.priv", dev, uint32(id), priv)
+			if err != nil {
+				prows.Close()
+				return err
+			}
+			devices, ids, privs = append(devices, dev), append(ids, id), append(privs, sealed)
+		}
+		prows.Close()
+		if err := prows.Err(); err != nil {
+			return err
+		}
+		if len(ids) == 0 {
+			return nil
+		}
+		_, err = tx.Exec(ctx, `UPDATE walink_pre_keys p SET priv = k.priv
+			FROM unnest($1::bytea[], $2::bigint[], $3::bytea[]) AS k (device, id, priv)
+			WHERE p.device = k.device AND p.id = k.id`, devices, ids, privs)
+		return err
+	})
 }

@@ -33,12 +33,23 @@
 // # Secrets at rest
 //
 // The columns mirror the SQLite store's: private keys and the adv secret
-// sit in their own BYTEA columns with no length constraint and pass through
-// one seal/open pair of functions, the identity today. An at-rest Cipher
-// option can later store a self-describing envelope (version byte, nonce,
-// ciphertext and tag, bound to the row's noise key and column name) in the
-// same columns, tell old raw rows by their length, and reseal them on the
-// next write, with no schema change. Secrets never appear in errors or logs,
-// and Open does not echo an unparsable connection string (it may hold a
-// password).
+// sit in their own BYTEA columns, the raw 32 bytes by default. With
+// [WithCipher] (for example [NewAESGCM] with a 32-byte key derived by a
+// memory-hard KDF) each is stored as a sealed envelope,
+//
+//	0x01 || nonce || ciphertext || tag
+//
+// whose associated data names the column, the owning device's noise key
+// and the pre-key id, so a blob copied to another column or row does not
+// open ([ErrDecrypt]). The envelope and associated data are the same as
+// the SQLite store's, so one Cipher reads both. Raw and sealed values tell
+// apart by length: a store written in the clear keeps working after a
+// Cipher is added, rows are sealed as they are rewritten, or all at once by
+// [Store.Reseal]. A sealed store opened without the Cipher fails on read
+// with [ErrNoCipher]. PostgreSQL keeps old row versions until VACUUM and in
+// its WAL and backups, so after a Reseal run VACUUM FULL on the walink_
+// tables and treat older backups as holding the keys in the clear.
+//
+// Secrets never appear in errors or logs, and Open does not echo an
+// unparsable connection string (it may hold a password).
 package postgres

@@ -20,6 +20,8 @@ import (
 	"github.com/walinkdev/walink/store"
 )
 
+const pkgName = "postgres"
+
 // Errors returned by this package.
 var (
 	// ErrInvalid reports a record the store refuses to write (nil device,
@@ -51,6 +53,7 @@ type Option func(*config)
 
 type config struct {
 	logger *slog.Logger
+	cipher Cipher
 }
 
 // WithLogger sets where the store logs migrations (default: nowhere). Keys
@@ -64,6 +67,7 @@ type Store struct {
 	pool    *pgxpool.Pool
 	ownPool bool
 	log     *slog.Logger
+	sec     secrets
 
 	closeOnce sync.Once
 
@@ -115,7 +119,7 @@ func newStore(ctx context.Context, pool *pgxpool.Pool, own bool, opts []Option) 
 	if cfg.logger == nil {
 		cfg.logger = slog.New(slog.DiscardHandler)
 	}
-	s := &Store{pool: pool, ownPool: own, log: cfg.logger}
+	s := &Store{pool: pool, ownPool: own, log: cfg.logger, sec: secrets{c: cfg.cipher}}
 	if err := migrate(ctx, pool, migrations, cfg.logger, 0); err != nil {
 		return nil, err
 	}

@@ -156,7 +156,7 @@ func TestUpgradeFromVersion1(t *testing.T) {
 		t.Fatal(err)
 	}
 	d := storetest.NewDevice(t, 2, true)
-	r, err := encodeDevice(d)
+	r, err := encodeDevice(d, secrets{})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -577,7 +577,7 @@ func testSeveralDevices(t *testing.T, s store.Store) {
 func testConcurrent(t *testing.T, s store.Store) {
 	ctx := ctxOf(t)
 	const workers = 16
-	const rounds = 15
+	const rounds = 6
 	shared := NewDevice(t, 80, true)
 	mustPut(t, s, shared)
 

@@ -54,7 +54,9 @@ import (
 
 	"github.com/walinkdev/walink"
 	"github.com/walinkdev/walink/keys"
+	"github.com/walinkdev/walink/store"
 	"github.com/walinkdev/walink/store/memstore"
+	"github.com/walinkdev/walink/store/sqlite"
 	"github.com/walinkdev/walink/watest"
 )
 
@@ -67,6 +69,7 @@ type options struct {
 	timeout   time.Duration
 	qrRefresh bool
 	heapProf  string
+	store     string
 	verbose   bool
 }
 
@@ -79,9 +82,14 @@ func main() {
 	flag.DurationVar(&o.settle, "settle", 5*time.Second, "idle time after the last login before measuring")
 	flag.DurationVar(&o.timeout, "timeout", 15*time.Minute, "give up after this long")
 	flag.BoolVar(&o.qrRefresh, "qr-refresh", false, "server sends companion_reg_refresh on the first scan (CHANGES-2026 §1)")
+	flag.StringVar(&o.store, "store", "sqlite", "walink's store: sqlite (store/sqlite, one file shared by all clients, like whatsmeow's sqlstore) or mem (memstore per client)")
 	flag.StringVar(&o.heapProf, "heapprofile", "", "write a heap profile after measuring")
 	flag.BoolVar(&o.verbose, "v", false, "log progress to stderr")
 	flag.Parse()
+	if o.heapProf != "" {
+		// Fine-grained sampling so that per-session sites show up.
+		runtime.MemProfileRate = 512
+	}
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
@@ -117,6 +125,7 @@ func runServer(ctx context.Context, o options) error {
 // Result is the JSON line the client role prints.
 type Result struct {
 	Impl      string   `json:"impl"`
+	Store     string   `json:"store"`
 	N         int      `json:"n"`
 	Linked    int      `json:"linked"`
 	Connected int      `json:"connected"`
@@ -283,7 +292,7 @@ func runClient(ctx context.Context, o options) error {
 	var l linker
 	switch o.impl {
 	case "walink":
-		l = &walinkLinker{srv: srv, verbose: o.verbose}
+		l, err = newWalinkLinker(ctx, srv, o.store, o.verbose)
 	case "whatsmeow":
 		l, err = newWhatsmeowLinker(ctx, srv, o.verbose)
 	case "none":
@@ -296,7 +305,10 @@ func runClient(ctx context.Context, o options) error {
 	}
 	defer l.close()
 
-	res := Result{Impl: o.impl, N: o.n}
+	res := Result{Impl: o.impl, N: o.n, Store: o.store}
+	if o.impl == "whatsmeow" {
+		res.Store = "sqlite (sqlstore)"
+	}
 	time.Sleep(200 * time.Millisecond)
 	res.ServerRSSBefore = rssOf(srv.pid)
 	res.Before = measure()
@@ -400,9 +412,84 @@ func (noneSession) close()          {}
 type walinkLinker struct {
 	srv     *server
 	verbose bool
+	shared  store.Store // nil: a memstore per client
+	dir     string
 }
 
-func (*walinkLinker) close() {}
+func newWalinkLinker(ctx context.Context, srv *server, kind string, verbose bool) (*walinkLinker, error) {
+	l := &walinkLinker{srv: srv, verbose: verbose}
+	switch kind {
+	case "mem":
+		return l, nil
+	case "sqlite":
+	default:
+		return nil, fmt.Errorf("unknown -store %q", kind)
+	}
+	dir, err := os.MkdirTemp("", "wl-sessions-")
+	if err != nil {
+		return nil, err
+	}
+	l.dir = dir
+	st, err := sqlite.Open(ctx, dir+"/walink.db", sqlite.WithBusyTimeout(30*time.Second))
+	if err != nil {
+		os.RemoveAll(dir)
+		return nil, err
+	}
+	l.shared = st
+	return l, nil
+}
+
+func (l *walinkLinker) close() {
+	if l.shared != nil {
+		l.shared.Close()
+		os.RemoveAll(l.dir)
+	}
+}
+
+func (l *walinkLinker) newStore() store.Store {
+	if l.shared == nil {
+		return memstore.New()
+	}
+	return &deviceView{Store: l.shared}
+}
+
+// deviceView lets many clients share one store: a client with a zero
+// Config.Device takes the first device the store lists, so each client
+// sees only the device it created itself.
+type deviceView struct {
+	store.Store
+	mu   sync.Mutex
+	mine keys.PublicKey
+}
+
+func (v *deviceView) Devices(ctx context.Context) ([]*store.Device, error) {
+	v.mu.Lock()
+	mine := v.mine
+	v.mu.Unlock()
+	if mine.IsZero() {
+		return nil, nil
+	}
+	d, err := v.Store.Device(ctx, mine)
+	if errors.Is(err, store.ErrNotFound) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	return []*store.Device{d}, nil
+}
+
+func (v *deviceView) PutDevice(ctx context.Context, d *store.Device) error {
+	v.mu.Lock()
+	if v.mine.IsZero() {
+		v.mine = d.NoiseKey.Public
+	}
+	v.mu.Unlock()
+	return v.Store.PutDevice(ctx, d)
+}
+
+// Close leaves the shared store open; the linker closes it.
+func (v *deviceView) Close() error { return nil }
 
 type walinkSession struct{ cli *walink.Client }
 
@@ -414,7 +501,7 @@ func (l *walinkLinker) link(ctx context.Context, i int) (session, error) {
 	if l.verbose && i == 0 {
 		logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	}
-	cli := walink.NewClient(memstore.New(), walink.Config{
+	cli := walink.NewClient(l.newStore(), walink.Config{
 		ServerURL:  l.srv.info.WSURL,
 		ServerRoot: l.srv.root,
 		Logger:     logger,

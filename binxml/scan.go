@@ -91,8 +91,10 @@ func (s *scanner) node(depth int) bool {
 		if !ok || 3*count > len(s.buf)-s.off {
 			return false
 		}
-		s.nodes += count
 		for range count {
+			// Counted one by one, so lists that claim more than they
+			// hold cannot inflate the total.
+			s.nodes++
 			if !s.node(depth + 1) {
 				return false
 			}

@@ -54,6 +54,27 @@ func BenchmarkX25519(b *testing.B) {
 			_ = k.PublicKey()
 		}
 	})
+	// walink's keys package as noise uses it: PrivateKey.ECDH rebuilds an
+	// *ecdh.PrivateKey per call, and crypto/ecdh computes the public key
+	// eagerly there, so each DH costs two scalar multiplications.
+	wpriv, _ := keys.NewKeyPair(rand.Reader)
+	wpeer, _ := keys.NewKeyPair(rand.Reader)
+	b.Run("op=dh/impl=walink-keys", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			if _, err := wpriv.Private.ECDH(wpeer.Public); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	b.Run("op=keygen/impl=walink-keys", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			if _, err := keys.NewKeyPair(rand.Reader); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
 	b.Run("op=xeddsa-verify/impl=walink", func(b *testing.B) {
 		kp, _ := keys.NewKeyPair(rand.Reader)
 		msg := make([]byte, 100)

@@ -280,7 +280,13 @@ func handshakeSection(w *strings.Builder, b benchSet) []string {
 	fmt.Fprintf(w, "One Noise XX handshake costs both ends together 2 X25519 key generations and 6 X25519 DHs (the client also verifies 2 XEdDSA certificate signatures). Both ends run on this machine's %d CPUs, so the X25519 limit is %d × 1e9 / (2 × keygen + 6 × DH).\n\n", int(cpus), int(cpus))
 	w.WriteString("| measurement | value |\n|---|---|\n")
 	fmt.Fprintf(w, "| X25519 DH (crypto/ecdh) | %s |\n| X25519 key generation | %s |\n| XEdDSA verify | %s |\n", ns(dh), ns(kg), ns(xv))
-	fmt.Fprintf(w, "| X25519 work per handshake | %s |\n", ns(x))
+	fmt.Fprintf(w, "| X25519 work per handshake (2 keygen + 6 DH) | %s |\n", ns(x))
+	wdh := b.get("BenchmarkX25519/op=dh/impl=walink-keys", "ns/op")
+	wkg := b.get("BenchmarkX25519/op=keygen/impl=walink-keys", "ns/op")
+	if !math.IsNaN(wdh) {
+		fmt.Fprintf(w, "| walink keys.PrivateKey.ECDH / keys.NewKeyPair | %s / %s (%s / %s of crypto/ecdh's) |\n", ns(wdh), ns(wkg), ratio(wdh/dh), ratio(wkg/kg))
+		fmt.Fprintf(w, "| X25519 work per handshake as walink does it | %s |\n", ns(2*wkg+6*wdh))
+	}
 	fmt.Fprintf(w, "| **limit: X25519 only** | **%.0f handshakes/s** |\n", limit)
 	fmt.Fprintf(w, "| limit: X25519 + certificate verification | %.0f handshakes/s |\n", limitCert)
 	fmt.Fprintf(w, "| noise.Initiator + Responder in memory, one goroutine | %s per handshake = %.0f/s on one CPU |\n", ns(mem), 1e9/mem)

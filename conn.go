@@ -105,10 +105,12 @@ func (cn *conn) serve() endReason {
 	for {
 		frame, err := cn.tc.ReadFrame()
 		if err != nil {
-			if cn.ctx.Err() == nil {
+			if cn.ctx.Err() != nil {
+				cn.finish(endClosed) // we closed it; a recorded reason wins
+			} else {
 				cn.log.Info("connection lost", "err", err)
+				cn.finish(endNetwork)
 			}
-			cn.finish(endNetwork)
 			break
 		}
 		n, err := binxml.Unmarshal(frame)

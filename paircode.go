@@ -322,14 +322,18 @@ func (cn *conn) handleLinkCode(n binxml.Node) {
 func (cn *conn) companionFinish(f *codeFlow, eph keys.KeyPair, code, phone string, ref []byte, lc engine.LinkCodeNotification) {
 	c := cn.c
 	fail := func(err error) {
-		// Report before ending the flow: ending it may end the connection.
-		if cn.ctx.Err() == nil {
-			cn.log.Warn("pair code stage 2 failed", "err", err)
-			c.emit(PairError{Err: err})
-		}
+		// End the flow first, so a handler may ask for a new code at once;
+		// decide on reporting before, since ending it may end the
+		// connection. This task is joined before Disconnected is emitted,
+		// so PairError still comes first.
+		live := cn.ctx.Err() == nil
 		cn.mu.Lock()
 		cn.endFlowLocked(f)
 		cn.mu.Unlock()
+		if live {
+			cn.log.Warn("pair code stage 2 failed", "err", err)
+			c.emit(PairError{Err: err})
+		}
 	}
 	primaryEph, err := pairing.UnwrapKey(code, lc.WrappedPrimary)
 	if err != nil {

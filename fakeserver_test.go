@@ -6,6 +6,7 @@ import (
 	"crypto/rand"
 	"crypto/sha256"
 	"errors"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -346,4 +347,58 @@ func TestPingDuringKeyDerivation(t *testing.T) {
 func hasStage(n binxml.Node, stage string) bool {
 	reg, ok := n.Child("link_code_companion_reg")
 	return n.Tag == "iq" && ok && reg.Attr("stage") == stage
+}
+
+// TestDoublePairSuccess sends two valid pair-success stanzas back to back
+// (as when a QR scan and a typed code complete together), many times: the
+// first wins, exactly one PairSuccess is emitted, one reply is signed and
+// one identity stored.
+func TestDoublePairSuccess(t *testing.T) {
+	iterations := 30
+	if testing.Short() {
+		iterations = 5
+	}
+	fs := newFakeServer(t)
+	account, _ := keys.NewKeyPair(rand.Reader)
+	for i := range iterations {
+		st := memstore.New()
+		cli, rec := newClient(t, st, fs.config())
+		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+		if err := cli.Connect(ctx); err != nil {
+			t.Fatal(err)
+		}
+		fc := fs.accept()
+		ident, _ := keys.PublicKeyFromBytes(fc.registration().EIdent)
+		fc.pairDevice()
+		from := 0
+		qr, _ := pairing.ParseQR(waitFor[walink.PairingQRCode](t, rec, &from, 5*time.Second).Code)
+		devs := []jid.JID{jid.NewAD(testPhone, 7, jid.DefaultUserServer), jid.NewAD(testPhone, 8, jid.DefaultUserServer)}
+		for j, dev := range devs {
+			c, err := pairing.SignDeviceIdentity(rand.Reader, account, ident, qr.AdvSecret, pairing.DeviceIdentity{RawID: 1, Timestamp: 1795597893, KeyIndex: uint32(j + 1)})
+			if err != nil {
+				t.Fatal(err)
+			}
+			fc.send(pairSuccessIQ(fmt.Sprintf("ps-%d", j), c, dev))
+		}
+		reply := fc.next("pair-device-sign", isIQ("ps-0"))
+		if _, ok := reply.Child("pair-device-sign"); !ok {
+			t.Fatalf("iteration %d: first pair-success not signed: %v", i, reply)
+		}
+		ps := waitFor[walink.PairSuccess](t, rec, &from, 5*time.Second)
+		if ps.ID != devs[0] {
+			t.Fatalf("iteration %d: PairSuccess for %v", i, ps.ID)
+		}
+		cli.Close()
+		n := 0
+		for _, e := range rec.all() {
+			if _, ok := e.(walink.PairSuccess); ok {
+				n++
+			}
+		}
+		stored, _ := st.Devices(ctx)
+		if n != 1 || len(stored) != 1 || stored[0].ID != devs[0] {
+			t.Fatalf("iteration %d: %d PairSuccess, %d devices", i, n, len(stored))
+		}
+		cancel()
+	}
 }

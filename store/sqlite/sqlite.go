@@ -161,7 +161,7 @@ func Open(ctx context.Context, path string, opts ...Option) (*Store, error) {
 		}
 		// A file: URI, so that any character in the path (even '?') is
 		// escaped rather than read as the start of the parameters.
-		uri := (&url.URL{Scheme: "file", OmitHost: false, Path: abs}).String()
+		uri := (&url.URL{Scheme: "file", Path: abs}).String()
 		w, err := sql.Open("sqlite", uri+"?"+params(cfg, true, false))
 		if err != nil {
 			return nil, fmt.Errorf("sqlite: open: %w", err)

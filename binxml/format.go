@@ -22,7 +22,8 @@ type Format struct {
 	MaxContent int
 	// Redact, when set, is asked about every attribute (key != "") and
 	// every node with content (key == ""); path holds the tags from the
-	// root to the node. Returning true replaces the value with a note.
+	// root to the node and is reused between calls: copy it to keep it.
+	// Returning true replaces the value with a note.
 	Redact func(path []string, key string) bool
 }
 
@@ -80,16 +81,16 @@ func (f Format) node(b []byte, n *Node, path []string, depth int) []byte {
 		}
 	case n.Content != nil:
 		b = append(b, '>')
-		max := f.MaxContent
-		if max == 0 {
-			max = defaultMaxContent
+		limit := f.MaxContent
+		if limit == 0 {
+			limit = defaultMaxContent
 		}
 		switch {
 		case f.Redact != nil && f.Redact(path, ""):
 			b = append(b, "<!-- redacted "...)
 			b = strconv.AppendInt(b, int64(len(n.Content)), 10)
 			b = append(b, " bytes -->"...)
-		case max > 0 && len(n.Content) > max:
+		case limit > 0 && len(n.Content) > limit:
 			b = append(b, "<!-- "...)
 			b = strconv.AppendInt(b, int64(len(n.Content)), 10)
 			b = append(b, " bytes -->"...)

@@ -27,9 +27,9 @@ type Client struct {
 	// a non-default server keeps using the one it remembers.
 	serverSet bool
 	log       *slog.Logger
-	pc     engine.PayloadConfig
-	ids    *engine.IDs
-	ev     *dispatcher
+	pc        engine.PayloadConfig
+	ids       *engine.IDs
+	ev        *dispatcher
 
 	// mu guards the fields below. It is a leaf lock: nothing else is
 	// locked while it is held.

@@ -402,3 +402,117 @@ func TestDoublePairSuccess(t *testing.T) {
 		cancel()
 	}
 }
+
+// pairedStore returns a store holding one paired device, as after a link.
+func pairedStore(t *testing.T) (*memstore.Store, *store.Device) {
+	t.Helper()
+	st := memstore.New()
+	nk, _ := keys.NewKeyPair(rand.Reader)
+	ik, _ := keys.NewKeyPair(rand.Reader)
+	spk, _ := keys.NewSignedPreKey(rand.Reader, ik.Private, 1)
+	acct, _ := keys.NewKeyPair(rand.Reader)
+	d := &store.Device{
+		NoiseKey: nk, IdentityKey: ik, SignedPreKey: spk, RegistrationID: 42, NextPreKeyID: 1,
+		ID:  jid.NewAD(testPhone, 4, jid.DefaultUserServer),
+		LID: jid.NewAD("123456789012345", 4, jid.LIDServer), Account: []byte{1},
+		PrimaryIdentity: acct.Public, Platform: "android", CreatedAt: time.Now(),
+	}
+	if err := st.PutDevice(context.Background(), d); err != nil {
+		t.Fatal(err)
+	}
+	return st, d
+}
+
+// TestLoginFailures: each <failure> reason produces its event, clears the
+// session only when it means logged out, and stops reconnecting.
+func TestLoginFailures(t *testing.T) {
+	for _, tc := range []struct {
+		attrs     []binxml.Attr
+		check     func(t *testing.T, e walink.Event) bool
+		loggedOut bool
+	}{
+		{[]binxml.Attr{binxml.A("reason", "401")}, func(t *testing.T, e walink.Event) bool {
+			lo, ok := e.(walink.LoggedOut)
+			return ok && lo.OnConnect && lo.Reason == walink.ReasonLoggedOut
+		}, true},
+		{[]binxml.Attr{binxml.A("reason", "403"), binxml.A("logout_message_header", "locked")}, func(t *testing.T, e walink.Event) bool {
+			lo, ok := e.(walink.LoggedOut)
+			return ok && lo.OnConnect && lo.Reason == walink.ReasonMainDeviceGone
+		}, true},
+		{[]binxml.Attr{binxml.A("reason", "402"), binxml.A("code", "101"), binxml.A("expire", "3600")}, func(t *testing.T, e walink.Event) bool {
+			b, ok := e.(walink.TemporaryBan)
+			return ok && b.Code == 101 && b.Expire == time.Hour
+		}, false},
+		{[]binxml.Attr{binxml.A("reason", "405")}, func(t *testing.T, e walink.Event) bool {
+			_, ok := e.(walink.ClientOutdated)
+			return ok
+		}, false},
+		{[]binxml.Attr{binxml.A("reason", "409"), binxml.A("message", "bad ua")}, func(t *testing.T, e walink.Event) bool {
+			f, ok := e.(walink.ConnectFailure)
+			return ok && f.Reason == walink.ReasonBadUserAgent && f.Message == "bad ua"
+		}, false},
+	} {
+		t.Run(tc.attrs[0].Value, func(t *testing.T) {
+			fs := newFakeServer(t)
+			st, d := pairedStore(t)
+			cfg := fs.config()
+			cfg.Reconnect = walink.ReconnectPolicy{MinDelay: 10 * time.Millisecond, MaxDelay: 20 * time.Millisecond}
+			cli, rec := newClient(t, st, cfg)
+			ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+			defer cancel()
+			if err := cli.Connect(ctx); err != nil {
+				t.Fatal(err)
+			}
+			fc := fs.accept()
+			var p waproto.ClientPayload
+			if err := proto.Unmarshal(fc.hello.Payload, &p); err != nil || p.GetUsername() != 15551234567 || p.GetDevice() != 4 || !fc.hello.ClientStatic.Equal(d.NoiseKey.Public) {
+				t.Fatalf("login payload %v (%v)", &p, err)
+			}
+			fc.send(binxml.Node{Tag: "failure", Attrs: tc.attrs})
+			from := 0
+			waitFor[walink.Disconnected](t, rec, &from, 5*time.Second)
+			found := false
+			for _, e := range rec.all() {
+				found = found || tc.check(t, e)
+			}
+			if !found {
+				t.Fatalf("no matching event in %s", describe(rec.all()))
+			}
+			_, err := st.Device(ctx, d.NoiseKey.Public)
+			if gone := errors.Is(err, store.ErrNotFound); gone != tc.loggedOut {
+				t.Fatalf("session deleted = %v, want %v", gone, tc.loggedOut)
+			}
+			select {
+			case <-fs.conns:
+				t.Fatal("reconnected after a terminal failure")
+			case <-time.After(200 * time.Millisecond):
+			}
+		})
+	}
+}
+
+// TestStreamErrorReconnects: 503 reconnects with backoff (Disconnected,
+// then a new login), unlike 515 which is silent.
+func TestStreamErrorReconnects(t *testing.T) {
+	fs := newFakeServer(t)
+	st, _ := pairedStore(t)
+	cfg := fs.config()
+	cfg.Reconnect = walink.ReconnectPolicy{MinDelay: 10 * time.Millisecond, MaxDelay: 20 * time.Millisecond}
+	cli, rec := newClient(t, st, cfg)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	if err := cli.Connect(ctx); err != nil {
+		t.Fatal(err)
+	}
+	fc := fs.accept()
+	fc.send(binxml.Node{Tag: "stream:error", Attrs: []binxml.Attr{binxml.A("code", "503")}})
+	from := 0
+	waitFor[walink.Disconnected](t, rec, &from, 5*time.Second)
+	fc2 := fs.accept()
+	if fc2.hello.ClientStatic != fc.hello.ClientStatic {
+		t.Fatal("reconnected with another device")
+	}
+	if !cli.IsLoggedIn() {
+		t.Fatal("503 cleared the session")
+	}
+}

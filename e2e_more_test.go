@@ -297,3 +297,29 @@ func TestE2ERemembersServer(t *testing.T) {
 	}
 	waitFor[walink.Connected](t, rec2, &from2, 10*time.Second)
 }
+
+// TestE2EDropsAroundPairing: the socket dying right before or after the
+// 515 restart still ends in a logged-in session (the session was saved
+// before the reply; the reconnect logs in).
+func TestE2EDropsAroundPairing(t *testing.T) {
+	for _, point := range []string{watest.DropBefore515, watest.DropAfter515} {
+		t.Run(point, func(t *testing.T) {
+			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+			defer cancel()
+			sc := watest.DefaultScenario()
+			sc.Faults.DropAfter = point
+			srv := startServer(t, &sc)
+			cli, rec := newClient(t, memstore.New(), clientConfig(t, srv))
+			from := 0
+			if err := cli.Connect(ctx); err != nil {
+				t.Fatal(err)
+			}
+			qr := waitFor[walink.PairingQRCode](t, rec, &from, 5*time.Second)
+			scanQR(t, ctx, srv.Phone(testPhone), rec, &from, qr.Code)
+			waitFor[walink.PairSuccess](t, rec, &from, 5*time.Second)
+			sc.Faults.DropAfter = ""
+			srv.SetScenario(sc)
+			waitFor[walink.Connected](t, rec, &from, 10*time.Second)
+		})
+	}
+}

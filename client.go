@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/walinkdev/walink/engine"
+	"github.com/walinkdev/walink/jid"
 	"github.com/walinkdev/walink/keys"
 	"github.com/walinkdev/walink/store"
 	"github.com/walinkdev/walink/transport"
@@ -93,6 +94,15 @@ func (c *Client) setDevice(d *store.Device) {
 
 // IsLoggedIn reports whether the client holds a paired session.
 func (c *Client) IsLoggedIn() bool { return c.device().Paired() }
+
+// ID returns the device's own JID (phone:device@s.whatsapp.net), or the
+// zero JID when not paired.
+func (c *Client) ID() jid.JID {
+	if d := c.device(); d.Paired() {
+		return d.ID
+	}
+	return jid.JID{}
+}
 
 // IsConnected reports whether a connection is logged in and online.
 func (c *Client) IsConnected() bool {

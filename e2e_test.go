@@ -157,7 +157,7 @@ func TestE2EQRLinkReconnectLogout(t *testing.T) {
 	cli, rec := newClient(t, st, cfg)
 	from := 0
 	ps := linkByQR(t, ctx, srv, cli, rec, &from)
-	if !cli.IsLoggedIn() || !cli.IsConnected() {
+	if !cli.IsLoggedIn() || !cli.IsConnected() || cli.ID() != ps.ID {
 		t.Fatal("not logged in and connected after pairing")
 	}
 	if ps.ID.User != testPhone || ps.ID.Device == 0 || ps.LID.IsEmpty() || ps.Platform == "" {

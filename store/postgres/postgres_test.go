@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net/url"
 	"os"
+	"runtime"
 	"strings"
 	"sync"
 	"testing"
@@ -383,5 +384,28 @@ func BenchmarkPutPreKeys812(b *testing.B) {
 		if err := s.PutPreKeys(ctx, d.NoiseKey.Public, pks, 813); err != nil {
 			b.Fatal(err)
 		}
+	}
+}
+
+// TestCloseLeavesNoGoroutines: Close must stop the pool's background
+// goroutines.
+func TestCloseLeavesNoGoroutines(t *testing.T) {
+	dsn := testSchema(t)
+	before := runtime.NumGoroutine()
+	s, err := Open(t.Context(), dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.PutDevice(t.Context(), storetest.NewDevice(t, 1, true)); err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+	s.Close() // idempotent
+	deadline := time.Now().Add(5 * time.Second)
+	for runtime.NumGoroutine() > before && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	if n := runtime.NumGoroutine(); n > before {
+		t.Errorf("%d goroutines after Close, %d before", n, before)
 	}
 }

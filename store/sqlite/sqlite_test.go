@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"sync"
 	"testing"
@@ -557,4 +558,33 @@ func FuzzDecodeRow(f *testing.F) {
 			t.Fatalf("unstable round trip: %v", diff)
 		}
 	})
+}
+
+// TestCloseLeavesNoGoroutines: the store starts none of its own, and Close
+// must stop the driver's and the pools'.
+func TestCloseLeavesNoGoroutines(t *testing.T) {
+	before := runtime.NumGoroutine()
+	for _, path := range []string{Memory, filepath.Join(t.TempDir(), "g.db")} {
+		s, err := Open(t.Context(), path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		d := storetest.NewDevice(t, 1, true)
+		if err := s.PutDevice(t.Context(), d); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := s.Devices(t.Context()); err != nil {
+			t.Fatal(err)
+		}
+		if err := s.Close(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for runtime.NumGoroutine() > before && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	if n := runtime.NumGoroutine(); n > before {
+		t.Errorf("%d goroutines after Close, %d before", n, before)
+	}
 }

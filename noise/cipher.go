@@ -8,7 +8,7 @@ import (
 )
 
 // Overhead is the number of bytes Seal adds to a plaintext (the GCM tag).
-const Overhead = tagLen
+const Overhead = 16
 
 // Cipher is the transport cipher pair made by a finished handshake.
 //

@@ -323,12 +323,14 @@ func TestPingDuringKeyDerivation(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	fc.send(binxml.Node{Tag: "notification", Attrs: []binxml.Attr{srvFrom, binxml.A("id", "n-1"), binxml.A("type", "link_code_companion_reg")},
+	primaryHello := binxml.Node{Tag: "notification", Attrs: []binxml.Attr{srvFrom, binxml.A("id", "n-1"), binxml.A("type", "link_code_companion_reg")},
 		Children: []binxml.Node{{Tag: "link_code_companion_reg", Attrs: []binxml.Attr{binxml.A("stage", "primary_hello")}, Children: []binxml.Node{
 			{Tag: "link_code_pairing_wrapped_primary_ephemeral_pub", Content: wrapped},
 			{Tag: "primary_identity_pub", Content: primaryID.Public.Bytes()},
 			{Tag: "link_code_pairing_ref", Content: []byte("REF-1")},
-		}}}})
+		}}}}
+	fc.send(primaryHello)
+	fc.send(primaryHello) // a duplicate while stage 2 runs starts nothing
 	fc.send(binxml.Node{Tag: "iq", Attrs: []binxml.Attr{srvFrom, binxml.A("id", "ping-1"), binxml.A("type", "get"), binxml.A("xmlns", "urn:xmpp:ping")}})
 	first := fc.next("pong or companion_finish", func(n binxml.Node) bool {
 		return isIQ("ping-1")(n) || hasStage(n, "companion_finish")
@@ -341,6 +343,19 @@ func TestPingDuringKeyDerivation(t *testing.T) {
 	bundle, _ := finReg.Child("link_code_pairing_wrapped_key_bundle")
 	if len(bundle.Content) != pairing.KeyBundleSize {
 		t.Fatalf("bundle %d bytes", len(bundle.Content))
+	}
+	fc.send(binxml.Node{Tag: "iq", Attrs: []binxml.Attr{srvFrom, binxml.A("id", fin.Attr("id")), binxml.A("type", "result")}})
+	deadline := time.After(time.Second)
+	for {
+		select {
+		case n := <-fc.in:
+			if hasStage(n, "companion_finish") {
+				t.Fatal("a duplicate primary_hello produced a second companion_finish")
+			}
+			continue
+		case <-deadline:
+		}
+		break
 	}
 }
 

@@ -80,6 +80,7 @@ type codeFlow struct {
 	engine.CodeFlow
 	eph        keys.KeyPair // secret: never logged
 	requesting bool         // companion_hello in flight
+	inStage2   bool         // a stage-2 task is running
 	haveSecret bool
 	advSecret  [32]byte
 }
@@ -294,15 +295,27 @@ func (cn *conn) handleLinkCode(n binxml.Node) {
 			cn.log.Info("ignoring primary_hello: no pair code outstanding")
 			return
 		}
+		if f.inStage2 {
+			cn.mu.Unlock()
+			cn.log.Info("ignoring primary_hello: stage 2 already running")
+			return
+		}
 		if err := f.CheckPrimaryHello(c.now(), lc); err != nil {
 			cn.mu.Unlock()
 			cn.log.Warn("ignoring primary_hello", "err", err)
 			return
 		}
-		f.Finishing = true
+		f.Finishing, f.inStage2 = true, true
 		eph, code, phone, ref := f.eph, f.Code, f.Phone, f.Ref
 		cn.mu.Unlock()
-		cn.goTask(func() { cn.companionFinish(f, eph, code, phone, ref, lc) })
+		cn.goTask(func() {
+			defer func() {
+				cn.mu.Lock()
+				f.inStage2 = false
+				cn.mu.Unlock()
+			}()
+			cn.companionFinish(f, eph, code, phone, ref, lc)
+		})
 	case "refresh_code":
 		cn.mu.Lock()
 		f := cn.code

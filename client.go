@@ -284,9 +284,9 @@ func (c *Client) runLoop(r *runner, firstCtx context.Context, first chan<- error
 	attempt := 0
 	for {
 		var cn *conn
-		tc, d, err := c.dialFirstOrNot(r.ctx, firstCtx, first != nil)
+		tc, err := c.dialAttempt(r.ctx, firstCtx, first != nil)
 		if err == nil {
-			cn = c.newConn(r.ctx, tc, d)
+			cn = c.newConn(r.ctx, tc)
 		}
 		if first != nil {
 			first <- err
@@ -374,11 +374,12 @@ func mergeCtx(a, b context.Context) (context.Context, context.CancelFunc) {
 	return ctx, func() { stop(); cancel(nil) }
 }
 
-func (c *Client) dialFirstOrNot(ctx, firstCtx context.Context, isFirst bool) (*transport.Conn, *store.Device, error) {
+// dialAttempt dials with the runner's ctx; the first attempt, made on
+// behalf of Connect, also honours the caller's ctx.
+func (c *Client) dialAttempt(ctx, firstCtx context.Context, isFirst bool) (*transport.Conn, error) {
 	if !isFirst {
 		return c.dial(ctx)
 	}
-	// The first dial also honours the caller's ctx.
 	dctx, stop := mergeCtx(ctx, firstCtx)
 	defer stop()
 	return c.dial(dctx)
@@ -386,10 +387,10 @@ func (c *Client) dialFirstOrNot(ctx, firstCtx context.Context, isFirst bool) (*t
 
 // dial opens a connection and runs the handshake with the payload the
 // device calls for.
-func (c *Client) dial(ctx context.Context) (*transport.Conn, *store.Device, error) {
+func (c *Client) dial(ctx context.Context) (*transport.Conn, error) {
 	d, err := c.ensureDevice(ctx)
 	if err != nil {
-		return nil, nil, err
+		return nil, err
 	}
 	var payload []byte
 	if d.Paired() {
@@ -398,7 +399,7 @@ func (c *Client) dial(ctx context.Context) (*transport.Conn, *store.Device, erro
 		payload, err = engine.RegistrationPayload(d, c.pc)
 	}
 	if err != nil {
-		return nil, nil, fmt.Errorf("walink: %w", err)
+		return nil, fmt.Errorf("walink: %w", err)
 	}
 	serverURL, root := c.cfg.ServerURL, c.cfg.ServerRoot
 	if !c.serverSet && d.ServerURL != "" {
@@ -408,7 +409,7 @@ func (c *Client) dial(ctx context.Context) (*transport.Conn, *store.Device, erro
 	defer cancel()
 	nc, err := transport.Dial(hctx, serverURL, &transport.DialOptions{Proxy: c.cfg.Proxy})
 	if err != nil {
-		return nil, nil, fmt.Errorf("walink: dialing %s: %w", serverURL, err)
+		return nil, fmt.Errorf("walink: dialing %s: %w", serverURL, err)
 	}
 	tc, err := transport.Handshake(hctx, nc, transport.ClientConfig{
 		NoiseKey: d.NoiseKey,
@@ -419,10 +420,10 @@ func (c *Client) dial(ctx context.Context) (*transport.Conn, *store.Device, erro
 	})
 	if err != nil {
 		nc.Close()
-		return nil, nil, fmt.Errorf("walink: handshake: %w", err)
+		return nil, fmt.Errorf("walink: handshake: %w", err)
 	}
 	c.log.Debug("handshake done", "paired", d.Paired())
-	return tc, d, nil
+	return tc, nil
 }
 
 // setCur publishes cn as the live connection (nil to clear) and wakes

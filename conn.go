@@ -3,12 +3,12 @@ package walink
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"sync"
 	"time"
 
 	"github.com/walinkdev/walink/binxml"
 	"github.com/walinkdev/walink/engine"
-	"github.com/walinkdev/walink/store"
 	"github.com/walinkdev/walink/transport"
 )
 
@@ -43,7 +43,7 @@ type conn struct {
 	ctx    context.Context // done when the connection ends
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
-	log    anyLogger
+	log    *slog.Logger
 
 	mu        sync.Mutex
 	pending   map[string]chan binxml.Node
@@ -59,14 +59,7 @@ type conn struct {
 	codeTimer *time.Timer // the outstanding code's lifetime or pair-success wait
 }
 
-type anyLogger = interface {
-	Debug(msg string, args ...any)
-	Info(msg string, args ...any)
-	Warn(msg string, args ...any)
-	Error(msg string, args ...any)
-}
-
-func (c *Client) newConn(parent context.Context, tc *transport.Conn, d *store.Device) *conn {
+func (c *Client) newConn(parent context.Context, tc *transport.Conn) *conn {
 	ctx, cancel := context.WithCancel(parent)
 	cn := &conn{c: c, tc: tc, ctx: ctx, cancel: cancel, log: c.log, pending: make(map[string]chan binxml.Node)}
 	// Closing the socket is what unblocks ReadFrame when ctx ends.

@@ -118,6 +118,14 @@ type Config struct {
 	QRFirstTimeout time.Duration
 	// QRNextTimeout is how long each later ref is shown; default 20 s.
 	QRNextTimeout time.Duration
+	// PairCodeTimeout is how long a pair code stays valid; default 180 s
+	// (CHANGES-2026.md §4). After it a code that the phone never used is
+	// dropped and a new one may be requested.
+	PairCodeTimeout time.Duration
+	// PairCodeFinishTimeout is how long pair-success may take after
+	// companion_finish was accepted before the code is given up and
+	// PairingCodeRefresh is emitted; default 60 s.
+	PairCodeFinishTimeout time.Duration
 	// Reconnect is the reconnect policy; the zero value is the default.
 	Reconnect ReconnectPolicy
 	// KeepaliveMin and KeepaliveMax bound the random interval between
@@ -169,6 +177,8 @@ func (cfg Config) resolved() (Config, engine.Version, error) {
 	}
 	setDur(&cfg.QRFirstTimeout, 60*time.Second)
 	setDur(&cfg.QRNextTimeout, 20*time.Second)
+	setDur(&cfg.PairCodeTimeout, engine.PairCodeLifetime)
+	setDur(&cfg.PairCodeFinishTimeout, engine.PairSuccessAfterHello)
 	setDur(&cfg.KeepaliveMin, 20*time.Second)
 	setDur(&cfg.KeepaliveMax, 30*time.Second)
 	if cfg.KeepaliveMax < cfg.KeepaliveMin {

@@ -531,3 +531,100 @@ func TestStreamErrorReconnects(t *testing.T) {
 		t.Fatal("503 cleared the session")
 	}
 }
+
+// helloAndRef drives stage 1 on the scripted server and returns the code.
+func helloAndRef(t *testing.T, ctx context.Context, cli *walink.Client, fc *fakeConn, ref string) string {
+	t.Helper()
+	codeCh := make(chan string, 1)
+	go func() {
+		code, err := cli.PairWithCode(ctx, walink.PairCodeOptions{PhoneNumber: testPhone})
+		if err != nil {
+			t.Error(err)
+		}
+		codeCh <- code
+	}()
+	hello := fc.next("companion_hello", func(n binxml.Node) bool { return hasStage(n, "companion_hello") })
+	fc.send(binxml.Node{Tag: "iq", Attrs: []binxml.Attr{srvFrom, binxml.A("id", hello.Attr("id")), binxml.A("type", "result")},
+		Children: []binxml.Node{{Tag: "link_code_companion_reg", Children: []binxml.Node{{Tag: "link_code_pairing_ref", Content: []byte(ref)}}}}})
+	return <-codeCh
+}
+
+// TestPairCodeNoPairSuccess: companion_finish is accepted but pair-success
+// never comes: after PairCodeFinishTimeout the code is given up
+// (PairingCodeRefresh), the QR gets a fresh adv secret, and a new code may
+// be requested.
+func TestPairCodeNoPairSuccess(t *testing.T) {
+	fs := newFakeServer(t)
+	st := memstore.New()
+	cfg := fs.config()
+	cfg.PairCodeFinishTimeout = 200 * time.Millisecond
+	cli, rec := newClient(t, st, cfg)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := cli.Connect(ctx); err != nil {
+		t.Fatal(err)
+	}
+	fc := fs.accept()
+	fc.pairDevice()
+	from := 0
+	qr1, _ := pairing.ParseQR(waitFor[walink.PairingQRCode](t, rec, &from, 5*time.Second).Code)
+	code := helloAndRef(t, ctx, cli, fc, "REF-2")
+	primaryEph, _ := keys.NewKeyPair(rand.Reader)
+	primaryID, _ := keys.NewKeyPair(rand.Reader)
+	wrapped, _ := pairing.WrapKey(rand.Reader, code, primaryEph.Public)
+	fc.send(binxml.Node{Tag: "notification", Attrs: []binxml.Attr{srvFrom, binxml.A("id", "n-2"), binxml.A("type", "link_code_companion_reg")},
+		Children: []binxml.Node{{Tag: "link_code_companion_reg", Attrs: []binxml.Attr{binxml.A("stage", "primary_hello")}, Children: []binxml.Node{
+			{Tag: "link_code_pairing_wrapped_primary_ephemeral_pub", Content: wrapped},
+			{Tag: "primary_identity_pub", Content: primaryID.Public.Bytes()},
+			{Tag: "link_code_pairing_ref", Content: []byte("REF-2")},
+		}}}})
+	fin := fc.next("companion_finish", func(n binxml.Node) bool { return hasStage(n, "companion_finish") })
+	fc.send(binxml.Node{Tag: "iq", Attrs: []binxml.Attr{srvFrom, binxml.A("id", fin.Attr("id")), binxml.A("type", "result")}})
+
+	waitFor[walink.PairingCodeRefresh](t, rec, &from, 10*time.Second)
+	qr2, _ := pairing.ParseQR(waitFor[walink.PairingQRCode](t, rec, &from, 5*time.Second).Code)
+	if qr2.Ref != qr1.Ref || qr2.AdvSecret == qr1.AdvSecret {
+		t.Fatal("QR not re-rendered with a fresh adv secret")
+	}
+	devs, _ := st.Devices(ctx)
+	if devs[0].AdvSecret != qr2.AdvSecret {
+		t.Fatal("fresh adv secret not persisted")
+	}
+	// The flow is over: asking again is allowed.
+	helloAndRef(t, ctx, cli, fc, "REF-3")
+}
+
+// TestPairCodeExpiresAfterQR: with every QR ref spent, an unused code that
+// reaches PairCodeTimeout ends the connection.
+func TestPairCodeExpiresAfterQR(t *testing.T) {
+	fs := newFakeServer(t)
+	cfg := fs.config()
+	// One ref, spent after 1 s; the code (reserved as soon as it is asked
+	// for) outlives it by PairCodeTimeout.
+	cfg.QRFirstTimeout = time.Second
+	cfg.PairCodeTimeout = 1500 * time.Millisecond
+	cli, rec := newClient(t, memstore.New(), cfg)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := cli.Connect(ctx); err != nil {
+		t.Fatal(err)
+	}
+	fc := fs.accept()
+	fc.pairDevice()
+	helloAndRef(t, ctx, cli, fc, "REF-4")
+	from := 0
+	waitFor[walink.PairingCode](t, rec, &from, 5*time.Second)
+	start := time.Now()
+	waitFor[walink.Disconnected](t, rec, &from, 10*time.Second)
+	if time.Since(start) < time.Second {
+		t.Fatal("disconnected before the code expired")
+	}
+	found := false
+	for _, e := range rec.all() {
+		_, ok := e.(walink.QRCodesExpired)
+		found = found || ok
+	}
+	if !found {
+		t.Fatal("no QRCodesExpired")
+	}
+}

@@ -124,6 +124,7 @@ func (c *Client) PairWithCode(ctx context.Context, opts PairCodeOptions) (string
 		return "", ErrCodeAlreadyOutstanding
 	}
 	flow := &codeFlow{requesting: true}
+	flow.Lifetime = c.cfg.PairCodeTimeout
 	cn.code = flow
 	cn.mu.Unlock()
 
@@ -142,9 +143,9 @@ func (c *Client) PairWithCode(ctx context.Context, opts PairCodeOptions) (string
 		return "", fmt.Errorf("walink: pair code cancelled: %w", context.Canceled)
 	}
 	flow.Code, flow.Phone, flow.Ref, flow.Started = code, opts.PhoneNumber, ref, c.now()
-	cn.setCodeTimerLocked(engine.PairCodeLifetime, func() { cn.codeExpired(flow) })
+	cn.setCodeTimerLocked(c.cfg.PairCodeTimeout, func() { cn.codeExpired(flow) })
 	cn.mu.Unlock()
-	c.emit(PairingCode{Code: code, Timeout: engine.PairCodeLifetime})
+	c.emit(PairingCode{Code: code, Timeout: c.cfg.PairCodeTimeout})
 	return code, nil
 }
 
@@ -383,7 +384,7 @@ func (cn *conn) companionFinish(f *codeFlow, eph keys.KeyPair, code, phone strin
 	case err == nil:
 		cn.mu.Lock()
 		if cn.code == f && !cn.paired {
-			cn.setCodeTimerLocked(engine.PairSuccessAfterHello, func() { cn.noPairSuccess(f) })
+			cn.setCodeTimerLocked(c.cfg.PairCodeFinishTimeout, func() { cn.noPairSuccess(f) })
 		}
 		cn.mu.Unlock()
 	case errors.As(err, &ie):

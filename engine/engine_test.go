@@ -240,6 +240,10 @@ func TestCodeFlow(t *testing.T) {
 	if !g.Outstanding(t0.Add(time.Hour)) {
 		t.Fatal("a finishing flow must stay outstanding")
 	}
+	brief := &CodeFlow{Ref: []byte("ref"), Started: t0, Lifetime: time.Second}
+	if err := brief.CheckPrimaryHello(t0.Add(2*time.Second), ok); !errors.Is(err, ErrCodeExpired) || brief.Outstanding(t0.Add(2*time.Second)) {
+		t.Fatalf("custom lifetime: %v", err)
+	}
 	var none *CodeFlow
 	if err := none.CheckPrimaryHello(t0, ok); !errors.Is(err, ErrFlowNotWaiting) {
 		t.Fatal(err)

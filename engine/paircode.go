@@ -138,10 +138,19 @@ type CodeFlow struct {
 	Hellos    int
 	Finishing bool // companion_finish sent, waiting for pair-success
 	Done      bool
+	// Lifetime is the code's window; zero means PairCodeLifetime.
+	Lifetime time.Duration
+}
+
+func (f *CodeFlow) lifetime() time.Duration {
+	if f.Lifetime > 0 {
+		return f.Lifetime
+	}
+	return PairCodeLifetime
 }
 
 // CheckPrimaryHello applies the stage-2 rules to a primary_hello at now:
-// ref equal (constant time), age within PairCodeLifetime, at most
+// ref equal (constant time), age within the code's lifetime, at most
 // MaxPrimaryHellos, and the exact key lengths. It counts the attempt.
 func (f *CodeFlow) CheckPrimaryHello(now time.Time, n LinkCodeNotification) error {
 	if f == nil || f.Done || f.Ref == nil {
@@ -150,7 +159,7 @@ func (f *CodeFlow) CheckPrimaryHello(now time.Time, n LinkCodeNotification) erro
 	if subtle.ConstantTimeCompare(f.Ref, n.Ref) != 1 {
 		return ErrRefMismatch
 	}
-	if now.Sub(f.Started) > PairCodeLifetime {
+	if now.Sub(f.Started) > f.lifetime() {
 		return ErrCodeExpired
 	}
 	if f.Hellos >= MaxPrimaryHellos {
@@ -169,7 +178,7 @@ func (f *CodeFlow) Outstanding(now time.Time) bool {
 	if f == nil || f.Done {
 		return false
 	}
-	return f.Finishing || now.Sub(f.Started) <= PairCodeLifetime
+	return f.Finishing || now.Sub(f.Started) <= f.lifetime()
 }
 
 // wrappedKeySize is salt(32) || iv(16) || ciphertext(32) (PROTOCOL.md §14.2).

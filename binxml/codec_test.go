@@ -240,12 +240,24 @@ func TestHugeClaimsBoundedMemory(t *testing.T) {
 		"32767 attributes":    append(unhex(t, "00f9ffff19"), make([]byte, 15)...),
 		"binary32 4 GiB":      append(unhex(t, "00f80219feffffffff"), make([]byte, 11)...),
 		"binary20 1 MiB":      append(unhex(t, "00f80219fd0fffff"), make([]byte, 12)...),
+		"attr binary32 4 GiB": append(unhex(t, "00f8031904feffffffff"), make([]byte, 10)...),
+		"key binary32 4 GiB":  append(unhex(t, "00f80319feffffffff"), make([]byte, 11)...),
+		"tag binary20 1 MiB":  append(unhex(t, "00f801fd0fffff"), make([]byte, 13)...),
+		"jid user 4 GiB":      append(unhex(t, "00f8031911fafeffffffff"), make([]byte, 9)...),
 	}
 	for name, f := range frames {
 		if len(f) != 20 {
 			t.Fatalf("%s: %d bytes", name, len(f))
 		}
-		var err error
+		// One measured decode first, so a regression fails fast instead of
+		// allocating gigabytes a hundred times.
+		var before0, after0 runtime.MemStats
+		runtime.ReadMemStats(&before0)
+		_, err := binxml.Unmarshal(f)
+		runtime.ReadMemStats(&after0)
+		if d := after0.TotalAlloc - before0.TotalAlloc; d > 1<<20 {
+			t.Fatalf("%s: one decode allocated %d bytes", name, d)
+		}
 		allocs := testing.AllocsPerRun(100, func() { _, err = binxml.Unmarshal(f) })
 		if !errors.Is(err, binxml.ErrTruncated) {
 			t.Errorf("%s: err = %v", name, err)

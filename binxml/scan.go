@@ -158,14 +158,22 @@ func (s *scanner) str() bool {
 	}
 	switch tag {
 	case tagBinary8, tagBinary20, tagBinary32:
+		// Count only what the input holds: a claimed length must not size
+		// an allocation.
 		l, ok := s.binaryLen(tag)
+		if !ok || !s.skip(l) {
+			return false
+		}
 		s.strs += l
-		return ok && s.skip(l)
+		return true
 	case tagNibble8, tagHex8:
 		h, ok := s.byte1()
 		l := int(h & 0x7F)
+		if !ok || !s.skip(l) {
+			return false
+		}
 		s.strs += 2 * l
-		return ok && s.skip(l)
+		return true
 	}
 	return false
 }

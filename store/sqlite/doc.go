@@ -9,8 +9,12 @@
 // [Open] creates the file with mode 0600 before SQLite opens it and refuses,
 // with an [*InsecureFileError] (errors.Is [ErrInsecure]), a database file,
 // journal file or directory that group or others can write: whoever can
-// write there can replace the keys. The path [Memory] gives a throwaway
-// in-memory store for tests.
+// write there can replace the keys, or plant a -wal file that SQLite would
+// replay. One exception: a directory writable only by the user's private
+// group (same name as the user, as umask 002 on distributions with user
+// private groups makes them) is accepted. Outside Unix, where mode bits do
+// not describe who may write, no check is made. The path [Memory] gives a
+// throwaway in-memory store for tests.
 //
 // # Schema and migrations
 //

@@ -1,3 +1,5 @@
+//go:build unix
+
 package sqlite
 
 import (
@@ -6,7 +8,10 @@ import (
 	"io/fs"
 	"log/slog"
 	"os"
+	"os/user"
 	"path/filepath"
+	"strconv"
+	"syscall"
 )
 
 // prepareFile makes sure the database file exists with owner-only
@@ -27,7 +32,7 @@ func prepareFile(path string, log *slog.Logger) error {
 	if err != nil {
 		return fmt.Errorf("sqlite: open: %w", err)
 	}
-	if insecure(st.Mode()) {
+	if insecure(st.Mode()) && !privateGroupDir(st, log, dir) {
 		return &InsecureFileError{Path: dir, Mode: uint32(st.Mode().Perm())}
 	}
 
@@ -68,3 +73,27 @@ func prepareFile(path string, log *slog.Logger) error {
 
 // insecure reports whether group or others may write.
 func insecure(m fs.FileMode) bool { return m.Perm()&0o022 != 0 }
+
+// privateGroupDir allows one group-writable directory: one whose group is
+// the user's private group (same name as the user, the user's primary
+// group), as the umask 002 of distributions with user private groups makes
+// them. Nobody else is in such a group, so group-write adds no writer.
+func privateGroupDir(st fs.FileInfo, log *slog.Logger, dir string) bool {
+	if st.Mode().Perm()&0o002 != 0 {
+		return false
+	}
+	sys, ok := st.Sys().(*syscall.Stat_t)
+	if !ok || int(sys.Gid) != os.Getgid() || int(sys.Uid) != os.Getuid() {
+		return false
+	}
+	u, err := user.Current()
+	if err != nil {
+		return false
+	}
+	g, err := user.LookupGroupId(strconv.Itoa(int(sys.Gid)))
+	if err != nil || g.Name != u.Username || u.Gid != g.Gid {
+		return false
+	}
+	log.Debug("sqlite: directory is group-writable, but only by the user's private group", "dir", dir)
+	return true
+}

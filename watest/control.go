@@ -135,11 +135,11 @@ func statusFor(err error) int {
 		return http.StatusUnprocessableEntity
 	case errors.Is(err, ErrUnknownRef), errors.Is(err, ErrNoPendingCode), errors.Is(err, ErrUnknownDevice), errors.Is(err, ErrNotConnected):
 		return http.StatusNotFound
-	case errors.Is(err, ErrExpiredRef), errors.Is(err, ErrStaleQR):
+	case errors.Is(err, ErrExpiredRef), errors.Is(err, ErrStaleQR), errors.Is(err, ErrDisconnected):
 		return http.StatusGone
-	case errors.Is(err, ErrRescan), errors.Is(err, ErrBusy):
+	case errors.Is(err, ErrRescan), errors.Is(err, ErrBusy), errors.Is(err, ErrTooManyDevices):
 		return http.StatusConflict
-	case errors.Is(err, ErrDisconnected), errors.Is(err, context.DeadlineExceeded):
+	case errors.Is(err, context.DeadlineExceeded):
 		return http.StatusGatewayTimeout
 	case errors.Is(err, ErrClosed), errors.Is(err, context.Canceled):
 		return http.StatusServiceUnavailable

@@ -81,8 +81,9 @@
 //     told to trust [Server.RootKey]; serial numbers are made up.
 //   - Server-initiated pings (urn:xmpp:ping) are never sent.
 //   - Phone keys, LIDs and ADV raw ids are derived from the phone number;
-//     device numbers and key indexes count up from 1 per phone and are
-//     never reused. Accounts are always E2EE (no hosted accounts), and
+//     device numbers cycle through 1..255 (skipping linked ones) and key
+//     indexes count up from 1 per phone. There is no limit of four linked
+//     companions. Accounts are always E2EE (no hosted accounts), and
 //     pair-success carries no client-props, encryption-metadata or
 //     jurisdiction children.
 //   - Pair codes: the display and platform id are validated like WhatsApp,

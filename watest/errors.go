@@ -46,6 +46,9 @@ var (
 	ErrNotConnected = errors.New("watest: device not connected")
 	// ErrUnknownDevice reports a device that is not linked to the phone.
 	ErrUnknownDevice = errors.New("watest: unknown device")
+	// ErrTooManyDevices reports a phone whose 255 device numbers are all
+	// taken.
+	ErrTooManyDevices = errors.New("watest: no free device number on this phone")
 	// ErrBadScenario reports an invalid scenario knob.
 	ErrBadScenario = errors.New("watest: invalid scenario")
 	// ErrClosed reports use of a closed server.

@@ -35,6 +35,7 @@ type Phone struct {
 	nextDevice   uint16
 	nextKeyIndex uint32
 	devices      map[uint16]*linkedDevice
+	reserved     map[uint16]bool // device numbers of pairings in flight
 	codeRequests []time.Time // companion_hello times, for the rate limit
 }
 
@@ -130,6 +131,27 @@ func (p *Phone) Unlink(ctx context.Context, device uint16) error {
 	return nil
 }
 
+// maxDevice is the largest device number: AD_JID carries it in one byte.
+const maxDevice = 255
+
+// reserveDeviceLocked picks the next free device number, cycling through
+// 1..255 from where the last one was handed out, and reserves it for a
+// pairing in flight.
+func (p *Phone) reserveDeviceLocked() (uint16, bool) {
+	if p.reserved == nil {
+		p.reserved = map[uint16]bool{}
+	}
+	for i := 0; i < maxDevice; i++ {
+		d := uint16((int(p.nextDevice)-1+i)%maxDevice + 1)
+		if p.devices[d] == nil && !p.reserved[d] {
+			p.reserved[d] = true
+			p.nextDevice = d%maxDevice + 1
+			return d, true
+		}
+	}
+	return 0, false
+}
+
 // forget removes a device record (logout by the companion itself).
 func (p *Phone) forget(device uint16) {
 	p.srv.mu.Lock()
@@ -209,9 +231,19 @@ func (p *Phone) pair(ctx context.Context, sess *session, advSecret [32]byte, pla
 		defer cancel()
 	}
 	s.mu.Lock()
-	device, keyIndex := p.nextDevice, p.nextKeyIndex
+	device, ok := p.reserveDeviceLocked()
+	keyIndex := p.nextKeyIndex
+	p.nextKeyIndex++
 	sc := s.scenario
 	s.mu.Unlock()
+	if !ok {
+		return jid.JID{}, ErrTooManyDevices
+	}
+	defer func() {
+		s.mu.Lock()
+		delete(p.reserved, device)
+		s.mu.Unlock()
+	}()
 	now := s.now()
 	id := pairing.DeviceIdentity{RawID: p.rawID, Timestamp: uint64(now.Unix()), KeyIndex: keyIndex, AccountType: pairing.AccountE2EE}
 	container, err := pairing.SignDeviceIdentity(s.rand, p.account, reg.identity, advSecret, id)
@@ -252,15 +284,6 @@ func (p *Phone) pair(ctx context.Context, sess *session, advSecret [32]byte, pla
 		return jid.JID{}, err
 	}
 	s.mu.Lock()
-	if p.nextDevice == device {
-		p.nextDevice++
-		p.nextKeyIndex++
-	} else { // another pairing took the number meanwhile
-		device, keyIndex = p.nextDevice, p.nextKeyIndex
-		p.nextDevice++
-		p.nextKeyIndex++
-		me = jid.NewAD(p.number, device, jid.DefaultUserServer)
-	}
 	p.devices[device] = &linkedDevice{
 		device: device, keyIndex: keyIndex, noise: sess.static, identity: reg.identity,
 		regID: reg.regID, skeyID: reg.skeyID, skey: reg.skey, skeySig: reg.skeySig,

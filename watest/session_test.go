@@ -392,3 +392,32 @@ func TestPhoneDeterministic(t *testing.T) {
 		t.Fatalf("lid %s jid %s", p1.LID(), p1.JID())
 	}
 }
+
+func TestDeviceNumbers(t *testing.T) {
+	s, _, _ := testSession(t, nil)
+	p := s.Phone(testNumber)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for want := uint16(1); want <= 3; want++ {
+		d, ok := p.reserveDeviceLocked()
+		if !ok || d != want {
+			t.Fatalf("reserve = %d %v, want %d", d, ok, want)
+		}
+		p.devices[d] = &linkedDevice{device: d}
+		delete(p.reserved, d)
+	}
+	delete(p.devices, 2) // unlinked: reused only after the cycle wraps
+	p.nextDevice = 255
+	for _, want := range []uint16{255, 2, 4} {
+		d, ok := p.reserveDeviceLocked()
+		if !ok || d != want {
+			t.Fatalf("reserve = %d %v, want %d", d, ok, want)
+		}
+	}
+	for d := uint16(1); d <= maxDevice; d++ {
+		p.devices[d] = &linkedDevice{device: d}
+	}
+	if _, ok := p.reserveDeviceLocked(); ok {
+		t.Fatal("reserved a device number on a full phone")
+	}
+}

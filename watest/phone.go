@@ -36,7 +36,7 @@ type Phone struct {
 	nextKeyIndex uint32
 	devices      map[uint16]*linkedDevice
 	reserved     map[uint16]bool // device numbers of pairings in flight
-	codeRequests []time.Time // companion_hello times, for the rate limit
+	codeRequests []time.Time     // companion_hello times, for the rate limit
 }
 
 // linkedDevice is a companion linked to a phone.

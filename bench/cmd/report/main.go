@@ -316,6 +316,19 @@ type Session struct {
 	RSSPerSession        float64  `json:"rss_per_session"`
 	GoroutinesPerSession float64  `json:"goroutines_per_session"`
 	ServerRSSPerSession  float64  `json:"server_rss_per_session"`
+	Before               struct {
+		StackInuse float64 `json:"stack_inuse"`
+	} `json:"before"`
+	After struct {
+		StackInuse float64 `json:"stack_inuse"`
+	} `json:"after"`
+}
+
+func (s Session) stackPerSession() float64 {
+	if s.Connected == 0 {
+		return math.NaN()
+	}
+	return (s.After.StackInuse - s.Before.StackInuse) / float64(s.Connected)
 }
 
 func readSessions(path string) ([]Session, error) {
@@ -341,14 +354,14 @@ func sessionsSection(w *strings.Builder, ss []Session) []string {
 		return nil
 	}
 	w.WriteString("## 4. Sessions at scale (idle, linked, connected to watest)\n\n")
-	w.WriteString("Client process only (watest runs in a child process; its RSS growth per session is the last column). Per session = (after − before) ÷ connected sessions, after two GCs and FreeOSMemory. Heap = runtime.MemStats.HeapInuse (HeapAlloc in brackets).\n\n")
-	w.WriteString("| impl | store | N | connected | link time | heap / session | RSS / session | goroutines / session | watest RSS / session |\n|---|---|---|---|---|---|---|---|---|\n")
+	w.WriteString("Client process only (watest runs in a child process; its RSS growth per session is the last column). Per session = (after − before) ÷ connected sessions, after two GCs and FreeOSMemory. Heap = runtime.MemStats.HeapInuse (HeapAlloc in brackets); goroutine stacks = StackInuse, outside the heap but inside RSS.\n\n")
+	w.WriteString("| impl | store | N | connected | link time | heap / session | goroutine stacks / session | RSS / session | goroutines / session | watest RSS / session |\n|---|---|---|---|---|---|---|---|---|---|\n")
 	byKey := map[string]Session{}
 	var ns []int
 	seen := map[int]bool{}
 	for _, s := range ss {
-		fmt.Fprintf(w, "| %s | %s | %d | %d | %.0f s | %s (%s) | %s | %.2f | %s |\n", s.Impl, s.Store, s.N, s.Connected, s.LinkSec,
-			kib(s.HeapPerSession), kib(s.HeapAllocPerSession), kib(s.RSSPerSession), s.GoroutinesPerSession, kib(s.ServerRSSPerSession))
+		fmt.Fprintf(w, "| %s | %s | %d | %d | %.0f s | %s (%s) | %s | %s | %.2f | %s |\n", s.Impl, s.Store, s.N, s.Connected, s.LinkSec,
+			kib(s.HeapPerSession), kib(s.HeapAllocPerSession), kib(s.stackPerSession()), kib(s.RSSPerSession), s.GoroutinesPerSession, kib(s.ServerRSSPerSession))
 		byKey[s.Impl+"/"+strconv.Itoa(s.N)] = s
 		if !seen[s.N] {
 			seen[s.N] = true

@@ -44,7 +44,20 @@ func TestPairCodeOptionErrors(t *testing.T) {
 			if _, err := cli.PairWithCode(ctx, c.opts); !errors.Is(err, c.want) {
 				t.Fatalf("err = %v, want %v", err, c.want)
 			}
+			// Validate applies the same local checks without a connection.
+			if err := c.opts.Validate(); c.want == walink.ErrNotConnected && err != nil || c.want != walink.ErrNotConnected && !errors.Is(err, c.want) {
+				t.Fatalf("Validate = %v, want %v", err, c.want)
+			}
 		})
+	}
+}
+
+func TestNormalizePhoneNumber(t *testing.T) {
+	if n, err := walink.NormalizePhoneNumber("+1 (555) 123-4567"); err != nil || n != "15551234567" {
+		t.Fatalf("= %q, %v", n, err)
+	}
+	if _, err := walink.NormalizePhoneNumber("0123456789"); !errors.Is(err, walink.ErrPhoneNumberNotInternational) {
+		t.Fatal(err)
 	}
 }
 

@@ -229,3 +229,30 @@ func TestRunSim(t *testing.T) {
 		t.Fatalf("RunSim: %v", err)
 	}
 }
+
+func TestControlKickAndFaults(t *testing.T) {
+	s := startServer(t, func(sc *Scenario) { sc.QRRefresh = false }, Config{})
+	ctx := testCtx(t)
+	c := newCompanion(t)
+	linkQR(ctx, t, s, c)
+	url := s.ControlURL() + "/phones/" + testNumber + "/devices/1/kick"
+	if code, out := doJSON(t, "POST", url, map[string]string{"kind": "515"}); code != 404 {
+		t.Fatalf("kick offline = %d %v", code, out)
+	}
+	w := c.login(ctx, s)
+	if code, out := doJSON(t, "POST", url, map[string]string{"kind": "sideways"}); code != 400 {
+		t.Fatalf("kick bad kind = %d %v", code, out)
+	}
+	if code, out := doJSON(t, "POST", url, map[string]string{"kind": "replaced"}); code != 200 {
+		t.Fatalf("kick = %d %v", code, out)
+	}
+	n := w.expect("conflict", isTag("stream:error"))
+	if cf, ok := n.Child("conflict"); !ok || cf.Attr("type") != "replaced" {
+		t.Fatalf("kick: %s", xmlString(n))
+	}
+	code, cfg := doJSON(t, "PUT", s.ControlURL()+"/config", map[string]any{"faults": map[string]any{"drop_after": "login", "delay_ms": 5}})
+	faults, _ := cfg["faults"].(map[string]any)
+	if code != 200 || faults["drop_after"] != "login" || s.Scenario().Faults.DelayMS != 5 || s.Scenario().QRRefresh {
+		t.Fatalf("PUT faults = %d %v", code, cfg)
+	}
+}

@@ -42,6 +42,7 @@ type companion struct {
 	advSecret [32]byte
 	version   [3]uint32
 	header    [4]byte // zero = WA 06 03
+	edge      []byte  // ED pre-intro routing bytes, nil = none
 
 	id  jid.JID // set after pairing
 	lid jid.JID
@@ -155,7 +156,7 @@ func (c *companion) connect(ctx context.Context, s *Server, payload []byte) (*wc
 		return nil, err
 	}
 	tc, err := transport.Handshake(ctx, nc, transport.ClientConfig{
-		NoiseKey: c.noise, RootKey: s.RootKey(), Payload: payload, Header: c.header,
+		NoiseKey: c.noise, RootKey: s.RootKey(), Payload: payload, Header: c.header, EdgeRouting: c.edge,
 	})
 	if err != nil {
 		nc.Close()

@@ -3,6 +3,7 @@ package watest
 import (
 	"crypto/rand"
 	"errors"
+	"strings"
 	"testing"
 	"time"
 
@@ -434,6 +435,19 @@ func TestDictionaryV2(t *testing.T) {
 	w := c.login(ctx, s)
 	if r := w.reply(w.iq("w:p", "get")); r.Attr("type") != "result" {
 		t.Fatalf("ping over v2: %s", xmlString(r))
+	}
+}
+
+// TestEdgeRoutingPreIntro: Baileys and whatsapp-rust put an ED pre-intro
+// before the header; the server must accept and ignore it.
+func TestEdgeRoutingPreIntro(t *testing.T) {
+	s := startServer(t, func(sc *Scenario) { sc.QRRefresh = false }, Config{})
+	ctx := testCtx(t)
+	c := newCompanion(t)
+	c.edge = []byte{0x08, 0x02, 0x10, 0x05}
+	linkQR(ctx, t, s, c)
+	if _, err := s.AwaitNode(ctx, func(e Event) bool { return strings.Contains(e.Note, "edge-routing pre-intro of 4 bytes") }); err != nil {
+		t.Fatal(err)
 	}
 }
 

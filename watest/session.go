@@ -129,7 +129,11 @@ func (s *Server) serveWS(w http.ResponseWriter, r *http.Request) {
 	}
 	sess := s.newSession(id, tc, dict, hello.ClientStatic)
 	sess.raw = nc
-	s.info(id, fmt.Sprintf("handshake done (dictionary v%d)", hello.Header[3]))
+	note := fmt.Sprintf("handshake done (dictionary v%d)", hello.Header[3])
+	if hello.EdgeRouting != nil {
+		note += fmt.Sprintf(", edge-routing pre-intro of %d bytes ignored", len(hello.EdgeRouting))
+	}
+	s.info(id, note)
 	defer s.dropSession(sess)
 	sess.run(ctx, tc, hello.Payload)
 }

@@ -47,7 +47,9 @@
 //     [Phone.RefreshCode] sends the refresh_code stage.
 //   - After login: pre-key count and upload (checked against the
 //     registration: registration id, identity, signed pre-key signature),
-//     digest, passive/active, w:p ping, remove-companion-device (logout);
+//     digest, passive/active, w:p ping, remove-companion-device (logout),
+//     and empty answers to the props, blocklist and privacy queries Baileys
+//     makes right after login;
 //     ib, ack, receipt and presence are accepted silently; any other IQ gets
 //     <error code="501" text="feature-not-implemented"/>.
 //   - [Phone.Unlink] sends <stream:error code="401"><conflict
@@ -71,7 +73,8 @@
 //
 //   - Only linking and session bootstrap are served: no messages, receipts,
 //     presence, app-state sync, usync, groups, media or calls. Their IQs
-//     get 501 (WhatsApp would answer them).
+//     get 501 (WhatsApp would answer them). Props, blocklist and privacy
+//     answers are empty.
 //   - No offline-queue stanzas (<ib><offline count/></ib>, dirty bits,
 //     edge_routing) after success; success lacks companion_enc_static.
 //   - Noise XX only: an IK resume attempt (CHANGES-2026 §7) fails the

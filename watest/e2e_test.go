@@ -57,6 +57,25 @@ func TestQRLinkLoginLogout(t *testing.T) {
 	if r := w.reply(w.iq("w:p", "get")); r.Attr("type") != "result" {
 		t.Fatalf("ping: %s", xmlString(r))
 	}
+	for _, q := range []struct {
+		xmlns string
+		child binxml.Node
+		want  string
+	}{
+		{"w", binxml.Node{Tag: "props", Attrs: []binxml.Attr{binxml.A("protocol", "2"), binxml.A("hash", "")}}, "props"},
+		{"blocklist", binxml.Node{}, "list"},
+		{"privacy", binxml.Node{Tag: "privacy"}, "privacy"},
+	} {
+		var r binxml.Node
+		if q.child.Tag == "" {
+			r = w.reply(w.iq(q.xmlns, "get"))
+		} else {
+			r = w.reply(w.iq(q.xmlns, "get", q.child))
+		}
+		if _, ok := r.Child(q.want); r.Attr("type") != "result" || !ok {
+			t.Fatalf("%s query: %s", q.xmlns, xmlString(r))
+		}
+	}
 	r := w.reply(w.iq("w:profile:picture", "get", binxml.Node{Tag: "picture"}))
 	if e, ok := r.Child("error"); r.Attr("type") != "error" || !ok || e.Attr("code") != "501" {
 		t.Fatalf("unknown iq: %s", xmlString(r))

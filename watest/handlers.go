@@ -223,6 +223,16 @@ func (sess *session) handleIQ(ctx context.Context, n binxml.Node) error {
 		return sess.digest(ctx, id)
 	case xmlns == "passive" && typ == "set" && (child.Tag == "active" || child.Tag == "passive"):
 		return sess.send(ctx, iqResult(id))
+	// Baileys' first queries after login: empty but well-formed answers,
+	// so its init does not fail.
+	case loggedIn && (xmlns == "w" || xmlns == "abt") && typ == "get" && child.Tag == "props":
+		return sess.send(ctx, iqResult(id, binxml.Node{Tag: "props", Attrs: []binxml.Attr{
+			binxml.A("protocol", child.Attr("protocol")), binxml.A("hash", "watest-1"),
+		}}))
+	case loggedIn && xmlns == "blocklist" && typ == "get":
+		return sess.send(ctx, iqResult(id, binxml.Node{Tag: "list"}))
+	case loggedIn && xmlns == "privacy" && typ == "get" && child.Tag == "privacy":
+		return sess.send(ctx, iqResult(id, binxml.Node{Tag: "privacy"}))
 	default:
 		return sess.send(ctx, iqError(id, 501, "feature-not-implemented"))
 	}

@@ -144,17 +144,14 @@ func (p PrivateKey) Array() [Size]byte { return p.k }
 func (p PrivateKey) Equal(q PrivateKey) bool { return subtle.ConstantTimeCompare(p.k[:], q.k[:]) == 1 }
 
 // ECDH returns X25519(p, peer). It fails with ErrLowOrder when the result is
-// all zeros.
+// all zeros (the peer's key is a point of small order).
 func (p PrivateKey) ECDH(peer PublicKey) ([]byte, error) {
-	pk, err := ecdh.X25519().NewPublicKey(peer.k[:])
-	if err != nil {
-		return nil, fmt.Errorf("keys: %w", err)
-	}
-	out, err := p.ecdh().ECDH(pk)
-	if err != nil {
+	var out [Size]byte
+	x25519(&out, &p.k, &peer.k)
+	if subtle.ConstantTimeCompare(out[:], make([]byte, Size)) == 1 {
 		return nil, ErrLowOrder
 	}
-	return out, nil
+	return out[:], nil
 }
 
 // String never reveals the key.

@@ -29,7 +29,12 @@ const maxBody = 64 << 10
 //	GET    /events[?follow=1][&since=SEQ]       → the node log as JSON lines
 //	GET    /config, PUT /config                 → the Scenario as JSON
 //
-// Errors are 4xx/5xx with {"error": "…"}.
+// Each event line is {"seq", "time" (RFC 3339), "conn", "dir" ("in", "out"
+// or "info"), "tag", "xml" (the redacted node), "note"}. Errors are 4xx
+// (5xx only for timeouts and shutdown) with {"error": "…"}: 400 malformed
+// input, 404 unknown ref/device/phone request, 409 rescan needed or busy,
+// 410 expired ref, retired QR or companion gone, 422 wrong code or refused
+// signature.
 func (s *Server) Handler() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /ws/chat", s.serveWS)

@@ -105,14 +105,23 @@ func (d *Decoder) maxFrame() int {
 	return d.limit
 }
 
+// keepBufSize is the largest buffer a drained Decoder keeps for reuse.
+const keepBufSize = 64 << 10
+
 // Write buffers p. It never fails unless an earlier call found bad input.
 func (d *Decoder) Write(p []byte) (int, error) {
 	if d.err != nil {
 		return 0, d.err
 	}
-	// Reclaim consumed space before growing.
+	// Reclaim consumed space before growing. A drained buffer that grew
+	// for a big frame is dropped: an idle connection should not pin it.
 	if d.off > 0 && d.off == len(d.buf) {
-		d.buf, d.off = d.buf[:0], 0
+		if cap(d.buf) > keepBufSize {
+			d.buf = nil
+		} else {
+			d.buf = d.buf[:0]
+		}
+		d.off = 0
 	} else if d.off > 0 && len(d.buf)+len(p) > cap(d.buf) {
 		n := copy(d.buf, d.buf[d.off:])
 		d.buf, d.off = d.buf[:n], 0

@@ -26,8 +26,15 @@ const DefaultHandshakeTimeout = 20 * time.Second
 // well under 4 KiB.
 const handshakeMaxFrame = 64 << 10
 
-// readBufSize is the size of each Read from the underlying connection.
-const readBufSize = 32 << 10
+// readBufSize is the size of each Read from the underlying connection. It
+// stays allocated for the connection's life (an idle connection blocks in
+// Read with it), so it is small: big frames are assembled in the decoder.
+const readBufSize = 4 << 10
+
+// keepWriteBuf is the largest write buffer a Conn keeps between frames; a
+// bigger frame (the 812-pre-key upload) gets a one-off buffer instead of
+// pinning ~40 KiB for the connection's life.
+const keepWriteBuf = 4 << 10
 
 var (
 	// ErrClosed is returned by ReadFrame and WriteFrame after Close. It
@@ -512,8 +519,10 @@ func (c *Conn) WriteFrame(ctx context.Context, plaintext []byte) (err error) {
 	}
 	n := len(buf) - noise.FrameHeaderSize
 	buf[0], buf[1], buf[2] = byte(n>>16), byte(n>>8), byte(n)
-	if cap(buf) <= 1<<20 {
-		c.wbuf = buf // keep ordinary buffers, drop huge ones
+	if cap(buf) <= keepWriteBuf {
+		c.wbuf = buf // keep ordinary buffers, drop big ones
+	} else {
+		c.wbuf = nil
 	}
 
 	dl, hasDL := ctx.Deadline()

@@ -529,7 +529,26 @@ func TestStateDirSurvivesRestart(t *testing.T) {
 		t.Fatalf("devices after restart: %+v", d)
 	}
 	w := c.login(ctx, s2)
+	if r := w.reply(w.iq("encrypt", "set", c.preKeyUpload(t, 5)...)); r.Attr("type") != "result" {
+		t.Fatalf("upload: %s", xmlString(r))
+	}
 	w.close()
+	s2.Close()
+
+	// Pre-key counts and unlinks persist too.
+	s3 := startServer(t, func(s *Scenario) { *s = sc }, Config{StateDir: dir})
+	w = c.login(ctx, s3)
+	r := w.reply(w.iq("encrypt", "get", binxml.Node{Tag: "count"}))
+	if cn, _ := r.Child("count"); cn.Attr("value") != "5" {
+		t.Fatalf("count after restart: %s", xmlString(r))
+	}
+	if err := s3.Phone(testNumber).Unlink(ctx, c.id.Device); err != nil {
+		t.Fatal(err)
+	}
+	w.close()
+	s3.Close()
+	s4 := startServer(t, func(s *Scenario) { *s = sc }, Config{StateDir: dir})
+	expectLoginFailure(t, c, s4, "401")
 }
 
 func TestRefreshCodeAndPing(t *testing.T) {

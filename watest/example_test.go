@@ -2,7 +2,10 @@ package watest_test
 
 import (
 	"context"
+	"flag"
 	"fmt"
+	"os"
+	"os/signal"
 	"strings"
 
 	"github.com/walinkdev/walink/watest"
@@ -29,4 +32,25 @@ func ExampleStart() {
 	// true true
 	// 64
 	// 15551234567@s.whatsapp.net 0
+}
+
+// The knobs as command-line flags, as `walink sim` takes them.
+func ExampleScenario_RegisterFlags() {
+	sc := watest.DefaultScenario()
+	fs := flag.NewFlagSet("sim", flag.ContinueOnError)
+	sc.RegisterFlags(fs)
+	_ = fs.Parse([]string{"--qr-refresh=false", "--min-client-version", "2.3000.1031080782", "--fault-drop-after", "after-515"})
+	fmt.Println(sc.QRRefresh, sc.MinClientVersion, sc.Faults.DropAfter, sc.Validate() == nil)
+	// Output: false 2.3000.1031080782 after-515 true
+}
+
+// RunSim is `walink sim`: the first line on out is
+// {"ws_url": …, "root_public_key": …, "control_url": …}; it serves until
+// ctx ends.
+func ExampleRunSim() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
+	defer stop()
+	if err := watest.RunSim(ctx, os.Stdout, watest.Config{Addr: "127.0.0.1:0"}); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+	}
 }

@@ -207,16 +207,32 @@ func (r *decoder) attr(a *Attr) error {
 		return r.fail(keyOff, fmt.Errorf("%w: empty attribute key", ErrMalformed))
 	}
 	a.Key = key
-	s, j, isJID, err := r.value("attribute value")
-	if err != nil {
-		return err
+	if r.off < len(r.buf) && isJIDTag(r.buf[r.off]) {
+		return r.jid(&a.JID)
 	}
-	if isJID {
-		a.JID = j
-	} else {
-		a.Value = s
+	a.Value, err = r.plainString("attribute value")
+	return err
+}
+
+func isJIDTag(b byte) bool {
+	return b == tagJIDPair || b == tagADJID || b == tagFBJID || b == tagInteropJID
+}
+
+// jid reads a JID (the next byte is a JID tag) into *j.
+func (r *decoder) jid(j *jid.JID) error {
+	start := r.off
+	tag := r.buf[start]
+	r.off++
+	var err error
+	switch tag {
+	case tagJIDPair:
+		*j, err = r.jidPair(start)
+	case tagADJID:
+		*j, err = r.adJID()
+	default:
+		*j, err = r.fbOrInteropJID(tag, start)
 	}
-	return nil
+	return err
 }
 
 func (r *decoder) content(n *Node, depth int) error {
@@ -332,22 +348,9 @@ func (r *decoder) plainString(what string) (string, error) {
 
 // value reads a string or a JID.
 func (r *decoder) value(what string) (s string, j jid.JID, isJID bool, err error) {
-	if r.off < len(r.buf) {
-		start := r.off
-		switch r.buf[start] {
-		case tagJIDPair:
-			r.off++
-			j, err = r.jidPair(start)
-			return "", j, err == nil, err
-		case tagADJID:
-			r.off++
-			j, err = r.adJID()
-			return "", j, err == nil, err
-		case tagFBJID, tagInteropJID:
-			r.off++
-			j, err = r.fbOrInteropJID(r.buf[start], start)
-			return "", j, err == nil, err
-		}
+	if r.off < len(r.buf) && isJIDTag(r.buf[r.off]) {
+		err = r.jid(&j)
+		return "", j, err == nil, err
 	}
 	s, err = r.plainString(what)
 	return s, j, false, err

@@ -28,7 +28,9 @@ type tokenSlot struct {
 	code uint16
 }
 
-// tokenHash is FNV-1a; tokens are short, so hashing is a few nanoseconds.
+// tokenHash is FNV-1a. Hashing only a few characters would be O(1) but
+// the v2 dictionary has runs of tokens that differ only inside; tokens are
+// short, so the full hash costs a few nanoseconds.
 func tokenHash(s string) uint32 {
 	h := uint32(2166136261)
 	for i := 0; i < len(s); i++ {
@@ -77,6 +79,20 @@ func newDictionary(v byte, single *[236]string, double *[4][256]string) *Diction
 		d.table[i] = tokenSlot{s, code}
 	}
 	return d
+}
+
+// maxProbe returns the longest probe chain of the token table.
+func (d *Dictionary) maxProbe() int {
+	worst := 0
+	mask := uint32(len(d.table) - 1)
+	for s := range d.index {
+		n := 1
+		for i := tokenHash(s) & mask; d.table[i].s != s; i = (i + 1) & mask {
+			n++
+		}
+		worst = max(worst, n)
+	}
+	return worst
 }
 
 // DictionaryFor returns the dictionary for a connection header's 4th byte.

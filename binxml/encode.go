@@ -84,16 +84,18 @@ func (d *Dictionary) AppendNode(dst []byte, n Node) ([]byte, error) {
 	if err != nil {
 		return dst, err
 	}
-	e := encoder{d: d, b: dst}
-	if err := e.node(&n, 0); err != nil {
+	e := encoder{d: d}
+	out, err := e.node(dst, &n, 0)
+	if err != nil {
 		return dst, &EncodeError{Path: e.path(&n), Err: err}
 	}
-	return e.b, nil
+	return out, nil
 }
 
+// encoder holds what the append functions share. The output slice is
+// passed and returned rather than kept here, so it stays in registers.
 type encoder struct {
 	d *Dictionary
-	b []byte
 	// failed holds the indexes of the child on the path to the failing
 	// node, innermost first, so a good encode pays nothing for paths.
 	failed []int
@@ -116,122 +118,113 @@ func (e *encoder) path(n *Node) string {
 	return p
 }
 
-func (e *encoder) node(n *Node, depth int) error {
+func (e *encoder) node(b []byte, n *Node, depth int) ([]byte, error) {
 	if n.Tag == "" {
-		return fmt.Errorf("%w: empty tag", ErrInvalidNode)
+		return b, fmt.Errorf("%w: empty tag", ErrInvalidNode)
 	}
 	if depth > MaxDepth {
-		return fmt.Errorf("%w: nesting deeper than %d", ErrLimit, MaxDepth)
+		return b, fmt.Errorf("%w: nesting deeper than %d", ErrLimit, MaxDepth)
 	}
 	if n.Children != nil && n.Content != nil {
-		return fmt.Errorf("%w: both children and content", ErrInvalidNode)
+		return b, fmt.Errorf("%w: both children and content", ErrInvalidNode)
 	}
 	size := 1 + 2*len(n.Attrs)
 	if n.Children != nil || n.Content != nil {
 		size++
 	}
 	if size > maxList {
-		return fmt.Errorf("%w: %d attributes", ErrLimit, len(n.Attrs))
+		return b, fmt.Errorf("%w: %d attributes", ErrLimit, len(n.Attrs))
 	}
-	e.listStart(size)
-	if err := e.str(n.Tag); err != nil {
-		return err
+	b = appendListStart(b, size)
+	b, err := e.str(b, n.Tag)
+	if err != nil {
+		return b, err
 	}
 	for i := range n.Attrs {
 		a := &n.Attrs[i]
 		if a.Key == "" {
-			return fmt.Errorf("%w: attribute %d has an empty key", ErrInvalidNode, i)
+			return b, fmt.Errorf("%w: attribute %d has an empty key", ErrInvalidNode, i)
 		}
-		if err := e.str(a.Key); err != nil {
-			return err
+		if b, err = e.str(b, a.Key); err != nil {
+			return b, err
 		}
-		var err error
 		if a.IsJID() {
-			err = e.jid(a.JID)
+			b, err = e.jid(b, a.JID)
 		} else {
-			err = e.str(a.Value)
+			b, err = e.str(b, a.Value)
 		}
 		if err != nil {
-			return fmt.Errorf("%w in attribute %q", err, a.Key)
+			return b, fmt.Errorf("%w in attribute %q", err, a.Key)
 		}
 	}
 	switch {
 	case n.Children != nil:
 		if len(n.Children) > maxList {
-			return fmt.Errorf("%w: %d children", ErrLimit, len(n.Children))
+			return b, fmt.Errorf("%w: %d children", ErrLimit, len(n.Children))
 		}
 		if len(n.Children) == 0 {
-			e.b = append(e.b, tagListEmpty)
-			return nil
+			return append(b, tagListEmpty), nil
 		}
-		e.listStart(len(n.Children))
+		b = appendListStart(b, len(n.Children))
 		for i := range n.Children {
-			if err := e.node(&n.Children[i], depth+1); err != nil {
+			if b, err = e.node(b, &n.Children[i], depth+1); err != nil {
 				e.failed = append(e.failed, i)
-				return err
+				return b, err
 			}
 		}
 	case n.Content != nil:
 		if uint64(len(n.Content)) > maxBinary {
-			return fmt.Errorf("%w: content of %d bytes", ErrLimit, len(n.Content))
+			return b, fmt.Errorf("%w: content of %d bytes", ErrLimit, len(n.Content))
 		}
-		e.binaryHeader(len(n.Content))
-		e.b = append(e.b, n.Content...)
+		b = appendBinaryHeader(b, len(n.Content))
+		b = append(b, n.Content...)
 	}
-	return nil
+	return b, nil
 }
 
-// listStart writes a list header; size is 1..0xFFFF.
-func (e *encoder) listStart(size int) {
+// appendListStart writes a list header; size is 1..0xFFFF.
+func appendListStart(b []byte, size int) []byte {
 	if size < 256 {
-		e.b = append(e.b, tagList8, byte(size))
-	} else {
-		e.b = append(e.b, tagList16, byte(size>>8), byte(size))
+		return append(b, tagList8, byte(size))
 	}
+	return append(b, tagList16, byte(size>>8), byte(size))
 }
 
-// binaryHeader writes BINARY_8/20/32 for n bytes (n <= maxBinary).
-func (e *encoder) binaryHeader(n int) {
+// appendBinaryHeader writes BINARY_8/20/32 for n bytes (n <= maxBinary).
+func appendBinaryHeader(b []byte, n int) []byte {
 	switch {
 	case n < 1<<8:
-		e.b = append(e.b, tagBinary8, byte(n))
+		return append(b, tagBinary8, byte(n))
 	case n < 1<<20:
-		e.b = append(e.b, tagBinary20, byte(n>>16), byte(n>>8), byte(n))
-	default:
-		e.b = append(e.b, tagBinary32, byte(n>>24), byte(n>>16), byte(n>>8), byte(n))
+		return append(b, tagBinary20, byte(n>>16), byte(n>>8), byte(n))
 	}
+	return append(b, tagBinary32, byte(n>>24), byte(n>>16), byte(n>>8), byte(n))
 }
 
 // str writes s in whatsmeow's order of preference (see the package doc).
-func (e *encoder) str(s string) error {
+func (e *encoder) str(b []byte, s string) ([]byte, error) {
 	if s == "" {
-		e.b = append(e.b, tagBinary8, 0)
-		return nil
+		return append(b, tagBinary8, 0), nil
 	}
 	if code, ok := e.d.lookup(s); ok {
 		if code < 256 {
-			e.b = append(e.b, byte(code))
-		} else {
-			e.b = append(e.b, tagDict0+byte(code>>8)-1, byte(code))
+			return append(b, byte(code)), nil
 		}
-		return nil
+		return append(b, tagDict0+byte(code>>8)-1, byte(code)), nil
 	}
 	if len(s) <= maxPacked {
 		if packable(s, &packTables[0]) {
-			e.pack(tagNibble8, s, &packTables[0])
-			return nil
+			return appendPacked(b, tagNibble8, s, &packTables[0]), nil
 		}
 		if packable(s, &packTables[1]) {
-			e.pack(tagHex8, s, &packTables[1])
-			return nil
+			return appendPacked(b, tagHex8, s, &packTables[1]), nil
 		}
 	}
 	if uint64(len(s)) > maxBinary {
-		return fmt.Errorf("%w: string of %d bytes", ErrLimit, len(s))
+		return b, fmt.Errorf("%w: string of %d bytes", ErrLimit, len(s))
 	}
-	e.binaryHeader(len(s))
-	e.b = append(e.b, s...)
-	return nil
+	b = appendBinaryHeader(b, len(s))
+	return append(b, s...), nil
 }
 
 // packTables map a character to its 4-bit code in NIBBLE_8 ([0]) and
@@ -259,90 +252,91 @@ func packable(s string, table *[256]byte) bool {
 	return true
 }
 
-// pack writes a packed string: type byte, then ceil(len/2) with bit 0x80 set
-// when len is odd, then two characters per byte, padding with 0xF.
-func (e *encoder) pack(tag byte, s string, table *[256]byte) {
+// appendPacked writes a packed string: type byte, then ceil(len/2) with bit
+// 0x80 set when len is odd, then two characters per byte, padding with 0xF.
+func appendPacked(b []byte, tag byte, s string, table *[256]byte) []byte {
 	l := (len(s) + 1) / 2
 	hdr := byte(l)
 	if len(s)%2 == 1 {
 		hdr |= 0x80
 	}
-	e.b = append(e.b, tag, hdr)
+	b = append(b, tag, hdr)
 	for i := 0; i+1 < len(s); i += 2 {
-		e.b = append(e.b, table[s[i]]<<4|table[s[i+1]])
+		b = append(b, table[s[i]]<<4|table[s[i+1]])
 	}
 	if len(s)%2 == 1 {
-		e.b = append(e.b, table[s[len(s)-1]]<<4|0x0F)
+		b = append(b, table[s[len(s)-1]]<<4|0x0F)
 	}
+	return b
 }
 
 // jid writes a typed JID in the wire form whatsmeow chooses for it (§9).
-func (e *encoder) jid(j jid.JID) error {
+func (e *encoder) jid(b []byte, j jid.JID) ([]byte, error) {
 	if j.Integrator != 0 && j.Server != jid.InteropServer {
-		return fmt.Errorf("%w: integrator on a %s jid", ErrInvalidNode, j.Server)
+		return b, fmt.Errorf("%w: integrator on a %s jid", ErrInvalidNode, j.Server)
 	}
 	if j.RawAgent != 0 {
 		// Legacy agents only exist as AD_JID domain bytes on s.whatsapp.net,
 		// and the domain bytes of lid and the hosted servers are taken.
 		switch {
 		case j.Server != jid.DefaultUserServer:
-			return fmt.Errorf("%w: agent on a %s jid", ErrInvalidNode, j.Server)
+			return b, fmt.Errorf("%w: agent on a %s jid", ErrInvalidNode, j.Server)
 		case j.RawAgent == domainLID || j.RawAgent == domainHosted || j.RawAgent == domainHostedLID:
-			return fmt.Errorf("%w: agent %d is not encodable", ErrInvalidNode, j.RawAgent)
+			return b, fmt.Errorf("%w: agent %d is not encodable", ErrInvalidNode, j.RawAgent)
 		}
-		return e.adJID(j.RawAgent, j)
+		return e.adJID(b, j.RawAgent, j)
 	}
+	var err error
 	switch j.Server {
 	case jid.DefaultUserServer, jid.LIDServer:
 		if j.Device == 0 {
-			return e.jidPair(j)
+			return e.jidPair(b, j)
 		}
 		dom := byte(domainPN)
 		if j.Server == jid.LIDServer {
 			dom = domainLID
 		}
-		return e.adJID(dom, j)
+		return e.adJID(b, dom, j)
 	case jid.HostedServer:
-		return e.adJID(domainHosted, j)
+		return e.adJID(b, domainHosted, j)
 	case jid.HostedLIDServer:
-		return e.adJID(domainHostedLID, j)
+		return e.adJID(b, domainHostedLID, j)
 	case jid.MessengerServer:
-		e.b = append(e.b, tagFBJID)
-		if err := e.str(j.User); err != nil {
-			return err
+		if b, err = e.str(append(b, tagFBJID), j.User); err != nil {
+			return b, err
 		}
-		e.b = append(e.b, byte(j.Device>>8), byte(j.Device))
-		return e.str(j.Server)
+		return e.str(append(b, byte(j.Device>>8), byte(j.Device)), j.Server)
 	case jid.InteropServer:
-		e.b = append(e.b, tagInteropJID)
-		if err := e.str(j.User); err != nil {
-			return err
+		if b, err = e.str(append(b, tagInteropJID), j.User); err != nil {
+			return b, err
 		}
-		e.b = append(e.b, byte(j.Device>>8), byte(j.Device), byte(j.Integrator>>8), byte(j.Integrator))
-		return e.str(j.Server)
+		b = append(b, byte(j.Device>>8), byte(j.Device), byte(j.Integrator>>8), byte(j.Integrator))
+		return e.str(b, j.Server)
 	}
 	if j.Device != 0 {
-		return fmt.Errorf("%w: device on a %s jid", ErrInvalidNode, j.Server)
+		return b, fmt.Errorf("%w: device on a %s jid", ErrInvalidNode, j.Server)
 	}
-	return e.jidPair(j)
+	return e.jidPair(b, j)
 }
 
-func (e *encoder) jidPair(j jid.JID) error {
-	e.b = append(e.b, tagJIDPair)
+func (e *encoder) jidPair(b []byte, j jid.JID) ([]byte, error) {
+	b = append(b, tagJIDPair)
 	if j.User == "" {
-		e.b = append(e.b, tagListEmpty)
-	} else if err := e.str(j.User); err != nil {
-		return err
+		b = append(b, tagListEmpty)
+	} else {
+		var err error
+		if b, err = e.str(b, j.User); err != nil {
+			return b, err
+		}
 	}
-	return e.str(j.Server)
+	return e.str(b, j.Server)
 }
 
-func (e *encoder) adJID(domain byte, j jid.JID) error {
+func (e *encoder) adJID(b []byte, domain byte, j jid.JID) ([]byte, error) {
 	if j.Device > 0xFF {
-		return fmt.Errorf("%w: device %d does not fit AD_JID", ErrInvalidNode, j.Device)
+		return b, fmt.Errorf("%w: device %d does not fit AD_JID", ErrInvalidNode, j.Device)
 	}
-	e.b = append(e.b, tagADJID, domain, byte(j.Device))
-	return e.str(j.User)
+	return e.str(append(b, tagADJID, domain, byte(j.Device)), j.User)
 }
 
 // sizeBound over-estimates the encoded size of n so Marshal allocates once.

@@ -32,7 +32,9 @@ func (cn *conn) handleSuccess(n binxml.Node) {
 			}
 			return
 		}
-		cn.keepalive()
+		// A fresh goroutine: bootstrap grew this one's stack (pre-key
+		// generation, protobufs), and an idle connection would keep it.
+		cn.goTask(cn.keepalive)
 	})
 }
 
@@ -42,9 +44,13 @@ func (cn *conn) bootstrap(s engine.Success) error {
 	if d == nil {
 		return ErrNotLoggedIn
 	}
-	if !s.LID.IsEmpty() && s.LID != d.LID {
+	if (!s.LID.IsEmpty() && s.LID != d.LID) || d.Unconfirmed {
+		// A successful login also confirms a session whose 515 was lost.
 		nd := *d
-		nd.LID = s.LID
+		if !s.LID.IsEmpty() {
+			nd.LID = s.LID
+		}
+		nd.Unconfirmed = false
 		if err := c.st.PutDevice(cn.ctx, &nd); err != nil {
 			return fmt.Errorf("walink: saving lid: %w", err)
 		}
@@ -148,6 +154,7 @@ func (cn *conn) handleFailure(n binxml.Node) {
 	reason := ConnectFailureReason(f.Reason)
 	cn.log.Warn("login refused", "reason", reason.String(), "message", f.Message)
 	switch {
+	case reason.IsLoggedOut() && cn.dropUnconfirmed("failure "+reason.String()):
 	case reason.IsLoggedOut():
 		cn.finish(endLoggedOut)
 		if !c.isLoggingOut() {
@@ -179,8 +186,18 @@ func (cn *conn) handleStreamError(n binxml.Node) {
 	switch se.Kind {
 	case engine.StreamRestart:
 		cn.log.Debug("server asked for a restart (515)")
+		cn.mu.Lock()
+		paired := cn.paired
+		cn.mu.Unlock()
+		if paired {
+			// The 515 after our pair-device-sign: the server linked us.
+			c.confirmSession(context.WithoutCancel(cn.ctx), "515 after pairing")
+		}
 		cn.finish(endRestart)
 	case engine.StreamDeviceRemoved:
+		if cn.dropUnconfirmed("stream error device removed") {
+			return
+		}
 		cn.log.Warn("device removed by the server", "code", se.Code, "text", se.Text)
 		cn.finish(endLoggedOut)
 		if !c.isLoggingOut() {

@@ -160,8 +160,8 @@ func (s *Server) newSession(id int64, fc frameConn, dict *binxml.Dictionary, sta
 func (s *Server) dropSession(sess *session) {
 	s.mu.Lock()
 	delete(s.sessions, sess.id)
-	for ref, e := range s.refs {
-		if e.sess == sess {
+	if sess.reg != nil {
+		for _, ref := range sess.reg.refs {
 			delete(s.refs, ref)
 		}
 	}

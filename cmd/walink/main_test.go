@@ -402,3 +402,24 @@ func TestQRImage(t *testing.T) {
 }
 
 func decodeQRPNG(b []byte) (string, error) { return qrimage.DecodePNG(b) }
+
+// TestSimFlags: scenario knobs set by flags reach the server (read back
+// through GET /config), and a bad value is a usage error.
+func TestSimFlags(t *testing.T) {
+	info := startSim(context.Background(), t, "--qr-refresh=false", "--min-client-version", "2.3000.5", "--ref-count", "3", "--pair-code-rate-limit", "2")
+	resp, err := http.Get(info.ControlURL + "/config")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var cfg map[string]any
+	if err := json.NewDecoder(resp.Body).Decode(&cfg); err != nil {
+		t.Fatal(err)
+	}
+	if cfg["qr_refresh"] != false || cfg["min_client_version"] != "2.3000.5" || cfg["ref_count"] != float64(3) || cfg["pair_code_rate_limit"] != float64(2) {
+		t.Fatalf("config %v", cfg)
+	}
+	if _, stderr, code := runWalink(t, "sim", "--ref-count", "-1"); code != exitUsage {
+		t.Fatalf("sim --ref-count -1: exit %d (%s)", code, stderr)
+	}
+}

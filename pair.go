@@ -128,8 +128,9 @@ func (cn *conn) handleRegRefresh() {
 }
 
 // handlePairSuccess verifies the phone's signed device identity, stores the
-// session in one PutDevice and answers pair-device-sign; on any failure it
-// sends WhatsApp's error reply, emits PairError and stores nothing.
+// session (Unconfirmed) in one PutDevice and answers pair-device-sign; on
+// any failure it sends WhatsApp's error reply, emits PairError and stores
+// nothing.
 func (cn *conn) handlePairSuccess(n binxml.Node) {
 	c := cn.c
 	ps, err := engine.ParsePairSuccess(n)
@@ -184,6 +185,11 @@ func (cn *conn) handlePairSuccess(n binxml.Node) {
 	nd.PushName = c.cfg.PushName
 	nd.AdvSecret = used
 	nd.LinkedAt = now
+	// Stored before the reply goes out, marked unconfirmed: a crash after
+	// the reply must not lose a link the server made, and one before it
+	// must not leave a session the server never linked looking complete.
+	// The 515 restart or the first login confirms it.
+	nd.Unconfirmed = true
 	if !ps.ServerTime.IsZero() {
 		nd.ClockOffset = ps.ServerTime.Sub(now).Truncate(time.Second)
 	}
@@ -224,4 +230,39 @@ func (cn *conn) refusePair(id string, ps engine.PairSuccess, err error, code int
 	cn.log.Warn("refusing pair-success", "code", code, "text", text, "err", err)
 	cn.sendOrLog(engine.IQError(id, code, text))
 	cn.c.emit(PairError{ID: ps.ID, LID: ps.LID, BusinessName: ps.BusinessName, Platform: ps.Platform, Err: err})
+}
+
+// confirmSession clears Device.Unconfirmed once the server has shown it
+// linked the device (the 515 after our pair-device-sign, or a login). A
+// failed write is only logged: the next login confirms again.
+func (c *Client) confirmSession(ctx context.Context, why string) {
+	d := c.device()
+	if !d.Paired() || !d.Unconfirmed {
+		return
+	}
+	nd := *d
+	nd.Unconfirmed = false
+	if err := c.st.PutDevice(ctx, &nd); err != nil {
+		c.log.Error("confirming session", "by", why, "err", err)
+		return
+	}
+	c.setDevice(&nd)
+	c.log.Debug("session confirmed", "by", why)
+}
+
+// dropUnconfirmed handles a login refused for a session the server never
+// confirmed: the pairing reply did not reach it (a crash or a drop between
+// storing and replying). The record is deleted without a LoggedOut event,
+// it never was a session, and the runner reconnects at once to pair anew.
+// It reports false when the device is confirmed (a real logout).
+func (cn *conn) dropUnconfirmed(why string) bool {
+	c := cn.c
+	d := c.device()
+	if !d.Paired() || !d.Unconfirmed {
+		return false
+	}
+	cn.log.Info("unconfirmed session refused by the server; pairing anew", "by", why)
+	cn.finish(endRestart)
+	c.clearSession(context.WithoutCancel(cn.ctx), d)
+	return true
 }

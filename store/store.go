@@ -39,6 +39,15 @@ type Device struct {
 	LinkedAt        time.Time
 	ClockOffset     time.Duration // server time minus local time at pairing
 
+	// Unconfirmed: the pairing reply (pair-device-sign) was sent or is
+	// about to be, and the server has not confirmed the link yet (no 515
+	// restart after it, no successful login). The client stores the whole
+	// session with Unconfirmed set before replying, so a crash between the
+	// two cannot lose a link the server made; the 515 or the first login
+	// clears it, and a login refused as logged out deletes the record
+	// silently (it never was a session).
+	Unconfirmed bool
+
 	// A non-default server this device was linked against ("" = WhatsApp),
 	// remembered so later commands find it without flags.
 	ServerURL  string
@@ -50,8 +59,14 @@ type Device struct {
 	CreatedAt time.Time
 }
 
-// Paired reports whether the device has completed pairing.
+// Paired reports whether the device completed pairing on its side: it has
+// its own JID and the keys to log in with. An Unconfirmed device is Paired
+// but may not be linked; see Linked.
 func (d *Device) Paired() bool { return d != nil && !d.ID.IsEmpty() }
+
+// Linked reports whether the device is paired and the server confirmed the
+// link (Paired and not Unconfirmed): what a user should be shown as linked.
+func (d *Device) Linked() bool { return d.Paired() && !d.Unconfirmed }
 
 // Store persists devices. All methods are safe for concurrent use. Devices
 // are addressed by their noise public key, which exists before pairing;

@@ -87,21 +87,30 @@ func parseRoot(s string) (keys.PublicKey, error) {
 	return keys.PublicKeyFromBytes(b)
 }
 
-// pickDevice returns the device the CLI works with: the first paired one,
-// else the first unpaired one, else nil.
+// pickDevice returns the device the CLI works with: the first linked one,
+// else the first paired but unconfirmed one (store.Device.Unconfirmed: the
+// client logs in with it to learn whether the server linked it), else the
+// first unpaired one, else nil.
 func pickDevice(ctx context.Context, st store.Store) (*store.Device, error) {
 	devs, err := st.Devices(ctx)
 	if err != nil {
 		return nil, err
 	}
-	var unpaired *store.Device
+	var unconfirmed, unpaired *store.Device
 	for _, d := range devs {
-		if d.Paired() {
+		switch {
+		case d.Linked():
 			return d, nil
-		}
-		if unpaired == nil {
+		case d.Paired():
+			if unconfirmed == nil {
+				unconfirmed = d
+			}
+		case unpaired == nil:
 			unpaired = d
 		}
+	}
+	if unconfirmed != nil {
+		return unconfirmed, nil
 	}
 	return unpaired, nil
 }

@@ -81,6 +81,10 @@ func cmdLogout(ctx context.Context, e env, args []string) error {
 				}
 				fmt.Fprintf(e.stdout, "logged out %s; the store is cleared\n", dev.ID)
 				return nil
+			case walink.PairingQRCode:
+				// The client asks to pair anew only when the server refused
+				// a session it never confirmed; the client deleted it.
+				return fail(exitLoggedOut, "the server never confirmed this device's link; the local session is cleared")
 			case walink.LoggedOut:
 				return fail(exitLoggedOut, "the server no longer knows this device (%v); the local session is cleared", ev.Reason)
 			case walink.ClientOutdated:

@@ -13,7 +13,7 @@ import (
 func cmdStatus(ctx context.Context, e env, args []string) error {
 	fset := newFlagSet(e, "status", "[--store PATH] [--json]")
 	storePath := fset.String("store", "", "session store `path` (default $WALINK_STORE or the user config dir)")
-	asJSON := fset.Bool("json", false, `print one JSON object: {"linked":true,"id":…,"lid":…,"platform":…,"linked_at":…} or {"linked":false}`)
+	asJSON := fset.Bool("json", false, `print one JSON object: {"linked":true,"id":…,"lid":…,"platform":…,"linked_at":…} or {"linked":false} (with "unconfirmed":true after an interrupted pairing)`)
 	if err := parseFlags(fset, args); err != nil {
 		return err
 	}
@@ -35,7 +35,13 @@ func cmdStatus(ctx context.Context, e env, args []string) error {
 		if err != nil {
 			return err
 		}
-		if dev.Paired() {
+		// An unconfirmed session (pairing interrupted before the server
+		// confirmed it) is not shown as linked: the next link or logout
+		// learns its fate.
+		if dev.Paired() && dev.Unconfirmed {
+			out["unconfirmed"] = true
+		}
+		if dev.Linked() {
 			out = map[string]any{
 				"linked":    true,
 				"id":        dev.ID.String(),
@@ -54,6 +60,10 @@ func cmdStatus(ctx context.Context, e env, args []string) error {
 		return nil
 	}
 	if out["linked"] == false {
+		if out["unconfirmed"] == true {
+			fmt.Fprintf(e.stdout, "not linked (store %s): a pairing was interrupted before the server confirmed it; run walink link\n", path)
+			return nil
+		}
 		fmt.Fprintf(e.stdout, "not linked (store %s)\n", path)
 		return nil
 	}

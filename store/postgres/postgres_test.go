@@ -161,7 +161,15 @@ func TestUpgradeFromVersion1(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := pool.Exec(ctx, upsertDevice, r.args()...); err != nil {
+	// Version 1 has the columns before unconfirmed (migration 3).
+	v1Cols := strings.Split(deviceColumns, ",")
+	v1Cols = v1Cols[:len(v1Cols)-1]
+	var ph []string
+	for i := range v1Cols {
+		ph = append(ph, fmt.Sprintf("$%d", i+1))
+	}
+	insertV1 := `INSERT INTO walink_devices (` + strings.Join(v1Cols, ",") + `) VALUES (` + strings.Join(ph, ", ") + `)`
+	if _, err := pool.Exec(ctx, insertV1, r.args()[:len(v1Cols)]...); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := pool.Exec(ctx, `SELECT 1 FROM walink_lid_map`); err == nil {

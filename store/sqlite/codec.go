@@ -32,6 +32,7 @@ type row struct {
 	serverRoot                []byte
 	nextPreKeyID              int64
 	createdAt                 *int64
+	unconfirmed               bool
 }
 
 type jidCols struct {
@@ -47,9 +48,10 @@ const deviceColumns = `noise_pub, noise_priv, identity_pub, identity_priv,
 	jid_user, jid_agent, jid_device, jid_integrator, jid_server,
 	lid_user, lid_agent, lid_device, lid_integrator, lid_server,
 	account, primary_identity, business_name, push_name, platform,
-	linked_at, clock_offset, server_url, server_root, next_pre_key_id, created_at`
+	linked_at, clock_offset, server_url, server_root, next_pre_key_id, created_at,
+	unconfirmed`
 
-const numDeviceColumns = 31
+const numDeviceColumns = 32
 
 func (r *row) args() []any {
 	return []any{
@@ -59,6 +61,7 @@ func (r *row) args() []any {
 		r.lid.user, r.lid.agent, r.lid.device, r.lid.integrator, r.lid.server,
 		blob(r.account), blob(r.primaryIdentity), r.businessName, r.pushName, r.platform,
 		r.linkedAt, r.clockOffset, r.serverURL, blob(r.serverRoot), r.nextPreKeyID, r.createdAt,
+		r.unconfirmed,
 	}
 }
 
@@ -70,6 +73,7 @@ func (r *row) dest() []any {
 		&r.lid.user, &r.lid.agent, &r.lid.device, &r.lid.integrator, &r.lid.server,
 		&r.account, &r.primaryIdentity, &r.businessName, &r.pushName, &r.platform,
 		&r.linkedAt, &r.clockOffset, &r.serverURL, &r.serverRoot, &r.nextPreKeyID, &r.createdAt,
+		&r.unconfirmed,
 	}
 }
 
@@ -161,6 +165,7 @@ func encodeDevice(d *store.Device, sec secrets) (*row, error) {
 		serverRoot:      pubBytes(d.ServerRoot),
 		nextPreKeyID:    int64(d.NextPreKeyID),
 		createdAt:       created,
+		unconfirmed:     d.Unconfirmed,
 	}
 	if d.SignedPreKey.Signature != ([keys.SignatureSize]byte{}) {
 		r.spkSig = bytes.Clone(d.SignedPreKey.Signature[:])
@@ -193,6 +198,7 @@ func (r *row) decode(sec secrets) (*store.Device, error) {
 		ClockOffset:  time.Duration(r.clockOffset),
 		ServerURL:    r.serverURL,
 		CreatedAt:    fromNanos(r.createdAt),
+		Unconfirmed:  r.unconfirmed,
 	}
 	var err error
 	if len(r.noisePub) != keys.Size {

@@ -125,7 +125,11 @@ func TestUpgradeFromVersion1(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := db.ExecContext(ctx, upsertDevice, r.args()...); err != nil {
+	// Version 1 has the columns before unconfirmed (migration 3).
+	v1Cols := strings.Split(deviceColumns, ",")
+	v1Cols = v1Cols[:len(v1Cols)-1]
+	insertV1 := `INSERT INTO devices (` + strings.Join(v1Cols, ",") + `) VALUES (?` + strings.Repeat(", ?", len(v1Cols)-1) + `)`
+	if _, err := db.ExecContext(ctx, insertV1, r.args()[:len(v1Cols)]...); err != nil {
 		t.Fatal(err)
 	}
 	if err := db.QueryRowContext(ctx, `SELECT count(*) FROM lid_map`).Scan(new(int)); err == nil {

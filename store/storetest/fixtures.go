@@ -153,6 +153,9 @@ func DeviceDiff(want, got *store.Device) []string {
 	if !want.CreatedAt.Equal(got.CreatedAt) || want.CreatedAt.IsZero() != got.CreatedAt.IsZero() {
 		show("CreatedAt", want.CreatedAt, got.CreatedAt)
 	}
+	if want.Unconfirmed != got.Unconfirmed {
+		show("Unconfirmed", want.Unconfirmed, got.Unconfirmed)
+	}
 	return diffs
 }
 

@@ -30,6 +30,7 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"NotFound", testNotFound},
 		{"DeviceByJID", testDeviceByJID},
 		{"DevicesOrder", testDevicesOrder},
+		{"Unconfirmed", testUnconfirmed},
 		{"Replace", testReplace},
 		{"Unpair", testUnpair},
 		{"Delete", testDelete},
@@ -105,6 +106,32 @@ func testRoundTripPaired(t *testing.T, s store.Store) {
 	// Round trip through a second load, in case the first read was cached
 	// from the argument.
 	checkSame(t, "second load", want, mustGet(t, s, want.NoiseKey.Public))
+}
+
+// testUnconfirmed stores a session before the server confirmed it, then
+// confirms it: both states must survive a round trip, and DeviceByJID must
+// find the unconfirmed one (the client logs in with it to learn its fate).
+func testUnconfirmed(t *testing.T, s store.Store) {
+	want := NewDevice(t, 7, true)
+	want.Unconfirmed = true
+	mustPut(t, s, want)
+	got := mustGet(t, s, want.NoiseKey.Public)
+	checkSame(t, "unconfirmed device", want, got)
+	if !got.Paired() || got.Linked() {
+		t.Errorf("unconfirmed device: Paired() = %v, Linked() = %v; want true, false", got.Paired(), got.Linked())
+	}
+	byJID, err := s.DeviceByJID(ctxOf(t), want.ID)
+	if err != nil {
+		t.Fatalf("DeviceByJID of an unconfirmed device: %v", err)
+	}
+	checkSame(t, "unconfirmed device by jid", want, byJID)
+	want.Unconfirmed = false
+	mustPut(t, s, want)
+	got = mustGet(t, s, want.NoiseKey.Public)
+	checkSame(t, "confirmed device", want, got)
+	if !got.Linked() {
+		t.Error("confirmed device reports Linked() = false")
+	}
 }
 
 func testRoundTripUnpaired(t *testing.T, s store.Store) {

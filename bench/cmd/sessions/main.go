@@ -356,11 +356,19 @@ func runClient(ctx context.Context, o options) error {
 			res.Connected++
 		}
 	}
+	// The control API client's idle keep-alive connections (two goroutines
+	// each) belong to the harness, not to the sessions.
+	http.DefaultClient.CloseIdleConnections()
 	res.After = measure()
 	res.ServerRSSAfter = rssOf(srv.pid)
 	if o.heapProf != "" {
 		if f, err := os.Create(o.heapProf); err == nil {
 			pprof.WriteHeapProfile(f)
+			f.Close()
+		}
+		// The idle goroutines' stacks, to see what holds stack memory.
+		if f, err := os.Create(o.heapProf + ".goroutines.txt"); err == nil {
+			pprof.Lookup("goroutine").WriteTo(f, 1)
 			f.Close()
 		}
 	}

@@ -30,8 +30,8 @@ var (
 	// ErrBadMessage reports a handshake message that is not the expected
 	// protobuf, or lacks a field, or has a field of the wrong length.
 	ErrBadMessage = errors.New("noise: malformed handshake message")
-	// ErrUnsupported reports a handshake pattern this package does not
-	// speak (a client hello carrying IK fields).
+	// ErrUnsupported reports a handshake pattern the responder was told
+	// not to speak (an IK client hello under IKRefuse).
 	ErrUnsupported = errors.New("noise: unsupported handshake pattern")
 	// ErrBadConfig reports a handshake config missing a required field.
 	ErrBadConfig = errors.New("noise: bad handshake config")

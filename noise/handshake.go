@@ -20,6 +20,7 @@ const (
 	stateStart hsState = iota
 	stateWaitPeer
 	stateReady
+	stateResumed // IK accepted: keys split, no message 3
 	stateDone
 	stateFailed
 )
@@ -46,6 +47,11 @@ type InitiatorConfig struct {
 	// static key is still authenticated by the handshake itself, but not
 	// tied to WhatsApp. For tests of other layers only.
 	InsecureSkipVerify bool
+	// Resume is the certificate chain an earlier handshake verified (see
+	// ParseCertChain and Initiator.ServerCert). Only ResumeHello uses it:
+	// its leaf key is the server static key assumed by the IK resume, and
+	// both validity windows must contain Time().
+	Resume *CertInfo
 }
 
 // Initiator is the client side of WhatsApp's Noise XX handshake:
@@ -57,13 +63,19 @@ type InitiatorConfig struct {
 // It differs from stock Noise XX in that the empty payload of message 1
 // is not hashed and nonces are 32-bit. Methods must be called in this
 // order; any error ends the handshake (ErrHandshakeState afterwards).
+//
+// ResumeHello replaces ClientHello for an IK resume; ReadServerHello then
+// either completes it (ClientFinish returns no message) or continues as
+// XXfallback, see [Mode].
 type Initiator struct {
-	cfg          InitiatorConfig
-	ss           symmetricState
-	e            keys.KeyPair
-	re, rs       keys.PublicKey
-	state        hsState
-	serverStatic keys.PublicKey
+	cfg    InitiatorConfig
+	ss     symmetricState
+	e      keys.KeyPair
+	re, rs keys.PublicKey
+	state  hsState
+	mode   Mode
+	cipher *Cipher // set when an IK resume was accepted
+	cert   *CertInfo
 }
 
 // NewInitiator returns a client handshake that has not sent anything yet.
@@ -100,15 +112,10 @@ func (in *Initiator) ClientHello() ([]byte, error) {
 	if in.state != stateStart {
 		return nil, ErrHandshakeState
 	}
-	if in.cfg.Ephemeral != nil {
-		in.e = *in.cfg.Ephemeral
-	} else {
-		e, err := keys.NewKeyPair(in.cfg.Rand)
-		if err != nil {
-			return nil, in.fail(fmt.Errorf("noise: ephemeral key: %w", err))
-		}
-		in.e = e
+	if err := in.newEphemeral(); err != nil {
+		return nil, in.fail(err)
 	}
+	in.mode = ModeXX
 	in.ss.init(ProtocolXX, in.cfg.Prologue[:])
 	in.ss.mixHash(in.e.Public.Bytes())
 	// WhatsApp deviation: no MixHash of the (empty) message-1 payload.
@@ -123,6 +130,19 @@ func (in *Initiator) ClientHello() ([]byte, error) {
 	return msg, nil
 }
 
+func (in *Initiator) newEphemeral() error {
+	if in.cfg.Ephemeral != nil {
+		in.e = *in.cfg.Ephemeral
+		return nil
+	}
+	e, err := keys.NewKeyPair(in.cfg.Rand)
+	if err != nil {
+		return fmt.Errorf("noise: ephemeral key: %w", err)
+	}
+	in.e = e
+	return nil
+}
+
 // ReadServerHello processes message 2. It returns the server's static key
 // and the decrypted certificate chain, which it has already verified
 // against cfg.RootKey and cfg.Time (unless InsecureSkipVerify); a failed
@@ -130,6 +150,11 @@ func (in *Initiator) ClientHello() ([]byte, error) {
 //
 //	HandshakeMessage{serverHello(3){ephemeral(1) = e.pub, static(2) = enc(s.pub),
 //	                                payload(3) = enc(CertChain)}}
+//
+// After ResumeHello, a server hello without static accepts the resume (the
+// chain, when the server sent one, is verified against the cached leaf key;
+// an empty one is returned as nil) and one with static switches to
+// XXfallback; Mode tells which.
 func (in *Initiator) ReadServerHello(msg []byte) (serverStatic keys.PublicKey, certChain []byte, err error) {
 	if in.state != stateWaitPeer {
 		return keys.PublicKey{}, nil, ErrHandshakeState
@@ -141,6 +166,12 @@ func (in *Initiator) ReadServerHello(msg []byte) (serverStatic keys.PublicKey, c
 	sh := hm.GetServerHello()
 	if sh == nil {
 		return keys.PublicKey{}, nil, in.fail(fmt.Errorf("%w: no server hello", ErrBadMessage))
+	}
+	if in.mode == ModeIK {
+		if sh.Static == nil {
+			return in.readIKAccept(sh)
+		}
+		in.startFallback()
 	}
 	if len(sh.GetEphemeral()) != keys.Size || len(sh.GetStatic()) != staticCTLen || len(sh.GetPayload()) < tagLen {
 		return keys.PublicKey{}, nil, in.fail(fmt.Errorf("%w: server hello fields have wrong sizes", ErrBadMessage))
@@ -168,9 +199,11 @@ func (in *Initiator) ReadServerHello(msg []byte) (serverStatic keys.PublicKey, c
 	}
 	in.ss.step("payload")
 	if !in.cfg.InsecureSkipVerify {
-		if err := VerifyCertChain(chain, in.cfg.RootKey, rs, in.cfg.Time()); err != nil {
+		info, err := ParseCertChain(chain, in.cfg.RootKey, rs, in.cfg.Time())
+		if err != nil {
 			return keys.PublicKey{}, nil, in.fail(err)
 		}
+		in.cert = info
 	}
 	in.state = stateReady
 	return rs, chain, nil
@@ -199,7 +232,18 @@ func mixDH(ss *symmetricState, priv keys.PrivateKey, pub keys.PublicKey, step st
 // client-to-server key and opens with the server-to-client key.
 //
 //	HandshakeMessage{clientFinish(4){static(1) = enc(s.pub), payload(2) = enc(payload)}}
+//
+// After an accepted IK resume there is no message 3: ClientFinish returns
+// a nil message and the cipher, and ignores payload (it went in message 1).
+// After XXfallback it sends payload again: the server discarded the copy
+// in message 1.
 func (in *Initiator) ClientFinish(payload []byte) ([]byte, *Cipher, error) {
+	if in.state == stateResumed {
+		c := in.cipher
+		in.cipher = nil
+		in.state = stateDone
+		return nil, c, nil
+	}
 	if in.state != stateReady {
 		return nil, nil, ErrHandshakeState
 	}
@@ -249,18 +293,28 @@ type ResponderConfig struct {
 	Rand io.Reader
 	// Ephemeral fixes the ephemeral key pair (known-answer tests only).
 	Ephemeral *keys.KeyPair
+	// IK says how to answer an IK client hello; the zero value accepts it
+	// when it was made for Static, and falls back to XX otherwise.
+	IK IKPolicy
 }
 
 // Responder is the server side of WhatsApp's Noise XX handshake:
 // ReadClientHello(msg1), ServerHello(certChain) → msg2,
 // ReadClientFinish(msg3) → client key, payload, transport cipher.
 // Any error ends the handshake.
+//
+// An IK client hello is answered per ResponderConfig.IK: when accepted,
+// ServerHello(certChain) returns the last message and Resumed takes the
+// place of ReadClientFinish; see [Mode].
 type Responder struct {
-	cfg    ResponderConfig
-	ss     symmetricState
-	e      keys.KeyPair
-	re, rs keys.PublicKey
-	state  hsState
+	cfg       ResponderConfig
+	ss        symmetricState
+	e         keys.KeyPair
+	re, rs    keys.PublicKey
+	state     hsState
+	mode      Mode
+	ikPayload []byte // the accepted IK payload, until Resumed
+	cipher    *Cipher
 }
 
 // NewResponder returns a server handshake waiting for message 1.
@@ -284,7 +338,9 @@ func (r *Responder) fail(err error) error {
 }
 
 // ReadClientHello processes message 1. A client hello carrying IK fields
-// (static or payload) is refused with ErrUnsupported.
+// (static or payload) is an IK resume, handled per ResponderConfig.IK:
+// accepted if it decrypts under Static, otherwise answered with XXfallback;
+// with IKRefuse it is refused with ErrUnsupported.
 func (r *Responder) ReadClientHello(msg []byte) error {
 	if r.state != stateStart {
 		return ErrHandshakeState
@@ -297,13 +353,18 @@ func (r *Responder) ReadClientHello(msg []byte) error {
 	if ch == nil {
 		return r.fail(fmt.Errorf("%w: no client hello", ErrBadMessage))
 	}
-	if ch.Static != nil || ch.Payload != nil {
+	ik := ch.Static != nil || ch.Payload != nil
+	if ik && r.cfg.IK == IKRefuse {
 		return r.fail(fmt.Errorf("%w: IK client hello", ErrUnsupported))
 	}
 	if len(ch.GetEphemeral()) != keys.Size {
 		return r.fail(fmt.Errorf("%w: client ephemeral is %d bytes", ErrBadMessage, len(ch.GetEphemeral())))
 	}
 	r.re, _ = keys.PublicKeyFromBytes(ch.GetEphemeral())
+	if ik {
+		return r.readIKHello(ch)
+	}
+	r.mode = ModeXX
 	r.ss.init(ProtocolXX, r.cfg.Prologue[:])
 	r.ss.mixHash(r.re.Bytes())
 	r.ss.step("re")
@@ -313,6 +374,8 @@ func (r *Responder) ReadClientHello(msg []byte) error {
 
 // ServerHello returns message 2, carrying certChain (a serialized
 // CertChain whose leaf key is the static public key, see NewCertChain).
+// When an IK resume was accepted it is the last message (ephemeral and the
+// encrypted certChain, no static); call Resumed next.
 func (r *Responder) ServerHello(certChain []byte) ([]byte, error) {
 	if r.state != stateWaitPeer {
 		return nil, ErrHandshakeState
@@ -325,6 +388,9 @@ func (r *Responder) ServerHello(certChain []byte) ([]byte, error) {
 			return nil, r.fail(fmt.Errorf("noise: ephemeral key: %w", err))
 		}
 		r.e = e
+	}
+	if r.mode == ModeIK {
+		return r.ikServerHello(certChain)
 	}
 	r.ss.mixHash(r.e.Public.Bytes())
 	r.ss.step("e")

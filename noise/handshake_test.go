@@ -469,8 +469,17 @@ func TestBadMessages(t *testing.T) {
 	ik := append(bytes.Clone(v.msg1[:2]), v.msg1[2:]...)
 	ik = append(ik, 0x12, 0x01, 0x00) // static = 00, inside clientHello
 	ik[1] += 3
-	if err := r.ReadClientHello(ik); !errors.Is(err, noise.ErrUnsupported) {
-		t.Errorf("IK hello: %v, want ErrUnsupported", err)
+	// Under IKAccept it is a malformed IK hello (a 1-byte static).
+	if err := r.ReadClientHello(ik); !errors.Is(err, noise.ErrBadMessage) {
+		t.Errorf("IK hello: %v, want ErrBadMessage", err)
+	}
+	eph := v.serverEph
+	refuse, err := noise.NewResponder(noise.ResponderConfig{Static: v.serverStatic, Ephemeral: &eph, IK: noise.IKRefuse})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := refuse.ReadClientHello(ik); !errors.Is(err, noise.ErrUnsupported) {
+		t.Errorf("IK hello under IKRefuse: %v, want ErrUnsupported", err)
 	}
 	for _, m := range [][]byte{nil, {0xff}, v.msg2, v.msg3, {0x12, 0x02, 0x0a, 0x00}} {
 		if err := v.responder(t).ReadClientHello(m); !errors.Is(err, noise.ErrBadMessage) {

@@ -16,8 +16,8 @@ const (
 	// NULs pad it to 32 bytes.
 	ProtocolXX = "Noise_XX_25519_AESGCM_SHA256\x00\x00\x00\x00"
 	// ProtocolIK and ProtocolXXFallback name WhatsApp's optional resume
-	// handshake and its fallback (not implemented; kept so the symmetric
-	// state below can be reused for them).
+	// handshake and its fallback (CHANGES-2026 §7). The IK name is padded
+	// to 32 bytes and used raw; the fallback name is 36 bytes and hashed.
 	ProtocolIK         = "Noise_IK_25519_AESGCM_SHA256\x00\x00\x00\x00"
 	ProtocolXXFallback = "Noise_XXfallback_25519_AESGCM_SHA256"
 )

@@ -1,6 +1,7 @@
 // Package noise implements WhatsApp's flavour of the Noise XX handshake
-// (Noise_XX_25519_AESGCM_SHA256) for both roles, the server certificate
-// chain, the post-handshake transport cipher and the frame codec.
+// (Noise_XX_25519_AESGCM_SHA256) for both roles, with the optional IK
+// resume and its XXfallback, the server certificate chain, the
+// post-handshake transport cipher and the frame codec.
 //
 // The package is pure: it does no IO, reads no clock and draws no
 // randomness of its own. Randomness comes in as an io.Reader and time as an
@@ -21,9 +22,25 @@
 // matter: the empty payload of message 1 is not hashed, and nonces carry a
 // 32-bit counter. The prologue is the 4-byte connection header.
 //
-// The optional IK resume (CHANGES-2026 §7) is not implemented; the
-// symmetric state is shared code, so adding it means a new state machine
-// beside Initiator, not changes to it.
+// # Resume (IK) and XXfallback
+//
+// A registered client that cached the server's certificate chain may
+// resume with Noise IK (CHANGES-2026 §7): message 1 already carries its
+// static key and login payload, encrypted to the cached server static key.
+//
+//	client                                    server
+//	ResumeHello(payload)     --msg1-->        ReadClientHello(msg1)   Mode() = ModeIK
+//	ReadServerHello(msg2)    <--msg2--        ServerHello(certChain)  (no static)
+//	ClientFinish(nil) → nil message, cipher   Resumed()
+//
+// A server that no longer has that static key (or, under [IKFallback],
+// any server) answers with its static instead; both sides restart as
+// Noise_XXfallback_25519_AESGCM_SHA256 from the ephemeral already sent and
+// finish exactly like XX, with Mode() = ModeXXFallback. The client checks
+// the certificate chain in every mode: the cached windows before resuming
+// ([CertInfo.CheckValidity]), the chain of message 2 after a fallback, and
+// a chain sent with an accepted resume. [Initiator.ServerCert] is what to
+// cache for the next resume.
 //
 // # Certificates
 //

@@ -106,3 +106,62 @@ func FuzzVerifyCertChain(f *testing.F) {
 		}
 	})
 }
+
+// FuzzReadIKClientHello: any client hello to an IK-accepting responder is
+// refused, falls back, or (only for the genuine one) resumes with the
+// vector client's key and payload; never a panic.
+func FuzzReadIKClientHello(f *testing.F) {
+	v := loadVec(f)
+	in := v.ikInitiator(f, v.serverStatic.Public)
+	msg1, err := in.ResumeHello(ikPayload)
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Add(msg1)
+	f.Add(v.msg1)
+	f.Add([]byte{0x12, 0x03, 0x12, 0x01, 0x00})
+	f.Fuzz(func(t *testing.T, msg []byte) {
+		r := v.ikResponder(t, v.serverStatic, noise.IKAccept)
+		if err := r.ReadClientHello(msg); err != nil || r.Mode() != noise.ModeIK {
+			return
+		}
+		if _, err := r.ServerHello(v.chain); err != nil {
+			t.Fatal(err)
+		}
+		cs, payload, _, err := r.Resumed()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !cs.Equal(v.clientStatic.Public) || !bytes.Equal(payload, ikPayload) {
+			t.Fatalf("resumed a forged hello: %v %q", cs, payload)
+		}
+	})
+}
+
+// FuzzReadIKServerHello: any answer to a resume is refused or accepted
+// without a panic; an accepted one names the cached server key.
+func FuzzReadIKServerHello(f *testing.F) {
+	v := loadVec(f)
+	in := v.ikInitiator(f, v.serverStatic.Public)
+	r := v.ikResponder(f, v.serverStatic, noise.IKAccept)
+	msg1, _ := in.ResumeHello(ikPayload)
+	if err := r.ReadClientHello(msg1); err != nil {
+		f.Fatal(err)
+	}
+	msg2, err := r.ServerHello(v.chain)
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Add(msg2)
+	f.Add(v.msg2)
+	f.Fuzz(func(t *testing.T, msg []byte) {
+		in := v.ikInitiator(t, v.serverStatic.Public)
+		if _, err := in.ResumeHello(ikPayload); err != nil {
+			t.Fatal(err)
+		}
+		rs, _, err := in.ReadServerHello(msg)
+		if err == nil && !rs.Equal(v.serverStatic.Public) {
+			t.Fatalf("accepted a server hello with static %v", rs)
+		}
+	})
+}

@@ -45,6 +45,13 @@ var (
 	ErrHandshakeTimeout = errors.New("transport: handshake timed out")
 	// ErrBadHandshakeConfig reports a config missing a required key.
 	ErrBadHandshakeConfig = errors.New("transport: bad handshake config")
+	// ErrResumeFailed reports an IK resume that failed before the server
+	// answered it with a full handshake: the server closed the connection
+	// on the resume, or its answer did not decrypt or verify. As CHANGES-2026
+	// §7 says, the caller should forget the cached chain, stop resuming in
+	// this process and reconnect with a full handshake. Timeouts and ctx
+	// errors are not wrapped in it.
+	ErrResumeFailed = errors.New("transport: IK resume failed")
 )
 
 // HandshakeError reports a failed handshake: Step names what was being
@@ -78,15 +85,29 @@ type ClientConfig struct {
 	HandshakeTimeout time.Duration
 	// Logger receives debug records; nil means none.
 	Logger *slog.Logger
+	// Resume, when set, is the server certificate chain cached from an
+	// earlier handshake (Conn.ServerCert). If both its certificates are
+	// valid at Now(), Handshake resumes with Noise IK, sending Payload in
+	// message 1 and assuming the cached leaf key is the server's static
+	// key; a server that no longer has it answers with XXfallback, which
+	// Handshake completes transparently. A chain outside its validity
+	// windows is ignored (full XX handshake). Conn.Mode tells what ran.
+	Resume *noise.CertInfo
 }
 
 // Hello is what the server learns from the client's handshake.
 type Hello struct {
 	Header       [4]byte
 	ClientStatic keys.PublicKey
-	Payload      []byte
+	// Payload is the client's ClientPayload: from message 3, or from
+	// message 1 of an accepted IK resume.
+	Payload []byte
 	// EdgeRouting is the routing blob of the client's ED pre-intro, or nil.
 	EdgeRouting []byte
+	// Mode is the handshake that ran: noise.ModeXX, noise.ModeIK (a resume
+	// accepted) or noise.ModeXXFallback (a resume answered with a full
+	// handshake).
+	Mode noise.Mode
 }
 
 // ServerConfig configures ServerHandshake.
@@ -99,6 +120,10 @@ type ServerConfig struct {
 	HandshakeTimeout time.Duration
 	// Logger receives debug records; nil means none.
 	Logger *slog.Logger
+	// IK says how to answer a client that resumes with Noise IK; the zero
+	// value accepts a resume made for Static and answers any other with
+	// XXfallback, as WhatsApp does.
+	IK noise.IKPolicy
 }
 
 func logger(l *slog.Logger) *slog.Logger {
@@ -261,7 +286,10 @@ func (h *handshakeIO) readMessage() ([]byte, error) {
 // it writes the header and message 1 in one write, waits for message 2
 // (at most cfg.HandshakeTimeout, and no longer than ctx allows), verifies
 // the server's certificate chain against cfg.RootKey at cfg.Now(), and
-// sends message 3 carrying cfg.Payload. On failure conn is closed.
+// sends message 3 carrying cfg.Payload. With a valid cfg.Resume it resumes
+// with IK instead (no message 3 when the server accepts; XXfallback when it
+// does not). On failure conn is closed; a resume the server cut short is
+// reported with ErrResumeFailed.
 func Handshake(ctx context.Context, conn net.Conn, cfg ClientConfig) (_ *Conn, err error) {
 	if cfg.NoiseKey.Private.IsZero() {
 		conn.Close()
@@ -288,14 +316,26 @@ func Handshake(ctx context.Context, conn net.Conn, cfg ClientConfig) (_ *Conn, e
 		}
 	}()
 
+	resume := cfg.Resume != nil
+	if resume {
+		if verr := cfg.Resume.CheckValidity(cfg.Now()); verr != nil {
+			log.Debug("transport: cached server certificate unusable, full handshake", "err", verr)
+			resume = false
+		}
+	}
 	in, err := noise.NewInitiator(noise.InitiatorConfig{
 		Static: cfg.NoiseKey, Prologue: cfg.Header, Rand: cfg.Rand,
-		RootKey: cfg.RootKey, Time: cfg.Now,
+		RootKey: cfg.RootKey, Time: cfg.Now, Resume: cfg.Resume,
 	})
 	if err != nil {
 		return nil, &HandshakeError{Step: "start", Err: err}
 	}
-	msg1, err := in.ClientHello()
+	var msg1 []byte
+	if resume {
+		msg1, err = in.ResumeHello(cfg.Payload)
+	} else {
+		msg1, err = in.ClientHello()
+	}
 	if err != nil {
 		return nil, &HandshakeError{Step: "client hello", Err: err}
 	}
@@ -311,27 +351,39 @@ func Handshake(ctx context.Context, conn net.Conn, cfg ClientConfig) (_ *Conn, e
 	}
 	msg2, err := h.readMessage()
 	if err != nil {
+		if resume && ctx.Err() == nil && !errors.Is(err, os.ErrDeadlineExceeded) && !errors.Is(err, context.DeadlineExceeded) {
+			// The server dropped the connection on our resume.
+			err = fmt.Errorf("%w: %w", ErrResumeFailed, err)
+		}
 		return nil, h.fail("read server hello", err)
 	}
 	serverStatic, _, err := in.ReadServerHello(msg2)
 	if err != nil {
+		if in.Mode() == noise.ModeIK {
+			// Failed before the pivot to XXfallback.
+			err = fmt.Errorf("%w: %w", ErrResumeFailed, err)
+		}
 		return nil, &HandshakeError{Step: "server hello", Err: err}
 	}
 	msg3, cipher, err := in.ClientFinish(cfg.Payload)
 	if err != nil {
 		return nil, &HandshakeError{Step: "client finish", Err: err}
 	}
-	if wire, err = noise.AppendFrame(wire[:0], msg3); err != nil {
-		return nil, &HandshakeError{Step: "client finish", Err: err}
-	}
-	if err := h.write(wire); err != nil {
-		return nil, h.fail("write client finish", err)
+	if msg3 != nil { // none after an accepted resume
+		if wire, err = noise.AppendFrame(wire[:0], msg3); err != nil {
+			return nil, &HandshakeError{Step: "client finish", Err: err}
+		}
+		if err := h.write(wire); err != nil {
+			return nil, h.fail("write client finish", err)
+		}
 	}
 	if cerr := h.stop(); cerr != nil {
 		return nil, &HandshakeError{Step: "finish", Err: cerr}
 	}
-	log.Debug("transport: client handshake done", "server_static", serverStatic.String())
-	return newConn(conn, cipher, h.dec, h.buf, serverStatic, log), nil
+	log.Debug("transport: client handshake done", "mode", in.Mode().String(), "server_static", serverStatic.String())
+	c := newConn(conn, cipher, h.dec, h.buf, serverStatic, log)
+	c.mode, c.serverCert = in.Mode(), in.ServerCert()
+	return c, nil
 }
 
 // ServerHandshake runs the server side over conn: it reads the client's
@@ -364,7 +416,7 @@ func ServerHandshake(ctx context.Context, conn net.Conn, cfg ServerConfig) (_ *C
 		return nil, nil, h.fail("read client hello", err)
 	}
 	header, _ := h.dec.Header()
-	r, err := noise.NewResponder(noise.ResponderConfig{Static: cfg.Static, Prologue: header, Rand: cfg.Rand})
+	r, err := noise.NewResponder(noise.ResponderConfig{Static: cfg.Static, Prologue: header, Rand: cfg.Rand, IK: cfg.IK})
 	if err != nil {
 		return nil, nil, &HandshakeError{Step: "start", Err: err}
 	}
@@ -382,21 +434,34 @@ func ServerHandshake(ctx context.Context, conn net.Conn, cfg ServerConfig) (_ *C
 	if err := h.write(wire); err != nil {
 		return nil, nil, h.fail("write server hello", err)
 	}
-	msg3, err := h.readMessage()
-	if err != nil {
-		return nil, nil, h.fail("read client finish", err)
-	}
-	clientStatic, payload, cipher, err := r.ReadClientFinish(msg3)
-	if err != nil {
-		return nil, nil, &HandshakeError{Step: "client finish", Err: err}
+	var (
+		clientStatic keys.PublicKey
+		payload      []byte
+		cipher       *noise.Cipher
+	)
+	if r.Mode() == noise.ModeIK {
+		// Accepted resume: message 1 carried the client's key and payload.
+		if clientStatic, payload, cipher, err = r.Resumed(); err != nil {
+			return nil, nil, &HandshakeError{Step: "resume", Err: err}
+		}
+	} else {
+		msg3, err := h.readMessage()
+		if err != nil {
+			return nil, nil, h.fail("read client finish", err)
+		}
+		if clientStatic, payload, cipher, err = r.ReadClientFinish(msg3); err != nil {
+			return nil, nil, &HandshakeError{Step: "client finish", Err: err}
+		}
 	}
 	if cerr := h.stop(); cerr != nil {
 		return nil, nil, &HandshakeError{Step: "finish", Err: cerr}
 	}
 	h.dec.SetMaxFrame(noise.MaxFrameSize)
-	hello := &Hello{Header: header, ClientStatic: clientStatic, Payload: payload, EdgeRouting: h.dec.RoutingInfo()}
-	log.Debug("transport: server handshake done", "client_static", clientStatic.String(), "header", fmt.Sprintf("% x", header))
-	return newConn(conn, cipher, h.dec, h.buf, clientStatic, log), hello, nil
+	hello := &Hello{Header: header, ClientStatic: clientStatic, Payload: payload, EdgeRouting: h.dec.RoutingInfo(), Mode: r.Mode()}
+	log.Debug("transport: server handshake done", "mode", r.Mode().String(), "client_static", clientStatic.String(), "header", fmt.Sprintf("% x", header))
+	c := newConn(conn, cipher, h.dec, h.buf, clientStatic, log)
+	c.mode = r.Mode()
+	return c, hello, nil
 }
 
 // Conn is an encrypted WhatsApp connection carrying frame plaintexts.
@@ -408,6 +473,9 @@ type Conn struct {
 	cipher *noise.Cipher
 	peer   keys.PublicKey
 	log    *slog.Logger
+	// Set by the handshake before the Conn is returned, read-only after.
+	mode       noise.Mode
+	serverCert *noise.CertInfo
 
 	readMu  sync.Mutex
 	dec     *noise.Decoder
@@ -431,6 +499,15 @@ func newConn(nc net.Conn, c *noise.Cipher, dec *noise.Decoder, buf []byte, peer 
 // PeerStatic returns the peer's static noise key: the server's for a
 // client, the client's for a server.
 func (c *Conn) PeerStatic() keys.PublicKey { return c.peer }
+
+// Mode returns the handshake that opened the connection: noise.ModeXX,
+// noise.ModeIK or noise.ModeXXFallback.
+func (c *Conn) Mode() noise.Mode { return c.mode }
+
+// ServerCert returns, on a client Conn, what the server's certificate chain
+// certified (see noise.Initiator.ServerCert): what to store and pass as
+// ClientConfig.Resume next time. It is nil on a server Conn.
+func (c *Conn) ServerCert() *noise.CertInfo { return c.serverCert }
 
 // LocalAddr and RemoteAddr return the underlying connection's addresses.
 func (c *Conn) LocalAddr() net.Addr { return c.nc.LocalAddr() }

@@ -7,11 +7,24 @@
 //
 //	Dial / Accept        WebSocket (github.com/coder/websocket) as a net.Conn byte stream
 //	Handshake            client side: header + msg1 in one write, verify the server chain, msg3
+//	                     (or an IK resume: msg1 carries the payload, no msg3 if accepted)
 //	ServerHandshake      server side: intro (ED pre-intro, WA 06 02/03), msg1 → msg2, msg3
+//	                     (IK accepted: msg1 → msg2; refused: XXfallback msg2, msg3)
 //	Conn                 ReadFrame / WriteFrame of decrypted frame plaintexts
 //
 // Handshake and ServerHandshake take any net.Conn, so tests can use
 // net.Pipe.
+//
+// # Resume
+//
+// A registered client may set ClientConfig.Resume to the chain it cached
+// from its last connection (Conn.ServerCert). Handshake then resumes with
+// Noise IK, sending the payload in message 1; the server accepts (two
+// messages) or answers with XXfallback (three), and Conn.Mode says which.
+// ServerHandshake serves both per ServerConfig.IK and reports the mode in
+// Hello.Mode. If the server drops a resume, or its answer does not verify,
+// the error wraps ErrResumeFailed: forget the cache and connect again with
+// a full handshake (CHANGES-2026 §7).
 //
 // # Cancellation
 //

@@ -126,6 +126,11 @@ type Config struct {
 	// companion_finish was accepted before the code is given up and
 	// PairingCodeRefresh is emitted; default 60 s.
 	PairCodeFinishTimeout time.Duration
+	// PairConfirmTimeout is how long the client waits, after answering
+	// pair-success, for the server's 515 restart that confirms the link;
+	// default 20 s. Past it the connection is restarted and a login with
+	// the (Unconfirmed) session settles whether the link was made.
+	PairConfirmTimeout time.Duration
 	// Reconnect is the reconnect policy; the zero value is the default.
 	Reconnect ReconnectPolicy
 	// KeepaliveMin and KeepaliveMax bound the random interval between
@@ -179,6 +184,7 @@ func (cfg Config) resolved() (Config, engine.Version, error) {
 	setDur(&cfg.QRNextTimeout, 20*time.Second)
 	setDur(&cfg.PairCodeTimeout, engine.PairCodeLifetime)
 	setDur(&cfg.PairCodeFinishTimeout, engine.PairSuccessAfterHello)
+	setDur(&cfg.PairConfirmTimeout, 20*time.Second)
 	setDur(&cfg.KeepaliveMin, 20*time.Second)
 	setDur(&cfg.KeepaliveMax, 30*time.Second)
 	if cfg.KeepaliveMax < cfg.KeepaliveMin {

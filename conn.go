@@ -57,6 +57,7 @@ type conn struct {
 	qrSpent   bool // every ref expired while a pair code kept the connection
 	code      *codeFlow
 	codeTimer *time.Timer // the outstanding code's lifetime or pair-success wait
+	confirm   *time.Timer // PairConfirmTimeout after the pair-device-sign reply
 }
 
 func (c *Client) newConn(parent context.Context, tc *transport.Conn) *conn {
@@ -129,6 +130,9 @@ func (cn *conn) serve() endReason {
 	}
 	if cn.codeTimer != nil {
 		cn.codeTimer.Stop()
+	}
+	if cn.confirm != nil {
+		cn.confirm.Stop()
 	}
 	cn.qr = nil
 	for id, ch := range cn.pending {

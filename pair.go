@@ -220,6 +220,16 @@ func (cn *conn) handlePairSuccess(n binxml.Node) {
 	}
 	cn.mu.Unlock()
 
+	cn.mu.Lock()
+	if cn.ctx.Err() == nil {
+		// A server that never sends the 515 must not hold an unconfirmed
+		// session forever: restart and let a login decide.
+		cn.confirm = time.AfterFunc(c.cfg.PairConfirmTimeout, func() {
+			cn.log.Warn("no 515 after the pairing reply; restarting to log in", "waited", c.cfg.PairConfirmTimeout)
+			cn.finish(endRestart)
+		})
+	}
+	cn.mu.Unlock()
 	cn.sendOrLog(engine.PairDeviceSign(ps.IQID, v.Identity.KeyIndex, v.Reply))
 	cn.log.Info("paired", "jid", nd.ID.String(), "platform", nd.Platform)
 	c.emit(PairSuccess{ID: ps.ID, LID: ps.LID, BusinessName: ps.BusinessName, Platform: ps.Platform})

@@ -2,15 +2,22 @@ package walink_test
 
 import (
 	"context"
+	"crypto/rand"
 	"errors"
 	"sync/atomic"
 	"testing"
 	"time"
 
+	"google.golang.org/protobuf/proto"
+
 	"github.com/walinkdev/walink"
 	"github.com/walinkdev/walink/binxml"
+	"github.com/walinkdev/walink/jid"
+	"github.com/walinkdev/walink/keys"
+	"github.com/walinkdev/walink/pairing"
 	"github.com/walinkdev/walink/store"
 	"github.com/walinkdev/walink/store/memstore"
+	"github.com/walinkdev/walink/waproto"
 	"github.com/walinkdev/walink/watest"
 )
 
@@ -112,3 +119,62 @@ func (w *watchStore) PutDevice(ctx context.Context, d *store.Device) error {
 }
 
 func (w *watchStore) sawUnconfirmed() bool { return w.unconfirmed.Load() }
+
+// TestPairConfirmTimeout: a server that takes the pairing reply but never
+// sends the 515 does not leave the client waiting: after
+// PairConfirmTimeout it restarts and logs in with the unconfirmed session,
+// and a successful login confirms it.
+func TestPairConfirmTimeout(t *testing.T) {
+	fs := newFakeServer(t)
+	st := memstore.New()
+	cfg := fs.config()
+	cfg.PairConfirmTimeout = 300 * time.Millisecond
+	cli, rec := newClient(t, st, cfg)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	if err := cli.Connect(ctx); err != nil {
+		t.Fatal(err)
+	}
+	fc := fs.accept()
+	reg := fc.registration()
+	fc.pairDevice()
+	from := 0
+	qr, err := pairing.ParseQR(waitFor[walink.PairingQRCode](t, rec, &from, 5*time.Second).Code)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ident, err := keys.PublicKeyFromBytes(reg.EIdent)
+	if err != nil {
+		t.Fatal(err)
+	}
+	account, _ := keys.NewKeyPair(rand.Reader)
+	container, err := pairing.SignDeviceIdentity(rand.Reader, account, ident, qr.AdvSecret, pairing.DeviceIdentity{RawID: 1, Timestamp: 1795597893, KeyIndex: 5})
+	if err != nil {
+		t.Fatal(err)
+	}
+	dev := jid.NewAD(testPhone, 5, jid.DefaultUserServer)
+	fc.send(pairSuccessIQ("ps-1", container, dev))
+	if reply := fc.next("pair-success reply", isIQ("ps-1")); reply.Attr("type") != "result" {
+		t.Fatalf("reply = %v", reply)
+	}
+	waitFor[walink.PairSuccess](t, rec, &from, 5*time.Second)
+	d, err := st.DeviceByJID(ctx, dev)
+	if err != nil || !d.Unconfirmed {
+		t.Fatalf("stored session before the 515: unconfirmed=%v, err %v", d != nil && d.Unconfirmed, err)
+	}
+	// No 515: the client must come back on its own with a login.
+	start := time.Now()
+	fc2 := fs.accept()
+	if waited := time.Since(start); waited > 5*time.Second {
+		t.Fatalf("restarted only after %v", waited)
+	}
+	var p waproto.ClientPayload
+	if err := proto.Unmarshal(fc2.hello.Payload, &p); err != nil || p.GetUsername() == 0 {
+		t.Fatalf("second connection is not a login: %v (%v)", &p, err)
+	}
+	for _, e := range rec.all() {
+		if _, ok := e.(walink.Disconnected); ok {
+			t.Fatal("the confirm restart surfaced as Disconnected")
+		}
+	}
+}

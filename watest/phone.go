@@ -126,7 +126,12 @@ func (p *Phone) Unlink(ctx context.Context, device uint16) error {
 	s.save()
 	s.info(0, "phone unlinked "+me.String())
 	if sess != nil {
-		return sess.endStream(ctx, deviceRemoved())
+		// The device is unlinked whatever happens to the courtesy stream
+		// error: a companion that already went away (its socket closed
+		// under us) is not a failure to unlink.
+		if err := sess.endStream(ctx, deviceRemoved()); err != nil && ctx.Err() != nil {
+			return err
+		}
 	}
 	return nil
 }
@@ -250,6 +255,12 @@ func (p *Phone) pair(ctx context.Context, sess *session, advSecret [32]byte, pla
 	if err != nil {
 		return jid.JID{}, fmt.Errorf("watest: sign device identity: %w", err)
 	}
+	if t := sc.Faults.TamperPairSuccess; t != "" {
+		if container, err = tamperContainer(container, advSecret, t); err != nil {
+			return jid.JID{}, err
+		}
+		s.info(sess.id, "fault: pair-success tampered ("+t+")")
+	}
 	me := jid.NewAD(p.number, device, jid.DefaultUserServer)
 	children := []binxml.Node{
 		bytesNode("device-identity", container),
@@ -263,7 +274,7 @@ func (p *Phone) pair(ctx context.Context, sess *session, advSecret [32]byte, pla
 		binxml.Node{Tag: "pair-success", Children: children})
 	if sc.drop(DropPairSuccess) {
 		_ = sess.send(ctx, req)
-		sess.drop(DropPairSuccess)
+		sess.dropNow(DropPairSuccess)
 		return jid.JID{}, ErrDisconnected
 	}
 	reply, err := sess.request(ctx, req)
@@ -298,7 +309,7 @@ func (p *Phone) pair(ctx context.Context, sess *session, advSecret [32]byte, pla
 	}
 	if sc.drop(DropAfter515) {
 		_ = sess.send(ctx, streamError("515"))
-		sess.drop(DropAfter515)
+		sess.dropNow(DropAfter515)
 		return me, nil
 	}
 	if err := sess.endStream(ctx, streamError("515")); err != nil && !errors.Is(err, context.Canceled) {

@@ -6,6 +6,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/walinkdev/walink/noise"
 )
 
 // Scenario holds the knobs that make the local WhatsApp behave like
@@ -42,6 +44,13 @@ type Scenario struct {
 	Platform string `json:"platform"`
 	// BusinessName, when set, is sent as <biz name=…/> in pair-success.
 	BusinessName string `json:"business_name"`
+	// IK is the answer to a client resuming with Noise IK (CHANGES-2026
+	// §7): "accept" (default; a resume made for the server's static key is
+	// taken, any other is answered with XXfallback, as WhatsApp does),
+	// "fallback" (always XXfallback, as right after a key rotation) or
+	// "refuse" (close the connection, as an XX-only server). "" means
+	// "accept".
+	IK string `json:"ik"`
 	// Faults are deliberate protocol failures for client robustness tests.
 	Faults Faults `json:"faults"`
 }
@@ -68,7 +77,17 @@ type Faults struct {
 	// LeafMismatch presents a chain whose leaf key is not the server's
 	// static key.
 	LeafMismatch bool `json:"leaf_mismatch,omitempty"`
+	// TamperPairSuccess corrupts the signed device identity in
+	// pair-success: "hmac" (a wrong HMAC) or "account-signature" (a wrong
+	// account signature under a valid HMAC). A correct companion refuses it.
+	TamperPairSuccess string `json:"tamper_pair_success,omitempty"`
 }
+
+// Tamper kinds accepted by Faults.TamperPairSuccess.
+const (
+	TamperHMAC             = "hmac"
+	TamperAccountSignature = "account-signature"
+)
 
 // Drop points accepted by Faults.DropAfter.
 const (
@@ -82,6 +101,20 @@ const (
 
 var dropPoints = []string{DropHandshake2, DropPairDevice, DropPairSuccess, DropBefore515, DropAfter515, DropLogin}
 
+// Answers to an IK resume accepted by Scenario.IK.
+const (
+	IKAccept   = "accept"
+	IKFallback = "fallback"
+	IKRefuse   = "refuse"
+)
+
+// ikPolicy maps Scenario.IK onto the handshake's policy; Validate has
+// checked it.
+func (s Scenario) ikPolicy() noise.IKPolicy {
+	p, _ := noise.ParseIKPolicy(s.IK)
+	return p
+}
+
 // DefaultScenario returns the knobs of today's WhatsApp.
 func DefaultScenario() Scenario {
 	return Scenario{
@@ -92,6 +125,7 @@ func DefaultScenario() Scenario {
 		FirstStanzaDelayMS: 50,
 		LingerMS:           3000,
 		Platform:           "android",
+		IK:                 IKAccept,
 	}
 }
 
@@ -118,8 +152,15 @@ func (s Scenario) Validate() error {
 		return bad("linger_ms %d: want 0..60000", s.LingerMS)
 	case s.Platform == "":
 		return bad("platform is empty")
+	case s.IK != "" && s.IK != IKAccept && s.IK != IKFallback && s.IK != IKRefuse:
+		return bad("ik %q: want %s, %s or %s", s.IK, IKAccept, IKFallback, IKRefuse)
 	case s.Faults.DelayMS < 0 || s.Faults.DelayMS > 60_000:
 		return bad("faults.delay_ms %d: want 0..60000", s.Faults.DelayMS)
+	}
+	switch s.Faults.TamperPairSuccess {
+	case "", TamperHMAC, TamperAccountSignature:
+	default:
+		return bad("faults.tamper_pair_success %q: want %s or %s", s.Faults.TamperPairSuccess, TamperHMAC, TamperAccountSignature)
 	}
 	if d := s.Faults.DropAfter; d != "" {
 		ok := false
@@ -181,9 +222,10 @@ func (v version) String() string { return fmt.Sprintf("%d.%d.%d", v[0], v[1], v[
 // RegisterFlags defines one command-line flag per knob on fs, named like
 // the JSON keys with dashes (--qr-refresh=false, --min-client-version …,
 // --ref-count, --ref-ttl-first-s, --ref-ttl-next-s, --pair-code-rate-limit,
-// --first-stanza-delay-ms, --linger-ms, --platform, --business-name,
+// --first-stanza-delay-ms, --linger-ms, --platform, --business-name, --ik,
 // --fault-drop-after, --fault-delay-ms, --fault-garbage-frame,
-// --fault-oversize-frame, --fault-bad-cert, --fault-leaf-mismatch).
+// --fault-oversize-frame, --fault-bad-cert, --fault-leaf-mismatch,
+// --fault-tamper-pair-success).
 // Parsed values land in s, so call it on a DefaultScenario.
 func (s *Scenario) RegisterFlags(fs *flag.FlagSet) {
 	fs.BoolVar(&s.QRRefresh, "qr-refresh", s.QRRefresh, "answer the first QR scan with companion_reg_refresh")
@@ -196,10 +238,12 @@ func (s *Scenario) RegisterFlags(fs *flag.FlagSet) {
 	fs.IntVar(&s.LingerMS, "linger-ms", s.LingerMS, "how long to keep a socket open after a stream error")
 	fs.StringVar(&s.Platform, "platform", s.Platform, "primary platform sent in pair-success")
 	fs.StringVar(&s.BusinessName, "business-name", s.BusinessName, "business name sent in pair-success (empty = none)")
+	fs.StringVar(&s.IK, "ik", s.IK, "answer to a Noise IK resume: accept, fallback (as after a key rotation) or refuse")
 	fs.StringVar(&s.Faults.DropAfter, "fault-drop-after", s.Faults.DropAfter, "drop the socket after: "+strings.Join(dropPoints, ", "))
 	fs.IntVar(&s.Faults.DelayMS, "fault-delay-ms", s.Faults.DelayMS, "delay every server stanza")
 	fs.BoolVar(&s.Faults.GarbageFrame, "fault-garbage-frame", s.Faults.GarbageFrame, "send an undecodable frame after the handshake")
 	fs.BoolVar(&s.Faults.OversizeFrame, "fault-oversize-frame", s.Faults.OversizeFrame, "send a >16 MiB message after the handshake")
 	fs.BoolVar(&s.Faults.BadCert, "fault-bad-cert", s.Faults.BadCert, "present a certificate chain under another root")
 	fs.BoolVar(&s.Faults.LeafMismatch, "fault-leaf-mismatch", s.Faults.LeafMismatch, "present a leaf certificate for another key")
+	fs.StringVar(&s.Faults.TamperPairSuccess, "fault-tamper-pair-success", s.Faults.TamperPairSuccess, "corrupt pair-success: hmac or account-signature")
 }

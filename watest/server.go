@@ -250,6 +250,12 @@ func (s *Server) AwaitNode(ctx context.Context, match func(Event) bool) (Event, 
 	return s.events.await(ctx, 0, match)
 }
 
+// AwaitNodeFrom is AwaitNode looking only at events with Seq > after, so
+// a test can wait for something that happens after a point it noted.
+func (s *Server) AwaitNodeFrom(ctx context.Context, after int64, match func(Event) bool) (Event, error) {
+	return s.events.await(ctx, after, match)
+}
+
 // Close stops listening, ends every connection and pending phone call, and
 // waits for all goroutines. It is idempotent.
 func (s *Server) Close() error {
@@ -321,7 +327,8 @@ func (s *Server) phoneLocked(number string) *Phone {
 
 // Kick ends a connected device's stream the way WhatsApp does: kind "515"
 // (restart required), "401" (device removed: the device is also unlinked,
-// as a removed device is) or "replaced" (another connection took over).
+// as a removed device is), "429" (rate limited), "503" (service
+// unavailable) or "replaced" (another connection took over).
 func (s *Server) Kick(ctx context.Context, device jid.JID, kind string) error {
 	var n binxml.Node
 	switch kind {
@@ -331,8 +338,10 @@ func (s *Server) Kick(ctx context.Context, device jid.JID, kind string) error {
 		n = deviceRemoved()
 	case "replaced":
 		n = replaced()
+	case "429", "503":
+		n = streamError(kind) // rate limited; service unavailable
 	default:
-		return fmt.Errorf("%w: kick kind %q: want 515, 401 or replaced", ErrBadScenario, kind)
+		return fmt.Errorf("%w: kick kind %q: want 515, 401, 429, 503 or replaced", ErrBadScenario, kind)
 	}
 	if kind == "401" {
 		s.mu.Lock()

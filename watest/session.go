@@ -14,6 +14,7 @@ import (
 	"github.com/walinkdev/walink/binxml"
 	"github.com/walinkdev/walink/jid"
 	"github.com/walinkdev/walink/keys"
+	"github.com/walinkdev/walink/noise"
 	"github.com/walinkdev/walink/transport"
 	"github.com/walinkdev/walink/waproto"
 )
@@ -115,7 +116,7 @@ func (s *Server) serveWS(w http.ResponseWriter, r *http.Request) {
 		chain = s.leafChain
 	}
 	hctx, hcancel := context.WithTimeout(ctx, handshakeTimeout)
-	tc, hello, err := transport.ServerHandshake(hctx, hsConn, transport.ServerConfig{Static: s.static, CertChain: chain, Rand: s.rand})
+	tc, hello, err := transport.ServerHandshake(hctx, hsConn, transport.ServerConfig{Static: s.static, CertChain: chain, Rand: s.rand, IK: sc.ikPolicy()})
 	hcancel()
 	if err != nil {
 		s.info(id, "handshake failed: "+err.Error())
@@ -129,13 +130,19 @@ func (s *Server) serveWS(w http.ResponseWriter, r *http.Request) {
 	}
 	sess := s.newSession(id, tc, dict, hello.ClientStatic)
 	sess.raw = nc
-	note := fmt.Sprintf("handshake done (dictionary v%d)", hello.Header[3])
+	note := fmt.Sprintf("handshake done (%sdictionary v%d)", modeNote[hello.Mode], hello.Header[3])
 	if hello.EdgeRouting != nil {
 		note += fmt.Sprintf(", edge-routing pre-intro of %d bytes ignored", len(hello.EdgeRouting))
 	}
 	s.info(id, note)
 	defer s.dropSession(sess)
 	sess.run(ctx, tc, hello.Payload)
+}
+
+// modeNote names a resume in the node log; a plain XX says nothing.
+var modeNote = map[noise.Mode]string{
+	noise.ModeIK:         "IK resume, ",
+	noise.ModeXXFallback: "XXfallback after an IK resume, ",
 }
 
 // newSession registers a session for a finished handshake.
@@ -327,13 +334,21 @@ func (sess *session) drop(point string) bool {
 	if !sess.srv.Scenario().drop(point) {
 		return false
 	}
+	sess.dropNow(point)
+	return true
+}
+
+// dropNow closes the socket for a drop already decided on (the scenario
+// read when it was decided, not now: a knob cleared in between must not
+// leave a half-done drop, e.g. a pair-success sent and then nobody
+// waiting for its reply).
+func (sess *session) dropNow(point string) {
 	sess.srv.info(sess.id, "fault: drop after "+point)
 	sess.mu.Lock()
 	sess.ended = true
 	sess.mu.Unlock()
 	sess.offline()
 	sess.close()
-	return true
 }
 
 func (sess *session) isEnded() bool {

@@ -26,6 +26,7 @@ import (
 	"github.com/walinkdev/walink/binxml"
 	"github.com/walinkdev/walink/jid"
 	"github.com/walinkdev/walink/keys"
+	"github.com/walinkdev/walink/noise"
 	"github.com/walinkdev/walink/pairing"
 	"github.com/walinkdev/walink/transport"
 	"github.com/walinkdev/walink/waproto"
@@ -43,6 +44,9 @@ type companion struct {
 	version   [3]uint32
 	header    [4]byte // zero = WA 06 03
 	edge      []byte  // ED pre-intro routing bytes, nil = none
+	// resume, when set, makes connect resume with Noise IK under this
+	// cached server chain (transport.ClientConfig.Resume).
+	resume *noise.CertInfo
 
 	id  jid.JID // set after pairing
 	lid jid.JID
@@ -157,6 +161,7 @@ func (c *companion) connect(ctx context.Context, s *Server, payload []byte) (*wc
 	}
 	tc, err := transport.Handshake(ctx, nc, transport.ClientConfig{
 		NoiseKey: c.noise, RootKey: s.RootKey(), Payload: payload, Header: c.header, EdgeRouting: c.edge,
+		Resume: c.resume,
 	})
 	if err != nil {
 		nc.Close()

@@ -20,6 +20,14 @@
 //   - /ws/chat: connection header, frames and the Noise XX responder
 //     (transport.ServerHandshake); the token dictionary is chosen per
 //     connection from the header's 4th byte (v3, or v2 for older clients).
+//     A registered client may resume with Noise IK (CHANGES-2026 §7, as
+//     whatsapp-rust and WA Web do): Scenario.IK "accept" (default) takes a
+//     resume made for the server's static key and answers any other with
+//     XXfallback; "fallback" always answers with XXfallback, as right after
+//     a key rotation; "refuse" closes the connection. The login payload of
+//     an accepted resume is decided exactly like an XX login. The node log
+//     notes "IK resume" or "XXfallback after an IK resume" on the
+//     "handshake done" line.
 //     Its certificate chain is its own: root → intermediate (serial 7) →
 //     leaf = the server's static key, valid from a day before start for a
 //     year. [Server.RootKey] is the root clients must trust.
@@ -77,8 +85,10 @@
 //     answers are empty.
 //   - No offline-queue stanzas (<ib><offline count/></ib>, dirty bits,
 //     edge_routing) after success; success lacks companion_enc_static.
-//   - Noise XX only: an IK resume attempt (CHANGES-2026 §7) fails the
-//     handshake instead of falling back. The edge-routing pre-intro is
+//   - The server static key never rotates by itself (Scenario.IK
+//     "fallback" stands in for a rotation), and what WhatsApp puts in the
+//     payload of an accepted IK server hello is not documented: this server
+//     sends its certificate chain there. The edge-routing pre-intro is
 //     accepted and ignored; the server never sends routing info.
 //   - The certificate chain is self-minted (own root), so clients must be
 //     told to trust [Server.RootKey]; serial numbers are made up.

@@ -77,7 +77,17 @@ type Faults struct {
 	// LeafMismatch presents a chain whose leaf key is not the server's
 	// static key.
 	LeafMismatch bool `json:"leaf_mismatch,omitempty"`
+	// TamperPairSuccess corrupts the signed device identity in
+	// pair-success: "hmac" (a wrong HMAC) or "account-signature" (a wrong
+	// account signature under a valid HMAC). A correct companion refuses it.
+	TamperPairSuccess string `json:"tamper_pair_success,omitempty"`
 }
+
+// Tamper kinds accepted by Faults.TamperPairSuccess.
+const (
+	TamperHMAC             = "hmac"
+	TamperAccountSignature = "account-signature"
+)
 
 // Drop points accepted by Faults.DropAfter.
 const (
@@ -147,6 +157,11 @@ func (s Scenario) Validate() error {
 	case s.Faults.DelayMS < 0 || s.Faults.DelayMS > 60_000:
 		return bad("faults.delay_ms %d: want 0..60000", s.Faults.DelayMS)
 	}
+	switch s.Faults.TamperPairSuccess {
+	case "", TamperHMAC, TamperAccountSignature:
+	default:
+		return bad("faults.tamper_pair_success %q: want %s or %s", s.Faults.TamperPairSuccess, TamperHMAC, TamperAccountSignature)
+	}
 	if d := s.Faults.DropAfter; d != "" {
 		ok := false
 		for _, p := range dropPoints {
@@ -209,7 +224,8 @@ func (v version) String() string { return fmt.Sprintf("%d.%d.%d", v[0], v[1], v[
 // --ref-count, --ref-ttl-first-s, --ref-ttl-next-s, --pair-code-rate-limit,
 // --first-stanza-delay-ms, --linger-ms, --platform, --business-name, --ik,
 // --fault-drop-after, --fault-delay-ms, --fault-garbage-frame,
-// --fault-oversize-frame, --fault-bad-cert, --fault-leaf-mismatch).
+// --fault-oversize-frame, --fault-bad-cert, --fault-leaf-mismatch,
+// --fault-tamper-pair-success).
 // Parsed values land in s, so call it on a DefaultScenario.
 func (s *Scenario) RegisterFlags(fs *flag.FlagSet) {
 	fs.BoolVar(&s.QRRefresh, "qr-refresh", s.QRRefresh, "answer the first QR scan with companion_reg_refresh")
@@ -229,4 +245,5 @@ func (s *Scenario) RegisterFlags(fs *flag.FlagSet) {
 	fs.BoolVar(&s.Faults.OversizeFrame, "fault-oversize-frame", s.Faults.OversizeFrame, "send a >16 MiB message after the handshake")
 	fs.BoolVar(&s.Faults.BadCert, "fault-bad-cert", s.Faults.BadCert, "present a certificate chain under another root")
 	fs.BoolVar(&s.Faults.LeafMismatch, "fault-leaf-mismatch", s.Faults.LeafMismatch, "present a leaf certificate for another key")
+	fs.StringVar(&s.Faults.TamperPairSuccess, "fault-tamper-pair-success", s.Faults.TamperPairSuccess, "corrupt pair-success: hmac or account-signature")
 }

@@ -334,13 +334,21 @@ func (sess *session) drop(point string) bool {
 	if !sess.srv.Scenario().drop(point) {
 		return false
 	}
+	sess.dropNow(point)
+	return true
+}
+
+// dropNow closes the socket for a drop already decided on (the scenario
+// read when it was decided, not now: a knob cleared in between must not
+// leave a half-done drop, e.g. a pair-success sent and then nobody
+// waiting for its reply).
+func (sess *session) dropNow(point string) {
 	sess.srv.info(sess.id, "fault: drop after "+point)
 	sess.mu.Lock()
 	sess.ended = true
 	sess.mu.Unlock()
 	sess.offline()
 	sess.close()
-	return true
 }
 
 func (sess *session) isEnded() bool {

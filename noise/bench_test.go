@@ -132,3 +132,45 @@ func BenchmarkHandshake(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkResume runs both sides of an IK resume: accepted with the chain
+// in the answer (verified again), accepted with an empty answer (the cached
+// chain stands), and refused (XXfallback, a full XX plus the failed IK).
+func BenchmarkResume(b *testing.B) {
+	p := newIKPair(b)
+	stale := *p.info
+	stale.LeafKey = mustKP(b).Public
+	for _, bc := range []struct {
+		name  string
+		info  *noise.CertInfo
+		chain []byte
+	}{{"accept", p.info, p.chain}, {"accept-no-chain", p.info, nil}, {"fallback", &stale, p.chain}} {
+		b.Run(bc.name, func(b *testing.B) {
+			b.ReportAllocs()
+			for b.Loop() {
+				in := p.initiator(b, bc.info)
+				r := p.responder(b, noise.IKAccept)
+				m1, err := in.ResumeHello([]byte("payload"))
+				if err != nil {
+					b.Fatal(err)
+				}
+				if err := r.ReadClientHello(m1); err != nil {
+					b.Fatal(err)
+				}
+				m2, _ := r.ServerHello(bc.chain)
+				if _, _, err := in.ReadServerHello(m2); err != nil {
+					b.Fatal(err)
+				}
+				m3, _, _ := in.ClientFinish([]byte("payload"))
+				if m3 == nil {
+					_, _, _, err = r.Resumed()
+				} else {
+					_, _, _, err = r.ReadClientFinish(m3)
+				}
+				if err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}

@@ -141,3 +141,20 @@ func TestIKScenarioKnob(t *testing.T) {
 		t.Fatalf("--ik=refuse gave %q %v", sc.IK, err)
 	}
 }
+
+func TestIKControlAPI(t *testing.T) {
+	s := startServer(t, nil, Config{})
+	base := s.ControlURL()
+	if code, cfg := doJSON(t, "GET", base+"/config", nil); code != 200 || cfg["ik"] != IKAccept {
+		t.Fatalf("GET /config = %d %v", code, cfg)
+	}
+	if code, cfg := doJSON(t, "PUT", base+"/config", map[string]any{"ik": IKFallback}); code != 200 || cfg["ik"] != IKFallback {
+		t.Fatalf("PUT ik=fallback = %d %v", code, cfg)
+	}
+	if code, out := doJSON(t, "PUT", base+"/config", map[string]any{"ik": "often"}); code != 400 || out["error"] == "" {
+		t.Fatalf("PUT ik=often = %d %v", code, out)
+	}
+	if s.Scenario().IK != IKFallback {
+		t.Fatalf("ik after a bad PUT: %q", s.Scenario().IK)
+	}
+}

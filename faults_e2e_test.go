@@ -27,19 +27,19 @@ import (
 func TestE2EFaults(t *testing.T) {
 	type want int
 	const (
-		wantRecover want = iota // a drop or failure the client must ride out
-		wantRefused             // Connect fails with a certificate error; no retry
-		wantIgnored             // the client shrugs it off on the same connection
-		wantPairError           // pair-success refused: PairError, nothing stored
+		wantRecover   want = iota // a drop or failure the client must ride out
+		wantRefused               // Connect fails with a certificate error; no retry
+		wantIgnored               // the client shrugs it off on the same connection
+		wantPairError             // pair-success refused: PairError, nothing stored
 	)
 	for _, tc := range []struct {
-		name   string
-		paired bool // link first, then apply the fault to the login
-		fault  func(*watest.Scenario)
-		cfg    func(*walink.Config)
-		want   want
-		reason noise.CertReason // wantRefused
-		pairErr error           // wantPairError: the sentinel in PairError.Err
+		name    string
+		paired  bool // link first, then apply the fault to the login
+		fault   func(*watest.Scenario)
+		cfg     func(*walink.Config)
+		want    want
+		reason  noise.CertReason // wantRefused
+		pairErr error            // wantPairError: the sentinel in PairError.Err
 		// reconnects: the client must reconnect at least this many times
 		// while the fault is on (0: no check).
 		reconnects int

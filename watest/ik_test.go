@@ -158,3 +158,39 @@ func TestIKControlAPI(t *testing.T) {
 		t.Fatalf("ik after a bad PUT: %q", s.Scenario().IK)
 	}
 }
+
+// Certificate checks hold for a resume too: an accepted resume whose
+// chain is under another root fails before the pivot (the client then
+// drops its cache), and a fallback with a foreign leaf fails as XX would.
+func TestIKCertFaults(t *testing.T) {
+	s := startServer(t, func(sc *Scenario) { sc.QRRefresh = false }, Config{})
+	ctx := testCtx(t)
+	c := newCompanion(t)
+	linkQR(ctx, t, s, c)
+	cache := cacheFromLogin(t, s, c)
+	for _, tc := range []struct {
+		name   string
+		ik     string
+		faults Faults
+		reason noise.CertReason
+		resume bool // ErrResumeFailed expected
+	}{
+		{"accept, bad root", IKAccept, Faults{BadCert: true}, noise.CertBadRootSignature, true},
+		{"accept, foreign leaf", IKAccept, Faults{LeafMismatch: true}, noise.CertLeafKeyMismatch, true},
+		{"fallback, foreign leaf", IKFallback, Faults{LeafMismatch: true}, noise.CertLeafKeyMismatch, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			sc := s.Scenario()
+			sc.IK, sc.Faults = tc.ik, tc.faults
+			if err := s.UpdateScenario(sc); err != nil {
+				t.Fatal(err)
+			}
+			c.resume = cache
+			_, err := c.connect(ctx, s, c.loginPayload())
+			var ce *noise.CertError
+			if !errors.As(err, &ce) || ce.Reason != tc.reason || errors.Is(err, transport.ErrResumeFailed) != tc.resume {
+				t.Fatalf("got %v, want %v (resume failed: %v)", err, tc.reason, tc.resume)
+			}
+		})
+	}
+}

@@ -3,12 +3,14 @@ package transport_test
 import (
 	"context"
 	"crypto/rand"
+	"errors"
 	"fmt"
 	"log"
 	"net/http"
 	"time"
 
 	"github.com/walinkdev/walink/keys"
+	"github.com/walinkdev/walink/noise"
 	"github.com/walinkdev/walink/transport"
 )
 
@@ -37,6 +39,33 @@ func ExampleHandshake() {
 		log.Fatal(err)
 	}
 	fmt.Printf("% x\n", frame[:1])
+}
+
+// A registered client resumes with Noise IK when it cached the server's
+// chain, and keeps the newest chain for next time. A resume the server cut
+// short means: forget the cache and connect again with a full handshake.
+func ExampleClientConfig_resume() {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	var noiseKey keys.KeyPair  // the stored noise key
+	var cached *noise.CertInfo // stored from the last Conn.ServerCert(), or nil
+	var loginPayload []byte    // serialized login ClientPayload
+	nc, err := transport.Dial(ctx, transport.DefaultURL, nil)
+	if err != nil {
+		log.Fatal(err)
+	}
+	conn, err := transport.Handshake(ctx, nc, transport.ClientConfig{
+		NoiseKey: noiseKey, Payload: loginPayload, Resume: cached,
+	})
+	if errors.Is(err, transport.ErrResumeFailed) {
+		cached = nil // and redial without Resume
+	}
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer conn.Close()
+	cached = conn.ServerCert()
+	fmt.Println(conn.Mode()) // IK, XXfallback, or XX without a usable cache
 }
 
 // A test server accepts WebSocket connections at /ws/chat and runs the

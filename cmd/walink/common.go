@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"crypto/rand"
 	"encoding/hex"
 	"flag"
 	"fmt"
@@ -12,6 +13,7 @@ import (
 
 	"github.com/walinkdev/walink/keys"
 	"github.com/walinkdev/walink/store"
+	"github.com/walinkdev/walink/store/seal"
 	"github.com/walinkdev/walink/store/sqlite"
 )
 
@@ -61,14 +63,24 @@ func defaultStorePath(e env) string {
 }
 
 // openStore opens the SQLite store, creating its directory (0700) if
-// needed.
+// needed. Private keys are sealed at rest when the environment names a key
+// or passphrase (WALINK_STORE_KEY, WALINK_STORE_KEY_FILE,
+// WALINK_STORE_PASSPHRASE, WALINK_STORE_PASSPHRASE_FILE; see store/seal).
 func openStore(ctx context.Context, path string) (store.Store, error) {
+	c, err := seal.FromEnv(os.Getenv, rand.Reader)
+	if err != nil {
+		return nil, fmt.Errorf("store encryption key: %w", err)
+	}
+	var opts []sqlite.Option
+	if c != nil {
+		opts = append(opts, sqlite.WithCipher(c))
+	}
 	if dir := filepath.Dir(path); dir != "." {
 		if err := os.MkdirAll(dir, 0o700); err != nil {
 			return nil, fmt.Errorf("store: %w", err)
 		}
 	}
-	st, err := sqlite.Open(ctx, path)
+	st, err := sqlite.Open(ctx, path, opts...)
 	if err != nil {
 		return nil, fmt.Errorf("opening store %s: %w", path, err)
 	}

@@ -65,6 +65,8 @@ Commands:
 Run 'walink COMMAND --help' for a command's flags.
 
 Store: --store PATH, or $WALINK_STORE, or walink/walink.db in the user config directory.
+Private keys are encrypted at rest when one of WALINK_STORE_KEY, WALINK_STORE_KEY_FILE,
+WALINK_STORE_PASSPHRASE or WALINK_STORE_PASSPHRASE_FILE is set.
 
 Exit codes:
   0  done

@@ -35,10 +35,10 @@ func notFound(what string) error { return fmt.Errorf("postgres: %s: %w", what, s
 
 func (s *Store) scanDevice(sc pgx.Row) (*store.Device, error) {
 	var r row
-	if err := sc.Scan(r.dest()...); err != nil {
+	if err := sc.Scan(r.Dest()...); err != nil {
 		return nil, err
 	}
-	return r.decode(s.sec)
+	return decodeRow(&r, s.sec)
 }
 
 // Devices returns every device, oldest CreatedAt first (zero CreatedAt
@@ -90,7 +90,7 @@ func (s *Store) DeviceByJID(ctx context.Context, id jid.JID) (*store.Device, err
 		WHERE (jid_user = $1 AND jid_agent = $2 AND jid_device = $3 AND jid_integrator = $4 AND jid_server = $5)
 		   OR (lid_user = $1 AND lid_agent = $2 AND lid_device = $3 AND lid_integrator = $4 AND lid_server = $5)
 		ORDER BY seq DESC LIMIT 1`,
-		c.user, c.agent, c.device, c.integrator, c.server))
+		c.User, c.Agent, c.Device, c.Integrator, c.Server))
 	if errors.Is(err, pgx.ErrNoRows) {
 		return nil, notFound("device by jid")
 	}
@@ -110,13 +110,13 @@ func (s *Store) PutDevice(ctx context.Context, d *store.Device) error {
 	return s.write(ctx, "put device", func(tx pgx.Tx) error {
 		// The device row first: the upsert locks it, so concurrent writers
 		// of one device serialize here before touching its mapping.
-		if _, err := tx.Exec(ctx, upsertDevice, r.args()...); err != nil {
+		if _, err := tx.Exec(ctx, upsertDevice, r.Args()...); err != nil {
 			return err
 		}
 		if err := s.step("device"); err != nil {
 			return err
 		}
-		if _, err := tx.Exec(ctx, `DELETE FROM walink_lid_map WHERE device = $1`, r.noisePub); err != nil {
+		if _, err := tx.Exec(ctx, `DELETE FROM walink_lid_map WHERE device = $1`, r.NoisePub); err != nil {
 			return err
 		}
 		if err := s.step("lid_map delete"); err != nil {
@@ -124,7 +124,7 @@ func (s *Store) PutDevice(ctx context.Context, d *store.Device) error {
 		}
 		if d.ID.User != "" && d.LID.User != "" {
 			if _, err := tx.Exec(ctx, `INSERT INTO walink_lid_map (device, phone_user, lid_user, lid_server) VALUES ($1, $2, $3, $4)`,
-				r.noisePub, d.ID.User, d.LID.User, d.LID.Server); err != nil {
+				r.NoisePub, d.ID.User, d.LID.User, d.LID.Server); err != nil {
 				return err
 			}
 		}
@@ -181,7 +181,7 @@ func (s *Store) PutPreKeys(ctx context.Context, noisePub keys.PublicKey, pks []k
 		if last[pk.ID] != i {
 			continue
 		}
-		priv, err := s.sec.seal("pre_keys.priv", pub, pk.ID, pk.Private.Bytes())
+		priv, err := s.sec.Seal("pre_keys.priv", pub, pk.ID, pk.Private.Bytes())
 		if err != nil {
 			return err
 		}
@@ -221,7 +221,7 @@ func (s *Store) PreKey(ctx context.Context, noisePub keys.PublicKey, id uint32) 
 	if err != nil {
 		return keys.PreKey{}, fail(ctx, "pre-key", err)
 	}
-	kp, err := s.sec.keyPair("pre_keys.pub", "pre_keys.priv", noisePub.Bytes(), id, pub, priv)
+	kp, err := s.sec.KeyPair("pre_keys.pub", "pre_keys.priv", noisePub.Bytes(), id, pub, priv)
 	if err != nil {
 		return keys.PreKey{}, fmt.Errorf("postgres: pre-key %d: %w", id, err)
 	}
@@ -266,7 +266,7 @@ func (s *Store) LIDForPhone(ctx context.Context, phone jid.JID) (jid.JID, error)
 // clear (rows written before the store had a Cipher). It fails with
 // ErrNoCipher when the store was opened without WithCipher.
 func (s *Store) Reseal(ctx context.Context) error {
-	if s.sec.c == nil {
+	if s.sec.C == nil {
 		return fmt.Errorf("%w (reseal)", ErrNoCipher)
 	}
 	return s.write(ctx, "reseal", func(tx pgx.Tx) error {
@@ -294,7 +294,7 @@ func (s *Store) Reseal(ctx context.Context) error {
 			if err != nil {
 				return err
 			}
-			if _, err := tx.Exec(ctx, upsertDevice, r.args()...); err != nil {
+			if _, err := tx.Exec(ctx, upsertDevice, r.Args()...); err != nil {
 				return err
 			}
 		}
@@ -312,7 +312,7 @@ func (s *Store) Reseal(ctx context.Context) error {
 				prows.Close()
 				return err
 			}
-			sealed, err := s.sec.seal("pre_keys.priv", dev, uint32(id), priv)
+			sealed, err := s.sec.Seal("pre_keys.priv", dev, uint32(id), priv)
 			if err != nil {
 				prows.Close()
 				return err

@@ -34,8 +34,10 @@
 //
 // The columns mirror the SQLite store's: private keys and the adv secret
 // sit in their own BYTEA columns, the raw 32 bytes by default. With
-// [WithCipher] (for example [NewAESGCM] with a 32-byte key derived by a
-// memory-hard KDF) each is stored as a sealed envelope,
+// [WithCipher] (a cipher from store/seal: [NewAESGCM] or seal.NewAESGCM with
+// a 32-byte key, seal.NewPassphrase for a passphrase through Argon2id, or
+// seal.FromEnv for WALINK_STORE_KEY, WALINK_STORE_KEY_FILE,
+// WALINK_STORE_PASSPHRASE or WALINK_STORE_PASSPHRASE_FILE) each is stored as a sealed envelope,
 //
 //	0x01 || nonce || ciphertext || tag
 //

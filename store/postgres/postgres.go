@@ -119,7 +119,7 @@ func newStore(ctx context.Context, pool *pgxpool.Pool, own bool, opts []Option) 
 	if cfg.logger == nil {
 		cfg.logger = slog.New(slog.DiscardHandler)
 	}
-	s := &Store{pool: pool, ownPool: own, log: cfg.logger, sec: secrets{c: cfg.cipher}}
+	s := &Store{pool: pool, ownPool: own, log: cfg.logger, sec: newSecrets(cfg.cipher)}
 	if err := migrate(ctx, pool, migrations, cfg.logger, 0); err != nil {
 		return nil, err
 	}

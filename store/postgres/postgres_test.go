@@ -169,7 +169,7 @@ func TestUpgradeFromVersion1(t *testing.T) {
 		ph = append(ph, fmt.Sprintf("$%d", i+1))
 	}
 	insertV1 := `INSERT INTO walink_devices (` + strings.Join(v1Cols, ",") + `) VALUES (` + strings.Join(ph, ", ") + `)`
-	if _, err := pool.Exec(ctx, insertV1, r.args()[:len(v1Cols)]...); err != nil {
+	if _, err := pool.Exec(ctx, insertV1, r.Args()[:len(v1Cols)]...); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := pool.Exec(ctx, `SELECT 1 FROM walink_lid_map`); err == nil {

@@ -168,10 +168,10 @@ func TestCipherBindsRowAndColumn(t *testing.T) {
 				t.Fatal(err)
 			}
 			var r row
-			if err := tx.QueryRowContext(ctx, selectDevice+` WHERE noise_pub = ?`, a.NoiseKey.Public.Bytes()).Scan(r.dest()...); err != nil {
+			if err := tx.QueryRowContext(ctx, selectDevice+` WHERE noise_pub = ?`, a.NoiseKey.Public.Bytes()).Scan(r.Dest()...); err != nil {
 				t.Fatal(err)
 			}
-			if _, err := r.decode(s.sec); !errors.Is(err, ErrDecrypt) {
+			if _, err := decodeRow(&r, s.sec); !errors.Is(err, ErrDecrypt) {
 				t.Errorf("decode: err = %v, want ErrDecrypt", err)
 			}
 		})

@@ -32,10 +32,10 @@ type scanner interface{ Scan(dest ...any) error }
 
 func (s *Store) scanDevice(sc scanner) (*store.Device, error) {
 	var r row
-	if err := sc.Scan(r.dest()...); err != nil {
+	if err := sc.Scan(r.Dest()...); err != nil {
 		return nil, err
 	}
-	return r.decode(s.sec)
+	return decodeRow(&r, s.sec)
 }
 
 // Devices returns every device, oldest CreatedAt first (zero CreatedAt
@@ -87,7 +87,7 @@ func (s *Store) DeviceByJID(ctx context.Context, id jid.JID) (*store.Device, err
 		WHERE (jid_user = ?1 AND jid_agent = ?2 AND jid_device = ?3 AND jid_integrator = ?4 AND jid_server = ?5)
 		   OR (lid_user = ?1 AND lid_agent = ?2 AND lid_device = ?3 AND lid_integrator = ?4 AND lid_server = ?5)
 		ORDER BY seq DESC LIMIT 1`,
-		c.user, c.agent, c.device, c.integrator, c.server))
+		c.User, c.Agent, c.Device, c.Integrator, c.Server))
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, notFound("device by jid")
 	}
@@ -107,13 +107,13 @@ func (s *Store) PutDevice(ctx context.Context, d *store.Device) error {
 	return s.write(ctx, "put device", func(tx *sql.Tx) error {
 		// An upsert, not INSERT OR REPLACE: replace deletes the old row
 		// first, and the delete would cascade to the pre-keys.
-		if _, err := tx.ExecContext(ctx, upsertDevice, r.args()...); err != nil {
+		if _, err := tx.ExecContext(ctx, upsertDevice, r.Args()...); err != nil {
 			return err
 		}
 		if err := s.step("device"); err != nil {
 			return err
 		}
-		if _, err := tx.ExecContext(ctx, `DELETE FROM lid_map WHERE device = ?`, r.noisePub); err != nil {
+		if _, err := tx.ExecContext(ctx, `DELETE FROM lid_map WHERE device = ?`, r.NoisePub); err != nil {
 			return err
 		}
 		if err := s.step("lid_map delete"); err != nil {
@@ -121,7 +121,7 @@ func (s *Store) PutDevice(ctx context.Context, d *store.Device) error {
 		}
 		if d.ID.User != "" && d.LID.User != "" {
 			if _, err := tx.ExecContext(ctx, `INSERT INTO lid_map (device, phone_user, lid_user, lid_server) VALUES (?, ?, ?, ?)`,
-				r.noisePub, d.ID.User, d.LID.User, d.LID.Server); err != nil {
+				r.NoisePub, d.ID.User, d.LID.User, d.LID.Server); err != nil {
 				return err
 			}
 		}
@@ -167,7 +167,7 @@ func (s *Store) PutPreKeys(ctx context.Context, noisePub keys.PublicKey, pks []k
 	privs := make([][]byte, len(pks))
 	for i, pk := range pks {
 		var err error
-		if privs[i], err = s.sec.seal("pre_keys.priv", pub, pk.ID, pk.Private.Bytes()); err != nil {
+		if privs[i], err = s.sec.Seal("pre_keys.priv", pub, pk.ID, pk.Private.Bytes()); err != nil {
 			return err
 		}
 	}
@@ -214,7 +214,7 @@ func (s *Store) PreKey(ctx context.Context, noisePub keys.PublicKey, id uint32) 
 	if err != nil {
 		return keys.PreKey{}, fail(ctx, "pre-key", err)
 	}
-	kp, err := s.sec.keyPair("pre_keys.pub", "pre_keys.priv", noisePub.Bytes(), id, pub, priv)
+	kp, err := s.sec.KeyPair("pre_keys.pub", "pre_keys.priv", noisePub.Bytes(), id, pub, priv)
 	if err != nil {
 		return keys.PreKey{}, fmt.Errorf("sqlite: pre-key %d: %w", id, err)
 	}
@@ -259,7 +259,7 @@ func (s *Store) LIDForPhone(ctx context.Context, phone jid.JID) (jid.JID, error)
 // clear (rows written before the store had a Cipher). It fails with
 // ErrNoCipher when the store was opened without WithCipher.
 func (s *Store) Reseal(ctx context.Context) error {
-	if s.sec.c == nil {
+	if s.sec.C == nil {
 		return fmt.Errorf("%w (reseal)", ErrNoCipher)
 	}
 	return s.write(ctx, "reseal", func(tx *sql.Tx) error {
@@ -287,7 +287,7 @@ func (s *Store) Reseal(ctx context.Context) error {
 			if err != nil {
 				return err
 			}
-			if _, err := tx.ExecContext(ctx, upsertDevice, r.args()...); err != nil {
+			if _, err := tx.ExecContext(ctx, upsertDevice, r.Args()...); err != nil {
 				return err
 			}
 		}
@@ -315,7 +315,7 @@ func (s *Store) Reseal(ctx context.Context) error {
 			return err
 		}
 		for _, c := range todo {
-			sealed, err := s.sec.seal("pre_keys.priv", c.device, uint32(c.id), c.priv)
+			sealed, err := s.sec.Seal("pre_keys.priv", c.device, uint32(c.id), c.priv)
 			if err != nil {
 				return err
 			}

@@ -136,7 +136,7 @@ func Open(ctx context.Context, path string, opts ...Option) (*Store, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, fmt.Errorf("sqlite: open: %w", err)
 	}
-	s := &Store{log: cfg.logger, sec: secrets{c: cfg.cipher}}
+	s := &Store{log: cfg.logger, sec: newSecrets(cfg.cipher)}
 
 	if path == Memory {
 		// An in-memory database lives and dies with its connection, so the

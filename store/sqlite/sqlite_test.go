@@ -129,7 +129,7 @@ func TestUpgradeFromVersion1(t *testing.T) {
 	v1Cols := strings.Split(deviceColumns, ",")
 	v1Cols = v1Cols[:len(v1Cols)-1]
 	insertV1 := `INSERT INTO devices (` + strings.Join(v1Cols, ",") + `) VALUES (?` + strings.Repeat(", ?", len(v1Cols)-1) + `)`
-	if _, err := db.ExecContext(ctx, insertV1, r.args()[:len(v1Cols)]...); err != nil {
+	if _, err := db.ExecContext(ctx, insertV1, r.Args()[:len(v1Cols)]...); err != nil {
 		t.Fatal(err)
 	}
 	if err := db.QueryRowContext(ctx, `SELECT count(*) FROM lid_map`).Scan(new(int)); err == nil {
@@ -463,13 +463,13 @@ func FuzzDecodeRow(f *testing.F) {
 	if err != nil {
 		f.Fatal(err)
 	}
-	f.Add(r.noisePub, r.noisePriv, r.identityPriv, r.spkSig, r.advSecret, r.serverRoot, r.spkID, r.id.device, r.registrationID)
+	f.Add(r.NoisePub, r.NoisePriv, r.IdentityPriv, r.SpkSig, r.AdvSecret, r.ServerRoot, r.SpkID, r.ID.Device, r.RegistrationID)
 	f.Add([]byte{}, []byte{1}, []byte(nil), []byte{2, 3}, make([]byte, 61), make([]byte, 31), int64(-1), int64(1<<16), int64(1<<32))
 	f.Fuzz(func(t *testing.T, noisePub, noisePriv, identityPriv, spkSig, adv, root []byte, spkID, dev, reg int64) {
 		x := *r
-		x.noisePub, x.noisePriv, x.identityPriv, x.spkSig, x.advSecret, x.serverRoot = noisePub, noisePriv, identityPriv, spkSig, adv, root
-		x.spkID, x.id.device, x.registrationID = spkID, dev, reg
-		got, err := x.decode(secrets{})
+		x.NoisePub, x.NoisePriv, x.IdentityPriv, x.SpkSig, x.AdvSecret, x.ServerRoot = noisePub, noisePriv, identityPriv, spkSig, adv, root
+		x.SpkID, x.ID.Device, x.RegistrationID = spkID, dev, reg
+		got, err := decodeRow(&x, secrets{})
 		if err != nil {
 			return
 		}
@@ -477,7 +477,7 @@ func FuzzDecodeRow(f *testing.F) {
 		if err != nil {
 			t.Fatalf("decoded device does not encode: %v", err)
 		}
-		again, err := r2.decode(secrets{})
+		again, err := decodeRow(r2, secrets{})
 		if err != nil {
 			t.Fatalf("re-encoded row does not decode: %v", err)
 		}

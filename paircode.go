@@ -135,7 +135,14 @@ func (c *Client) PairWithCode(ctx context.Context, opts PairCodeOptions) (string
 		if cn.code == flow {
 			cn.code = nil
 		}
+		won := cn.paired
 		cn.mu.Unlock()
+		// QR pairing finished while the code was being requested: its
+		// pair-success (and the 515 restart that follows) cut the request
+		// short. That is the race's other winner, not a failure.
+		if won || c.IsLoggedIn() {
+			return "", ErrAlreadyPaired
+		}
 		return "", err
 	}
 	if cn.code != flow { // cancelled meanwhile

@@ -147,8 +147,12 @@ func cmdLink(ctx context.Context, e env, args []string, imageOnly bool) error {
 			number, _ = walink.NormalizePhoneNumber(f.phone)
 		}
 		phone = sim.Phone(number)
-		scans = make(chan string, 16)
-		go simPhone(ctx, ui, phone, scans, f.scanDelay)
+		if f.phone == "" {
+			// With --phone the virtual phone types the code instead: a
+			// scan would win the race and hide the pair-code flow.
+			scans = make(chan string, 16)
+			go simPhone(ctx, ui, phone, scans, f.scanDelay)
+		}
 	}
 
 	if err := cli.Connect(ctx); err != nil {
@@ -165,7 +169,8 @@ func cmdLink(ctx context.Context, e env, args []string, imageOnly bool) error {
 				CustomCode:           f.code,
 				ShowPushNotification: f.push,
 			})
-			if err != nil && ctx.Err() == nil {
+			// ErrAlreadyPaired: the QR code won the race meanwhile.
+			if err != nil && ctx.Err() == nil && !errors.Is(err, walink.ErrAlreadyPaired) {
 				codeErrs <- err
 			}
 		}()

@@ -90,6 +90,11 @@ func TestLinkJSONLeaksNoSecret(t *testing.T) {
 			if lines == 0 {
 				t.Fatal("no --json output")
 			}
+			// With --phone the virtual phone links by the code, so the
+			// flow under test really is the pair code's.
+			if flow != nil && !strings.Contains(stdout.String()+rest.String(), `"event":"pairing_code"`) {
+				t.Errorf("--phone run printed no pairing_code event:\n%s", rest.String())
+			}
 			for where, text := range map[string]string{"stdout": rest.String(), "stderr": stderr.String(), "status --json": string(statusOut)} {
 				checkNoSecret(t, where, text, secrets)
 				checkNoSecret(t, where, text, adv)

@@ -29,8 +29,10 @@ func newGCM(tb testing.TB) cipher.AEAD {
 
 // walinkLink is walink's per-frame path as transport.Conn does it: the
 // sealed body is appended behind a 3-byte length in one reused buffer;
-// reading runs the frame decoder and opens into a fresh buffer the caller
-// keeps (transport.Conn.ReadFrame's contract).
+// reading copies the wire bytes into the frame decoder's buffer once (the
+// copy Conn's read makes, noise.Decoder.Fill, straight from the socket)
+// and opens the body in place (transport.Conn.NextFrame, which the
+// client's read loop uses).
 type walinkLink struct {
 	tx, rx *noise.Cipher
 	wbuf   []byte
@@ -69,7 +71,7 @@ func (l *walinkLink) open(wire []byte) ([]byte, error) {
 	if err != nil || body == nil {
 		return nil, fmt.Errorf("no frame: %v", err)
 	}
-	return l.rx.Open(make([]byte, 0, len(body)-noise.Overhead), body)
+	return l.rx.Open(body[:0], body)
 }
 
 // whatsmeowLink reproduces whatsmeow's per-frame steps (socket.NoiseSocket

@@ -48,7 +48,10 @@
 // intermediate → leaf = server static key), see [VerifyCertChain]. The
 // Initiator verifies it itself before anything is sent under the new keys;
 // tests point it at their own root with InitiatorConfig.RootKey and mint
-// chains with [NewCertChain].
+// chains with [NewCertChain]. A [ChainCache] (InitiatorConfig.Chains)
+// spares a reconnecting client the two signature checks of a chain it has
+// already verified: only the same bytes under the same root and server key
+// hit, and the validity windows are checked on every use.
 //
 // # Transport
 //
@@ -60,5 +63,6 @@
 // Every message is a 3-byte big-endian length and a body; the client
 // prefixes its first frame once with the connection header (and optionally
 // an edge-routing pre-intro), see [AppendIntro], [AppendFrame] and
-// [Decoder].
+// [Decoder]. Decoder.Fill reads from a connection straight into the
+// decoder's buffer, so each byte is copied once on the way in.
 package noise

@@ -10,3 +10,6 @@ func (c *Cipher) SetCounters(send, recv uint64) { c.send.n, c.recv.n = send, rec
 
 func (in *Initiator) SetSplitTrace(f func(k1, k2 []byte)) { in.ss.splitTrace = f }
 func (r *Responder) SetSplitTrace(f func(k1, k2 []byte))  { r.ss.splitTrace = f }
+
+// BufCap exposes the decoder's buffer capacity to the retention test.
+func (d *Decoder) BufCap() int { return cap(d.buf) }

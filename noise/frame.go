@@ -3,6 +3,7 @@ package noise
 import (
 	"bytes"
 	"fmt"
+	"io"
 )
 
 // Connection headers. The client sends one, once, before its first frame;
@@ -73,6 +74,7 @@ type Decoder struct {
 	buf   []byte // unread input starts at buf[off]
 	off   int
 	limit int
+	last  int // length of the last body Next returned
 
 	intro     bool // still expecting the intro
 	header    [4]byte
@@ -105,7 +107,8 @@ func (d *Decoder) maxFrame() int {
 	return d.limit
 }
 
-// keepBufSize is the largest buffer a drained Decoder keeps for reuse.
+// keepBufSize is the largest buffer a drained Decoder keeps once frames
+// are small again (see reclaim).
 const keepBufSize = 64 << 10
 
 // Write buffers p. It never fails unless an earlier call found bad input.
@@ -113,21 +116,70 @@ func (d *Decoder) Write(p []byte) (int, error) {
 	if d.err != nil {
 		return 0, d.err
 	}
-	// Reclaim consumed space before growing. A drained buffer that grew
-	// for a big frame is dropped: an idle connection should not pin it.
-	if d.off > 0 && d.off == len(d.buf) {
-		if cap(d.buf) > keepBufSize {
-			d.buf = nil
-		} else {
-			d.buf = d.buf[:0]
-		}
-		d.off = 0
-	} else if d.off > 0 && len(d.buf)+len(p) > cap(d.buf) {
+	d.reclaim()
+	if d.off > 0 && len(d.buf)+len(p) > cap(d.buf) {
 		n := copy(d.buf, d.buf[d.off:])
 		d.buf, d.off = d.buf[:n], 0
 	}
 	d.buf = append(d.buf, p...)
 	return len(p), nil
+}
+
+// FillSize is the room Fill makes for a read when no frame in progress
+// says how much is coming.
+const FillSize = 4 << 10
+
+// minFill is the least room Fill reads into before it makes more.
+const minFill = 512
+
+// Fill reads once from r straight into the decoder's buffer, so bytes
+// from the connection are copied once, not through a caller's buffer
+// first. It makes room for the rest of a frame whose length has been read
+// (once that length passes the limit check), else for FillSize bytes. Like
+// Write, it invalidates bodies returned by Next. A read error is returned
+// as is and leaves what was read buffered.
+func (d *Decoder) Fill(r io.Reader) (int, error) {
+	if d.err != nil {
+		return 0, d.err
+	}
+	d.reclaim()
+	want := 0 // the rest of a frame in progress
+	if in := d.buf[d.off:]; !d.intro && len(in) >= FrameHeaderSize {
+		n := int(in[0])<<16 | int(in[1])<<8 | int(in[2])
+		if n <= d.maxFrame() {
+			want = FrameHeaderSize + n - len(in)
+		}
+	}
+	if room := cap(d.buf) - len(d.buf); room < want || room < minFill {
+		unread := len(d.buf) - d.off
+		nb := make([]byte, unread, unread+max(want, FillSize))
+		copy(nb, d.buf[d.off:])
+		d.buf, d.off = nb, 0
+	}
+	n, err := r.Read(d.buf[len(d.buf):cap(d.buf)])
+	d.buf = d.buf[:len(d.buf)+n]
+	return n, err
+}
+
+// reclaim drops consumed bytes. A drained buffer is reused, unless it grew
+// past keepBufSize for big frames and the last frame was small again: a
+// connection back to small stanzas (keepalive pings come every half
+// minute) should not pin a big buffer, while a run of big frames should not
+// allocate one per frame. Otherwise unread bytes move to the front when
+// that makes room.
+func (d *Decoder) reclaim() {
+	switch {
+	case d.off > 0 && d.off == len(d.buf):
+		if cap(d.buf) > keepBufSize && d.last <= keepBufSize/4 {
+			d.buf = nil
+		} else {
+			d.buf = d.buf[:0]
+		}
+		d.off = 0
+	case d.off > 0 && cap(d.buf)-len(d.buf) < minFill:
+		n := copy(d.buf, d.buf[d.off:])
+		d.buf, d.off = d.buf[:n], 0
+	}
 }
 
 // Header returns the connection header read in intro mode, once it has
@@ -176,6 +228,7 @@ func (d *Decoder) Next() ([]byte, error) {
 	}
 	body := in[FrameHeaderSize : FrameHeaderSize+n : FrameHeaderSize+n]
 	d.off += FrameHeaderSize + n
+	d.last = n
 	return body, nil
 }
 

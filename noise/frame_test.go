@@ -178,3 +178,114 @@ func TestCipherNoAllocs(t *testing.T) {
 		t.Errorf("Seal+Open allocate %v times per call", allocs)
 	}
 }
+
+// chunkReader returns at most n bytes a Read.
+type chunkReader struct {
+	r *bytes.Reader
+	n int
+}
+
+func (c *chunkReader) Read(p []byte) (int, error) { return c.r.Read(p[:min(len(p), c.n)]) }
+
+// oneByte reads one byte at a time, without allocating.
+type oneByte struct{}
+
+func (oneByte) Read(p []byte) (int, error) { p[0] = 1; return 1, nil }
+
+// TestDecoderFill: frames read with Fill come out whole for any read size,
+// in the intro mode too, and the read never reserves more than the limit
+// allows.
+func TestDecoderFill(t *testing.T) {
+	bodies := [][]byte{{}, []byte("a"), bytes.Repeat([]byte{7}, 300), bytes.Repeat([]byte{9}, 70000), []byte("end")}
+	stream := noise.HeaderV3[:]
+	stream = append([]byte(nil), stream...)
+	for _, b := range bodies {
+		var err error
+		if stream, err = noise.AppendFrame(stream, b); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, chunk := range []int{1, 3, 1000, noise.FillSize + 1, len(stream)} {
+		d := noise.NewDecoder(noise.DecoderConfig{Intro: true})
+		r := &chunkReader{bytes.NewReader(stream), chunk}
+		var got [][]byte
+		for {
+			for {
+				b, err := d.Next()
+				if err != nil {
+					t.Fatal(err)
+				}
+				if b == nil {
+					break
+				}
+				got = append(got, bytes.Clone(b))
+			}
+			if _, err := d.Fill(r); err != nil {
+				break
+			}
+		}
+		if len(got) != len(bodies) {
+			t.Fatalf("chunk %d: %d frames, want %d", chunk, len(got), len(bodies))
+		}
+		for i := range bodies {
+			if !bytes.Equal(got[i], bodies[i]) {
+				t.Fatalf("chunk %d: frame %d differs", chunk, i)
+			}
+		}
+		if d.Buffered() != 0 {
+			t.Fatalf("chunk %d: %d bytes left", chunk, d.Buffered())
+		}
+	}
+
+	// A length over the limit is refused by Next; Fill before that call
+	// reserves only FillSize, never the claimed length.
+	d := noise.NewDecoder(noise.DecoderConfig{MaxFrame: 100})
+	if _, err := d.Fill(bytes.NewReader([]byte{0xff, 0xff, 0xff})); err != nil {
+		t.Fatal(err)
+	}
+	allocs := testing.AllocsPerRun(10, func() {
+		if _, err := d.Fill(oneByte{}); err != nil {
+			t.Fatal(err)
+		}
+	})
+	if allocs > 0 {
+		t.Errorf("Fill after an over-limit length allocated %v times", allocs)
+	}
+	if _, err := d.Next(); !errors.Is(err, noise.ErrFrameTooLarge) {
+		t.Fatalf("over-limit frame: %v", err)
+	}
+	if _, err := d.Fill(bytes.NewReader([]byte{1})); !errors.Is(err, noise.ErrFrameTooLarge) {
+		t.Fatalf("Fill after a bad frame: %v", err)
+	}
+}
+
+// TestDecoderKeepsBufferForBigRuns: a run of big frames reuses one buffer;
+// once a small frame follows, the big buffer is let go.
+func TestDecoderKeepsBufferForBigRuns(t *testing.T) {
+	var d noise.Decoder
+	frame := func(n int) []byte {
+		f, err := noise.AppendFrame(nil, make([]byte, n))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return f
+	}
+	for i := range 3 {
+		d.Write(frame(100 << 10))
+		if b, err := d.Next(); err != nil || len(b) != 100<<10 {
+			t.Fatalf("big frame %d: %d bytes, %v", i, len(b), err)
+		}
+	}
+	big := d.BufCap()
+	d.Write(frame(10))
+	if d.BufCap() != big {
+		t.Fatalf("buffer replaced right after a big frame: cap %d, was %d", d.BufCap(), big)
+	}
+	if b, _ := d.Next(); len(b) != 10 {
+		t.Fatalf("small frame: %d bytes", len(b))
+	}
+	d.Write(frame(10))
+	if d.BufCap() >= 64<<10 {
+		t.Fatalf("big buffer (%d bytes) kept after small frames", d.BufCap())
+	}
+}

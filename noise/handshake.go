@@ -47,6 +47,9 @@ type InitiatorConfig struct {
 	// static key is still authenticated by the handshake itself, but not
 	// tied to WhatsApp. For tests of other layers only.
 	InsecureSkipVerify bool
+	// Chains, when set, caches verified certificate chains across
+	// handshakes (see ChainCache); nil verifies every chain in full.
+	Chains *ChainCache
 	// Resume is the certificate chain an earlier handshake verified (see
 	// ParseCertChain and Initiator.ServerCert). Only ResumeHello uses it:
 	// its leaf key is the server static key assumed by the IK resume, and
@@ -199,7 +202,7 @@ func (in *Initiator) ReadServerHello(msg []byte) (serverStatic keys.PublicKey, c
 	}
 	in.ss.step("payload")
 	if !in.cfg.InsecureSkipVerify {
-		info, err := ParseCertChain(chain, in.cfg.RootKey, rs, in.cfg.Time())
+		info, err := in.cfg.Chains.Parse(chain, in.cfg.RootKey, rs, in.cfg.Time())
 		if err != nil {
 			return keys.PublicKey{}, nil, in.fail(err)
 		}

@@ -208,7 +208,7 @@ func (in *Initiator) readIKAccept(sh *waproto.HandshakeMessage_ServerHello) (key
 	if len(chain) == 0 {
 		chain = nil
 	} else if !in.cfg.InsecureSkipVerify {
-		info, err := ParseCertChain(chain, in.cfg.RootKey, in.rs, in.cfg.Time())
+		info, err := in.cfg.Chains.Parse(chain, in.cfg.RootKey, in.rs, in.cfg.Time())
 		if err != nil {
 			return keys.PublicKey{}, nil, in.fail(err)
 		}

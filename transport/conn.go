@@ -26,11 +26,6 @@ const DefaultHandshakeTimeout = 20 * time.Second
 // well under 4 KiB.
 const handshakeMaxFrame = 64 << 10
 
-// readBufSize is the size of each Read from the underlying connection. It
-// stays allocated for the connection's life (an idle connection blocks in
-// Read with it), so it is small: big frames are assembled in the decoder.
-const readBufSize = 4 << 10
-
 // keepWriteBuf is the largest write buffer a Conn keeps between frames; a
 // bigger frame (the 812-pre-key upload) gets a one-off buffer instead of
 // pinning ~40 KiB for the connection's life.
@@ -93,7 +88,16 @@ type ClientConfig struct {
 	// Handshake completes transparently. A chain outside its validity
 	// windows is ignored (full XX handshake). Conn.Mode tells what ran.
 	Resume *noise.CertInfo
+	// Chains caches verified server certificate chains between handshakes;
+	// nil means a cache shared by the whole process. Only a chain with the
+	// same bytes under the same root and server key is taken from it, and
+	// its validity windows are checked against Now() every time.
+	Chains *noise.ChainCache
 }
+
+// sharedChains is the chain cache of every ClientConfig that names none:
+// all the clients of a process talk to the same few servers.
+var sharedChains noise.ChainCache
 
 // Hello is what the server learns from the client's handshake.
 type Hello struct {
@@ -171,7 +175,6 @@ type handshakeIO struct {
 	ctx     context.Context
 	nc      net.Conn
 	dec     *noise.Decoder
-	buf     []byte
 	timeout time.Duration
 
 	ctxBound bool // the last deadline set was ctx's own
@@ -183,7 +186,7 @@ type handshakeIO struct {
 }
 
 func newHandshakeIO(ctx context.Context, nc net.Conn, dec *noise.Decoder, timeout time.Duration) *handshakeIO {
-	h := &handshakeIO{ctx: ctx, nc: nc, dec: dec, buf: make([]byte, readBufSize), timeout: timeout, fired: make(chan struct{})}
+	h := &handshakeIO{ctx: ctx, nc: nc, dec: dec, timeout: timeout, fired: make(chan struct{})}
 	h.stopAF = context.AfterFunc(ctx, func() {
 		h.mu.Lock()
 		h.cancelled = true
@@ -265,8 +268,7 @@ func (h *handshakeIO) readMessage() ([]byte, error) {
 		if body != nil {
 			return append([]byte(nil), body...), nil
 		}
-		n, err := h.nc.Read(h.buf)
-		h.dec.Write(h.buf[:n])
+		n, err := h.dec.Fill(h.nc)
 		if err != nil {
 			if n > 0 {
 				// Deliver what arrived with the error first.
@@ -304,6 +306,9 @@ func Handshake(ctx context.Context, conn net.Conn, cfg ClientConfig) (_ *Conn, e
 	if cfg.Header == [4]byte{} {
 		cfg.Header = noise.HeaderV3
 	}
+	if cfg.Chains == nil {
+		cfg.Chains = &sharedChains
+	}
 	log := logger(cfg.Logger)
 	h := newHandshakeIO(ctx, conn, noise.NewDecoder(noise.DecoderConfig{MaxFrame: handshakeMaxFrame}), timeout(cfg.HandshakeTimeout))
 	defer func() {
@@ -325,7 +330,7 @@ func Handshake(ctx context.Context, conn net.Conn, cfg ClientConfig) (_ *Conn, e
 	}
 	in, err := noise.NewInitiator(noise.InitiatorConfig{
 		Static: cfg.NoiseKey, Prologue: cfg.Header, Rand: cfg.Rand,
-		RootKey: cfg.RootKey, Time: cfg.Now, Resume: cfg.Resume,
+		RootKey: cfg.RootKey, Time: cfg.Now, Resume: cfg.Resume, Chains: cfg.Chains,
 	})
 	if err != nil {
 		return nil, &HandshakeError{Step: "start", Err: err}
@@ -381,7 +386,7 @@ func Handshake(ctx context.Context, conn net.Conn, cfg ClientConfig) (_ *Conn, e
 		return nil, &HandshakeError{Step: "finish", Err: cerr}
 	}
 	log.Debug("transport: client handshake done", "mode", in.Mode().String(), "server_static", serverStatic.String())
-	c := newConn(conn, cipher, h.dec, h.buf, serverStatic, log)
+	c := newConn(conn, cipher, h.dec, serverStatic, log)
 	c.mode, c.serverCert = in.Mode(), in.ServerCert()
 	return c, nil
 }
@@ -459,7 +464,7 @@ func ServerHandshake(ctx context.Context, conn net.Conn, cfg ServerConfig) (_ *C
 	h.dec.SetMaxFrame(noise.MaxFrameSize)
 	hello := &Hello{Header: header, ClientStatic: clientStatic, Payload: payload, EdgeRouting: h.dec.RoutingInfo(), Mode: r.Mode()}
 	log.Debug("transport: server handshake done", "mode", r.Mode().String(), "client_static", clientStatic.String(), "header", fmt.Sprintf("% x", header))
-	c := newConn(conn, cipher, h.dec, h.buf, clientStatic, log)
+	c := newConn(conn, cipher, h.dec, clientStatic, log)
 	c.mode = r.Mode()
 	return c, hello, nil
 }
@@ -478,9 +483,8 @@ type Conn struct {
 	serverCert *noise.CertInfo
 
 	readMu  sync.Mutex
-	dec     *noise.Decoder
-	rbuf    []byte
-	readErr error // sticky
+	dec     *noise.Decoder // reads straight into its buffer (Fill)
+	readErr error          // sticky
 
 	writeMu  sync.Mutex
 	wbuf     []byte
@@ -491,9 +495,9 @@ type Conn struct {
 	closeErr  error
 }
 
-func newConn(nc net.Conn, c *noise.Cipher, dec *noise.Decoder, buf []byte, peer keys.PublicKey, log *slog.Logger) *Conn {
+func newConn(nc net.Conn, c *noise.Cipher, dec *noise.Decoder, peer keys.PublicKey, log *slog.Logger) *Conn {
 	dec.SetMaxFrame(noise.MaxFrameSize)
-	return &Conn{nc: nc, cipher: c, dec: dec, rbuf: buf, peer: peer, log: log}
+	return &Conn{nc: nc, cipher: c, dec: dec, peer: peer, log: log}
 }
 
 // PeerStatic returns the peer's static noise key: the server's for a
@@ -519,7 +523,15 @@ func (c *Conn) RemoteAddr() net.Addr { return c.nc.RemoteAddr() }
 // buffer of its own that the caller may keep. It returns io.EOF when the
 // peer closed the stream between frames, and ErrClosed after Close. A
 // frame that fails to decrypt closes the connection.
-func (c *Conn) ReadFrame() ([]byte, error) {
+func (c *Conn) ReadFrame() ([]byte, error) { return c.readFrame(false) }
+
+// NextFrame is ReadFrame without the copy: the frame is decrypted in place
+// in the connection's read buffer, and the plaintext is valid only until
+// the next NextFrame or ReadFrame call. It suits a reader that decodes each
+// frame before it reads the next, and copies out what it keeps.
+func (c *Conn) NextFrame() ([]byte, error) { return c.readFrame(true) }
+
+func (c *Conn) readFrame(inPlace bool) ([]byte, error) {
 	c.readMu.Lock()
 	defer c.readMu.Unlock()
 	if c.closed.Load() {
@@ -536,7 +548,11 @@ func (c *Conn) ReadFrame() ([]byte, error) {
 			return nil, c.readErr
 		}
 		if body != nil {
-			pt, err := c.cipher.Open(make([]byte, 0, max(len(body)-noise.Overhead, 0)), body)
+			dst := body[:0] // the body is consumed: its bytes can hold the plaintext
+			if !inPlace {
+				dst = make([]byte, 0, max(len(body)-noise.Overhead, 0))
+			}
+			pt, err := c.cipher.Open(dst, body)
 			if err != nil {
 				c.readErr = fmt.Errorf("transport: reading frame: %w", err)
 				c.Close()
@@ -547,9 +563,7 @@ func (c *Conn) ReadFrame() ([]byte, error) {
 		if c.readErr != nil {
 			return nil, c.readErr
 		}
-		n, rerr := c.nc.Read(c.rbuf)
-		c.dec.Write(c.rbuf[:n])
-		if rerr != nil {
+		if _, rerr := c.dec.Fill(c.nc); rerr != nil {
 			c.readErr = c.mapReadErr(rerr)
 		}
 	}

@@ -15,6 +15,16 @@
 // Handshake and ServerHandshake take any net.Conn, so tests can use
 // net.Pipe.
 //
+// # Reading without copies
+//
+// A Conn reads from the socket straight into its frame buffer and can
+// decrypt there: NextFrame returns the plaintext in place, valid until the
+// next read, for a reader that decodes each frame before the next one
+// (walink's read loop does, and copies out the Content it keeps);
+// ReadFrame returns a copy the caller owns. Verified server certificate
+// chains are cached process-wide (ClientConfig.Chains), so reconnects and
+// the many clients of one process verify a chain's signatures once.
+//
 // # Resume
 //
 // A registered client may set ClientConfig.Resume to the chain it cached

@@ -117,3 +117,64 @@ func TestClientHelloOneWrite(t *testing.T) {
 		t.Fatalf("first write = %x", first)
 	}
 }
+
+// chunkConn hands out what the peer wrote in reads of at most n bytes, so
+// frames arrive split and several at once.
+type chunkConn struct {
+	net.Conn
+	n int
+}
+
+func (c chunkConn) Read(p []byte) (int, error) { return c.Conn.Read(p[:min(len(p), c.n)]) }
+
+// TestNextFrameInPlace: frames of every size class, read with NextFrame
+// (decrypted in place) and ReadFrame alternately over reads of odd sizes,
+// come out intact; a frame from ReadFrame stays intact after later reads.
+func TestNextFrameInPlace(t *testing.T) {
+	checkGoroutines(t)
+	for _, chunk := range []int{1, 7, 100, 5000, 1 << 20} {
+		t.Run(fmt.Sprint("chunk=", chunk), func(t *testing.T) {
+			f := newFixture(t)
+			cc, sc := net.Pipe()
+			client, server, _ := handshakePair(t, f, chunkConn{cc, chunk}, sc, f.clientConfig())
+			sizes := []int{0, 1, 15, 16, 17, 100, noise.FillSize - 20, noise.FillSize, 3 * noise.FillSize, 70 << 10, 10}
+			frame := func(i, n int) []byte {
+				b := make([]byte, n)
+				for j := range b {
+					b[j] = byte(i*31 + j)
+				}
+				return b
+			}
+			go func() {
+				for i, n := range sizes {
+					if err := server.WriteFrame(context.Background(), frame(i, n)); err != nil {
+						return
+					}
+				}
+			}()
+			var kept [][]byte
+			for i, n := range sizes {
+				read := client.NextFrame
+				if i%2 == 1 {
+					read = client.ReadFrame
+				}
+				p, err := read()
+				if err != nil {
+					t.Fatalf("frame %d: %v", i, err)
+				}
+				if want := frame(i, n); string(p) != string(want) {
+					t.Fatalf("frame %d (%d bytes) differs", i, n)
+				}
+				if i%2 == 1 {
+					kept = append(kept, p)
+				}
+			}
+			for k, p := range kept {
+				i := 2*k + 1
+				if string(p) != string(frame(i, sizes[i])) {
+					t.Fatalf("ReadFrame's frame %d changed after later reads", i)
+				}
+			}
+		})
+	}
+}

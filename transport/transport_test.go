@@ -458,3 +458,31 @@ func TestBadConfig(t *testing.T) {
 		t.Errorf("server: %v", err)
 	}
 }
+
+// TestChainCacheAcrossHandshakes: the second handshake to a server takes
+// its chain from the cache, and a cached chain still expires.
+func TestChainCacheAcrossHandshakes(t *testing.T) {
+	checkGoroutines(t)
+	f := newFixture(t)
+	cfg := f.clientConfig()
+	cfg.Chains = new(noise.ChainCache)
+	for range 2 {
+		cc, sc := net.Pipe()
+		handshakePair(t, f, cc, sc, cfg)
+	}
+	if got := cfg.Chains.Hits(); got != 1 {
+		t.Fatalf("cache hits after two handshakes = %d, want 1", got)
+	}
+	cc, sc := net.Pipe()
+	later := cfg
+	later.Now = func() time.Time { return time.Now().Add(2 * time.Hour) }
+	go transport.ServerHandshake(context.Background(), sc, f.serverConfig())
+	_, err := transport.Handshake(context.Background(), cc, later)
+	var ce *noise.CertError
+	if !errors.As(err, &ce) || ce.Reason != noise.CertExpired {
+		t.Fatalf("cached chain after expiry: got %v, want CertExpired", err)
+	}
+	if got := cfg.Chains.Hits(); got != 2 {
+		t.Fatalf("cache hits = %d, want 2 (the expired use)", got)
+	}
+}

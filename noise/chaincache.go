@@ -1,0 +1,86 @@
+package noise
+
+import (
+	"sync"
+	"time"
+
+	"github.com/walinkdev/walink/keys"
+)
+
+// DefaultChainCacheSize is the number of chains a zero ChainCache keeps.
+const DefaultChainCacheSize = 64
+
+// ChainCache remembers server certificate chains that verified, so that a
+// client connecting again, or many clients in one process, check the two
+// signatures of a given chain once instead of on every handshake (about a
+// quarter of the client's handshake CPU). A hit needs the very same chain
+// bytes, trusted root and server static key: the same bytes under the same
+// keys verify the same way, so nothing is trusted that a full check would
+// refuse. The validity windows are checked against the caller's time on
+// every use, so a cached chain still expires.
+//
+// The zero value is ready to use and holds DefaultChainCacheSize chains; a
+// ChainCache is safe for concurrent use. Failures are never cached.
+type ChainCache struct {
+	// Size bounds the entries; 0 means DefaultChainCacheSize. When full,
+	// the cache starts over (a server rotates its chain rarely, so a full
+	// cache means many servers, not one churning).
+	Size int
+
+	mu      sync.Mutex
+	entries map[string]*CertInfo
+	hits    uint64
+}
+
+// cacheKey is root ‖ server static ‖ chain: all of what decides the result
+// but the time.
+func cacheKey(chain []byte, root, serverStatic keys.PublicKey) string {
+	b := make([]byte, 0, 2*keys.Size+len(chain))
+	b = append(b, root.Bytes()...)
+	b = append(b, serverStatic.Bytes()...)
+	return string(append(b, chain...))
+}
+
+// Parse is ParseCertChain through the cache. The returned CertInfo is
+// shared between callers: do not modify it.
+func (c *ChainCache) Parse(chain []byte, root, serverStatic keys.PublicKey, now time.Time) (*CertInfo, error) {
+	if c == nil {
+		return ParseCertChain(chain, root, serverStatic, now)
+	}
+	k := cacheKey(chain, root, serverStatic)
+	c.mu.Lock()
+	info := c.entries[k]
+	if info != nil {
+		c.hits++
+	}
+	c.mu.Unlock()
+	if info != nil {
+		if err := info.CheckValidity(now); err != nil {
+			return nil, err
+		}
+		return info, nil
+	}
+	info, err := ParseCertChain(chain, root, serverStatic, now)
+	if err != nil {
+		return nil, err
+	}
+	size := c.Size
+	if size <= 0 {
+		size = DefaultChainCacheSize
+	}
+	c.mu.Lock()
+	if c.entries == nil || len(c.entries) >= size {
+		c.entries = make(map[string]*CertInfo, min(size, 8))
+	}
+	c.entries[k] = info
+	c.mu.Unlock()
+	return info, nil
+}
+
+// Hits returns how many Parse calls the cache answered, for tests and
+// metrics.
+func (c *ChainCache) Hits() uint64 {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.hits
+}

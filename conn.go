@@ -97,7 +97,9 @@ func (cn *conn) serve() endReason {
 	c := cn.c
 	c.setCur(cn, false)
 	for {
-		frame, err := cn.tc.ReadFrame()
+		// The frame is borrowed (decrypted in place in the read buffer):
+		// it is decoded and its Content copied out before the next read.
+		frame, err := cn.tc.NextFrame()
 		if err != nil {
 			if cn.ctx.Err() != nil {
 				cn.finish(endClosed) // we closed it; a recorded reason wins
@@ -112,6 +114,7 @@ func (cn *conn) serve() endReason {
 			cn.log.Warn("dropping undecodable frame", "err", err)
 			continue
 		}
+		ownContent(&n)
 		cn.handle(n)
 		if cn.ctx.Err() != nil {
 			break
@@ -281,4 +284,35 @@ func (cn *conn) handleNotification(n binxml.Node) {
 	case "link_code_companion_reg":
 		cn.handleLinkCode(n)
 	}
+}
+
+// ownContent moves every Content of a node decoded from a borrowed frame
+// into one buffer of the node's own, so that handlers and waiting requests
+// may keep it after the next read (binxml copies strings, not Content).
+func ownContent(n *binxml.Node) {
+	size := contentSize(n)
+	if size == 0 {
+		return
+	}
+	buf := make([]byte, 0, size)
+	var move func(*binxml.Node)
+	move = func(n *binxml.Node) {
+		if len(n.Content) > 0 {
+			at := len(buf)
+			buf = append(buf, n.Content...)
+			n.Content = buf[at:len(buf):len(buf)]
+		}
+		for i := range n.Children {
+			move(&n.Children[i])
+		}
+	}
+	move(n)
+}
+
+func contentSize(n *binxml.Node) int {
+	size := len(n.Content)
+	for i := range n.Children {
+		size += contentSize(&n.Children[i])
+	}
+	return size
 }

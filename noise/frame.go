@@ -126,8 +126,10 @@ func (d *Decoder) Write(p []byte) (int, error) {
 }
 
 // FillSize is the room Fill makes for a read when no frame in progress
-// says how much is coming.
-const FillSize = 4 << 10
+// says how much is coming. An idle connection blocks in a read with this
+// much buffer, so it is small; a frame's length, once read, makes room for
+// the whole frame at once.
+const FillSize = 1 << 10
 
 // minFill is the least room Fill reads into before it makes more.
 const minFill = 512

@@ -499,6 +499,27 @@ func (v *deviceView) PutDevice(ctx context.Context, d *store.Device) error {
 // Close leaves the shared store open; the linker closes it.
 func (v *deviceView) Close() error { return nil }
 
+// eventBox hands events to the linking loop until release.
+type eventBox struct {
+	mu sync.Mutex
+	ch chan walink.Event
+}
+
+func (b *eventBox) send(e walink.Event) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	select {
+	case b.ch <- e:
+	default:
+	}
+}
+
+func (b *eventBox) release() {
+	b.mu.Lock()
+	b.ch = nil
+	b.mu.Unlock()
+}
+
 type walinkSession struct{ cli *walink.Client }
 
 func (s walinkSession) connected() bool { return s.cli.IsConnected() && s.cli.IsLoggedIn() }
@@ -514,15 +535,14 @@ func (l *walinkLinker) link(ctx context.Context, i int) (session, error) {
 		ServerRoot: l.srv.root,
 		Logger:     logger,
 	})
-	// The dispatcher calls this in order; it must not block, and after
-	// linking nothing reads the channel, so later events are dropped.
+	// The dispatcher calls this in order; it must not block. Once linking
+	// ends the handler lets go of the channel (so the harness's buffer is
+	// not counted as the session's memory) and drops later events, as the
+	// whatsmeow side's handler keeps nothing either.
 	evs := make(chan walink.Event, 64)
-	cli.AddEventHandler(func(e walink.Event) {
-		select {
-		case evs <- e:
-		default:
-		}
-	})
+	box := &eventBox{ch: evs}
+	defer box.release()
+	cli.AddEventHandler(box.send)
 	ok := false
 	defer func() {
 		if !ok {

@@ -9,6 +9,7 @@ import (
 	"context"
 	"crypto/md5"
 	"crypto/rand"
+	"encoding/base64"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -149,6 +150,7 @@ type wconn struct {
 	nodes chan binxml.Node
 	done  chan struct{}
 	err   error // read error, valid after nodes is closed
+	bad   error // a server stanza broke a wire rule; reported by close
 	ids   int
 	mu    sync.Mutex
 }
@@ -186,6 +188,11 @@ func (c *companion) connect(ctx context.Context, s *Server, payload []byte) (*wc
 				w.err = fmt.Errorf("decode: %w", err)
 				return
 			}
+			if err := checkAddressAttrs(n); err != nil {
+				w.bad = err
+				w.err = err
+				return
+			}
 			w.nodes <- n
 		}
 	}()
@@ -207,6 +214,30 @@ func (w *wconn) close() {
 	for range w.nodes { // drain so the reader can finish
 	}
 	<-w.done
+	if w.bad != nil {
+		w.t.Errorf("server stanza: %v", w.bad)
+		w.bad = nil
+	}
+}
+
+// addressAttrs are the attributes that hold addresses; the server must
+// send them JID-encoded (PROTOCOL.md §20.8).
+var addressAttrs = map[string]bool{"from": true, "to": true, "jid": true, "lid": true, "participant": true, "recipient": true}
+
+// checkAddressAttrs reports the first address attribute in n or its
+// descendants that arrived as a plain string instead of a typed JID.
+func checkAddressAttrs(n binxml.Node) error {
+	for _, a := range n.Attrs {
+		if addressAttrs[a.Key] && !a.IsJID() {
+			return fmt.Errorf("<%s %s=%q>: address attribute is a string, not a JID (PROTOCOL.md §20.8)", n.Tag, a.Key, a.Value)
+		}
+	}
+	for _, c := range n.Children {
+		if err := checkAddressAttrs(c); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 func (w *wconn) send(n binxml.Node) {
@@ -421,7 +452,32 @@ func (c *companion) login(ctx context.Context, s *Server) *wconn {
 	if n.Tag != "success" {
 		c.t.Fatalf("login: %s", xmlString(n))
 	}
+	checkSuccess(c.t, n, c.lid)
 	return w
+}
+
+// checkSuccess checks the shape of a success stanza against the real one
+// (PROTOCOL.md §13): every attribute present, lid typed and equal to the
+// LID pair-success gave (when known), companion_enc_static 32 bytes.
+func checkSuccess(t testing.TB, n binxml.Node, lid jid.JID) {
+	t.Helper()
+	for _, k := range []string{"t", "props", "abprops", "location", "creation", "lid", "companion_enc_static"} {
+		if n.Attr(k) == "" {
+			t.Fatalf("success without %s: %s", k, xmlString(n))
+		}
+	}
+	for _, k := range []string{"t", "creation"} {
+		if _, err := strconv.ParseInt(n.Attr(k), 10, 64); err != nil {
+			t.Fatalf("success %s=%q is not unix seconds", k, n.Attr(k))
+		}
+	}
+	got, ok := n.AttrJID("lid")
+	if !ok || got.Server != jid.LIDServer || (lid.Server != "" && got != lid) {
+		t.Fatalf("success lid = %v, want %v", got, lid)
+	}
+	if b, err := base64.StdEncoding.DecodeString(n.Attr("companion_enc_static")); err != nil || len(b) != 32 {
+		t.Fatalf("success companion_enc_static = %q (%d bytes, %v)", n.Attr("companion_enc_static"), len(b), err)
+	}
 }
 
 // startServer starts a server for a test and checks on cleanup that it

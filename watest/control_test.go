@@ -85,18 +85,12 @@ func TestControlAPI(t *testing.T) {
 		t.Errorf("link-code without request = %d %v", code, out)
 	}
 
-	var wg sync.WaitGroup
-	var scanCode int
-	var scanOut map[string]any
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		scanCode, scanOut = doJSON(t, "POST", phoneURL+"/scan", map[string]string{"qr": "https://wa.me/settings/linked_devices#" + strings.TrimPrefix(c.qr(refs[0]), "https://wa.me/settings/linked_devices#")})
-	}()
+	// postAsync, not doJSON: a goroutine must not call t.Fatal.
+	res := postAsync(ctx, phoneURL+"/scan", map[string]string{"qr": c.qr(refs[0])})
 	c.answerPairSuccess(w, c.advSecret, false)
-	wg.Wait()
-	if scanCode != 200 || scanOut["device"] != c.id.String() {
-		t.Fatalf("scan = %d %v", scanCode, scanOut)
+	scan := <-res
+	if scan.err != nil || scan.code != 200 || scan.out["device"] != c.id.String() || len(scan.out) != 1 {
+		t.Fatalf("scan = %d %v %v", scan.code, scan.out, scan.err)
 	}
 
 	code, out := doJSON(t, "GET", phoneURL+"/devices", nil)

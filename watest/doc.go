@@ -48,8 +48,11 @@
 //     (device signature over the right bytes, key index) before the device
 //     is linked; then <stream:error code="515"/>.
 //   - Pair code: companion_hello is validated (number, platform id,
-//     "Browser (OS)" display, rate limit → 429 rate-overlimit with backoff)
-//     and answered with a ref; [Phone.EnterCode] does the primary's stage 2
+//     "Browser (OS)" display, rate limit → 429 rate-overlimit with backoff;
+//     Scenario.PairCodeError forces any of WhatsApp's rejections: 400
+//     bad-request, 403 forbidden, 429 rate-overlimit, 452
+//     feature-not-available, 500 internal-server-error) and answered with
+//     a ref; [Phone.EnterCode] does the primary's stage 2
 //     and opens the key bundle from companion_finish; a wrong code fails
 //     there (400 to the companion, [ErrWrongCode] to the caller).
 //     [Phone.RefreshCode] sends the refresh_code stage.
@@ -84,7 +87,8 @@
 //     get 501 (WhatsApp would answer them). Props, blocklist and privacy
 //     answers are empty.
 //   - No offline-queue stanzas (<ib><offline count/></ib>, dirty bits,
-//     edge_routing) after success; success lacks companion_enc_static.
+//     edge_routing) after success; its companion_enc_static is a made-up
+//     32-byte value (a hash of the device's Noise key; nobody reads it).
 //   - The server static key never rotates by itself (Scenario.IK
 //     "fallback" stands in for a rotation), and what WhatsApp puts in the
 //     payload of an accepted IK server hello is not documented: this server
@@ -101,14 +105,28 @@
 //     jurisdiction children.
 //   - Pair codes: the display and platform id are validated like WhatsApp,
 //     but attestation for the Android ids (d/e/f) is not required;
-//     limits are only the configured per-number rate limit (no per-IP or
-//     per-account throttles, no 403/452 answers); the 180 s code lifetime
+//     limits are only the configured per-number rate limit, answered with
+//     429 rate-overlimit (WhatsApp's per-number throttle may come as 400
+//     bad-request: rehearse it with PairCodeError 400); there are no
+//     per-IP or per-account throttles, and 403/452/500 come only from
+//     PairCodeError; the 180 s code lifetime
 //     is not enforced server-side; WhatsApp's 60 s auto-refresh of an
 //     abandoned primary_hello is not simulated.
 //   - The passkey ("Shortcake") step of CHANGES-2026 §6 is never required.
 //   - A refused pair-device-sign reply leaves the device unlinked and ends
 //     the stream with 515 (the companion's next login then fails with 401);
 //     what WhatsApp sends in that case is not documented.
+//   - Every ref of a pair-device is accepted from the moment it went out
+//     until its own window ends, so a later ref scanned early is taken;
+//     whether WhatsApp refuses that is not documented.
+//   - After a logout (remove-companion-device → result) the server sends
+//     nothing more and waits for the client to close; whether WhatsApp
+//     also ends the stream is not documented.
+//   - An IQ without an id gets no answer (there is nothing to put in a
+//     reply); what WhatsApp does with one is not documented.
+//   - PROTOCOL.md §13/§20.6 suggest an empty result for unknown IQs; this
+//     server answers them with 501 feature-not-implemented instead, so a
+//     client never mistakes an unserved query for an empty answer.
 //   - Pre-key uploads are counted, not stored; the count never decreases
 //     (nobody fetches bundles) and the digest reply carries no key list or
 //     hash.

@@ -90,6 +90,10 @@ func TestQRLinkLoginLogout(t *testing.T) {
 	if r.Attr("type") != "result" {
 		t.Fatalf("logout: %s", xmlString(r))
 	}
+	// Logged out: the device no longer counts as connected.
+	if err := s.Kick(ctx, c.id, "515"); !errors.Is(err, ErrNotConnected) {
+		t.Fatalf("kick after logout: %v, want ErrNotConnected", err)
+	}
 	w.close()
 	if n := len(s.Phone(testNumber).Devices()); n != 0 {
 		t.Fatalf("%d devices after logout", n)

@@ -3,6 +3,7 @@ package watest
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
 	"encoding/base64"
 	"encoding/binary"
 	"fmt"
@@ -148,6 +149,7 @@ func (sess *session) beginLogin(ctx context.Context, p *waproto.ClientPayload) e
 		binxml.A("location", "frc"),
 		binxml.A("creation", creation),
 		binxml.AJ("lid", lid),
+		binxml.A("companion_enc_static", companionEncStatic(dev.noise)),
 	}}
 	if err := sess.send(ctx, succ); err != nil {
 		return err
@@ -156,6 +158,15 @@ func (sess *session) beginLogin(ctx context.Context, p *waproto.ClientPayload) e
 		return errEnded
 	}
 	return nil
+}
+
+// companionEncStatic is the success attribute of that name: 32 bytes in
+// standard base64, the same on every login of a device (PROTOCOL.md §13,
+// e2e_transcript.json). No client reads it and its meaning is not
+// documented, so the bytes are a hash of the device's Noise key.
+func companionEncStatic(noise keys.PublicKey) string {
+	h := sha256.Sum256(append([]byte("walink/watest companion_enc_static\x00"), noise.Bytes()...))
+	return base64.StdEncoding.EncodeToString(h[:])
 }
 
 // handle serves one stanza from the client.
@@ -320,6 +331,9 @@ func (sess *session) removeCompanion(ctx context.Context, id string, child binxm
 		return sess.send(ctx, iqError(id, 403, "forbidden"))
 	}
 	sess.login.phone.forget(me.Device)
+	// The device is gone: the connection no longer counts as online (Kick,
+	// Ping), and the server waits for the client to close it.
+	sess.offline()
 	sess.srv.save()
 	sess.srv.info(sess.id, "logout: "+me.String()+" unlinked itself")
 	return sess.send(ctx, iqResult(id))

@@ -60,6 +60,13 @@ func (sess *session) companionHello(ctx context.Context, id string, reg binxml.N
 	if !bytesEqual(childContent(reg, "companion_server_auth_key_pub"), sess.static.Bytes()) {
 		return refuse(400, "bad-request", "companion_server_auth_key_pub is not the connection's noise key")
 	}
+	if code := s.Scenario().PairCodeError; code != 0 {
+		var extra []binxml.Attr
+		if code == 400 || code == 429 {
+			extra = append(extra, binxml.A("backoff", "60"))
+		}
+		return refuse(code, pairCodeErrorText[code], "scenario pair_code_error", extra...)
+	}
 	ref, err := newRef(s.rand)
 	if err != nil {
 		return err

@@ -32,6 +32,13 @@ type Scenario struct {
 	// PairCodeRateLimit is how many companion_hello requests one phone
 	// number may make per hour before 429 rate-overlimit; 0 = no limit.
 	PairCodeRateLimit int `json:"pair_code_rate_limit"`
+	// PairCodeError, when not 0, refuses every well-formed companion_hello
+	// with one of WhatsApp's pair-code rejections (CHANGES-2026 §4):
+	// 400 bad-request (also the per-number throttle), 403 forbidden,
+	// 429 rate-overlimit, 452 feature-not-available (the client should
+	// fall back to QR) or 500 internal-server-error. 400 and 429 carry
+	// backoff="60".
+	PairCodeError int `json:"pair_code_error"`
 	// FirstStanzaDelayMS is the pause between the end of the handshake and
 	// the first stanza (pair-device or success), PROTOCOL.md §20.9.
 	// Default 50.
@@ -146,6 +153,8 @@ func (s Scenario) Validate() error {
 		return bad("ref ttl must be positive")
 	case s.PairCodeRateLimit < 0:
 		return bad("pair_code_rate_limit %d is negative", s.PairCodeRateLimit)
+	case s.PairCodeError != 0 && pairCodeErrorText[s.PairCodeError] == "":
+		return bad("pair_code_error %d: want 0, 400, 403, 429, 452 or 500", s.PairCodeError)
 	case s.FirstStanzaDelayMS < 0 || s.FirstStanzaDelayMS > 60_000:
 		return bad("first_stanza_delay_ms %d: want 0..60000", s.FirstStanzaDelayMS)
 	case s.LingerMS < 0 || s.LingerMS > 60_000:
@@ -172,6 +181,16 @@ func (s Scenario) Validate() error {
 		}
 	}
 	return nil
+}
+
+// pairCodeErrorText is the error text WhatsApp sends with each pair-code
+// rejection code (CHANGES-2026 §4).
+var pairCodeErrorText = map[int]string{
+	400: "bad-request",
+	403: "forbidden",
+	429: "rate-overlimit",
+	452: "feature-not-available",
+	500: "internal-server-error",
 }
 
 // refTTL returns the validity window of ref i (0-based): [from, until).
@@ -222,7 +241,7 @@ func (v version) String() string { return fmt.Sprintf("%d.%d.%d", v[0], v[1], v[
 // RegisterFlags defines one command-line flag per knob on fs, named like
 // the JSON keys with dashes (--qr-refresh=false, --min-client-version …,
 // --ref-count, --ref-ttl-first-s, --ref-ttl-next-s, --pair-code-rate-limit,
-// --first-stanza-delay-ms, --linger-ms, --platform, --business-name, --ik,
+// --pair-code-error, --first-stanza-delay-ms, --linger-ms, --platform, --business-name, --ik,
 // --fault-drop-after, --fault-delay-ms, --fault-garbage-frame,
 // --fault-oversize-frame, --fault-bad-cert, --fault-leaf-mismatch,
 // --fault-tamper-pair-success).
@@ -234,6 +253,7 @@ func (s *Scenario) RegisterFlags(fs *flag.FlagSet) {
 	fs.Float64Var(&s.RefTTLFirst, "ref-ttl-first-s", s.RefTTLFirst, "validity of the first ref, seconds")
 	fs.Float64Var(&s.RefTTLNext, "ref-ttl-next-s", s.RefTTLNext, "validity of each later ref, seconds")
 	fs.IntVar(&s.PairCodeRateLimit, "pair-code-rate-limit", s.PairCodeRateLimit, "companion_hello per number per hour (0 = no limit)")
+	fs.IntVar(&s.PairCodeError, "pair-code-error", s.PairCodeError, "refuse every companion_hello with this code: 400, 403, 429, 452 or 500 (0 = off)")
 	fs.IntVar(&s.FirstStanzaDelayMS, "first-stanza-delay-ms", s.FirstStanzaDelayMS, "pause before the first stanza after the handshake")
 	fs.IntVar(&s.LingerMS, "linger-ms", s.LingerMS, "how long to keep a socket open after a stream error")
 	fs.StringVar(&s.Platform, "platform", s.Platform, "primary platform sent in pair-success")

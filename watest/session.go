@@ -245,7 +245,9 @@ func (sess *session) send(ctx context.Context, n binxml.Node) error {
 	}
 	sess.srv.logNode(sess.id, DirOut, n)
 	if err := sess.fc.WriteFrame(ctx, b); err != nil {
-		return fmt.Errorf("watest: write %s: %w", n.Tag, err)
+		// The socket is gone (or going): to a phone waiting on this
+		// companion that is a disconnect, not an internal error.
+		return fmt.Errorf("%w: write %s: %w", ErrDisconnected, n.Tag, err)
 	}
 	return nil
 }

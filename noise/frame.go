@@ -188,7 +188,8 @@ func (d *Decoder) reclaim() {
 // been read.
 func (d *Decoder) Header() ([4]byte, bool) { return d.header, d.hasHeader }
 
-// RoutingInfo returns the edge-routing bytes of the pre-intro, or nil.
+// RoutingInfo returns the edge-routing bytes of the pre-intro: nil when
+// there was none, empty (not nil) for a pre-intro with no bytes.
 func (d *Decoder) RoutingInfo() []byte { return d.routing }
 
 // Buffered returns the number of bytes written but not yet returned.
@@ -258,7 +259,8 @@ func (d *Decoder) readIntro() (ok bool, err error) {
 		if len(in) < pos+4 {
 			return false, nil
 		}
-		routing = append([]byte(nil), in[4+FrameHeaderSize:pos]...)
+		// Non-nil even when empty: an empty pre-intro was still sent.
+		routing = bytes.Clone(in[4+FrameHeaderSize : pos])
 	}
 	h := [4]byte(in[pos : pos+4])
 	if !validHeader(h) {

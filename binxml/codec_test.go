@@ -9,6 +9,7 @@ import (
 	"runtime"
 	"strings"
 	"testing"
+	"unicode/utf8"
 
 	"github.com/walinkdev/walink/binxml"
 	"github.com/walinkdev/walink/binxml/binxmltest"
@@ -239,6 +240,8 @@ func TestHugeClaimsBoundedMemory(t *testing.T) {
 		"list 65535 children": append(unhex(t, "00f80219f9ffff"), make([]byte, 13)...),
 		"32767 attributes":    append(unhex(t, "00f9ffff19"), make([]byte, 15)...),
 		"binary32 4 GiB":      append(unhex(t, "00f80219feffffffff"), make([]byte, 11)...),
+		"binary32 2^31":       append(unhex(t, "00f80219fe80000000"), make([]byte, 11)...),
+		"binary32 2^31 - 1":   append(unhex(t, "00f80219fe7fffffff"), make([]byte, 11)...),
 		"binary20 1 MiB":      append(unhex(t, "00f80219fd0fffff"), make([]byte, 12)...),
 		"attr binary32 4 GiB": append(unhex(t, "00f8031904feffffffff"), make([]byte, 10)...),
 		"key binary32 4 GiB":  append(unhex(t, "00f80319feffffffff"), make([]byte, 11)...),
@@ -586,5 +589,66 @@ func TestNodeAndAttrBudget(t *testing.T) {
 	frame = append([]byte{0x00, 0xf8, 0x02, 0x19, 0xf8, 0x09}, bytes.Repeat(attrs, 9)...)
 	if _, err := binxml.Unmarshal(frame); !errors.Is(err, binxml.ErrLimit) {
 		t.Errorf("attrs: err = %v", err)
+	}
+}
+
+// TestHostileAttributes: the codec is byte-faithful, so invalid UTF-8 and
+// control characters in tags, keys and values decode as the bytes they are
+// (whatsmeow does the same), in time and memory linear in the input; the
+// XML-ish form escapes them to one line of valid UTF-8, and AttrJID refuses
+// JIDs whose raw user or server bytes hold junk, so none of it is taken for
+// an address.
+func TestHostileAttributes(t *testing.T) {
+	junkJID := func(user, server string) binxml.Attr { return binxml.AJ("jid", jid.JID{User: user, Server: server}) }
+	n := binxml.Node{Tag: "iq\xff", Attrs: []binxml.Attr{
+		binxml.A("id", "\xff\xfe\x00\n<x>"),
+		binxml.A("k\xc3\x28", "v"),
+		binxml.A("name", "\xed\xa0\x80 surrogate"),
+		junkJID("1555@evil:3", jid.DefaultUserServer),
+		binxml.AJ("lid", jid.JID{User: "\xff", Device: 1, Server: jid.LIDServer}),
+		binxml.AJ("from", jid.JID{User: "1\n2", Server: "s.whatsapp.net\x00x"}),
+	}}
+	frame, err := binxml.Marshal(n)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dec, err := binxml.Unmarshal(frame)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(dec, n) {
+		t.Fatalf("not byte-faithful:\n got %#v\nwant %#v", dec, n)
+	}
+	s := dec.String()
+	if !utf8.ValidString(s) || strings.ContainsAny(s, "\n\x00") {
+		t.Errorf("String() is not one line of valid UTF-8: %q", s)
+	}
+	for _, key := range []string{"jid", "lid", "from"} {
+		if j, ok := dec.AttrJID(key); ok {
+			t.Errorf("AttrJID(%q) accepted junk %#v", key, j)
+		}
+	}
+	if j, ok := (binxml.Node{Tag: "x", Attrs: []binxml.Attr{binxml.AJ("jid", jid.NewAD("1555", 3, jid.DefaultUserServer))}}).AttrJID("jid"); !ok || j.User != "1555" {
+		t.Errorf("AttrJID refused a valid JID: %#v %v", j, ok)
+	}
+
+	// 1 MiB of invalid UTF-8 in one value: linear cost, no blow-up.
+	big := binxml.Node{Tag: "iq", Attrs: []binxml.Attr{binxml.A("v", strings.Repeat("\xff\x00", 1<<19))}}
+	frame, err = binxml.Marshal(big)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var before, after runtime.MemStats
+	runtime.ReadMemStats(&before)
+	dec, err = binxml.Unmarshal(frame)
+	runtime.ReadMemStats(&after)
+	if err != nil || dec.Attr("v") != big.Attrs[0].Value {
+		t.Fatalf("1 MiB value: %v", err)
+	}
+	if alloc := after.TotalAlloc - before.TotalAlloc; alloc > 3*uint64(len(frame)) {
+		t.Errorf("decoding %d bytes allocated %d", len(frame), alloc)
+	}
+	if s := dec.String(); !utf8.ValidString(s) || strings.ContainsRune(s, 0) {
+		t.Error("String() of the 1 MiB value is not clean")
 	}
 }

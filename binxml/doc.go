@@ -42,7 +42,12 @@
 // Decoding never allocates for lengths the input cannot hold, refuses
 // nesting deeper than [MaxDepth], frames with more than [MaxNodes] nodes or
 // [MaxAttrs] attributes, and inflated frames larger than [MaxInflated].
-// Flag bits other than 0x02 are ignored, as whatsmeow does. Errors are [*DecodeError] / [*EncodeError] values wrapping
+// Flag bits other than 0x02 are ignored, as whatsmeow does. The codec is
+// byte-faithful: tags, keys and values are not required to be UTF-8 and
+// decode as the bytes they are; [Node.String] escapes what is not printable
+// UTF-8, and [Node.AttrJID] refuses JIDs whose raw user or server bytes are
+// junk ([jid.JID.Validate]). Code that keeps or shows a value checks it
+// (engine refuses a pair-success whose names are not text). Errors are [*DecodeError] / [*EncodeError] values wrapping
 // one of [ErrTruncated], [ErrUnknownTag], [ErrLimit], [ErrMalformed],
 // [ErrTrailingData] or [ErrInvalidNode]; test them with errors.Is.
 //

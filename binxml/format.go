@@ -63,7 +63,13 @@ func (f Format) node(b []byte, n *Node, path []string, depth int) []byte {
 		case f.Redact != nil && f.Redact(path, a.Key):
 			b = append(b, "<redacted>"...)
 		case a.IsJID():
+			// A decoded JID holds raw wire bytes: escape them like any
+			// value when they need it (rarely; the copy is only then).
+			start := len(b)
 			b, _ = a.JID.AppendText(b)
+			if needsEscape(b[start:]) {
+				b = appendEscaped(b[:start], string(b[start:]))
+			}
 		default:
 			b = appendEscaped(b, a.Value)
 		}
@@ -105,6 +111,16 @@ func (f Format) node(b []byte, n *Node, path []string, depth int) []byte {
 	b = append(b, '<', '/')
 	b = appendEscaped(b, n.Tag)
 	return append(b, '>')
+}
+
+// needsEscape reports whether appendEscaped would change p.
+func needsEscape(p []byte) bool {
+	for _, c := range p {
+		if c < 0x20 || c >= 0x7f || c == '&' || c == '<' || c == '>' || c == '"' {
+			return true
+		}
+	}
+	return false
 }
 
 func printable(p []byte) bool {

@@ -21,6 +21,14 @@ func FuzzUnmarshal(f *testing.F) {
 		f.Add(must(binxml.Marshal(c.Node)))
 	}
 	f.Fuzz(func(t *testing.T, frame []byte) {
+		// The version 2 dictionary (older clients) shares the decoder;
+		// it must fail just as cleanly.
+		if _, err := binxml.DictV2.Unmarshal(frame); err != nil {
+			var de *binxml.DecodeError
+			if !errors.As(err, &de) {
+				t.Fatalf("v2: error %T is not a *DecodeError: %v", err, err)
+			}
+		}
 		n, err := binxml.Unmarshal(frame)
 		if err != nil {
 			var de *binxml.DecodeError

@@ -50,10 +50,17 @@ func (n Node) AttrOK(key string) (string, bool) {
 }
 
 // AttrJID returns the attribute as a JID, parsing a string value if needed.
+// It reports false for a JID that [jid.JID.Validate] refuses: the wire's
+// JID forms carry raw user and server bytes, which a hostile peer can fill
+// with junk (invalid UTF-8, '@', control characters) that Parse would never
+// return.
 func (n Node) AttrJID(key string) (jid.JID, bool) {
 	for _, a := range n.Attrs {
 		if a.Key == key {
 			if a.IsJID() {
+				if a.JID.Validate() != nil {
+					return jid.JID{}, false
+				}
 				return a.JID, true
 			}
 			j, err := jid.Parse(a.Value)

@@ -4,9 +4,11 @@ import (
 	"bytes"
 	"crypto/rand"
 	"errors"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
+	"unicode/utf8"
 
 	"github.com/walinkdev/walink/binxml"
 	"github.com/walinkdev/walink/jid"
@@ -133,6 +135,11 @@ func TestParsePairSuccess(t *testing.T) {
 		"no identity":      pairSuccessNode(binxml.Node{Tag: "device", Attrs: []binxml.Attr{binxml.AJ("jid", own)}}),
 		"no device":        pairSuccessNode(binxml.Node{Tag: "device-identity", Content: []byte{1}}),
 		"device 0 (phone)": pairSuccessNode(binxml.Node{Tag: "device-identity", Content: []byte{1}}, binxml.Node{Tag: "device", Attrs: []binxml.Attr{binxml.AJ("jid", own.ToNonAD())}}),
+		"group jid":        pairSuccessNode(binxml.Node{Tag: "device-identity", Content: []byte{1}}, binxml.Node{Tag: "device", Attrs: []binxml.Attr{binxml.AJ("jid", jid.NewAD("1234", 3, jid.GroupServer))}}),
+		"lid on s.whatsapp.net": pairSuccessNode(binxml.Node{Tag: "device-identity", Content: []byte{1}},
+			binxml.Node{Tag: "device", Attrs: []binxml.Attr{binxml.AJ("jid", own), binxml.AJ("lid", own)}}),
+		"lid not a jid": pairSuccessNode(binxml.Node{Tag: "device-identity", Content: []byte{1}},
+			binxml.Node{Tag: "device", Attrs: []binxml.Attr{binxml.AJ("jid", own), binxml.A("lid", "x@y@z")}}),
 	} {
 		if _, err := ParsePairSuccess(bad); !errors.Is(err, ErrMalformed) {
 			t.Errorf("%s: err = %v", name, err)
@@ -261,5 +268,105 @@ func TestParseLinkCode(t *testing.T) {
 	res := binxml.Node{Tag: "iq", Children: []binxml.Node{{Tag: "link_code_companion_reg", Children: []binxml.Node{{Tag: "link_code_pairing_ref", Content: []byte("R")}}}}}
 	if string(ParseCompanionHelloResult(res)) != "R" || ParseCompanionHelloResult(binxml.Node{Tag: "iq"}) != nil {
 		t.Fatal("hello result")
+	}
+}
+
+// TestPairSuccessHostileFields: a pair-success whose JIDs carry junk in
+// their raw user/server bytes, or whose names are not text, is refused as
+// malformed (nothing of it reaches the store or the events), and a huge
+// junk field costs bounded time and memory.
+func TestPairSuccessHostileFields(t *testing.T) {
+	own := jid.NewAD("15551234567", 3, jid.DefaultUserServer)
+	lid := jid.NewAD("123456789012345", 3, jid.LIDServer)
+	device := func(attrs ...binxml.Attr) binxml.Node {
+		return pairSuccessNode(binxml.Node{Tag: "device-identity", Content: []byte{1}}, binxml.Node{Tag: "device", Attrs: attrs},
+			binxml.Node{Tag: "platform", Attrs: []binxml.Attr{binxml.A("name", "android")}})
+	}
+	named := func(tag, name string) binxml.Node {
+		return pairSuccessNode(binxml.Node{Tag: "device-identity", Content: []byte{1}},
+			binxml.Node{Tag: "device", Attrs: []binxml.Attr{binxml.AJ("jid", own), binxml.AJ("lid", lid)}},
+			binxml.Node{Tag: tag, Attrs: []binxml.Attr{binxml.A("name", name)}})
+	}
+	junk := func(user, server string) jid.JID { return jid.JID{User: user, Device: 3, Server: server} }
+	cases := map[string]binxml.Node{
+		"jid invalid UTF-8":   device(binxml.AJ("jid", junk("\xff\xfe1555", jid.DefaultUserServer))),
+		"jid '@' in user":     device(binxml.AJ("jid", junk("1555@evil.example", jid.DefaultUserServer))),
+		"jid ':' in user":     device(binxml.AJ("jid", junk("1555:9", jid.DefaultUserServer))),
+		"jid NUL in user":     device(binxml.AJ("jid", junk("15\x0055", jid.DefaultUserServer))),
+		"jid newline":         device(binxml.AJ("jid", junk("1555\nINFO forged log line", jid.DefaultUserServer))),
+		"jid junk server":     device(binxml.AJ("jid", jid.New("1555", "s.whatsapp.net\x00evil"))),
+		"jid 1 MiB user":      device(binxml.AJ("jid", junk(strings.Repeat("1", 1<<20), jid.DefaultUserServer))),
+		"lid invalid UTF-8":   device(binxml.AJ("jid", own), binxml.AJ("lid", junk("\xc3\x28", jid.LIDServer))),
+		"lid '@' in user":     device(binxml.AJ("jid", own), binxml.AJ("lid", junk("1@lid", jid.LIDServer))),
+		"platform not UTF-8":  named("platform", "andr\xffoid"),
+		"platform control":    named("platform", "android\x1b[31m"),
+		"business not UTF-8":  named("biz", "Shop \xed\xa0\x80"),
+		"business newline":    named("biz", "Shop\nlevel=ERROR"),
+		"business 1 MiB name": named("biz", strings.Repeat("a", 1<<20)),
+	}
+	for name, n := range cases {
+		// Through the wire: the codec keeps the bytes; the parser refuses.
+		frame, err := binxml.Marshal(n)
+		if err != nil {
+			t.Fatalf("%s: marshal: %v", name, err)
+		}
+		dec, err := binxml.Unmarshal(frame)
+		if err != nil {
+			t.Fatalf("%s: unmarshal: %v", name, err)
+		}
+		var before, after runtime.MemStats
+		runtime.ReadMemStats(&before)
+		start := time.Now()
+		ps, err := ParsePairSuccess(dec)
+		elapsed := time.Since(start)
+		runtime.ReadMemStats(&after)
+		if !errors.Is(err, ErrMalformed) {
+			t.Errorf("%s: err = %v, want ErrMalformed", name, err)
+		}
+		if alloc := after.TotalAlloc - before.TotalAlloc; alloc > 8<<20 {
+			t.Errorf("%s: parsing allocated %d bytes", name, alloc)
+		}
+		if elapsed > time.Second {
+			t.Errorf("%s: parsing took %v", name, elapsed)
+		}
+		for _, j := range []jid.JID{ps.ID, ps.LID} {
+			if !j.IsEmpty() && j.Validate() != nil {
+				t.Errorf("%s: refused pair-success still carries junk JID %.40q", name, j.User)
+			}
+		}
+		if !utf8.ValidString(ps.Platform+ps.BusinessName) || len(ps.BusinessName) > maxText {
+			t.Errorf("%s: refused pair-success still carries the bad name", name)
+		}
+	}
+	// Valid UTF-8 beyond ASCII stays accepted.
+	if ps, err := ParsePairSuccess(named("biz", "Büro ☕ GmbH")); err != nil || ps.BusinessName != "Büro ☕ GmbH" {
+		t.Errorf("unicode business name: %+v, %v", ps, err)
+	}
+	// Junk in the success stanza's LID is dropped, not adopted.
+	for _, l := range []jid.JID{junk("1@x", jid.LIDServer), jid.New("1", "lid\x00evil"), jid.New("\xff", jid.LIDServer)} {
+		frame, err := binxml.Marshal(binxml.Node{Tag: "success", Attrs: []binxml.Attr{binxml.AJ("lid", l)}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		dec, err := binxml.Unmarshal(frame)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if s := ParseSuccess(dec); !s.LID.IsEmpty() {
+			t.Errorf("success adopted junk lid %#v", s.LID)
+		}
+	}
+	// A junk or unparsable "from" is not the server; an absent one is.
+	for _, a := range []binxml.Attr{
+		binxml.AJ("from", jid.JID{User: "\xff", Server: jid.DefaultUserServer}),
+		binxml.A("from", "s.whatsapp.net@@"),
+		binxml.AJ("from", jid.New("15551234567", jid.DefaultUserServer)),
+	} {
+		if IsFromServer(binxml.Node{Tag: "iq", Attrs: []binxml.Attr{a}}) {
+			t.Errorf("IsFromServer(from=%q) = true", a.String())
+		}
+	}
+	if !IsFromServer(binxml.Node{Tag: "iq"}) || !IsFromServer(binxml.Node{Tag: "iq", Attrs: []binxml.Attr{binxml.AJ("from", jid.ServerJID)}}) {
+		t.Error("IsFromServer refuses the server")
 	}
 }

@@ -3,6 +3,7 @@ package engine
 import (
 	"testing"
 	"time"
+	"unicode/utf8"
 
 	"github.com/walinkdev/walink/binxml"
 	"github.com/walinkdev/walink/jid"
@@ -36,6 +37,12 @@ func FuzzParsers(f *testing.F) {
 			if len(ps.DeviceIdentity) == 0 || ps.ID.Device == 0 {
 				t.Fatalf("accepted pair-success without identity or device: %+v", ps)
 			}
+			if ps.ID.Validate() != nil || (!ps.LID.IsEmpty() && ps.LID.Validate() != nil) {
+				t.Fatalf("accepted pair-success with a junk JID: %#v %#v", ps.ID, ps.LID)
+			}
+			if !utf8.ValidString(ps.Platform) || !utf8.ValidString(ps.BusinessName) {
+				t.Fatalf("accepted pair-success with names that are not UTF-8: %q %q", ps.Platform, ps.BusinessName)
+			}
 		}
 		if refs, err := ParsePairDevice(n); err == nil && len(refs) == 0 {
 			t.Fatal("pair-device accepted without refs")
@@ -45,7 +52,9 @@ func FuzzParsers(f *testing.F) {
 		if f.BanExpire < 0 {
 			t.Fatal("negative ban")
 		}
-		ParseSuccess(n)
+		if s := ParseSuccess(n); !s.LID.IsEmpty() && s.LID.Validate() != nil {
+			t.Fatalf("success with a junk lid: %#v", s.LID)
+		}
 		ParseIQError(n)
 		ParsePreKeyCount(n)
 		ParseCompanionHelloResult(n)

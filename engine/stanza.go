@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"strconv"
 	"time"
+	"unicode"
+	"unicode/utf8"
 
 	"github.com/walinkdev/walink/binxml"
 	"github.com/walinkdev/walink/jid"
@@ -158,9 +160,13 @@ func ParseIQError(n binxml.Node) (IQErrorInfo, bool) {
 
 // IsFromServer reports whether the stanza comes from the bare server JID
 // (absent "from" counts as the server: the stream itself).
+// A "from" that is present but not a valid JID is not the server.
 func IsFromServer(n binxml.Node) bool {
+	if _, present := n.AttrOK("from"); !present {
+		return true
+	}
 	from, ok := n.AttrJID("from")
-	return !ok || from == jid.ServerJID
+	return ok && from == jid.ServerJID
 }
 
 // ParsePairDevice reads the refs of
@@ -211,17 +217,53 @@ func ParsePairSuccess(n binxml.Node) (PairSuccess, error) {
 	if !ok {
 		return out, malformed("pair-success without device")
 	}
-	if out.ID, ok = dev.AttrJID("jid"); !ok || out.ID.User == "" || out.ID.Device == 0 {
-		return out, malformed("pair-success device jid")
+	// AttrJID refuses JIDs with junk in them; what is left must be an
+	// account's device (never the phone, device 0) and, if present, a LID.
+	if out.ID, ok = dev.AttrJID("jid"); !ok || out.ID.User == "" || out.ID.Device == 0 || !out.ID.IsUserServer() {
+		return PairSuccess{IQID: out.IQID}, malformed("pair-success device jid")
 	}
-	out.LID, _ = dev.AttrJID("lid")
+	if _, present := dev.AttrOK("lid"); present {
+		if out.LID, ok = dev.AttrJID("lid"); !ok || out.LID.User == "" ||
+			(out.LID.Server != jid.LIDServer && out.LID.Server != jid.HostedLIDServer) {
+			return PairSuccess{IQID: out.IQID, ID: out.ID}, malformed("pair-success device lid")
+		}
+	}
+	// Names are stored and shown: text only.
 	if p, ok := ps.Child("platform"); ok {
-		out.Platform = p.Attr("name")
+		if out.Platform, ok = text(p, "name"); !ok {
+			return PairSuccess{IQID: out.IQID, ID: out.ID, LID: out.LID}, malformed("pair-success platform name is not UTF-8 text")
+		}
 	}
 	if b, ok := ps.Child("biz"); ok {
-		out.BusinessName = b.Attr("name")
+		if out.BusinessName, ok = text(b, "name"); !ok {
+			return PairSuccess{IQID: out.IQID, ID: out.ID, LID: out.LID}, malformed("pair-success business name is not UTF-8 text")
+		}
 	}
 	return out, nil
+}
+
+// maxText bounds a name taken from a stanza into the session.
+const maxText = 1024
+
+// text returns a string attribute that is valid UTF-8 without control
+// characters and at most maxText bytes; ok is false otherwise. A typed JID
+// attribute is not text.
+func text(n binxml.Node, key string) (string, bool) {
+	for _, a := range n.Attrs {
+		if a.Key != key {
+			continue
+		}
+		if a.IsJID() || len(a.Value) > maxText || !utf8.ValidString(a.Value) {
+			return "", false
+		}
+		for _, r := range a.Value {
+			if unicode.IsControl(r) {
+				return "", false
+			}
+		}
+		return a.Value, true
+	}
+	return "", true
 }
 
 // Failure is a <failure> received instead of <success> (PROTOCOL.md §18).

@@ -188,6 +188,30 @@ func parseUint(s string, bits int) (uint64, string) {
 	return n, ""
 }
 
+// Validate reports whether j is a JID that [Parse] could have produced:
+// nil when Parse(j.String()) == j, else an error wrapping [ErrInvalid].
+// Use it on JIDs that did not come from Parse, such as those a binary
+// stanza carries as raw user and server bytes: the wire format lets a
+// hostile peer put anything there (invalid UTF-8, '@', ':', control
+// characters, an empty server). The empty JID is invalid.
+func (j JID) Validate() error {
+	if j.IsEmpty() {
+		return parseErr("", "empty")
+	}
+	if len(j.User)+len(j.Server) > maxInput {
+		return parseErr(j.User, "too long")
+	}
+	s := j.String()
+	p, err := Parse(s)
+	if err != nil {
+		return err
+	}
+	if p != j {
+		return parseErr(s, "fields do not survive formatting")
+	}
+	return nil
+}
+
 // String formats the JID; Parse(j.String()) == j for valid JIDs.
 func (j JID) String() string {
 	if j.User == "" && j.Device == 0 && j.RawAgent == 0 && j.Integrator == 0 {

@@ -182,6 +182,9 @@ func FuzzParse(f *testing.F) {
 			}
 			return
 		}
+		if err := j.Validate(); err != nil {
+			t.Fatalf("Parse(%q) = %#v, which Validate refuses: %v", s, j, err)
+		}
 		out := j.String()
 		j2, err := Parse(out)
 		if err != nil {
@@ -208,5 +211,48 @@ func BenchmarkString(b *testing.B) {
 	b.ReportAllocs()
 	for b.Loop() {
 		_ = j.String()
+	}
+}
+
+// TestValidate: JIDs built from raw wire fields are accepted exactly when
+// they round-trip through String and Parse.
+func TestValidate(t *testing.T) {
+	good := []JID{
+		ServerJID,
+		New("15551234567", DefaultUserServer),
+		NewAD("15551234567", 3, DefaultUserServer),
+		NewAD("123456789012345", 42, LIDServer),
+		{User: "1555", RawAgent: 2, Device: 3, Server: DefaultUserServer},
+		{User: "1", Device: 2, Integrator: 7, Server: InteropServer},
+		New("status", BroadcastServer),
+	}
+	for _, j := range good {
+		if err := j.Validate(); err != nil {
+			t.Errorf("Validate(%#v) = %v", j, err)
+		}
+	}
+	bad := []JID{
+		{},
+		{User: "1555"}, // no server
+		{User: "\xff\xfe", Server: DefaultUserServer},         // invalid UTF-8
+		{User: "1555@evil", Server: DefaultUserServer},        // '@' in the user
+		{User: "1555:9", Server: DefaultUserServer},           // ':' in the user
+		{User: "15\x0055", Server: DefaultUserServer},         // NUL
+		{User: "1555", Server: "s.whatsapp.net\n"},            // control character
+		{User: "1555", Server: "S.WHATSAPP.NET"},              // upper case
+		{User: "héllo", Server: DefaultUserServer},            // non-ASCII
+		{Device: 3, Server: DefaultUserServer},                // device without a user
+		{User: "1", Integrator: 7, Server: DefaultUserServer}, // integrator outside interop
+		{User: strings.Repeat("1", 1<<20), Server: DefaultUserServer},
+	}
+	for _, j := range bad {
+		err := j.Validate()
+		if !errors.Is(err, ErrInvalid) {
+			t.Errorf("Validate(%.80q) = %v, want ErrInvalid", j.User+"@"+j.Server, err)
+		}
+		var pe *ParseError
+		if err != nil && (!errors.As(err, &pe) || len(pe.Input) > 64) {
+			t.Errorf("error %v: not a *ParseError with a bounded input", err)
+		}
 	}
 }

@@ -300,9 +300,9 @@ func dh(priv keys.PrivateKey, pub keys.PublicKey, what string) ([]byte, error) {
 // bundleAEAD returns AES-256-GCM keyed with
 // HKDF-SHA256(ephShared, salt, "link_code_pairing_key_bundle_encryption_key").
 func bundleAEAD(ephShared, salt []byte) (cipher.AEAD, error) {
-	key, err := hkdf.Key(sha256.New, ephShared, salt, bundleKeyInfo, 32)
+	key, err := bundleKey(ephShared, salt)
 	if err != nil {
-		return nil, fmt.Errorf("pairing: hkdf: %w", err)
+		return nil, err
 	}
 	block, err := aes.NewCipher(key)
 	if err != nil {
@@ -313,6 +313,16 @@ func bundleAEAD(ephShared, salt []byte) (cipher.AEAD, error) {
 		return nil, fmt.Errorf("pairing: gcm: %w", err)
 	}
 	return aead, nil
+}
+
+// bundleKey is HKDF-SHA256(ephShared, salt,
+// "link_code_pairing_key_bundle_encryption_key", 32).
+func bundleKey(ephShared, salt []byte) ([]byte, error) {
+	key, err := hkdf.Key(sha256.New, ephShared, salt, bundleKeyInfo, 32)
+	if err != nil {
+		return nil, fmt.Errorf("pairing: hkdf: %w", err)
+	}
+	return key, nil
 }
 
 // deriveAdvSecret is HKDF-SHA256(ephShared || idShared || advRandom, no salt,

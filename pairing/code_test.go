@@ -218,6 +218,13 @@ func TestBundleKeyAndPlaintextVector(t *testing.T) {
 	v := vectors.Load(t)
 	eph := vectors.Hex(t, v, "pair_code", "ephemeral_shared_secret")
 	salt := vectors.Hex(t, v, "pair_code", "key_bundle_salt")
+	key, err := bundleKey(eph, salt)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := vectors.Hex(t, v, "pair_code", "key_bundle_encryption_key_hkdf"); !bytes.Equal(key, want) {
+		t.Fatalf("bundle key = %x, want %x", key, want)
+	}
 	aead, err := bundleAEAD(eph, salt)
 	if err != nil {
 		t.Fatal(err)

@@ -20,6 +20,12 @@
 //	WALINK_STORE_PASSPHRASE       passphrase for Argon2id
 //	WALINK_STORE_PASSPHRASE_FILE  file holding the passphrase (one line)
 //
+// The Argon2id parameters are fixed by the envelope's version byte and
+// never read from a stored value, so a tampered store cannot make Open
+// derive at a higher cost: another version byte is refused before any
+// derivation, a planted salt costs one derivation at the fixed cost, and
+// at most 16 derived keys are cached.
+//
 // At most one may be set; none means secrets are stored in the clear (the
 // store file is still created 0600). Key and passphrase files must not be
 // readable by group or others. Secrets never appear in this package's

@@ -117,6 +117,10 @@ const (
 	maxCachedSalts = 16
 )
 
+// argonIDKey is argon2.IDKey; tests replace it to watch the parameters a
+// sealed value makes Open use (always the constants above).
+var argonIDKey = argon2.IDKey
+
 // NewPassphrase returns a Cipher under keys derived from passphrase with
 // Argon2id. It draws its salt and nonces from rand and derives its own key
 // now (about 64 MiB and a fraction of a second). Sealed values are
@@ -157,7 +161,7 @@ func (p *passCipher) derive(salt [saltSize]byte) (cipher.AEAD, error) {
 	if g, ok := p.keys[salt]; ok {
 		return g, nil
 	}
-	key := argon2.IDKey(p.pass, salt[:], argonTime, argonMemory, argonLanes, KeySize)
+	key := argonIDKey(p.pass, salt[:], argonTime, argonMemory, argonLanes, KeySize)
 	g, err := newGCM(key)
 	clear(key)
 	if err != nil {

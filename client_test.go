@@ -6,6 +6,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -232,14 +233,18 @@ func settle(n int) bool {
 func TestQRStringUsesStoredSecret(t *testing.T) {
 	srv := startServer(t, nil)
 	st := memstore.New()
-	cli, rec := newClient(t, st, clientConfig(t, srv))
+	cfg := clientConfig(t, srv)
+	var skew atomic.Int64 // the client's clock runs ahead by this much
+	cfg.Now = func() time.Time { return time.Now().Add(time.Duration(skew.Load())) }
+	cli, rec := newClient(t, st, cfg)
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
 	if err := cli.Connect(ctx); err != nil {
 		t.Fatal(err)
 	}
 	from := 0
-	q1, err := pairing.ParseQR(waitFor[walink.PairingQRCode](t, rec, &from, 5*time.Second).Code)
+	ev1 := waitFor[walink.PairingQRCode](t, rec, &from, 5*time.Second)
+	q1, err := pairing.ParseQR(ev1.Code)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -247,17 +252,23 @@ func TestQRStringUsesStoredSecret(t *testing.T) {
 	if len(devs) != 1 || devs[0].AdvSecret != q1.AdvSecret || !devs[0].NoiseKey.Public.Equal(q1.Noise) || !devs[0].IdentityKey.Public.Equal(q1.Identity) || q1.ClientType != "1" {
 		t.Fatal("QR does not carry the stored keys and adv secret")
 	}
+	skew.Store(int64(10 * time.Second)) // 10 s of the first ref's 60 pass
 	// The first scan is answered with companion_reg_refresh: the client
 	// rotates and persists the secret and re-renders the same ref.
 	if _, err := srv.Phone(testPhone).ScanQR(ctx, q1.String()); !errors.Is(err, watest.ErrRescan) {
 		t.Fatalf("first scan: %v (want a rescan request)", err)
 	}
-	q2, err := pairing.ParseQR(waitFor[walink.PairingQRCode](t, rec, &from, 5*time.Second).Code)
+	ev2 := waitFor[walink.PairingQRCode](t, rec, &from, 5*time.Second)
+	q2, err := pairing.ParseQR(ev2.Code)
 	if err != nil {
 		t.Fatal(err)
 	}
 	devs, _ = st.Devices(ctx)
 	if q2.Ref != q1.Ref || q2.AdvSecret == q1.AdvSecret || devs[0].AdvSecret != q2.AdvSecret {
 		t.Fatal("reg refresh did not rotate+persist the secret on the same ref")
+	}
+	// The re-render keeps the ref's timer: it shows what is left of it.
+	if ev1.Timeout <= 59*time.Second || ev2.Timeout > 50*time.Second || ev2.Timeout < 49*time.Second {
+		t.Fatalf("timeouts %v then %v: the re-render restarted the ref's timer", ev1.Timeout, ev2.Timeout)
 	}
 }

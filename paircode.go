@@ -145,7 +145,17 @@ func (c *Client) PairWithCode(ctx context.Context, opts PairCodeOptions) (string
 		}
 		return "", err
 	}
-	if cn.code != flow { // cancelled meanwhile
+	if cn.paired {
+		// QR pairing won while the request was in flight and the server
+		// still answered it: the code is dead, do not show it.
+		if cn.code == flow {
+			cn.code = nil
+		}
+		flow.Done = true
+		cn.mu.Unlock()
+		return "", ErrAlreadyPaired
+	}
+	if cn.code != flow || flow.Done { // cancelled meanwhile
 		cn.mu.Unlock()
 		return "", fmt.Errorf("walink: pair code cancelled: %w", context.Canceled)
 	}

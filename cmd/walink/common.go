@@ -22,26 +22,46 @@ func isTerminal(f *os.File) bool {
 	return err == nil && fi.Mode()&os.ModeCharDevice != 0
 }
 
-// newFlagSet returns a flag set that prints its usage to e.stderr and
-// reports errors instead of exiting.
+// newFlagSet returns a flag set that reports errors instead of exiting.
+// What the flag package prints while parsing (its error line and the
+// usage) is held back: --help shows the usage on e.stderr, a bad flag
+// becomes one line from parseFlags.
 func newFlagSet(e env, name, synopsis string) *flag.FlagSet {
 	fs := flag.NewFlagSet(name, flag.ContinueOnError)
-	fs.SetOutput(e.stderr)
+	out := &heldOutput{w: e.stderr}
+	fs.SetOutput(out)
 	fs.Usage = func() {
-		fmt.Fprintf(e.stderr, "usage: walink %s %s\n\nFlags:\n", name, synopsis)
+		fmt.Fprintf(fs.Output(), "usage: walink %s %s\n\nFlags:\n", name, synopsis)
 		fs.PrintDefaults()
 	}
 	return fs
 }
 
-// parseFlags parses args, turning flag errors into usage exits and stray
-// arguments into errors.
+// heldOutput buffers a flag set's output until parseFlags decides whether
+// to show it (--help) or drop it (an error, reported in one line).
+type heldOutput struct {
+	w   io.Writer
+	buf strings.Builder
+}
+
+func (h *heldOutput) Write(p []byte) (int, error) { return h.buf.Write(p) }
+
+// parseFlags parses args, turning flag errors into one-line usage exits
+// and stray arguments into errors; --help prints the usage and exits 0.
 func parseFlags(fs *flag.FlagSet, args []string) error {
-	if err := fs.Parse(args); err != nil {
+	err := fs.Parse(args)
+	h, held := fs.Output().(*heldOutput)
+	if held {
+		defer h.buf.Reset()
+	}
+	if err != nil {
 		if err == flag.ErrHelp {
+			if held {
+				io.WriteString(h.w, h.buf.String())
+			}
 			return errHelp
 		}
-		return &exitError{code: exitUsage, err: fmt.Errorf("%s: %w", fs.Name(), err)}
+		return &exitError{code: exitUsage, err: fmt.Errorf("%s: %w (see 'walink %s --help')", fs.Name(), err, fs.Name())}
 	}
 	if fs.NArg() > 0 {
 		return fail(exitUsage, "%s: unexpected argument %q", fs.Name(), fs.Arg(0))

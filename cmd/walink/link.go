@@ -71,8 +71,8 @@ func cmdLink(ctx context.Context, e env, args []string, imageOnly bool) error {
 	if (f.server == "") != (f.serverRoot == "") && !f.sim {
 		return fail(exitUsage, "link: --server and --server-root go together")
 	}
-	if f.sim && f.server != "" {
-		return fail(exitUsage, "link: --sim runs its own server; drop --server")
+	if f.sim && (f.server != "" || f.serverRoot != "") {
+		return fail(exitUsage, "link: --sim runs its own server; drop --server and --server-root")
 	}
 	root, err := parseRoot(f.serverRoot)
 	if err != nil {

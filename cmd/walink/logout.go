@@ -89,6 +89,8 @@ func cmdLogout(ctx context.Context, e env, args []string) error {
 				return fail(exitLoggedOut, "the server no longer knows this device (%v); the local session is cleared", ev.Reason)
 			case walink.ClientOutdated:
 				return fail(exitRefused, "WhatsApp refused this client version as outdated")
+			case walink.TemporaryBan:
+				return fail(exitRefused, "temporarily banned (code %d, expires in %s)", ev.Code, ev.Expire)
 			case walink.ConnectFailure:
 				return fail(exitFailure, "connection refused: %v %s", ev.Reason, ev.Message)
 			case walink.Disconnected:

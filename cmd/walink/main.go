@@ -11,7 +11,8 @@
 //	walink sim     [--listen ADDR] [--state DIR] [scenario flags]
 //	walink version
 //
-// Exit codes are listed in exitcodes.go and by `walink help`.
+// Exit codes are the exit* constants below, printed by `walink help` and
+// listed in README.md.
 package main
 
 import (

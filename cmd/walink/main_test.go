@@ -254,6 +254,9 @@ func TestLinkJSONAgainstSimProcess(t *testing.T) {
 		if names[0] != "pairing_qr_code" || names[len(names)-1] != "connected" {
 			t.Fatalf("events %v", names)
 		}
+		if evs[0]["timeout_s"] != float64(60) {
+			t.Errorf("first QR code: timeout_s %v, want 60", evs[0]["timeout_s"])
+		}
 		var success map[string]any
 		for _, e := range evs {
 			switch e["event"] {
@@ -274,7 +277,11 @@ func TestLinkJSONAgainstSimProcess(t *testing.T) {
 		}
 
 		// status sees the session; logout finds the server remembered in the store.
-		out, _, code := runWalink(t, "status", "--json", "--store", storePath)
+		out, _, code := runWalink(t, "status", "--store", storePath)
+		if code != 0 || !strings.HasPrefix(out, "linked\n") || !strings.Contains(out, success["id"].(string)) || !strings.Contains(out, "server:") {
+			t.Fatalf("status: %d %q", code, out)
+		}
+		out, _, code = runWalink(t, "status", "--json", "--store", storePath)
 		var st map[string]any
 		if code != 0 || json.Unmarshal([]byte(out), &st) != nil || st["linked"] != true || st["id"] != success["id"] {
 			t.Fatalf("status: %d %q", code, out)
@@ -314,7 +321,7 @@ func TestLinkJSONAgainstSimProcess(t *testing.T) {
 			switch e["event"] {
 			case "pairing_code":
 				checkKeys(t, e, "event", "code", "timeout_s")
-				sawCode = len(e["code"].(string)) == 8
+				sawCode = len(e["code"].(string)) == 8 && e["timeout_s"] == float64(180)
 			case "pair_success":
 				sawSuccess = strings.HasPrefix(e["id"].(string), "15550001111:")
 			}
@@ -346,6 +353,18 @@ func TestUsageErrors(t *testing.T) {
 		{[]string{"qr"}, exitUsage, "--png"},
 		{[]string{"status", "extra"}, exitUsage, "unexpected argument"},
 		{[]string{"logout"}, exitLoggedOut, "nothing is linked"},
+		{[]string{"link", "--phone"}, exitUsage, "flag needs an argument"},
+		{[]string{"link", "--phone", "+1 (555) abc"}, exitUsage, "too short"},
+		{[]string{"link", "--push"}, exitUsage, "--push needs --phone"},
+		{[]string{"link", "--sim", "--server-root", strings.Repeat("ab", 32)}, exitUsage, "--sim runs its own server"},
+		{[]string{"link", "--qr-timeout-first", "soon"}, exitUsage, "invalid value"},
+		{[]string{"qr", "--bogus"}, exitUsage, "flag provided but not defined"},
+		{[]string{"qr", "--png", "x.png", "--phone", "0800123456"}, exitUsage, "international"},
+		{[]string{"status", "--bogus"}, exitUsage, "flag provided but not defined"},
+		{[]string{"logout", "--bogus"}, exitUsage, "flag provided but not defined"},
+		{[]string{"logout", "--server", "ws://127.0.0.1:1/ws/chat"}, exitUsage, "go together"},
+		{[]string{"logout", "--server", "ws://x", "--server-root", "zz"}, exitUsage, "64 hex"},
+		{[]string{"sim", "--bogus"}, exitUsage, "flag provided but not defined"},
 	}
 	for _, c := range cases {
 		_, stderr, code := runWalink(t, c.args...)
@@ -355,9 +374,22 @@ func TestUsageErrors(t *testing.T) {
 		if c.msg != "" && !strings.Contains(stderr, c.msg) {
 			t.Errorf("walink %v: stderr %q lacks %q", c.args, stderr, c.msg)
 		}
-		if c.msg != "" && !strings.Contains(c.msg, "flag") && strings.Count(strings.TrimSpace(stderr), "\n") > 0 {
+		if c.msg != "" && strings.Count(strings.TrimSpace(stderr), "\n") > 0 {
 			t.Errorf("walink %v: stderr is not one line: %q", c.args, stderr)
 		}
+		if c.msg != "" && !strings.HasPrefix(stderr, "walink: ") {
+			t.Errorf("walink %v: stderr %q does not start with \"walink: \"", c.args, stderr)
+		}
+	}
+	// --help everywhere: the usage with the command's flags, exit 0.
+	for _, c := range []struct{ cmd, flag string }{{"link", "-phone"}, {"qr", "-png"}, {"status", "-json"}, {"logout", "-server-root"}, {"sim", "-listen"}} {
+		_, stderr, code := runWalink(t, c.cmd, "--help")
+		if code != exitOK || !strings.Contains(stderr, "usage: walink "+c.cmd) || !strings.Contains(stderr, c.flag) {
+			t.Errorf("walink %s --help: exit %d, stderr %q", c.cmd, code, stderr)
+		}
+	}
+	if out, _, code := runWalink(t, "help"); code != exitOK || !strings.Contains(out, "Exit codes:") {
+		t.Errorf("walink help: exit %d, %q", code, out)
 	}
 	out, _, code := runWalink(t, "status", "--json")
 	if code != 0 || strings.TrimSpace(out) != `{"linked":false}` {
@@ -365,6 +397,40 @@ func TestUsageErrors(t *testing.T) {
 	}
 	if out, _, code := runWalink(t, "version"); code != 0 || !strings.HasPrefix(out, "walink ") {
 		t.Errorf("version: %d %q", code, out)
+	}
+}
+
+// TestLinkQRCodesExpired: when every QR code expires unscanned, link ends
+// with the documented exit code and one clear line on stderr; with --json
+// the last event line is exactly {"event":"qr_codes_expired"}.
+func TestLinkQRCodesExpired(t *testing.T) {
+	for _, asJSON := range []bool{false, true} {
+		args := []string{"link", "--sim", "--qr-timeout-first", "300ms", "--qr-timeout-next", "100ms", "--sim-scan-delay", "1h"}
+		if asJSON {
+			args = append(args, "--json")
+		}
+		stdout, stderr, code := runWalink(t, args...)
+		if code != exitNotLinked {
+			t.Fatalf("walink %v: exit %d, want %d\nstderr %q", args, code, exitNotLinked, stderr)
+		}
+		if !strings.HasPrefix(stderr, "walink: QR codes expired") || strings.Count(strings.TrimSpace(stderr), "\n") > 0 {
+			t.Errorf("walink %v: stderr %q", args, stderr)
+		}
+		if asJSON {
+			lines := strings.Split(strings.TrimSpace(stdout), "\n")
+			if last := lines[len(lines)-1]; last != `{"event":"qr_codes_expired"}` {
+				t.Errorf("last --json line %q", last)
+			}
+			if len(lines) < 2 {
+				t.Errorf("no pairing_qr_code before the expiry: %q", stdout)
+			}
+			for _, l := range lines[:len(lines)-1] {
+				var ev map[string]any
+				if err := json.Unmarshal([]byte(l), &ev); err != nil || ev["event"] != "pairing_qr_code" {
+					t.Errorf("unexpected line before the expiry: %q", l)
+				}
+			}
+		}
 	}
 }
 

@@ -1,12 +1,13 @@
 package keys
 
 import (
-	"crypto/ecdh"
 	"crypto/subtle"
 	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
+
+	"filippo.io/edwards25519"
 )
 
 // Size is the length of every key in bytes.
@@ -111,19 +112,21 @@ func KeyPairFromPrivate(b []byte) (KeyPair, error) {
 	return p.KeyPair(), nil
 }
 
-func (p PrivateKey) ecdh() *ecdh.PrivateKey {
-	k, err := ecdh.X25519().NewPrivateKey(p.k[:])
+// Public returns the public key of p.
+//
+// X25519(p, 9) is computed as p·B on the birationally equivalent Edwards
+// curve, whose fixed-base multiplication uses precomputed tables and is
+// about twice as fast as the Montgomery ladder; its u-coordinate is the
+// same point (both base points generate the prime-order subgroup, where the
+// clamped scalar acts modulo the group order).
+func (p PrivateKey) Public() PublicKey {
+	s, err := edwards25519.NewScalar().SetBytesWithClamping(p.k[:])
 	if err != nil {
 		// Only a wrong length fails, and the array is always 32 bytes.
 		panic("keys: " + err.Error())
 	}
-	return k
-}
-
-// Public returns the public key of p.
-func (p PrivateKey) Public() PublicKey {
 	var pub PublicKey
-	copy(pub.k[:], p.ecdh().PublicKey().Bytes())
+	copy(pub.k[:], new(edwards25519.Point).ScalarBaseMult(s).BytesMontgomery())
 	return pub
 }
 

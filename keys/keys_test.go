@@ -295,3 +295,37 @@ func FuzzVerify(f *testing.F) {
 		t.Fatalf("forged signature verified: pub %x msg %x sig %x", pb, m, s)
 	})
 }
+
+// TestPublicMatchesECDH checks the Edwards fixed-base public key against
+// crypto/ecdh's X25519(k, 9), for random scalars and for the edge scalars
+// that clamping and the reduction modulo the group order meet.
+func TestPublicMatchesECDH(t *testing.T) {
+	check := func(raw []byte) {
+		t.Helper()
+		p, err := keys.PrivateKeyFromBytes(raw)
+		if err != nil {
+			t.Fatal(err)
+		}
+		e, err := ecdh.X25519().NewPrivateKey(raw)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got, want := p.Public().Bytes(), e.PublicKey().Bytes(); !bytes.Equal(got, want) {
+			t.Fatalf("scalar %x: public %x, crypto/ecdh %x", raw, got, want)
+		}
+	}
+	for range 500 {
+		raw := make([]byte, 32)
+		rand.Read(raw)
+		check(raw)
+	}
+	for _, fill := range []byte{0x00, 0xff, 0x80, 0x7f, 0x01} {
+		check(bytes.Repeat([]byte{fill}, 32))
+	}
+	// The group order ℓ and ℓ+8 as little-endian scalars: clamping and the
+	// reduction must still agree with the ladder.
+	l, _ := hex.DecodeString("edd3f55c1a631258d69cf7a2def9de1400000000000000000000000000000010")
+	check(l)
+	l[0] += 8
+	check(l)
+}

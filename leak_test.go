@@ -1,0 +1,63 @@
+package walink_test
+
+import (
+	"fmt"
+	"os"
+	"runtime"
+	"strings"
+	"testing"
+	"time"
+)
+
+// TestMain fails the package when, after every test has closed its
+// clients and servers, a goroutine of walink, its transport or the local
+// WhatsApp is still running: the package-wide form of a goleak check,
+// covering every Close in every test.
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if code == 0 {
+		if leaked := leftGoroutines(5 * time.Second); leaked != "" {
+			fmt.Fprintf(os.Stderr, "goroutines left after all tests:\n%s\n", leaked)
+			code = 1
+		}
+	}
+	os.Exit(code)
+}
+
+// ownFrames mark a goroutine as ours.
+var ownFrames = []string{
+	"github.com/walinkdev/walink.",
+	"github.com/walinkdev/walink/transport.",
+	"github.com/walinkdev/walink/watest.",
+	"github.com/walinkdev/walink/store/",
+	"github.com/coder/websocket.",
+}
+
+// leftGoroutines waits up to d for our goroutines to end (closing sockets
+// wind down asynchronously) and returns the stacks of those that did not.
+func leftGoroutines(d time.Duration) string {
+	deadline := time.Now().Add(d)
+	for {
+		var ours []string
+		buf := make([]byte, 4<<20)
+		buf = buf[:runtime.Stack(buf, true)]
+		for _, g := range strings.Split(string(buf), "\n\n") {
+			if strings.Contains(g, "testing.(*M).Run") || strings.Contains(g, "walink_test.TestMain") {
+				continue // this goroutine
+			}
+			for _, f := range ownFrames {
+				if strings.Contains(g, f) {
+					ours = append(ours, g)
+					break
+				}
+			}
+		}
+		if len(ours) == 0 {
+			return ""
+		}
+		if time.Now().After(deadline) {
+			return strings.Join(ours, "\n\n")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}

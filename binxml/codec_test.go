@@ -2,6 +2,7 @@ package binxml_test
 
 import (
 	"bytes"
+	"sync"
 	"compress/zlib"
 	"errors"
 	"math/rand/v2"
@@ -650,5 +651,49 @@ func TestHostileAttributes(t *testing.T) {
 	}
 	if s := dec.String(); !utf8.ValidString(s) || strings.ContainsRune(s, 0) {
 		t.Error("String() of the 1 MiB value is not clean")
+	}
+}
+
+// TestMarshalOwnsItsBuffer: Marshal encodes through a reused scratch
+// buffer, so each result must be a copy of its own, equal to
+// AppendMarshal's, and unchanged by later and concurrent calls.
+func TestMarshalOwnsItsBuffer(t *testing.T) {
+	nodes := []binxml.Node{
+		{Tag: "iq", Attrs: []binxml.Attr{binxml.A("id", "1"), binxml.A("type", "get")}},
+		{Tag: "message", Content: bytes.Repeat([]byte{0xab}, 3000)},
+		{Tag: "iq", Children: []binxml.Node{{Tag: "list", Content: bytes.Repeat([]byte{1}, 40<<10)}}}, // past the kept scratch size
+	}
+	var got [][]byte
+	for round := range 3 {
+		for i, n := range nodes {
+			b, err := binxml.Marshal(n)
+			if err != nil {
+				t.Fatal(err)
+			}
+			want, err := binxml.DictV3.AppendMarshal(nil, n)
+			if err != nil || !bytes.Equal(b, want) {
+				t.Fatalf("round %d node %d: Marshal differs from AppendMarshal (%v)", round, i, err)
+			}
+			got = append(got, b)
+		}
+	}
+	var wg sync.WaitGroup
+	for range 4 {
+		wg.Go(func() {
+			for range 50 {
+				for _, n := range nodes {
+					if _, err := binxml.Marshal(n); err != nil {
+						t.Error(err)
+					}
+				}
+			}
+		})
+	}
+	wg.Wait()
+	for k, b := range got {
+		want, _ := binxml.DictV3.AppendMarshal(nil, nodes[k%len(nodes)])
+		if !bytes.Equal(b, want) {
+			t.Fatalf("result %d changed after later calls", k)
+		}
 	}
 }

@@ -3,6 +3,7 @@ package binxml
 import (
 	"fmt"
 	"strconv"
+	"sync"
 
 	"github.com/walinkdev/walink/jid"
 )
@@ -56,10 +57,32 @@ const (
 // Marshal encodes n with the v3 dictionary, with the leading flags byte 0x00.
 func Marshal(n Node) ([]byte, error) { return DictV3.Marshal(n) }
 
-// Marshal encodes n with the leading flags byte 0x00.
+// Marshal encodes n with the leading flags byte 0x00 into a buffer of its
+// own.
 func (d *Dictionary) Marshal(n Node) ([]byte, error) {
-	return d.AppendMarshal(make([]byte, 0, 1+sizeBound(&n, 0)), n)
+	// Encoding into a reused scratch buffer and copying out costs one
+	// allocation of the exact size, like sizing first would, but one walk
+	// of the tree instead of two.
+	bp := scratchPool.Get().(*[]byte)
+	out, err := d.AppendMarshal((*bp)[:0], n)
+	if err != nil {
+		scratchPool.Put(bp)
+		return nil, err
+	}
+	res := make([]byte, len(out))
+	copy(res, out)
+	if cap(out) <= maxScratch {
+		*bp = out[:0]
+		scratchPool.Put(bp)
+	}
+	return res, nil
 }
+
+// maxScratch is the largest scratch buffer kept for reuse: one pre-key
+// upload (~40 KiB) should not pin its buffer in the pool.
+const maxScratch = 16 << 10
+
+var scratchPool = sync.Pool{New: func() any { b := make([]byte, 0, 1024); return &b }}
 
 // AppendMarshal appends the frame plaintext for n (flags byte 0x00, then the
 // node) to dst. On error dst is returned unchanged in length.

@@ -2,13 +2,13 @@ package binxml_test
 
 import (
 	"bytes"
-	"sync"
 	"compress/zlib"
 	"errors"
 	"math/rand/v2"
 	"reflect"
 	"runtime"
 	"strings"
+	"sync"
 	"testing"
 	"unicode/utf8"
 

@@ -33,7 +33,7 @@ func prepareFile(path string, log *slog.Logger) error {
 		return fmt.Errorf("sqlite: open: %w", err)
 	}
 	if insecure(st.Mode()) && !privateGroupDir(st, log, dir) {
-		return &InsecureFileError{Path: dir, Mode: uint32(st.Mode().Perm())}
+		return &InsecureFileError{Path: dir, Mode: uint32(st.Mode().Perm()), Dir: true}
 	}
 
 	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o600)

@@ -40,9 +40,15 @@ var (
 type InsecureFileError struct {
 	Path string
 	Mode uint32 // permission bits found
+	Dir  bool   // Path is the directory holding the store
 }
 
 func (e *InsecureFileError) Error() string {
+	if e.Dir {
+		// chmod is the wrong advice for a shared directory such as /tmp:
+		// the store belongs elsewhere.
+		return fmt.Sprintf("sqlite: directory %s is writable by group or others (mode %#o), who could swap the store or plant a journal in it; keep the store in a directory only you can write (or chmod go-w it, if it is yours)", e.Path, e.Mode)
+	}
 	return fmt.Sprintf("sqlite: %s is writable by group or others (mode %#o); run chmod go-w on it", e.Path, e.Mode)
 }
 

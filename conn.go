@@ -34,9 +34,9 @@ func (e endReason) String() string {
 }
 
 // conn is one encrypted connection: its read loop runs on the runner's
-// goroutine (serve); its tasks (post-login bootstrap and keepalive, pair
-// code stage 2) are goroutines joined before serve returns; its QR timer is
-// a time.AfterFunc stopped on the way out.
+// goroutine (serve); its tasks (post-login bootstrap, pair code stage 2)
+// and keepalive pings are goroutines joined before serve returns; its
+// timers (QR, keepalive, …) are time.AfterFuncs stopped on the way out.
 type conn struct {
 	c      *Client
 	tc     *transport.Conn
@@ -58,6 +58,8 @@ type conn struct {
 	code      *codeFlow
 	codeTimer *time.Timer // the outstanding code's lifetime or pair-success wait
 	confirm   *time.Timer // PairConfirmTimeout after the pair-device-sign reply
+	kaTimer   *time.Timer // next keepalive ping; armed, it holds a count of wg
+	kaLastOK  time.Time   // last answered ping (or the keepalive's start)
 }
 
 func (c *Client) newConn(parent context.Context, tc *transport.Conn) *conn {
@@ -136,6 +138,9 @@ func (cn *conn) serve() endReason {
 	}
 	if cn.confirm != nil {
 		cn.confirm.Stop()
+	}
+	if cn.kaTimer != nil && cn.kaTimer.Stop() {
+		cn.wg.Done() // the armed count: the callback will not run
 	}
 	cn.qr = nil
 	for id, ch := range cn.pending {

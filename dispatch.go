@@ -2,23 +2,21 @@ package walink
 
 import "sync"
 
-// dispatcher delivers events in order on one goroutine it owns. emit never
-// blocks: events queue without bound, so a slow handler delays later
-// events but never the connection.
+// dispatcher delivers events in order, one at a time, on a goroutine it
+// owns. emit never blocks: events queue without bound, so a slow handler
+// delays later events but never the connection. The goroutine runs only
+// while events are queued (emit starts it, it exits once the queue is
+// drained), so an idle client holds no stack for it.
 type dispatcher struct {
 	mu       sync.Mutex
-	wake     chan struct{} // capacity 1: "queue changed"
 	queue    []Event
 	handlers []func(Event) // copy-on-write
+	running  bool          // a run goroutine owns the queue's head
 	closed   bool
-	done     chan struct{}
+	wg       sync.WaitGroup // the run goroutine, for close
 }
 
-func newDispatcher() *dispatcher {
-	d := &dispatcher{wake: make(chan struct{}, 1), done: make(chan struct{})}
-	go d.run()
-	return d
-}
+func newDispatcher() *dispatcher { return &dispatcher{} }
 
 func (d *dispatcher) add(h func(Event)) {
 	d.mu.Lock()
@@ -30,30 +28,29 @@ func (d *dispatcher) add(h func(Event)) {
 
 func (d *dispatcher) emit(e Event) {
 	d.mu.Lock()
+	defer d.mu.Unlock()
 	if d.closed {
-		d.mu.Unlock()
 		return
 	}
 	d.queue = append(d.queue, e)
-	d.mu.Unlock()
-	select {
-	case d.wake <- struct{}{}:
-	default:
+	if !d.running {
+		// At most one run goroutine, so delivery stays in order. The Add
+		// is under mu with closed unset, so it precedes close's Wait.
+		d.running = true
+		d.wg.Add(1)
+		go d.run()
 	}
 }
 
 func (d *dispatcher) run() {
-	defer close(d.done)
+	defer d.wg.Done()
 	for {
 		d.mu.Lock()
 		if len(d.queue) == 0 {
-			if d.closed {
-				d.mu.Unlock()
-				return
-			}
+			d.queue = nil // an idle client keeps no backing array
+			d.running = false
 			d.mu.Unlock()
-			<-d.wake
-			continue
+			return
 		}
 		e := d.queue[0]
 		d.queue[0] = nil
@@ -66,14 +63,11 @@ func (d *dispatcher) run() {
 	}
 }
 
-// close delivers what is queued, then stops the goroutine and waits for it.
+// close stops accepting events and waits until what is queued has been
+// delivered and the goroutine has exited.
 func (d *dispatcher) close() {
 	d.mu.Lock()
 	d.closed = true
 	d.mu.Unlock()
-	select {
-	case d.wake <- struct{}{}:
-	default:
-	}
-	<-d.done
+	d.wg.Wait()
 }

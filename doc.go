@@ -40,8 +40,9 @@
 //
 // # Events
 //
-// Events are typed values ([Event] is sealed), delivered in order by one
-// goroutine the client owns to every handler of [Client.AddEventHandler].
+// Events are typed values ([Event] is sealed), delivered in order, one at
+// a time, to every handler of [Client.AddEventHandler] by a goroutine the
+// client owns, which runs only while events are queued.
 // The queue is unbounded: a slow handler delays later events, never the
 // connection.
 //
@@ -65,7 +66,8 @@
 // The pure rules (payloads, stanzas, QR timetable, pair-code checks,
 // backoff) live in package engine and are tested with synthetic stanzas;
 // this package adds the socket, timers, the store and event delivery. Each
-// connection has one read loop; work that waits (post-login setup then
-// keepalive, pair-code stage 2) runs on goroutines the connection joins
-// before it reports its end; QR rotation is a timer, not a goroutine.
+// connection has one read loop; work that waits (post-login setup, each
+// keepalive ping, pair-code stage 2) runs on goroutines the connection
+// joins before it reports its end; QR rotation and the keepalive schedule
+// are timers, not goroutines.
 package walink

@@ -14,7 +14,7 @@ import (
 const minServerPreKeys = 5
 
 // handleSuccess starts the post-login bootstrap (pre-keys, active mode,
-// Connected) and then the keepalive, as one task.
+// Connected) as a task, which then arms the keepalive timer.
 func (cn *conn) handleSuccess(n binxml.Node) {
 	d := cn.c.device()
 	if !d.Paired() {
@@ -32,9 +32,7 @@ func (cn *conn) handleSuccess(n binxml.Node) {
 			}
 			return
 		}
-		// A fresh goroutine: bootstrap grew this one's stack (pre-key
-		// generation, protobufs), and an idle connection would keep it.
-		cn.goTask(cn.keepalive)
+		cn.startKeepalive()
 	})
 }
 
@@ -110,40 +108,69 @@ func (cn *conn) uploadPreKeys() error {
 	return nil
 }
 
-// keepalive pings at a random interval in [KeepaliveMin, KeepaliveMax]
-// and drops the connection when pings have failed for KeepaliveGiveUp.
-func (cn *conn) keepalive() {
-	c := cn.c
-	lastOK := time.Now()
-	t := time.NewTimer(0)
-	if !t.Stop() {
-		<-t.C
+// startKeepalive arms the keepalive: it pings at a random interval in
+// [KeepaliveMin, KeepaliveMax] and drops the connection when pings have
+// failed for KeepaliveGiveUp. A timer rather than a goroutine: an idle
+// connection then holds no stack for it; each ping runs on the fresh,
+// short-lived goroutine the timer starts for its callback.
+//
+// An armed timer holds one count of cn.wg, so serve's Wait also joins a
+// ping in flight: the count is released by serve when Stop cancels the
+// timer, else by the callback it started.
+func (cn *conn) startKeepalive() {
+	cn.mu.Lock()
+	defer cn.mu.Unlock()
+	if cn.kaTimer != nil {
+		return // a second <success>: one keepalive per connection
 	}
-	defer t.Stop()
-	for {
-		span := c.cfg.KeepaliveMax - c.cfg.KeepaliveMin
-		t.Reset(c.cfg.KeepaliveMin + time.Duration(c.randFloat()*float64(span)))
-		select {
-		case <-cn.ctx.Done():
+	cn.kaLastOK = time.Now()
+	cn.armKeepalive()
+}
+
+// armKeepalive schedules the next ping unless the connection has ended
+// (serve stops the timer after cancelling ctx, so an arm it missed sees
+// the ctx done). The caller holds cn.mu and a count of cn.wg, which makes
+// the Add here safe against serve's Wait.
+func (cn *conn) armKeepalive() {
+	if cn.ctx.Err() != nil {
+		return
+	}
+	c := cn.c
+	span := c.cfg.KeepaliveMax - c.cfg.KeepaliveMin
+	d := c.cfg.KeepaliveMin + time.Duration(c.randFloat()*float64(span))
+	cn.wg.Add(1)
+	if cn.kaTimer == nil {
+		cn.kaTimer = time.AfterFunc(d, cn.keepaliveTick)
+	} else {
+		cn.kaTimer.Reset(d)
+	}
+}
+
+// keepaliveTick is the timer's callback: one ping, then the next arm.
+func (cn *conn) keepaliveTick() {
+	defer cn.wg.Done()
+	c := cn.c
+	ctx, cancel := context.WithTimeout(cn.ctx, c.cfg.KeepaliveTimeout)
+	_, err := cn.request(ctx, engine.Ping(c.ids.Next()))
+	cancel()
+	if err != nil {
+		if cn.ctx.Err() != nil {
 			return
-		case <-t.C:
 		}
-		ctx, cancel := context.WithTimeout(cn.ctx, c.cfg.KeepaliveTimeout)
-		_, err := cn.request(ctx, engine.Ping(c.ids.Next()))
-		cancel()
-		switch {
-		case err == nil:
-			lastOK = time.Now()
-		case cn.ctx.Err() != nil:
-			return
-		default:
-			cn.log.Warn("keepalive failed", "err", err)
-			if time.Since(lastOK) > c.cfg.KeepaliveGiveUp {
-				cn.log.Warn("keepalive failing too long, reconnecting")
-				cn.finish(endNetwork)
-				return
-			}
-		}
+		cn.log.Warn("keepalive failed", "err", err)
+	}
+	cn.mu.Lock()
+	if err == nil {
+		cn.kaLastOK = time.Now()
+	}
+	giveUp := err != nil && time.Since(cn.kaLastOK) > c.cfg.KeepaliveGiveUp
+	if !giveUp {
+		cn.armKeepalive()
+	}
+	cn.mu.Unlock()
+	if giveUp {
+		cn.log.Warn("keepalive failing too long, reconnecting")
+		cn.finish(endNetwork)
 	}
 }
 

@@ -41,6 +41,7 @@ type Client struct {
 	connWait   chan struct{} // closed and replaced whenever cur changes state
 	closed     bool
 	loggingOut bool
+	fresh      keys.PublicKey // the device Config.NewDevice made, until Close
 }
 
 // runner owns the goroutine that dials, runs and re-dials connections
@@ -125,6 +126,18 @@ func (c *Client) ensureDevice(ctx context.Context) (*store.Device, error) {
 		if d, err = c.st.DeviceByJID(ctx, c.cfg.Device); err != nil {
 			return nil, fmt.Errorf("walink: loading device %s: %w", c.cfg.Device, err)
 		}
+	} else if c.cfg.NewDevice {
+		var err error
+		if d, err = newDevice(c.cfg.Rand, c.now()); err != nil {
+			return nil, err
+		}
+		if err := c.st.PutDevice(ctx, d); err != nil {
+			return nil, fmt.Errorf("walink: saving new device: %w", err)
+		}
+		c.log.Info("created new device", "noise_pub", d.NoiseKey.Public.String())
+		c.mu.Lock()
+		c.fresh = d.NoiseKey.Public
+		c.mu.Unlock()
 	} else {
 		devs, err := c.st.Devices(ctx)
 		if err != nil {
@@ -263,10 +276,21 @@ func (c *Client) Close() error {
 		return nil
 	}
 	c.closed = true
+	fresh := c.fresh
 	c.mu.Unlock()
 	c.Disconnect()
+	var err error
+	if !fresh.IsZero() && !c.device().Paired() {
+		// A NewDevice record that never paired would pile up in a shared
+		// store with every failed attempt.
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		if derr := c.st.DeleteDevice(ctx, fresh); derr != nil && !errors.Is(derr, store.ErrNotFound) {
+			err = fmt.Errorf("walink: deleting the unpaired new device: %w", derr)
+		}
+		cancel()
+	}
 	c.ev.close()
-	return nil
+	return err
 }
 
 // runLoop dials, runs a connection until it ends, and decides whether and

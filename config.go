@@ -114,6 +114,13 @@ type Config struct {
 	// Device picks which stored device to use by its JID. Zero means the
 	// first paired device, else the first unpaired one, else a new one.
 	Device jid.JID
+	// NewDevice makes the client register a device of its own even when
+	// the store holds others: how a process serving many accounts from one
+	// store links another (each Client then pairs its own device; Client.ID
+	// names it for Device next time). A device made this way that never
+	// pairs is deleted again on Close. Ignored when Device is set; default
+	// false.
+	NewDevice bool
 	// QRFirstTimeout is how long the first QR ref is shown; default 60 s.
 	QRFirstTimeout time.Duration
 	// QRNextTimeout is how long each later ref is shown; default 20 s.

@@ -22,6 +22,7 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 )
 
@@ -137,6 +138,8 @@ func report(e env, err error) int {
 	} else if errors.Is(err, context.Canceled) {
 		code = exitInterrupted
 	}
-	fmt.Fprintf(e.stderr, "walink: %v\n", err)
+	// The library's errors carry their own "walink: " prefix; one is
+	// enough on the command line.
+	fmt.Fprintf(e.stderr, "walink: %s\n", strings.ReplaceAll(err.Error(), "walink: ", ""))
 	return code
 }

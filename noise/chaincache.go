@@ -41,24 +41,25 @@ func cacheKey(chain []byte, root, serverStatic keys.PublicKey) string {
 	return string(append(b, chain...))
 }
 
-// Parse is ParseCertChain through the cache. The returned CertInfo is
-// shared between callers: do not modify it.
+// Parse is ParseCertChain through the cache. Each call returns a
+// CertInfo of its own, so a caller changing it cannot touch the cache.
 func (c *ChainCache) Parse(chain []byte, root, serverStatic keys.PublicKey, now time.Time) (*CertInfo, error) {
 	if c == nil {
 		return ParseCertChain(chain, root, serverStatic, now)
 	}
 	k := cacheKey(chain, root, serverStatic)
 	c.mu.Lock()
-	info := c.entries[k]
-	if info != nil {
+	cached := c.entries[k]
+	if cached != nil {
 		c.hits++
 	}
 	c.mu.Unlock()
-	if info != nil {
-		if err := info.CheckValidity(now); err != nil {
+	if cached != nil {
+		if err := cached.CheckValidity(now); err != nil {
 			return nil, err
 		}
-		return info, nil
+		info := *cached
+		return &info, nil
 	}
 	info, err := ParseCertChain(chain, root, serverStatic, now)
 	if err != nil {
@@ -72,7 +73,8 @@ func (c *ChainCache) Parse(chain []byte, root, serverStatic keys.PublicKey, now 
 	if c.entries == nil || len(c.entries) >= size {
 		c.entries = make(map[string]*CertInfo, min(size, 8))
 	}
-	c.entries[k] = info
+	kept := *info
+	c.entries[k] = &kept
 	c.mu.Unlock()
 	return info, nil
 }

@@ -72,8 +72,7 @@ func TestPairWithCodeLosesToQR(t *testing.T) {
 			case "restart":
 				fc.send(binxml.Node{Tag: "stream:error", Attrs: []binxml.Attr{binxml.A("code", "515")}})
 			case "hello-answered":
-				fc.send(binxml.Node{Tag: "iq", Attrs: []binxml.Attr{srvFrom, binxml.A("id", hello.Attr("id")), binxml.A("type", "result")},
-					Children: []binxml.Node{{Tag: "link_code_companion_reg", Children: []binxml.Node{{Tag: "link_code_pairing_ref", Content: []byte("REF-LATE")}}}}})
+				fc.send(helloReply(hello.Attr("id"), "REF-LATE"))
 			}
 			select {
 			case err := <-errCh:
@@ -355,8 +354,7 @@ func TestPairWithCodeWaitsForReadiness(t *testing.T) {
 	}
 	fc.pairDevice()
 	hello := fc.next("companion_hello", func(n binxml.Node) bool { return hasStage(n, "companion_hello") })
-	fc.send(binxml.Node{Tag: "iq", Attrs: []binxml.Attr{srvFrom, binxml.A("id", hello.Attr("id")), binxml.A("type", "result")},
-		Children: []binxml.Node{{Tag: "link_code_companion_reg", Children: []binxml.Node{{Tag: "link_code_pairing_ref", Content: []byte("REF-W")}}}}})
+	fc.send(helloReply(hello.Attr("id"), "REF-W"))
 	if err := <-errCh; err != nil {
 		t.Fatalf("PairWithCode after readiness: %v", err)
 	}

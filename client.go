@@ -128,13 +128,9 @@ func (c *Client) ensureDevice(ctx context.Context) (*store.Device, error) {
 		}
 	} else if c.cfg.NewDevice {
 		var err error
-		if d, err = newDevice(c.cfg.Rand, c.now()); err != nil {
+		if d, err = c.createDevice(ctx); err != nil {
 			return nil, err
 		}
-		if err := c.st.PutDevice(ctx, d); err != nil {
-			return nil, fmt.Errorf("walink: saving new device: %w", err)
-		}
-		c.log.Info("created new device", "noise_pub", d.NoiseKey.Public.String())
 		c.mu.Lock()
 		c.fresh = d.NoiseKey.Public
 		c.mu.Unlock()
@@ -158,13 +154,9 @@ func (c *Client) ensureDevice(ctx context.Context) (*store.Device, error) {
 			}
 		}
 		if d == nil {
-			if d, err = newDevice(c.cfg.Rand, c.now()); err != nil {
+			if d, err = c.createDevice(ctx); err != nil {
 				return nil, err
 			}
-			if err := c.st.PutDevice(ctx, d); err != nil {
-				return nil, fmt.Errorf("walink: saving new device: %w", err)
-			}
-			c.log.Info("created new device", "noise_pub", d.NoiseKey.Public.String())
 		}
 	}
 	c.mu.Lock()
@@ -173,6 +165,19 @@ func (c *Client) ensureDevice(ctx context.Context) (*store.Device, error) {
 		c.dev = d
 	}
 	return c.dev, nil
+}
+
+// createDevice makes a new device and saves it before its first connect.
+func (c *Client) createDevice(ctx context.Context) (*store.Device, error) {
+	d, err := newDevice(c.cfg.Rand, c.now())
+	if err != nil {
+		return nil, err
+	}
+	if err := c.st.PutDevice(ctx, d); err != nil {
+		return nil, fmt.Errorf("walink: saving new device: %w", err)
+	}
+	c.log.Info("created new device", "noise_pub", d.NoiseKey.Public.String())
+	return d, nil
 }
 
 func newDevice(rand io.Reader, now time.Time) (*store.Device, error) {

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"path/filepath"
 	"runtime"
-	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -78,7 +77,7 @@ func TestMissingPairingRef(t *testing.T) {
 		errCh <- err
 	}()
 	hello := fc.next("companion_hello", func(n binxml.Node) bool { return hasStage(n, "companion_hello") })
-	fc.send(binxml.Node{Tag: "iq", Attrs: []binxml.Attr{srvFrom, binxml.A("id", hello.Attr("id")), binxml.A("type", "result")}})
+	fc.send(iqResult(hello.Attr("id")))
 	if err := <-errCh; !errors.Is(err, walink.ErrMissingPairingRef) {
 		t.Fatalf("err = %v", err)
 	}
@@ -204,16 +203,8 @@ func TestNoGoroutineLeak(t *testing.T) {
 	}
 	cli.Close()
 	if !settle(before) {
-		buf := make([]byte, 1<<20)
-		n := runtime.Stack(buf, true)
-		var ours []string
-		for _, g := range strings.Split(string(buf[:n]), "\n\n") {
-			if strings.Contains(g, "walink.(*") || strings.Contains(g, "walink.(*conn)") {
-				ours = append(ours, g)
-			}
-		}
-		if len(ours) > 0 {
-			t.Fatalf("goroutines left after Close:\n%s", strings.Join(ours, "\n\n"))
+		if left := leftGoroutines(0, "walink.(*"); left != "" {
+			t.Fatalf("goroutines left after Close:\n%s", left)
 		}
 	}
 }

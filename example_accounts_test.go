@@ -2,7 +2,6 @@ package walink_test
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log"
 	"os"
@@ -38,7 +37,7 @@ func ExampleConfig_newDevice() {
 	var linked []jid.JID
 	for _, phone := range []string{"15550000001", "15550000002"} {
 		cli := walink.NewClient(st, walink.Config{ServerURL: srv.URL(), ServerRoot: srv.RootKey(), NewDevice: true})
-		if err := linkWithPhone(ctx, cli, srv.Phone(phone)); err != nil {
+		if err := linkOne(ctx, srv.Phone(phone), cli); err != nil {
 			log.Fatal(err)
 		}
 		linked = append(linked, cli.ID())
@@ -57,37 +56,6 @@ func ExampleConfig_newDevice() {
 	// Output:
 	// 15550000001 logged in: true
 	// 15550000002 logged in: true
-}
-
-// linkWithPhone connects cli and lets the virtual phone scan its QR code.
-func linkWithPhone(ctx context.Context, cli *walink.Client, phone *watest.Phone) error {
-	qrs := make(chan string, 16)
-	done := make(chan struct{}, 1)
-	cli.AddEventHandler(func(e walink.Event) {
-		switch e := e.(type) {
-		case walink.PairingQRCode:
-			qrs <- e.Code
-		case walink.Connected:
-			select {
-			case done <- struct{}{}:
-			default:
-			}
-		}
-	})
-	if err := cli.Connect(ctx); err != nil {
-		return err
-	}
-	for {
-		_, err := phone.ScanQR(ctx, <-qrs)
-		if errors.Is(err, watest.ErrRescan) {
-			continue
-		}
-		if err != nil {
-			return err
-		}
-		<-done
-		return nil
-	}
 }
 
 // waitConnected connects cli and waits until it is logged in.

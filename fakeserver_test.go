@@ -311,8 +311,7 @@ func TestPingDuringKeyDerivation(t *testing.T) {
 	if to, _ := regNode.AttrJID("jid"); to.User != testPhone {
 		t.Fatalf("companion_hello jid %v", to)
 	}
-	fc.send(binxml.Node{Tag: "iq", Attrs: []binxml.Attr{srvFrom, binxml.A("id", hello.Attr("id")), binxml.A("type", "result")},
-		Children: []binxml.Node{{Tag: "link_code_companion_reg", Children: []binxml.Node{{Tag: "link_code_pairing_ref", Content: []byte("REF-1")}}}}})
+	fc.send(helloReply(hello.Attr("id"), "REF-1"))
 	code := <-codeCh
 	from := 0
 	waitFor[walink.PairingCode](t, rec, &from, 5*time.Second)
@@ -344,7 +343,7 @@ func TestPingDuringKeyDerivation(t *testing.T) {
 	if len(bundle.Content) != pairing.KeyBundleSize {
 		t.Fatalf("bundle %d bytes", len(bundle.Content))
 	}
-	fc.send(binxml.Node{Tag: "iq", Attrs: []binxml.Attr{srvFrom, binxml.A("id", fin.Attr("id")), binxml.A("type", "result")}})
+	fc.send(iqResult(fin.Attr("id")))
 	deadline := time.After(time.Second)
 	for {
 		select {
@@ -544,8 +543,7 @@ func helloAndRef(t *testing.T, ctx context.Context, cli *walink.Client, fc *fake
 		codeCh <- code
 	}()
 	hello := fc.next("companion_hello", func(n binxml.Node) bool { return hasStage(n, "companion_hello") })
-	fc.send(binxml.Node{Tag: "iq", Attrs: []binxml.Attr{srvFrom, binxml.A("id", hello.Attr("id")), binxml.A("type", "result")},
-		Children: []binxml.Node{{Tag: "link_code_companion_reg", Children: []binxml.Node{{Tag: "link_code_pairing_ref", Content: []byte(ref)}}}}})
+	fc.send(helloReply(hello.Attr("id"), ref))
 	return <-codeCh
 }
 
@@ -579,7 +577,7 @@ func TestPairCodeNoPairSuccess(t *testing.T) {
 			{Tag: "link_code_pairing_ref", Content: []byte("REF-2")},
 		}}}})
 	fin := fc.next("companion_finish", func(n binxml.Node) bool { return hasStage(n, "companion_finish") })
-	fc.send(binxml.Node{Tag: "iq", Attrs: []binxml.Attr{srvFrom, binxml.A("id", fin.Attr("id")), binxml.A("type", "result")}})
+	fc.send(iqResult(fin.Attr("id")))
 
 	waitFor[walink.PairingCodeRefresh](t, rec, &from, 10*time.Second)
 	qr2, _ := pairing.ParseQR(waitFor[walink.PairingQRCode](t, rec, &from, 5*time.Second).Code)
@@ -627,4 +625,28 @@ func TestPairCodeExpiresAfterQR(t *testing.T) {
 	if !found {
 		t.Fatal("no QRCodesExpired")
 	}
+}
+
+func iqResult(id string, children ...binxml.Node) binxml.Node {
+	return binxml.Node{Tag: "iq", Attrs: []binxml.Attr{srvFrom, binxml.A("id", id), binxml.A("type", "result")}, Children: children}
+}
+
+// helloReply answers companion_hello with a pairing ref.
+func helloReply(id, ref string) binxml.Node {
+	return iqResult(id, binxml.Node{Tag: "link_code_companion_reg", Children: []binxml.Node{{Tag: "link_code_pairing_ref", Content: []byte(ref)}}})
+}
+
+func isPing(n binxml.Node) bool {
+	return n.Tag == "iq" && n.Attr("xmlns") == "w:p" && n.Attr("type") == "get"
+}
+
+// login plays the server's side of a paired login: <success>, a pre-key
+// count that needs no upload, and the answer to leaving passive mode.
+func (fc *fakeConn) login() {
+	fc.t.Helper()
+	fc.send(binxml.Node{Tag: "success", Attrs: []binxml.Attr{binxml.A("t", "1795597893")}})
+	count := fc.next("pre-key count", func(n binxml.Node) bool { return n.Tag == "iq" && n.Attr("xmlns") == "encrypt" })
+	fc.send(iqResult(count.Attr("id"), binxml.Node{Tag: "count", Attrs: []binxml.Attr{binxml.A("value", "50")}}))
+	active := fc.next("active", func(n binxml.Node) bool { return n.Tag == "iq" && n.Attr("xmlns") == "passive" })
+	fc.send(iqResult(active.Attr("id")))
 }

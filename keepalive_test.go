@@ -2,46 +2,11 @@ package walink_test
 
 import (
 	"context"
-	"runtime"
-	"strings"
 	"testing"
 	"time"
 
 	"github.com/walinkdev/walink"
-	"github.com/walinkdev/walink/binxml"
 )
-
-func iqResult(id string, children ...binxml.Node) binxml.Node {
-	return binxml.Node{Tag: "iq", Attrs: []binxml.Attr{srvFrom, binxml.A("id", id), binxml.A("type", "result")}, Children: children}
-}
-
-func isPing(n binxml.Node) bool {
-	return n.Tag == "iq" && n.Attr("xmlns") == "w:p" && n.Attr("type") == "get"
-}
-
-// login plays the server's side of a paired login: <success>, a pre-key
-// count that needs no upload, and the answer to leaving passive mode.
-func (fc *fakeConn) login() {
-	fc.t.Helper()
-	fc.send(binxml.Node{Tag: "success", Attrs: []binxml.Attr{binxml.A("t", "1795597893")}})
-	count := fc.next("pre-key count", func(n binxml.Node) bool { return n.Tag == "iq" && n.Attr("xmlns") == "encrypt" })
-	fc.send(iqResult(count.Attr("id"), binxml.Node{Tag: "count", Attrs: []binxml.Attr{binxml.A("value", "50")}}))
-	active := fc.next("active", func(n binxml.Node) bool { return n.Tag == "iq" && n.Attr("xmlns") == "passive" })
-	fc.send(iqResult(active.Attr("id")))
-}
-
-// ourGoroutines lists the live goroutines running walink code.
-func ourGoroutines() []string {
-	buf := make([]byte, 1<<20)
-	n := runtime.Stack(buf, true)
-	var ours []string
-	for _, g := range strings.Split(string(buf[:n]), "\n\n") {
-		if strings.Contains(g, "walink.(*") {
-			ours = append(ours, g)
-		}
-	}
-	return ours
-}
 
 // TestKeepaliveGivesUp: unanswered pings are retried at the keepalive
 // interval and, once they have failed for KeepaliveGiveUp, the client
@@ -104,10 +69,8 @@ func TestKeepaliveGivesUp(t *testing.T) {
 	// Close with a ping outstanding joins its goroutine.
 	fc2.next("ping", isPing)
 	cli.Close()
-	if ours := ourGoroutines(); len(ours) > 0 {
-		time.Sleep(100 * time.Millisecond) // a joined goroutine may still be returning
-		if ours = ourGoroutines(); len(ours) > 0 {
-			t.Fatalf("goroutines left after Close:\n%s", strings.Join(ours, "\n\n"))
-		}
+	// A joined goroutine may still be returning: allow it 100 ms.
+	if left := leftGoroutines(100*time.Millisecond, "walink.(*"); left != "" {
+		t.Fatalf("goroutines left after Close:\n%s", left)
 	}
 }

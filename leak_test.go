@@ -16,7 +16,7 @@ import (
 func TestMain(m *testing.M) {
 	code := m.Run()
 	if code == 0 {
-		if leaked := leftGoroutines(5 * time.Second); leaked != "" {
+		if leaked := leftGoroutines(5*time.Second, ownFrames...); leaked != "" {
 			fmt.Fprintf(os.Stderr, "goroutines left after all tests:\n%s\n", leaked)
 			code = 1
 		}
@@ -33,9 +33,10 @@ var ownFrames = []string{
 	"github.com/coder/websocket.",
 }
 
-// leftGoroutines waits up to d for our goroutines to end (closing sockets
-// wind down asynchronously) and returns the stacks of those that did not.
-func leftGoroutines(d time.Duration) string {
+// leftGoroutines waits up to d for the goroutines running any of frames
+// to end (closing sockets wind down asynchronously) and returns the stacks
+// of those that did not.
+func leftGoroutines(d time.Duration, frames ...string) string {
 	deadline := time.Now().Add(d)
 	for {
 		var ours []string
@@ -45,7 +46,7 @@ func leftGoroutines(d time.Duration) string {
 			if strings.Contains(g, "testing.(*M).Run") || strings.Contains(g, "walink_test.TestMain") {
 				continue // this goroutine
 			}
-			for _, f := range ownFrames {
+			for _, f := range frames {
 				if strings.Contains(g, f) {
 					ours = append(ours, g)
 					break

@@ -131,29 +131,21 @@ func (c *Client) PairWithCode(ctx context.Context, opts PairCodeOptions) (string
 	code, ref, err := cn.companionHello(ctx, opts, flow)
 	cn.mu.Lock()
 	flow.requesting = false
-	if err != nil {
-		if cn.code == flow {
-			cn.code = nil
-		}
-		won := cn.paired
-		cn.mu.Unlock()
-		// QR pairing finished while the code was being requested: its
-		// pair-success (and the 515 restart that follows) cut the request
-		// short. That is the race's other winner, not a failure.
-		if won || c.IsLoggedIn() {
-			return "", ErrAlreadyPaired
-		}
-		return "", err
-	}
-	if cn.paired {
-		// QR pairing won while the request was in flight and the server
-		// still answered it: the code is dead, do not show it.
+	if err != nil || cn.paired {
+		// QR pairing may have finished while the code was being requested:
+		// its pair-success cut the request short (the 515 restart follows)
+		// or the server still answered it. Either way the code is dead, and
+		// that is the race's other winner, not a failure.
 		if cn.code == flow {
 			cn.code = nil
 		}
 		flow.Done = true
+		won := cn.paired
 		cn.mu.Unlock()
-		return "", ErrAlreadyPaired
+		if won || c.IsLoggedIn() {
+			return "", ErrAlreadyPaired
+		}
+		return "", err
 	}
 	if cn.code != flow || flow.Done { // cancelled meanwhile
 		cn.mu.Unlock()

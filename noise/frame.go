@@ -61,6 +61,9 @@ func AppendIntro(dst []byte, header [4]byte, routing []byte) ([]byte, error) {
 	return append(dst, header[:]...), nil
 }
 
+// frameLen reads the 3-byte big-endian length at the start of b.
+func frameLen(b []byte) int { return int(b[0])<<16 | int(b[1])<<8 | int(b[2]) }
+
 // validHeader reports whether h is a header this package accepts.
 func validHeader(h [4]byte) bool { return h == HeaderV3 || h == HeaderV2 }
 
@@ -147,20 +150,24 @@ func (d *Decoder) Fill(r io.Reader) (int, error) {
 	d.reclaim()
 	want := 0 // the rest of a frame in progress
 	if in := d.buf[d.off:]; !d.intro && len(in) >= FrameHeaderSize {
-		n := int(in[0])<<16 | int(in[1])<<8 | int(in[2])
-		if n <= d.maxFrame() {
+		if n := frameLen(in); n <= d.maxFrame() {
 			want = FrameHeaderSize + n - len(in)
 		}
 	}
 	if room := cap(d.buf) - len(d.buf); room < want || room < minFill {
-		unread := len(d.buf) - d.off
-		nb := make([]byte, unread, unread+max(want, FillSize))
-		copy(nb, d.buf[d.off:])
-		d.buf, d.off = nb, 0
+		d.realloc(d.Buffered() + max(want, FillSize))
 	}
 	n, err := r.Read(d.buf[len(d.buf):cap(d.buf)])
 	d.buf = d.buf[:len(d.buf)+n]
 	return n, err
+}
+
+// realloc moves the unread bytes to the front of a new buffer of capacity
+// size.
+func (d *Decoder) realloc(size int) {
+	nb := make([]byte, d.Buffered(), size)
+	copy(nb, d.buf[d.off:])
+	d.buf, d.off = nb, 0
 }
 
 // reclaim drops consumed bytes. A drained buffer is reused, unless it grew
@@ -214,7 +221,7 @@ func (d *Decoder) Next() ([]byte, error) {
 	if len(in) < FrameHeaderSize {
 		return nil, nil
 	}
-	n := int(in[0])<<16 | int(in[1])<<8 | int(in[2])
+	n := frameLen(in)
 	if n > d.maxFrame() {
 		d.err = &FrameError{Length: n, Limit: d.maxFrame()}
 		return nil, d.err
@@ -223,9 +230,7 @@ func (d *Decoder) Next() ([]byte, error) {
 		// Make room for the rest of this frame once, now that its length
 		// is known to be acceptable.
 		if need := FrameHeaderSize + n; cap(d.buf)-d.off < need {
-			nb := make([]byte, len(in), need)
-			copy(nb, in)
-			d.buf, d.off = nb, 0
+			d.realloc(need)
 		}
 		return nil, nil
 	}
@@ -251,7 +256,7 @@ func (d *Decoder) readIntro() (ok bool, err error) {
 		if len(in) < 4+FrameHeaderSize {
 			return false, nil
 		}
-		n := int(in[4])<<16 | int(in[5])<<8 | int(in[6])
+		n := frameLen(in[4:])
 		if n > d.maxFrame() {
 			return false, fmt.Errorf("%w: edge routing: %w", ErrBadHeader, &FrameError{Length: n, Limit: d.maxFrame()})
 		}

@@ -84,7 +84,7 @@ func (sess *session) companionHello(ctx context.Context, id string, reg binxml.N
 	if lim := s.scenario.PairCodeRateLimit; lim > 0 && len(recent) >= lim {
 		backoff := int(rateWindow.Seconds() - now.Sub(recent[0]).Seconds())
 		s.mu.Unlock()
-		return refuse(429, "rate-overlimit", "rate limit for "+target.User, binxml.A("backoff", strconv.Itoa(max(backoff, 1))))
+		return refuse(429, pairCodeErrorText[429], "rate limit for "+target.User, binxml.A("backoff", strconv.Itoa(max(backoff, 1))))
 	}
 	if old := s.codes[target.User]; old != nil && old.entered {
 		s.mu.Unlock()

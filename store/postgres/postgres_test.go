@@ -157,7 +157,7 @@ func TestUpgradeFromVersion1(t *testing.T) {
 		t.Fatal(err)
 	}
 	d := storetest.NewDevice(t, 2, true)
-	r, err := encodeDevice(d, secrets{})
+	r, err := encodeDevice(d, newSecrets(nil))
 	if err != nil {
 		t.Fatal(err)
 	}

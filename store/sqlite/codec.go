@@ -27,15 +27,9 @@ func newSecrets(c Cipher) secrets { return secrets{C: c, E: errs} }
 
 // encodeDevice turns d into a row, refusing what cannot be stored, and
 // seals its secrets.
-func encodeDevice(d *store.Device, sec secrets) (*row, error) {
-	sec.E = errs
-	return devrow.Encode(d, sec)
-}
+func encodeDevice(d *store.Device, sec secrets) (*row, error) { return devrow.Encode(d, sec) }
 
 // decodeRow turns a loaded row back into a Device, opening its secrets.
-func decodeRow(r *row, sec secrets) (*store.Device, error) {
-	sec.E = errs
-	return r.Decode(sec)
-}
+func decodeRow(r *row, sec secrets) (*store.Device, error) { return r.Decode(sec) }
 
 func toJIDCols(j jid.JID) devrow.JIDCols { return devrow.ToJIDCols(j) }

@@ -121,7 +121,7 @@ func TestUpgradeFromVersion1(t *testing.T) {
 		t.Fatal(err)
 	}
 	d := storetest.NewDevice(t, 4, true)
-	r, err := encodeDevice(d, secrets{})
+	r, err := encodeDevice(d, newSecrets(nil))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -459,7 +459,7 @@ func TestMemoryStoreSurvivesInterruptedWrites(t *testing.T) {
 // same device.
 func FuzzDecodeRow(f *testing.F) {
 	d := storetest.NewDevice(f, 1, true)
-	r, err := encodeDevice(d, secrets{})
+	r, err := encodeDevice(d, newSecrets(nil))
 	if err != nil {
 		f.Fatal(err)
 	}
@@ -469,15 +469,15 @@ func FuzzDecodeRow(f *testing.F) {
 		x := *r
 		x.NoisePub, x.NoisePriv, x.IdentityPriv, x.SpkSig, x.AdvSecret, x.ServerRoot = noisePub, noisePriv, identityPriv, spkSig, adv, root
 		x.SpkID, x.ID.Device, x.RegistrationID = spkID, dev, reg
-		got, err := decodeRow(&x, secrets{})
+		got, err := decodeRow(&x, newSecrets(nil))
 		if err != nil {
 			return
 		}
-		r2, err := encodeDevice(got, secrets{})
+		r2, err := encodeDevice(got, newSecrets(nil))
 		if err != nil {
 			t.Fatalf("decoded device does not encode: %v", err)
 		}
-		again, err := decodeRow(r2, secrets{})
+		again, err := decodeRow(r2, newSecrets(nil))
 		if err != nil {
 			t.Fatalf("re-encoded row does not decode: %v", err)
 		}

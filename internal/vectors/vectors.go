@@ -1,7 +1,10 @@
-// Package vectors loads ../shared/protocol/vectors.json for tests. It finds
-// the file by walking up from the working directory, so tests in any package
-// can use it; tests that need it skip with a clear message when it is absent.
+// Package vectors loads the protocol vectors that tests check against. They
+// live in the module's testdata/protocol (copies of the project's shared
+// protocol facts, kept in sync by `go generate ./internal/vectors`), so a
+// clone with nothing beside it passes its own tests.
 package vectors
+
+//go:generate go run ./sync
 
 import (
 	"encoding/hex"
@@ -11,21 +14,50 @@ import (
 	"testing"
 )
 
-// Dir returns the protocol facts folder (shared/protocol), or "" if none is
-// found. WALINK_PROTOCOL_DIR overrides the search.
+// Files are the protocol files copied into testdata/protocol.
+var Files = []string{"vectors.json", "tokens.json", "tokens-v2.json", "e2e_transcript.json"}
+
+// Dir returns the module's testdata/protocol folder, found by walking up
+// from the working directory (tests run in their package's folder), or ""
+// if none is found. WALINK_PROTOCOL_DIR overrides the search.
 func Dir() string {
 	if d := os.Getenv("WALINK_PROTOCOL_DIR"); d != "" {
 		return d
 	}
+	return walkUp(func(d string) string {
+		c := filepath.Join(d, "testdata", "protocol")
+		if exists(filepath.Join(c, "vectors.json")) && exists(filepath.Join(d, "go.mod")) {
+			return c
+		}
+		return ""
+	})
+}
+
+// SharedDir returns the project's shared/protocol folder above the module
+// (the source of the copies), or "" when the module was cloned alone.
+// WALINK_SHARED_PROTOCOL overrides the search.
+func SharedDir() string {
+	if d := os.Getenv("WALINK_SHARED_PROTOCOL"); d != "" {
+		return d
+	}
+	return walkUp(func(d string) string {
+		for _, c := range []string{filepath.Join(d, "shared", "protocol"), filepath.Join(d, "..", "shared", "protocol")} {
+			if exists(filepath.Join(c, "vectors.json")) {
+				return c
+			}
+		}
+		return ""
+	})
+}
+
+func walkUp(match func(dir string) string) string {
 	wd, err := os.Getwd()
 	if err != nil {
 		return ""
 	}
 	for d := wd; ; d = filepath.Dir(d) {
-		for _, c := range []string{filepath.Join(d, "shared", "protocol"), filepath.Join(d, "..", "shared", "protocol")} {
-			if _, err := os.Stat(filepath.Join(c, "vectors.json")); err == nil {
-				return c
-			}
+		if m := match(d); m != "" {
+			return m
 		}
 		if filepath.Dir(d) == d {
 			return ""
@@ -33,8 +65,9 @@ func Dir() string {
 	}
 }
 
-// Load returns vectors.json decoded into a generic map; the test fails if
-// the file cannot be found (CI always has shared/ beside the clone).
+func exists(p string) bool { _, err := os.Stat(p); return err == nil }
+
+// Load returns vectors.json decoded into a generic map.
 func Load(t testing.TB) map[string]any {
 	t.Helper()
 	return loadJSON(t, "vectors.json")
@@ -47,7 +80,7 @@ func loadJSON(t testing.TB, name string) map[string]any {
 	t.Helper()
 	d := Dir()
 	if d == "" {
-		t.Fatalf("vectors: shared/protocol not found (set WALINK_PROTOCOL_DIR)")
+		t.Fatalf("vectors: testdata/protocol not found above %s (set WALINK_PROTOCOL_DIR)", wdOr())
 	}
 	b, err := os.ReadFile(filepath.Join(d, name))
 	if err != nil {
@@ -58,6 +91,11 @@ func loadJSON(t testing.TB, name string) map[string]any {
 		t.Fatalf("vectors: %s: %v", name, err)
 	}
 	return m
+}
+
+func wdOr() string {
+	wd, _ := os.Getwd()
+	return wd
 }
 
 // Get walks a path of keys ("noise_xx", "server_static", "priv").

@@ -81,7 +81,9 @@ func (e *ParseError) Unwrap() []error {
 	return []error{ErrMalformed, e.Err}
 }
 
-func parseErr(what, msg string, cause error) error { return &ParseError{What: what, Msg: msg, Err: cause} }
+func parseErr(what, msg string, cause error) error {
+	return &ParseError{What: what, Msg: msg, Err: cause}
+}
 
 // IQError is an error reply of the server to one of the companion's
 // passkey IQs: <iq type="error"><error code text/></iq>. It matches

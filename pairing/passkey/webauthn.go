@@ -232,7 +232,9 @@ func (a Assertion) Valid() error {
 	return nil
 }
 
-func errInvalid(msg string) error { return &wrapped{msg: "passkey: invalid assertion: " + msg, err: ErrInvalidAssertion} }
+func errInvalid(msg string) error {
+	return &wrapped{msg: "passkey: invalid assertion: " + msg, err: ErrInvalidAssertion}
+}
 
 type wrapped struct {
 	msg string

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/base64"
 	"encoding/json"
+	"math"
 	"time"
 )
 
@@ -124,8 +125,21 @@ func (r RequestOptions) Challenge() []byte { return bytes.Clone(r.o.Challenge) }
 // RPID returns the relying party id, e.g. "whatsapp.com".
 func (r RequestOptions) RPID() string { return r.o.RPID }
 
-// Timeout returns the timeout hint (600000 ms in practice); 0 when absent.
-func (r RequestOptions) Timeout() time.Duration { return time.Duration(r.o.Timeout) * time.Millisecond }
+// maxTimeoutMS keeps Timeout from overflowing a time.Duration.
+const maxTimeoutMS = math.MaxInt64 / int64(time.Millisecond)
+
+// Timeout returns the timeout hint (600000 ms in practice); 0 when absent
+// or negative, saturated at about 292 years.
+func (r RequestOptions) Timeout() time.Duration {
+	ms := int64(r.o.Timeout)
+	switch {
+	case ms <= 0:
+		return 0
+	case ms > maxTimeoutMS:
+		ms = maxTimeoutMS
+	}
+	return time.Duration(ms) * time.Millisecond
+}
 
 // UserVerification returns "required", "preferred", "discouraged" or "".
 func (r RequestOptions) UserVerification() string { return r.o.UserVerification }

@@ -68,7 +68,8 @@
 //     stands in for the user's authenticator). The assertion is verified
 //     as a relying party does (type webauthn.get, the step's single-use
 //     challenge, rpId hash, UP and UV flags, a growing sign counter, the
-//     ES256 signature) and so is the handoff proof, against the adv secret
+//     ES256 signature; then the whole WebAuthn §7.2 procedure again with
+//     github.com/go-webauthn/webauthn/protocol) and so is the handoff proof, against the adv secret
 //     the phone saw; a refusal is 401 not-authorized on the prologue with
 //     a node-log line saying why, and the companion may retry until the
 //     deadline (Scenario.PasskeyTimeoutMS, default 600 s). Then the phone

@@ -14,6 +14,10 @@ import (
 	"fmt"
 	"strconv"
 
+	"github.com/go-webauthn/webauthn/protocol"
+	"github.com/go-webauthn/webauthn/protocol/webauthncbor"
+	"github.com/go-webauthn/webauthn/protocol/webauthncose"
+
 	"github.com/walinkdev/walink/pairing/passkey"
 )
 
@@ -325,9 +329,6 @@ func (st *passkeyStep) verifyAssertionLocked(pk *passkeyServer, credentialID, as
 		v.refuse = err.Error()
 		return v
 	}
-	if a.Type != "public-key" {
-		v.warnings = append(v.warnings, fmt.Sprintf("assertion type %q is not public-key", a.Type))
-	}
 	if !bytes.Equal(credentialID, a.RawID) {
 		v.warnings = append(v.warnings, "credential_id differs from the assertion's rawId")
 	}
@@ -385,10 +386,65 @@ func (st *passkeyStep) verifyAssertionLocked(pk *passkeyServer, credentialID, as
 		v.refuse = "ES256 signature over authenticatorData || SHA-256(clientDataJSON) does not verify"
 		return v
 	}
+	// The whole WebAuthn §7.2 procedure once more, by go-webauthn's
+	// relying-party code: whatever a standard RP refuses beyond the checks
+	// above (malformed authenticator data, an id that is not rawId's
+	// base64url, a type other than public-key, …) is refused too. The
+	// origin it is given is the one received, since whether WhatsApp
+	// checks it is unverified (warned above).
+	if err := c.rpVerify(assertionJSON, st.challenge, cd.Origin); err != nil {
+		v.refuse = "WebAuthn assertion verification (go-webauthn): " + err.Error()
+		return v
+	}
 	v.count = binary.BigEndian.Uint32(ad[33:37])
 	if (v.count != 0 || c.rpCount != 0) && v.count <= c.rpCount {
 		v.refuse = fmt.Sprintf("sign counter %d did not grow past %d (cloned authenticator?)", v.count, c.rpCount)
 		return v
 	}
 	return v
+}
+
+// coseKey is the credential's public key as a COSE_Key (EC2, ES256, P-256),
+// the form a relying party stores at registration.
+func (c *phoneCredential) coseKey() ([]byte, error) {
+	pub, err := c.key.PublicKey.Bytes() // 04 || X || Y
+	if err != nil {
+		return nil, err
+	}
+	return webauthncbor.Marshal(webauthncose.EC2PublicKeyData{
+		PublicKeyData: webauthncose.PublicKeyData{KeyType: int64(webauthncose.EllipticKey), Algorithm: int64(webauthncose.AlgES256)},
+		Curve:         int64(webauthncose.P256),
+		XCoord:        pub[1:33],
+		YCoord:        pub[33:65],
+	})
+}
+
+// rpVerify runs go-webauthn's assertion verification: challenge, rpId
+// whatsapp.com, user presence and verification required, the credential's
+// ES256 key.
+func (c *phoneCredential) rpVerify(assertionJSON, challenge []byte, origin string) error {
+	par, err := protocol.ParseCredentialRequestResponseBytes(assertionJSON)
+	if err != nil {
+		return webauthnErr(err)
+	}
+	key, err := c.coseKey()
+	if err != nil {
+		return err
+	}
+	origins := []string{passkeyOrigin}
+	if origin != passkeyOrigin {
+		origins = append(origins, origin)
+	}
+	err = par.Verify(base64.RawURLEncoding.EncodeToString(challenge), passkeyRPID, "", origins, nil, origins,
+		protocol.TopOriginImplicitVerificationMode, true, true, true, key, protocol.SignaturePolicy{})
+	return webauthnErr(err)
+}
+
+// webauthnErr keeps go-webauthn's details in the message.
+func webauthnErr(err error) error {
+	var pe *protocol.Error
+	if errors.As(err, &pe) {
+		return fmt.Errorf("%s: %s", pe.Type, pe.Details)
+	}
+	return err
 }

@@ -395,6 +395,15 @@ func TestPasskeyRefusals(t *testing.T) {
 		{"not webauthn.get", func(t *testing.T, s *Server, d *pkDriver, opts []byte) []byte {
 			return assert(t, s, opts, assertOpts{typ: "webauthn.create"})
 		}, "is not webauthn.get", true},
+		{"id is not rawId", func(t *testing.T, s *Server, d *pkDriver, opts []byte) []byte {
+			// Only go-webauthn's standard checks catch this one: the
+			// signature does not cover the id.
+			var m map[string]any
+			_ = json.Unmarshal(assert(t, s, opts, assertOpts{}), &m)
+			m["id"] = "AAAA"
+			b, _ := json.Marshal(m)
+			return b
+		}, "go-webauthn", true},
 		{"stale handoff proof", func(t *testing.T, s *Server, d *pkDriver, opts []byte) []byte {
 			// The companion keyed its proof with the QR's secret that
 			// companion_reg_refresh retired: the flow was fed a stale secret.

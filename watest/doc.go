@@ -59,7 +59,9 @@
 //   - Passkey ("Shortcake", CHANGES-2026 §6, PASSKEY.md): Scenario.Passkey
 //     ("off", "qr", "code", "both"; per phone with [Phone.SetPasskey])
 //     gates linking after a QR scan and/or companion_finish. The server
-//     sends passkey_prologue_request with real WebAuthn request options (a
+//     sends passkey_prologue_request (Scenario.PasskeyOptions: options
+//     inline, left out, or garbled so that the client must fetch them)
+//     with real WebAuthn request options (a
 //     random 32-byte challenge, rpId whatsapp.com, user verification
 //     required, the account's credential allowed) and serves the
 //     <passkey_request_options/>, <ref/>, passkey_prologue,

@@ -46,6 +46,13 @@ const (
 	PasskeyConfirmManual = "manual"
 )
 
+// Forms of the request notification accepted by Scenario.PasskeyOptions.
+const (
+	PasskeyOptionsInline  = "inline"
+	PasskeyOptionsFetch   = "fetch"
+	PasskeyOptionsGarbled = "garbled"
+)
+
 // Errors of the passkey step.
 var (
 	// ErrPasskeyRefused reports a step that ended because the companion's
@@ -90,6 +97,11 @@ func (s Scenario) validatePasskey() error {
 	case "", PasskeyConfirmAuto, PasskeyConfirmManual:
 	default:
 		return bad("passkey_confirm %q: want auto or manual", s.PasskeyConfirm)
+	}
+	switch s.PasskeyOptions {
+	case "", PasskeyOptionsInline, PasskeyOptionsFetch, PasskeyOptionsGarbled:
+	default:
+		return bad("passkey_options %q: want inline, fetch or garbled", s.PasskeyOptions)
 	}
 	if s.PasskeyTimeoutMS < 0 || s.PasskeyTimeoutMS > 3_600_000 {
 		return bad("passkey_timeout_ms %d: want 0 (default 600000) ..3600000", s.PasskeyTimeoutMS)

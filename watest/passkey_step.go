@@ -3,6 +3,7 @@ package watest
 import (
 	"context"
 	"crypto/subtle"
+	"encoding/base64"
 	"errors"
 	"fmt"
 	"io"
@@ -119,7 +120,16 @@ func (p *Phone) passkeyLink(ctx context.Context, sess *session, shown [32]byte, 
 	pk.steps[sess] = st
 	s.mu.Unlock()
 
-	n := passkey.PrologueRequest(s.newID(), s.unix(), st.options.JSON())
+	inline := st.options.JSON()
+	switch sc.PasskeyOptions {
+	case PasskeyOptionsFetch:
+		inline = nil
+	case PasskeyOptionsGarbled:
+		// Padded base64url: whatsmeow (and walink) refuse it and fetch
+		// the options with the IQ (PASSKEY.md §6.1).
+		inline = []byte(`{"challenge":"` + base64.URLEncoding.EncodeToString(st.challenge) + `","rpId":"whatsapp.com"}`)
+	}
+	n := passkey.PrologueRequest(s.newID(), s.unix(), inline)
 	if err := sess.send(ctx, n); err != nil {
 		return jid.JID{}, err
 	}

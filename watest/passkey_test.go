@@ -618,3 +618,47 @@ func TestPasskeyScenarioKnobs(t *testing.T) {
 		t.Fatalf("per-phone knob %+v", got.PasskeyPhones)
 	}
 }
+
+// TestPasskeyOptionsForms: with the options left out of the notification,
+// or garbled, the flow fetches them with the IQ and links.
+func TestPasskeyOptionsForms(t *testing.T) {
+	for _, form := range []string{PasskeyOptionsFetch, PasskeyOptionsGarbled} {
+		t.Run(form, func(t *testing.T) {
+			s := startServer(t, func(sc *Scenario) { sc.Passkey = PasskeyQR; sc.PasskeyOptions = form }, Config{})
+			ctx := testCtx(t)
+			d, res, req := qrStep(ctx, t, s)
+			if _, err := s.AwaitNode(ctx, func(e Event) bool {
+				c, _ := firstChild(e.Node)
+				return e.Dir == DirIn && c.Tag == passkey.TagRequestOptions
+			}); err != nil {
+				t.Fatal("options not fetched")
+			}
+			a, _ := s.Phone(testNumber).Assert(req.Options.JSON())
+			if err := d.respond(a); err != nil {
+				t.Fatal(err)
+			}
+			awaitEvent[passkey.ConfirmationEvent](d, 0)
+			d.confirm()
+			d.finish()
+			if r := <-res; r.err != nil {
+				t.Fatal(r.err)
+			}
+		})
+	}
+}
+
+// TestPasskeyStepEnds: a companion that goes away ends the step (410
+// through the control API's scan), and a confirmation with no step live is
+// 404.
+func TestPasskeyStepEnds(t *testing.T) {
+	s := startServer(t, func(sc *Scenario) { sc.Passkey = PasskeyQR }, Config{})
+	ctx := testCtx(t)
+	base := s.ControlURL() + "/phones/" + testNumber
+	wantHTTPError(t, "confirm", <-postAsync(ctx, base+"/passkey/confirm", map[string]string{"code": "1111-1111"}), http.StatusNotFound, "no passkey step")
+	d, res, _ := qrStep(ctx, t, s)
+	d.w.close()
+	if r := <-res; !errors.Is(r.err, ErrDisconnected) {
+		t.Fatalf("scan = %v", r.err)
+	}
+	logged(ctx, t, s, "passkey step: companion disconnected")
+}

@@ -71,6 +71,11 @@ type Scenario struct {
 	// PasskeyTimeoutMS is the step's deadline and the options' timeout;
 	// 0 means 600000, what WhatsApp sends.
 	PasskeyTimeoutMS int `json:"passkey_timeout_ms,omitempty"`
+	// PasskeyOptions is how passkey_prologue_request carries the options:
+	// "inline" (default; "" too), "fetch" (no child: the companion must
+	// fetch them with <passkey_request_options/>) or "garbled" (padded
+	// base64, which clients fail to parse and then fetch).
+	PasskeyOptions string `json:"passkey_options,omitempty"`
 	// Faults are deliberate protocol failures for client robustness tests.
 	Faults Faults `json:"faults"`
 }
@@ -260,7 +265,7 @@ func (v version) String() string { return fmt.Sprintf("%d.%d.%d", v[0], v[1], v[
 // the JSON keys with dashes (--qr-refresh=false, --min-client-version …,
 // --ref-count, --ref-ttl-first-s, --ref-ttl-next-s, --pair-code-rate-limit,
 // --pair-code-error, --first-stanza-delay-ms, --linger-ms, --platform, --business-name, --ik,
-// --passkey, --passkey-confirm, --passkey-timeout-ms,
+// --passkey, --passkey-confirm, --passkey-timeout-ms, --passkey-options,
 // --fault-drop-after, --fault-delay-ms, --fault-garbage-frame,
 // --fault-oversize-frame, --fault-bad-cert, --fault-leaf-mismatch,
 // --fault-tamper-pair-success).
@@ -281,6 +286,7 @@ func (s *Scenario) RegisterFlags(fs *flag.FlagSet) {
 	fs.StringVar(&s.Passkey, "passkey", s.Passkey, "gate linking behind the passkey step: off, qr, code or both")
 	fs.StringVar(&s.PasskeyConfirm, "passkey-confirm", s.PasskeyConfirm, "how the phone confirms the passkey code: auto or manual")
 	fs.IntVar(&s.PasskeyTimeoutMS, "passkey-timeout-ms", s.PasskeyTimeoutMS, "passkey step deadline (0 = 600000)")
+	fs.StringVar(&s.PasskeyOptions, "passkey-options", s.PasskeyOptions, "passkey request options: inline, fetch (left out) or garbled")
 	fs.StringVar(&s.Faults.DropAfter, "fault-drop-after", s.Faults.DropAfter, "drop the socket after: "+strings.Join(dropPoints, ", "))
 	fs.IntVar(&s.Faults.DelayMS, "fault-delay-ms", s.Faults.DelayMS, "delay every server stanza")
 	fs.BoolVar(&s.Faults.GarbageFrame, "fault-garbage-frame", s.Faults.GarbageFrame, "send an undecodable frame after the handshake")

@@ -40,10 +40,20 @@ type pkDriver struct {
 }
 
 func newPKDriver(t *testing.T, c *companion, w *wconn, adv [32]byte) *pkDriver {
-	return &pkDriver{t: t, c: c, w: w, adv: adv, f: passkey.NewFlow(passkey.FlowConfig{
+	t.Helper()
+	return &pkDriver{t: t, c: c, w: w, adv: adv, f: newFlow(t, c, w)}
+}
+
+func newFlow(t *testing.T, c *companion, w *wconn) *passkey.Flow {
+	t.Helper()
+	f, err := passkey.NewFlow(passkey.FlowConfig{
 		Rand: rand.Reader, NewID: w.nextID, Noise: c.noise.Public, Identity: c.identity.Public,
 		DeviceType: 1, // CHROME, as the registration payload says
-	})}
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return f
 }
 
 func (d *pkDriver) now() time.Time { return time.Now().Add(d.skew) }
@@ -407,7 +417,7 @@ func TestPasskeyRefusals(t *testing.T) {
 		{"stale handoff proof", func(t *testing.T, s *Server, d *pkDriver, opts []byte) []byte {
 			// The companion keyed its proof with the QR's secret that
 			// companion_reg_refresh retired: the flow was fed a stale secret.
-			d.f = passkey.NewFlow(passkey.FlowConfig{Rand: rand.Reader, NewID: d.w.nextID, Noise: d.c.noise.Public, Identity: d.c.identity.Public, DeviceType: 1})
+			d.f = newFlow(t, d.c, d.w)
 			var stale [32]byte
 			copy(stale[:], "a retired adv secret, 32 bytes!!")
 			out, _ := d.f.HandleNode(d.now(), passkey.PrologueRequest("x", "", opts), stale)

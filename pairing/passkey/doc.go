@@ -24,7 +24,8 @@
 //     [ParseContinuation], [CompanionNonceIQ] / [ParseCompanionNonceIQ],
 //     [EncryptedPairingRequestIQ] / [ParseEncryptedPairingRequestIQ], and
 //     [ParseReply] for the results.
-//   - [Flow]: the companion's side as a state machine a session embeds.
+//   - [Flow]: the companion's side as a state machine a session embeds
+//     ([NewFlow] fails with [ErrConfig] without Rand or NewID).
 //
 // # The Flow contract
 //

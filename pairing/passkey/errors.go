@@ -46,6 +46,8 @@ var (
 	// ErrCommitment reports a companion nonce that does not match the
 	// commitment of the prologue (primary role).
 	ErrCommitment = errors.New("passkey: companion nonce does not match the commitment")
+	// ErrConfig reports a FlowConfig without its required fields.
+	ErrConfig = errors.New("passkey: invalid flow config")
 	// ErrProof reports a handoff proof that does not verify (primary role).
 	ErrProof = errors.New("passkey: handoff proof does not verify")
 )

@@ -30,11 +30,14 @@ func ExampleFlow() {
 	noise, _ := keys.NewKeyPair(rand.Reader)
 	identity, _ := keys.NewKeyPair(rand.Reader)
 	ids := 0
-	f := passkey.NewFlow(passkey.FlowConfig{
+	f, err := passkey.NewFlow(passkey.FlowConfig{
 		Rand:  rand.Reader,
 		NewID: func() string { ids++; return "52.136-" + strconv.Itoa(ids) },
 		Noise: noise.Public, Identity: identity.Public,
 	})
+	if err != nil {
+		panic(err)
+	}
 	now := time.Unix(1_790_000_000, 0)
 	var qrAdvSecret [32]byte // the adv secret in the QR the phone scanned
 
@@ -44,7 +47,7 @@ func ExampleFlow() {
 	fmt.Println(mine, req.Options.RPID(), req.Deadline.Sub(now), out.AdvSecret != nil, f.Active())
 
 	// The app's authenticator answered; the flow first asks for a ref.
-	out, err := f.SendResponse(now, passkey.Assertion{
+	out, err = f.SendResponse(now, passkey.Assertion{
 		ID: "AQID", RawID: []byte{1, 2, 3}, Type: "public-key",
 		Response: passkey.AssertionResponse{ClientDataJSON: []byte("{}"), AuthenticatorData: make([]byte, 37), Signature: []byte{1}},
 	})

@@ -196,8 +196,12 @@ type Flow struct {
 	finishing bool // the encrypted request was accepted: waiting for pair-success
 }
 
-// NewFlow returns an idle flow.
-func NewFlow(cfg FlowConfig) *Flow {
+// NewFlow returns an idle flow. Rand and NewID are required
+// (ErrConfig otherwise).
+func NewFlow(cfg FlowConfig) (*Flow, error) {
+	if cfg.Rand == nil || cfg.NewID == nil {
+		return nil, fmt.Errorf("%w: Rand and NewID are required", ErrConfig)
+	}
 	if cfg.ReplyTimeout <= 0 {
 		cfg.ReplyTimeout = DefaultReplyTimeout
 	}
@@ -207,7 +211,7 @@ func NewFlow(cfg FlowConfig) *Flow {
 	if cfg.StepGrace <= 0 {
 		cfg.StepGrace = DefaultStepGrace
 	}
-	return &Flow{cfg: cfg, pending: map[string]pendingIQ{}}
+	return &Flow{cfg: cfg, pending: map[string]pendingIQ{}}, nil
 }
 
 // Active reports whether the step is live: from a passkey_prologue_request

@@ -149,7 +149,11 @@ func newHarness(t *testing.T, mut func(*FlowConfig)) *harness {
 	if mut != nil {
 		mut(&cfg)
 	}
-	h := &harness{t: t, f: NewFlow(cfg), now: time.Unix(1_700_000_000, 0)}
+	f, err := NewFlow(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := &harness{t: t, f: f, now: time.Unix(1_700_000_000, 0)}
 	(&detRand{n: 300}).Read(h.adv[:])
 	h.p = &testPrimary{t: t, shown: h.adv, refuse: map[string]int{}}
 	h.p.options = NewRequestOptions([]byte("challenge-0123456789abcdef"), "whatsapp.com", 10*time.Minute,
@@ -456,6 +460,15 @@ func TestFlowContinuationErrors(t *testing.T) {
 	h.node(Continuation("srv-12", "", PrimaryIdentity{PublicKey: pub.Public}))
 	if ev, ok := h.lastEvent().(ErrorEvent); !ok || !ev.Continuation || !errors.Is(ev.Err, ErrRefused) {
 		t.Fatalf("events = %#v", h.events)
+	}
+}
+
+func TestFlowConfig(t *testing.T) {
+	if _, err := NewFlow(FlowConfig{NewID: func() string { return "1" }}); !errors.Is(err, ErrConfig) {
+		t.Fatalf("no Rand: %v", err)
+	}
+	if _, err := NewFlow(FlowConfig{Rand: &detRand{}}); !errors.Is(err, ErrConfig) {
+		t.Fatalf("no NewID: %v", err)
 	}
 }
 

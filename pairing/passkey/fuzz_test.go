@@ -87,7 +87,7 @@ func FuzzNodes(f *testing.F) {
 		_, _ = ParseRefResult(n)
 		_, _ = ParseRequestOptionsResult(n)
 		_ = ParseReply(n, "x")
-		fl := NewFlow(FlowConfig{Rand: &detRand{}, NewID: func() string { return "1" }})
+		fl, _ := NewFlow(FlowConfig{Rand: &detRand{}, NewID: func() string { return "1" }})
 		now := time.Unix(0, 0)
 		_, took := fl.HandleNode(now, n, [32]byte{})
 		typ := n.Attr("type")

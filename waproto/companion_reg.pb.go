@@ -233,6 +233,8 @@ type ClientPairingProps struct {
 	IsChatDbLidMigrated            *bool                  `protobuf:"varint,1,opt,name=isChatDbLidMigrated" json:"isChatDbLidMigrated,omitempty"`
 	IsSyncdPureLidSession          *bool                  `protobuf:"varint,2,opt,name=isSyncdPureLidSession" json:"isSyncdPureLidSession,omitempty"`
 	IsSyncdSnapshotRecoveryEnabled *bool                  `protobuf:"varint,3,opt,name=isSyncdSnapshotRecoveryEnabled" json:"isSyncdSnapshotRecoveryEnabled,omitempty"`
+	IsHsThumbnailSyncEnabled       *bool                  `protobuf:"varint,4,opt,name=isHsThumbnailSyncEnabled" json:"isHsThumbnailSyncEnabled,omitempty"`
+	SubscriptionSyncPayload        []byte                 `protobuf:"bytes,5,opt,name=subscriptionSyncPayload" json:"subscriptionSyncPayload,omitempty"`
 	unknownFields                  protoimpl.UnknownFields
 	sizeCache                      protoimpl.SizeCache
 }
@@ -288,6 +290,21 @@ func (x *ClientPairingProps) GetIsSyncdSnapshotRecoveryEnabled() bool {
 	return false
 }
 
+func (x *ClientPairingProps) GetIsHsThumbnailSyncEnabled() bool {
+	if x != nil && x.IsHsThumbnailSyncEnabled != nil {
+		return *x.IsHsThumbnailSyncEnabled
+	}
+	return false
+}
+
+func (x *ClientPairingProps) GetSubscriptionSyncPayload() []byte {
+	if x != nil {
+		return x.SubscriptionSyncPayload
+	}
+	return nil
+}
+
+// The passkey ("Shortcake") step, PASSKEY.md §5; used by pairing/passkey.
 type CompanionEphemeralIdentity struct {
 	state         protoimpl.MessageState    `protogen:"open.v1"`
 	PublicKey     []byte                    `protobuf:"bytes,1,opt,name=publicKey" json:"publicKey,omitempty"`
@@ -942,11 +959,13 @@ const file_companion_reg_proto_rawDesc = "" +
 	"\x03UWP\x10\x15\x12\x06\n" +
 	"\x02VR\x10\x16\x12\r\n" +
 	"\tCLOUD_API\x10\x17\x12\x10\n" +
-	"\fSMARTGLASSES\x10\x18\"\xc4\x01\n" +
+	"\fSMARTGLASSES\x10\x18\"\xba\x02\n" +
 	"\x12ClientPairingProps\x120\n" +
 	"\x13isChatDbLidMigrated\x18\x01 \x01(\bR\x13isChatDbLidMigrated\x124\n" +
 	"\x15isSyncdPureLidSession\x18\x02 \x01(\bR\x15isSyncdPureLidSession\x12F\n" +
-	"\x1eisSyncdSnapshotRecoveryEnabled\x18\x03 \x01(\bR\x1eisSyncdSnapshotRecoveryEnabled\"\x96\x01\n" +
+	"\x1eisSyncdSnapshotRecoveryEnabled\x18\x03 \x01(\bR\x1eisSyncdSnapshotRecoveryEnabled\x12:\n" +
+	"\x18isHsThumbnailSyncEnabled\x18\x04 \x01(\bR\x18isHsThumbnailSyncEnabled\x128\n" +
+	"\x17subscriptionSyncPayload\x18\x05 \x01(\fR\x17subscriptionSyncPayload\"\x96\x01\n" +
 	"\x1aCompanionEphemeralIdentity\x12\x1c\n" +
 	"\tpublicKey\x18\x01 \x01(\fR\tpublicKey\x12H\n" +
 	"\n" +

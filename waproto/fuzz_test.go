@@ -17,6 +17,7 @@ func fuzzMessages() []proto.Message {
 		&waproto.HandshakeMessage{}, &waproto.CertChain{}, &waproto.CertChain_NoiseCertificate_Details{},
 		&waproto.ADVSignedDeviceIdentityHMAC{}, &waproto.ADVSignedDeviceIdentity{}, &waproto.ADVDeviceIdentity{},
 		&waproto.ClientPayload{}, &waproto.DeviceProps{}, &waproto.CompanionEphemeralIdentity{},
+		&waproto.ProloguePayload{}, &waproto.PrimaryEphemeralIdentity{}, &waproto.PairingRequest{}, &waproto.EncryptedPairingRequest{}, &waproto.ClientPairingProps{},
 	}
 }
 

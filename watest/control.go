@@ -26,6 +26,9 @@ const maxBody = 64 << 10
 //	GET    /phones/{phone}/devices              → {"devices": [{"jid", "lid", "platform", "linked_at"}]}
 //	DELETE /phones/{phone}/devices/{device}     → unlinks (a connected companion is told)
 //	POST   /phones/{phone}/devices/{device}/kick {"kind": "515"|"401"|"replaced"}
+//	POST   /phones/{phone}/passkey/assert       {"options": {…}} → {"assertion": {…}}
+//	GET    /phones/{phone}/passkey              → {"credential_id", "public_key", "sign_count"}
+//	POST   /phones/{phone}/passkey/confirm      {"code": "XXXX-XXXX"} → {"device": "<jid>"}
 //	GET    /events[?follow=1][&since=SEQ]       → the node log as JSON lines
 //	GET    /config, PUT /config                 → the Scenario as JSON
 //
@@ -34,7 +37,8 @@ const maxBody = 64 << 10
 // (5xx only for timeouts and shutdown) with {"error": "…"}: 400 malformed
 // input, 404 unknown ref/device/phone request, 409 rescan needed or busy,
 // 410 expired ref, retired QR or companion gone, 422 wrong code or refused
-// signature.
+// signature (or passkey step refused), 409 also a wrong passkey code, 504 a
+// passkey step past its deadline.
 func (s *Server) Handler() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /ws/chat", s.serveWS)
@@ -44,6 +48,7 @@ func (s *Server) Handler() http.Handler {
 	mux.HandleFunc("GET /phones/{phone}/devices", s.handleDevices)
 	mux.HandleFunc("DELETE /phones/{phone}/devices/{device}", s.handleUnlink)
 	mux.HandleFunc("POST /phones/{phone}/devices/{device}/kick", s.handleKick)
+	s.passkeyRoutes(mux)
 	mux.HandleFunc("GET /events", s.handleEvents)
 	mux.HandleFunc("GET /config", s.handleGetConfig)
 	mux.HandleFunc("PUT /config", s.handlePutConfig)
@@ -133,6 +138,9 @@ func writeLinkResult(w http.ResponseWriter, dev jid.JID, err error) {
 
 // statusFor maps the phone's errors onto HTTP statuses.
 func statusFor(err error) int {
+	if st, ok := passkeyStatus(err); ok {
+		return st
+	}
 	switch {
 	case errors.Is(err, ErrMalformedQR), errors.Is(err, ErrBadScenario), errors.Is(err, ErrQRMismatch):
 		return http.StatusBadRequest

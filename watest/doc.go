@@ -56,6 +56,31 @@
 //     and opens the key bundle from companion_finish; a wrong code fails
 //     there (400 to the companion, [ErrWrongCode] to the caller).
 //     [Phone.RefreshCode] sends the refresh_code stage.
+//   - Passkey ("Shortcake", CHANGES-2026 §6, PASSKEY.md): Scenario.Passkey
+//     ("off", "qr", "code", "both"; per phone with [Phone.SetPasskey])
+//     gates linking after a QR scan and/or companion_finish. The server
+//     sends passkey_prologue_request (Scenario.PasskeyOptions: options
+//     inline, left out, or garbled so that the client must fetch them)
+//     with real WebAuthn request options (a
+//     random 32-byte challenge, rpId whatsapp.com, user verification
+//     required, the account's credential allowed) and serves the
+//     <passkey_request_options/>, <ref/>, passkey_prologue,
+//     companion_nonce and encrypted_pairing_request IQs. Each phone has a
+//     P-256 passkey derived from its number ([Phone.Passkey]; [Phone.Assert]
+//     stands in for the user's authenticator). The assertion is verified
+//     as a relying party does (type webauthn.get, the step's single-use
+//     challenge, rpId hash, UP and UV flags, a growing sign counter, the
+//     ES256 signature; then the whole WebAuthn §7.2 procedure again with
+//     github.com/go-webauthn/webauthn/protocol) and so is the handoff proof, against the adv secret
+//     the phone saw; a refusal is 401 not-authorized on the prologue with
+//     a node-log line saying why, and the companion may retry until the
+//     deadline (Scenario.PasskeyTimeoutMS, default 600 s). Then the phone
+//     sends crsc_continuation, checks the commitment, computes the same
+//     code, decrypts the pairing request (its Noise key and identity must
+//     be the registration's) and, once the code is confirmed (by itself,
+//     or with [Phone.ConfirmPasskey] when PasskeyConfirm is "manual"),
+//     sends pair-success keyed by the companion's new adv secret. ScanQR
+//     and EnterCode return when all of it ends.
 //   - After login: pre-key count and upload (checked against the
 //     registration: registration id, identity, signed pre-key signature),
 //     digest, passive/active, w:p ping, remove-companion-device (logout),
@@ -112,7 +137,18 @@
 //     PairCodeError; the 180 s code lifetime
 //     is not enforced server-side; WhatsApp's 60 s auto-refresh of an
 //     abandoned primary_hello is not simulated.
-//   - The passkey ("Shortcake") step of CHANGES-2026 §6 is never required.
+//   - Passkey step: the options' values (rpId, timeout, user verification,
+//     transports) are the ones CHANGES-2026 §6 and PASSKEY.md report; the
+//     relying party refuses what the issue lists (type, challenge, rpId,
+//     UP/UV, counter, signature, stale proof) and only logs the origin and
+//     a credential_id that differs from rawId, since whether WhatsApp
+//     checks them is not known. What WhatsApp answers a refused prologue
+//     (401 not-authorized here), how many attempts it allows (5 here), how
+//     the phone shows or confirms the code, and whether it accepts a
+//     prologue whose ref is not the <ref/> it handed out (accepted here)
+//     are not documented. The server never sends a second
+//     passkey_prologue_request. Passkey credentials and sign counters live
+//     in memory only (not in StateDir).
 //   - A refused pair-device-sign reply leaves the device unlinked and ends
 //     the stream with 515 (the companion's next login then fails with 401);
 //     what WhatsApp sends in that case is not documented.

@@ -54,3 +54,21 @@ func ExampleRunSim() {
 		fmt.Fprintln(os.Stderr, err)
 	}
 }
+
+// Gate an account behind the passkey step and let its phone stand in for
+// the user's authenticator.
+func ExamplePhone_Assert() {
+	sc := watest.DefaultScenario()
+	sc.Passkey = watest.PasskeyBoth // after a QR scan and after companion_finish
+	s, err := watest.Start(context.Background(), watest.Config{Scenario: &sc})
+	if err != nil {
+		panic(err)
+	}
+	defer s.Close()
+	phone := s.Phone("15551234567")
+	// The options a companion got in passkey_prologue_request.
+	options := []byte(`{"challenge":"Y2hhbGxlbmdl","rpId":"whatsapp.com","userVerification":"required"}`)
+	assertion, err := phone.Assert(options)
+	fmt.Println(err, len(assertion) > 0, phone.Passkey().SignCount)
+	// Output: <nil> true 1
+}

@@ -16,6 +16,7 @@ import (
 	"github.com/walinkdev/walink/binxml"
 	"github.com/walinkdev/walink/jid"
 	"github.com/walinkdev/walink/keys"
+	"github.com/walinkdev/walink/pairing/passkey"
 	"github.com/walinkdev/walink/waproto"
 )
 
@@ -219,6 +220,8 @@ func (sess *session) handleIQ(ctx context.Context, n binxml.Node) error {
 			return sess.companionFinish(ctx, id, child)
 		}
 		return sess.send(ctx, iqError(id, 400, "bad-request"))
+	case xmlns == "md" && !loggedIn && sess.reg != nil && passkey.IsStepIQ(child.Tag):
+		return sess.passkeyIQ(ctx, id, typ, n, child)
 	case !loggedIn && (xmlns == "encrypt" || xmlns == "passive" || xmlns == "md"):
 		return sess.send(ctx, iqError(id, 401, "not-authorized"))
 	case xmlns == "md" && typ == "set" && child.Tag == "remove-companion-device":

@@ -138,6 +138,7 @@ func (p *Phone) EnterCode(ctx context.Context, code string) (jid.JID, error) {
 		return jid.JID{}, fmt.Errorf("%w: %w", ErrWrongCode, err)
 	}
 	s := p.srv
+	linkCtx := ctx // a passkey step may outlast pairReplyTimeout
 	if _, ok := ctx.Deadline(); !ok {
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithTimeout(ctx, pairReplyTimeout)
@@ -225,6 +226,9 @@ func (p *Phone) EnterCode(ctx context.Context, code string) (jid.JID, error) {
 	}
 	endFlow()
 	handedOff = true
+	if s.Scenario().passkeyGated(p.number, PasskeyCode) {
+		return p.link(linkCtx, sess, adv, f.display, PasskeyCode)
+	}
 	return p.pair(ctx, sess, adv, f.display)
 }
 

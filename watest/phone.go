@@ -213,7 +213,7 @@ func (p *Phone) ScanQR(ctx context.Context, qr string) (jid.JID, error) {
 	}
 	reg.busy = true
 	s.mu.Unlock()
-	return p.pair(ctx, sess, q.AdvSecret, reg.platform)
+	return p.link(ctx, sess, q.AdvSecret, reg.platform, PasskeyQR)
 }
 
 // pair sends pair-success with a device identity signed by the account

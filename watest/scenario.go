@@ -58,6 +58,24 @@ type Scenario struct {
 	// "refuse" (close the connection, as an XX-only server). "" means
 	// "accept".
 	IK string `json:"ik"`
+	// Passkey gates linking behind the passkey ("Shortcake") step
+	// (CHANGES-2026 §6, PASSKEY.md): "off" (default; "" too), "qr" (after a
+	// QR scan), "code" (after companion_finish) or "both".
+	Passkey string `json:"passkey"`
+	// PasskeyPhones overrides Passkey for single numbers (Phone.SetPasskey).
+	PasskeyPhones map[string]string `json:"passkey_phones,omitempty"`
+	// PasskeyConfirm is how the phone confirms the code: "auto" (default;
+	// "" too) by itself, "manual" only through Phone.ConfirmPasskey (POST
+	// /phones/{phone}/passkey/confirm), even when a handoff proof was sent.
+	PasskeyConfirm string `json:"passkey_confirm"`
+	// PasskeyTimeoutMS is the step's deadline and the options' timeout;
+	// 0 means 600000, what WhatsApp sends.
+	PasskeyTimeoutMS int `json:"passkey_timeout_ms,omitempty"`
+	// PasskeyOptions is how passkey_prologue_request carries the options:
+	// "inline" (default; "" too), "fetch" (no child: the companion must
+	// fetch them with <passkey_request_options/>) or "garbled" (padded
+	// base64, which clients fail to parse and then fetch).
+	PasskeyOptions string `json:"passkey_options,omitempty"`
 	// Faults are deliberate protocol failures for client robustness tests.
 	Faults Faults `json:"faults"`
 }
@@ -133,6 +151,8 @@ func DefaultScenario() Scenario {
 		LingerMS:           3000,
 		Platform:           "android",
 		IK:                 IKAccept,
+		Passkey:            PasskeyOff,
+		PasskeyConfirm:     PasskeyConfirmAuto,
 	}
 }
 
@@ -170,6 +190,9 @@ func (s Scenario) Validate() error {
 	case "", TamperHMAC, TamperAccountSignature:
 	default:
 		return bad("faults.tamper_pair_success %q: want %s or %s", s.Faults.TamperPairSuccess, TamperHMAC, TamperAccountSignature)
+	}
+	if err := s.validatePasskey(); err != nil {
+		return err
 	}
 	if d := s.Faults.DropAfter; d != "" {
 		ok := false
@@ -242,6 +265,7 @@ func (v version) String() string { return fmt.Sprintf("%d.%d.%d", v[0], v[1], v[
 // the JSON keys with dashes (--qr-refresh=false, --min-client-version …,
 // --ref-count, --ref-ttl-first-s, --ref-ttl-next-s, --pair-code-rate-limit,
 // --pair-code-error, --first-stanza-delay-ms, --linger-ms, --platform, --business-name, --ik,
+// --passkey, --passkey-confirm, --passkey-timeout-ms, --passkey-options,
 // --fault-drop-after, --fault-delay-ms, --fault-garbage-frame,
 // --fault-oversize-frame, --fault-bad-cert, --fault-leaf-mismatch,
 // --fault-tamper-pair-success).
@@ -259,6 +283,10 @@ func (s *Scenario) RegisterFlags(fs *flag.FlagSet) {
 	fs.StringVar(&s.Platform, "platform", s.Platform, "primary platform sent in pair-success")
 	fs.StringVar(&s.BusinessName, "business-name", s.BusinessName, "business name sent in pair-success (empty = none)")
 	fs.StringVar(&s.IK, "ik", s.IK, "answer to a Noise IK resume: accept, fallback (as after a key rotation) or refuse")
+	fs.StringVar(&s.Passkey, "passkey", s.Passkey, "gate linking behind the passkey step: off, qr, code or both")
+	fs.StringVar(&s.PasskeyConfirm, "passkey-confirm", s.PasskeyConfirm, "how the phone confirms the passkey code: auto or manual")
+	fs.IntVar(&s.PasskeyTimeoutMS, "passkey-timeout-ms", s.PasskeyTimeoutMS, "passkey step deadline (0 = 600000)")
+	fs.StringVar(&s.PasskeyOptions, "passkey-options", s.PasskeyOptions, "passkey request options: inline, fetch (left out) or garbled")
 	fs.StringVar(&s.Faults.DropAfter, "fault-drop-after", s.Faults.DropAfter, "drop the socket after: "+strings.Join(dropPoints, ", "))
 	fs.IntVar(&s.Faults.DelayMS, "fault-delay-ms", s.Faults.DelayMS, "delay every server stanza")
 	fs.BoolVar(&s.Faults.GarbageFrame, "fault-garbage-frame", s.Faults.GarbageFrame, "send an undecodable frame after the handshake")

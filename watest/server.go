@@ -73,6 +73,7 @@ type Server struct {
 	refs     map[string]*refEntry // QR refs of live registration connections
 	codes    map[string]*codeFlow // pending pair-code flows by phone number
 	online   map[jid.JID]*session // logged-in connections by device JID
+	pk       passkeyServer        // passkey credentials and steps
 	nextConn int64
 	nextID   uint64
 }

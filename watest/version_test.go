@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/walinkdev/walink/engine"
+	"github.com/walinkdev/walink/jid"
 	"github.com/walinkdev/walink/noise"
 	"github.com/walinkdev/walink/waversion"
 )
@@ -122,5 +123,29 @@ func TestRotateKeyPersists(t *testing.T) {
 	s2 := startServer(t, nil, Config{StateDir: dir})
 	if !s2.StaticKey().Equal(pub) {
 		t.Fatal("the rotated key did not survive a restart")
+	}
+}
+
+// TestProvision: a provisioned device logs in like a paired one (XX, then
+// IK), and another noise key with its JID does not.
+func TestProvision(t *testing.T) {
+	s := startServer(t, nil, Config{})
+	c := newCompanion(t)
+	id, err := s.Phone(testNumber).Provision(c.noise.Public, c.identity.Public, c.regID, c.spk)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.id, c.lid = id, jid.JID{}
+	c.resume = cacheFromLogin(t, s, c)
+	w := c.login(testCtx(t), s)
+	if w.tc.Mode() != noise.ModeIK {
+		t.Fatalf("resume of a provisioned device: %v", w.tc.Mode())
+	}
+	w.close()
+	other := newCompanion(t)
+	other.id = id
+	expectLoginFailure(t, other, s, "401")
+	if devs := s.Phone(testNumber).Devices(); len(devs) != 1 || devs[0].JID != id {
+		t.Fatalf("devices %+v", devs)
 	}
 }

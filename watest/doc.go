@@ -12,7 +12,7 @@
 //	dev, err := s.Phone("15551234567").ScanQR(ctx, qrStringFromClient)
 //
 // [RunSim] is the body of `walink sim`: it starts a server, prints
-// {"ws_url", "root_public_key", "control_url"} as its first line and
+// {"ws_url", "root_public_key", "control_url", "version_url"} as its first line and
 // serves until ctx ends.
 //
 // # What the server does

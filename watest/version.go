@@ -44,6 +44,11 @@ self.addEventListener("fetch",function(e){});
 `, n, n)
 }
 
+// VersionURL returns the URL of the service-worker script,
+// "http://127.0.0.1:PORT/sw.js": what a client's version fetch is pointed
+// at instead of https://web.whatsapp.com/sw.js.
+func (s *Server) VersionURL() string { return s.controlURL + "/sw.js" }
+
 // SetMinClientVersion raises (or lowers, or with "" clears) the oldest
 // client version the server accepts, at once. As on WhatsApp, devices
 // already connected keep their connection; each is refused with

@@ -347,8 +347,8 @@ func TestResumeTimeoutKeepsChain(t *testing.T) {
 }
 
 // recover is the client's reconnect with version recovery: connect; on
-// failure 405 ask OnClientOutdated, fetch, ask AfterVersionFetch, store,
-// and reconnect once. It returns the connection attempts made and the
+// failure 405 run waversion's Recover (OnClientOutdated, fetch,
+// AfterVersionFetch), store, and reconnect once. It returns the connection attempts made and the
 // ClientOutdated reasons given (at most one per call).
 func (sc *storedClient) recover(pinned engine.Version) (attempts int, outdated []string, final attempt) {
 	sc.t.Helper()
@@ -369,15 +369,9 @@ func (sc *storedClient) recover(pinned engine.Version) (attempts int, outdated [
 		if f := engine.ParseFailure(a.first); f.Reason != 405 {
 			sc.t.Fatalf("login failure %d", f.Reason)
 		}
-		act := engine.OnClientOutdated(choice, d, sc.now())
-		if !act.Fetch {
-			return attempts, append(outdated, act.GiveUp), a
-		}
-		v, err := sc.fetcher.Fetch(ctx)
-		fetchedAt := sc.now()
-		fa := engine.AfterVersionFetch(choice.Version, v, err)
+		fa := sc.fetcher.Recover(ctx, choice, d, sc.now)
 		if fa.Store {
-			d.WebVersion, d.WebVersionFetchedAt = fa.Version.String(), fetchedAt
+			d.WebVersion, d.WebVersionFetchedAt = fa.Version.String(), fa.FetchedAt
 			if err := sc.st.PutDevice(ctx, d); err != nil {
 				sc.t.Fatal(err)
 			}

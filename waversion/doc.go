@@ -12,7 +12,9 @@
 //
 // When to fetch, and what to do with the result, is decided by pure
 // functions in package engine (ChooseVersion, OnClientOutdated,
-// AfterVersionFetch, VersionRefetchAt); this package only does the IO.
+// AfterVersionFetch, VersionRefetchAt); this package does the IO, and
+// Fetcher.Recover strings the three steps of a 405's answer together for
+// a driver (decide, fetch at most once, decide again).
 // The local WhatsApp (package watest) serves such a script at /sw.js, so
 // tests point Fetcher.URL there.
 package waversion

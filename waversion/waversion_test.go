@@ -3,6 +3,7 @@ package waversion
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -12,6 +13,7 @@ import (
 	"time"
 
 	"github.com/walinkdev/walink/engine"
+	"github.com/walinkdev/walink/store"
 )
 
 func TestParseServiceWorker(t *testing.T) {
@@ -151,4 +153,44 @@ func FuzzParseServiceWorker(f *testing.F) {
 			t.Fatalf("accepted %v", v)
 		}
 	})
+}
+
+func TestRecover(t *testing.T) {
+	var hits atomic.Int32
+	rev := atomic.Int64{}
+	rev.Store(1045369000)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		hits.Add(1)
+		if rev.Load() == 0 {
+			http.Error(w, "unavailable", http.StatusServiceUnavailable)
+			return
+		}
+		fmt.Fprintf(w, `"client_revision":%d`, rev.Load())
+	}))
+	defer srv.Close()
+	f := &Fetcher{URL: srv.URL, Client: srv.Client()}
+	now := time.Date(2026, 12, 4, 12, 0, 0, 0, time.UTC)
+	clock := func() time.Time { return now }
+	builtIn := engine.Version{2, 3000, 1045368834}
+	d := &store.Device{}
+
+	inUse := engine.ChooseVersion(engine.Version{}, builtIn, d, now)
+	r := f.Recover(t.Context(), inUse, d, clock)
+	if !r.Fetched || !r.Store || !r.Reconnect || r.Version != (engine.Version{2, 3000, 1045369000}) || !r.FetchedAt.Equal(now) || hits.Load() != 1 {
+		t.Fatalf("first 405: %+v, %d fetches", r, hits.Load())
+	}
+	d.WebVersion, d.WebVersionFetchedAt = r.Version.String(), r.FetchedAt
+	// Refused again within the minute: no fetch.
+	now = now.Add(5 * time.Second)
+	r = f.Recover(t.Context(), engine.ChooseVersion(engine.Version{}, builtIn, d, now), d, clock)
+	if r.Fetched || r.Reconnect || r.GiveUp == "" || hits.Load() != 1 {
+		t.Fatalf("second 405: %+v, %d fetches", r, hits.Load())
+	}
+	// An hour later with the script failing: one fetch, give up.
+	now = now.Add(time.Hour)
+	rev.Store(0)
+	r = f.Recover(t.Context(), engine.ChooseVersion(engine.Version{}, builtIn, d, now), d, clock)
+	if !r.Fetched || r.Store || r.Reconnect || !strings.Contains(r.GiveUp, "503") || hits.Load() != 2 {
+		t.Fatalf("failed fetch: %+v, %d fetches", r, hits.Load())
+	}
 }

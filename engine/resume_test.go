@@ -15,7 +15,7 @@ import (
 	"github.com/walinkdev/walink/store/storetest"
 )
 
-func testChain(t *testing.T, seed uint64, nb, na time.Time) store.ServerChain {
+func resumeTestChain(t *testing.T, seed uint64, nb, na time.Time) store.ServerChain {
 	c := storetest.NewServerChain(t, seed)
 	c.IntermediateNotBefore, c.IntermediateNotAfter = nb.Add(-time.Hour), na.Add(time.Hour)
 	c.LeafNotBefore, c.LeafNotAfter = nb, na
@@ -25,7 +25,7 @@ func testChain(t *testing.T, seed uint64, nb, na time.Time) store.ServerChain {
 func TestChooseHandshake(t *testing.T) {
 	now := time.Date(2026, 12, 4, 12, 0, 0, 0, time.UTC)
 	paired := storetest.NewDevice(t, 1, true)
-	paired.ServerChain = testChain(t, 1, now.Add(-time.Hour), now.Add(time.Hour))
+	paired.ServerChain = resumeTestChain(t, 1, now.Add(-time.Hour), now.Add(time.Hour))
 	noChain := storetest.NewDevice(t, 2, true)
 	noChain.ServerChain = store.ServerChain{}
 	unpaired := storetest.NewDevice(t, 3, false)
@@ -81,8 +81,8 @@ func TestChainConversionRoundTrip(t *testing.T) {
 
 func TestClassifyHandshake(t *testing.T) {
 	now := time.Date(2026, 12, 4, 12, 0, 0, 0, time.UTC)
-	stored := testChain(t, 1, now.Add(-time.Hour), now.Add(time.Hour))
-	rotated := testChain(t, 2, now.Add(-time.Hour), now.Add(time.Hour))
+	stored := resumeTestChain(t, 1, now.Add(-time.Hour), now.Add(time.Hour))
+	rotated := resumeTestChain(t, 2, now.Add(-time.Hour), now.Add(time.Hour))
 	// What transport returns, without importing it: its ErrResumeFailed
 	// wraps noise.ErrResumeFailed.
 	resumeFailed := fmt.Errorf("transport: handshake: server hello: %w", fmt.Errorf("%w: %w", fmt.Errorf("transport: %w", noise.ErrResumeFailed), noise.ErrDecrypt))
@@ -131,8 +131,8 @@ func TestClassifyHandshake(t *testing.T) {
 // XX from then on in this process, though a chain is stored again.
 func TestResumeCycle(t *testing.T) {
 	now := time.Date(2026, 12, 4, 12, 0, 0, 0, time.UTC)
-	first := testChain(t, 1, now.Add(-time.Hour), now.Add(24*time.Hour))
-	second := testChain(t, 2, now.Add(-time.Hour), now.Add(24*time.Hour))
+	first := resumeTestChain(t, 1, now.Add(-time.Hour), now.Add(24*time.Hour))
+	second := resumeTestChain(t, 2, now.Add(-time.Hour), now.Add(24*time.Hour))
 	d := storetest.NewDevice(t, 9, true)
 	d.ServerChain = store.ServerChain{}
 	disabled := false

@@ -153,3 +153,13 @@ func VersionRefetchAt(expiration, now time.Time) time.Time {
 	}
 	return expiration.Add(-versionExpiryMargin)
 }
+
+// AfterExpiryFetch says whether to store the version fetched at
+// VersionRefetchAt, ahead of a client_expiration deadline for inUse: yes
+// when the fetch worked and brought a newer version (the next connect
+// uses it; the running connection is left alone). Otherwise nothing is
+// stored, so the 405 guard stays unarmed: should WhatsApp refuse inUse
+// at the deadline, OnClientOutdated still allows its one fetch.
+func AfterExpiryFetch(inUse, fetched Version, fetchErr error) bool {
+	return fetchErr == nil && inUse.Less(fetched)
+}

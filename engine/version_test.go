@@ -110,3 +110,21 @@ func TestVersionRefetchAt(t *testing.T) {
 		}
 	}
 }
+
+func TestAfterExpiryFetch(t *testing.T) {
+	inUse := Version{2, 3000, 1045368834}
+	for _, tc := range []struct {
+		fetched Version
+		err     error
+		want    bool
+	}{
+		{Version{2, 3000, 1045368999}, nil, true},
+		{inUse, nil, false},
+		{Version{2, 3000, 1}, nil, false},
+		{Version{2, 3000, 1045368999}, errors.New("timeout"), false},
+	} {
+		if got := AfterExpiryFetch(inUse, tc.fetched, tc.err); got != tc.want {
+			t.Errorf("AfterExpiryFetch(%v, %v) = %v", tc.fetched, tc.err, got)
+		}
+	}
+}

@@ -495,8 +495,16 @@ func TestClientExpirationEndToEnd(t *testing.T) {
 	if when := engine.VersionRefetchAt(got, now); !when.Equal(at.Add(-time.Hour)) {
 		t.Fatalf("refetch at %v, want an hour before %v", when, at)
 	}
-	if v, err := cl.fetcher.Fetch(testCtx(t)); err != nil || v != (engine.Version{2, 3000, DefaultWebRevision}) {
-		t.Fatalf("fetch: %v %v", v, err)
+	v, err := cl.fetcher.Fetch(testCtx(t))
+	if err != nil || v != (engine.Version{2, 3000, DefaultWebRevision}) || engine.AfterExpiryFetch(cl.builtIn, v, err) {
+		t.Fatalf("fetch: %v %v: nothing newer to keep", v, err)
+	}
+	// WhatsApp Web moved on: the newer revision is kept for the next connect.
+	if err := s.SetWebRevision(DefaultWebRevision + 7); err != nil {
+		t.Fatal(err)
+	}
+	if v, err = cl.fetcher.Fetch(testCtx(t)); !engine.AfterExpiryFetch(cl.builtIn, v, err) || v[2] != DefaultWebRevision+7 {
+		t.Fatalf("fetch after the site moved on: %v %v", v, err)
 	}
 
 	// The same through the control API.

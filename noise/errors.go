@@ -35,6 +35,13 @@ var (
 	ErrUnsupported = errors.New("noise: unsupported handshake pattern")
 	// ErrBadConfig reports a handshake config missing a required field.
 	ErrBadConfig = errors.New("noise: bad handshake config")
+	// ErrResumeFailed reports a Noise IK resume that failed before the
+	// pivot to XXfallback: the server dropped it, or its answer did not
+	// decrypt or verify. CHANGES-2026 §7: forget the cached chain and stop
+	// resuming in this process. transport.ErrResumeFailed wraps it, so a
+	// sans-IO caller (package engine) can recognise it without importing
+	// the transport.
+	ErrResumeFailed = errors.New("noise: IK resume failed")
 	// ErrBadCertificate is wrapped by every *CertError.
 	ErrBadCertificate = errors.New("noise: bad server certificate")
 )

@@ -56,8 +56,42 @@ type Device struct {
 	// Pre-key bookkeeping.
 	NextPreKeyID uint32 // id the next generated pre-key gets (starts at 1)
 
+	// Reconnect state (CHANGES-2026 §7, §8). Zero values mean "nothing
+	// learned yet": the next connect runs a full XX handshake with the
+	// built-in client version. Stores written before these fields existed
+	// load them as zero.
+	//
+	// ServerChain is what the server's certificate chain certified in the
+	// last full (XX or XXfallback) handshake; a reconnect resumes with
+	// Noise IK to its leaf key while both certificates are valid.
+	ServerChain ServerChain
+	// WebVersion is the WhatsApp Web client version last fetched for this
+	// device ("2.3000.N"), and WebVersionFetchedAt when it was fetched.
+	WebVersion          string
+	WebVersionFetchedAt time.Time
+
 	CreatedAt time.Time
 }
+
+// ServerChain is a verified server certificate chain as a client keeps it
+// for a Noise IK resume (CHANGES-2026 §7): for the intermediate and the
+// leaf certificate, the key, the serial and the validity window. The
+// windows are whole unix seconds, as on the wire. The zero value (no leaf
+// key) means no chain is stored. SQL stores seal it like the other secrets
+// when encryption at rest is on.
+type ServerChain struct {
+	IntermediateSerial    uint32
+	IntermediateKey       keys.PublicKey
+	IntermediateNotBefore time.Time
+	IntermediateNotAfter  time.Time
+	LeafSerial            uint32
+	LeafKey               keys.PublicKey // the server's static key: IK's rs
+	LeafNotBefore         time.Time
+	LeafNotAfter          time.Time
+}
+
+// IsZero reports whether no chain is stored.
+func (c ServerChain) IsZero() bool { return c.LeafKey.IsZero() }
 
 // Paired reports whether the device completed pairing on its side: it has
 // its own JID and the keys to log in with. An Unconfirmed device is Paired

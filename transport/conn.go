@@ -45,8 +45,8 @@ var (
 	// on the resume, or its answer did not decrypt or verify. As CHANGES-2026
 	// §7 says, the caller should forget the cached chain, stop resuming in
 	// this process and reconnect with a full handshake. Timeouts and ctx
-	// errors are not wrapped in it.
-	ErrResumeFailed = errors.New("transport: IK resume failed")
+	// errors are not wrapped in it. It wraps noise.ErrResumeFailed.
+	ErrResumeFailed = fmt.Errorf("transport: %w", noise.ErrResumeFailed)
 )
 
 // HandshakeError reports a failed handshake: Step names what was being

@@ -31,6 +31,9 @@ const maxBody = 64 << 10
 //	POST   /phones/{phone}/passkey/confirm      {"code": "XXXX-XXXX"} → {"device": "<jid>"}
 //	GET    /events[?follow=1][&since=SEQ]       → the node log as JSON lines
 //	GET    /config, PUT /config                 → the Scenario as JSON
+//	GET    /sw.js                               → service-worker script with client_revision (version.go)
+//	POST   /phones/{phone}/devices/{device}/client-expiration {"t": unix seconds}
+//	POST   /server/rotate-key                   → {"static": "<hex public key>"}
 //
 // Each event line is {"seq", "time" (RFC 3339), "conn", "dir" ("in", "out"
 // or "info"), "tag", "xml" (the redacted node), "note"}. Errors are 4xx
@@ -52,6 +55,7 @@ func (s *Server) Handler() http.Handler {
 	mux.HandleFunc("GET /events", s.handleEvents)
 	mux.HandleFunc("GET /config", s.handleGetConfig)
 	mux.HandleFunc("PUT /config", s.handlePutConfig)
+	s.versionRoutes(mux) // /sw.js, client expiration, key rotation: version.go
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, errors.New("watest: no such endpoint"))
 	})

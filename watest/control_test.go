@@ -210,7 +210,8 @@ func TestRunSim(t *testing.T) {
 	}
 	if !regexp.MustCompile(`^ws://127\.0\.0\.1:\d+/ws/chat$`).MatchString(info["ws_url"]) ||
 		!regexp.MustCompile(`^[0-9a-f]{64}$`).MatchString(info["root_public_key"]) ||
-		!regexp.MustCompile(`^http://127\.0\.0\.1:\d+$`).MatchString(info["control_url"]) || len(info) != 3 {
+		!regexp.MustCompile(`^http://127\.0\.0\.1:\d+$`).MatchString(info["control_url"]) ||
+		info["version_url"] != info["control_url"]+"/sw.js" || len(info) != 4 {
 		t.Fatalf("first line = %s", line)
 	}
 	resp, err := http.Get(info["control_url"] + "/config")

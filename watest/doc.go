@@ -12,7 +12,7 @@
 //	dev, err := s.Phone("15551234567").ScanQR(ctx, qrStringFromClient)
 //
 // [RunSim] is the body of `walink sim`: it starts a server, prints
-// {"ws_url", "root_public_key", "control_url"} as its first line and
+// {"ws_url", "root_public_key", "control_url", "version_url"} as its first line and
 // serves until ctx ends.
 //
 // # What the server does
@@ -36,7 +36,14 @@
 //     i×RefTTLNext seconds after pair-device went out. A login payload for a
 //     linked device whose Noise static key matches gets success; anything
 //     else gets <failure reason="401"/>; a version older than
-//     MinClientVersion gets 405.
+//     MinClientVersion gets 405. [Server.SetMinClientVersion] (or PUT
+//     /config) raises it at any moment: as on WhatsApp, connected devices
+//     keep their connection and get 405 at their next login.
+//   - /sw.js serves a service-worker script in the real one's shape whose
+//     client_revision is Scenario.WebRevision (CHANGES-2026 §8), what
+//     clients fetch as the current version (package waversion); 0 makes
+//     it 404. [Server.SendClientExpiration] sends
+//     <ib><client_expiration t=…/></ib> to a connected device.
 //   - The first stanza goes out FirstStanzaDelayMS after the handshake; after
 //     a stream error or failure the socket stays open until the client
 //     closes it, at most LingerMS (PROTOCOL.md §20.9).
@@ -114,8 +121,9 @@
 //   - No offline-queue stanzas (<ib><offline count/></ib>, dirty bits,
 //     edge_routing) after success; its companion_enc_static is a made-up
 //     32-byte value (a hash of the device's Noise key; nobody reads it).
-//   - The server static key never rotates by itself (Scenario.IK
-//     "fallback" stands in for a rotation), and what WhatsApp puts in the
+//   - The server static key rotates only when told ([Server.RotateKey],
+//     POST /server/rotate-key; Scenario.IK "fallback" forces the answer
+//     without a rotation), and what WhatsApp puts in the
 //     payload of an accepted IK server hello is not documented: this server
 //     sends its certificate chain there. The edge-routing pre-intro is
 //     accepted and ignored; the server never sends routing info.

@@ -45,7 +45,8 @@ func ExampleScenario_RegisterFlags() {
 }
 
 // RunSim is `walink sim`: the first line on out is
-// {"ws_url": …, "root_public_key": …, "control_url": …}; it serves until
+// {"ws_url": …, "root_public_key": …, "control_url": …, "version_url": …};
+// it serves until
 // ctx ends.
 func ExampleRunSim() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)

@@ -76,6 +76,11 @@ type Scenario struct {
 	// fetch them with <passkey_request_options/>) or "garbled" (padded
 	// base64, which clients fail to parse and then fetch).
 	PasskeyOptions string `json:"passkey_options,omitempty"`
+	// WebRevision is the client_revision in the service-worker script at
+	// /sw.js, what clients fetch as the current WhatsApp Web version
+	// 2.3000.N (CHANGES-2026 §8); 0 makes /sw.js answer 404, as a fetch
+	// that fails. Default 1045368834.
+	WebRevision uint32 `json:"web_revision"`
 	// Faults are deliberate protocol failures for client robustness tests.
 	Faults Faults `json:"faults"`
 }
@@ -153,6 +158,7 @@ func DefaultScenario() Scenario {
 		IK:                 IKAccept,
 		Passkey:            PasskeyOff,
 		PasskeyConfirm:     PasskeyConfirmAuto,
+		WebRevision:        DefaultWebRevision,
 	}
 }
 
@@ -264,7 +270,7 @@ func (v version) String() string { return fmt.Sprintf("%d.%d.%d", v[0], v[1], v[
 // RegisterFlags defines one command-line flag per knob on fs, named like
 // the JSON keys with dashes (--qr-refresh=false, --min-client-version …,
 // --ref-count, --ref-ttl-first-s, --ref-ttl-next-s, --pair-code-rate-limit,
-// --pair-code-error, --first-stanza-delay-ms, --linger-ms, --platform, --business-name, --ik,
+// --pair-code-error, --first-stanza-delay-ms, --linger-ms, --platform, --business-name, --ik, --web-revision,
 // --passkey, --passkey-confirm, --passkey-timeout-ms, --passkey-options,
 // --fault-drop-after, --fault-delay-ms, --fault-garbage-frame,
 // --fault-oversize-frame, --fault-bad-cert, --fault-leaf-mismatch,
@@ -282,6 +288,11 @@ func (s *Scenario) RegisterFlags(fs *flag.FlagSet) {
 	fs.IntVar(&s.LingerMS, "linger-ms", s.LingerMS, "how long to keep a socket open after a stream error")
 	fs.StringVar(&s.Platform, "platform", s.Platform, "primary platform sent in pair-success")
 	fs.StringVar(&s.BusinessName, "business-name", s.BusinessName, "business name sent in pair-success (empty = none)")
+	fs.Func("web-revision", "client_revision served in /sw.js (0 = /sw.js answers 404)", func(v string) error {
+		n, err := strconv.ParseUint(v, 10, 32)
+		s.WebRevision = uint32(n)
+		return err
+	})
 	fs.StringVar(&s.IK, "ik", s.IK, "answer to a Noise IK resume: accept, fallback (as after a key rotation) or refuse")
 	fs.StringVar(&s.Passkey, "passkey", s.Passkey, "gate linking behind the passkey step: off, qr, code or both")
 	fs.StringVar(&s.PasskeyConfirm, "passkey-confirm", s.PasskeyConfirm, "how the phone confirms the passkey code: auto or manual")

@@ -102,21 +102,22 @@ func (s *Server) serveWS(w http.ResponseWriter, r *http.Request) {
 	s.nextConn++
 	id := s.nextConn
 	sc := s.scenario
+	// RotateKey replaces these under s.mu.
+	static, chain, badChain, leafChain := s.static, s.chain, s.badChain, s.leafChain
 	s.mu.Unlock()
 
 	hsConn := nc
 	if sc.drop(DropHandshake2) {
 		hsConn = &closeAfterWrite{Conn: nc}
 	}
-	chain := s.chain
 	switch {
 	case sc.Faults.BadCert:
-		chain = s.badChain
+		chain = badChain
 	case sc.Faults.LeafMismatch:
-		chain = s.leafChain
+		chain = leafChain
 	}
 	hctx, hcancel := context.WithTimeout(ctx, handshakeTimeout)
-	tc, hello, err := transport.ServerHandshake(hctx, hsConn, transport.ServerConfig{Static: s.static, CertChain: chain, Rand: s.rand, IK: sc.ikPolicy()})
+	tc, hello, err := transport.ServerHandshake(hctx, hsConn, transport.ServerConfig{Static: static, CertChain: chain, Rand: s.rand, IK: sc.ikPolicy()})
 	hcancel()
 	if err != nil {
 		s.info(id, "handshake failed: "+err.Error())

@@ -13,11 +13,14 @@ type SimInfo struct {
 	WSURL         string `json:"ws_url"`
 	RootPublicKey string `json:"root_public_key"` // 64 hex chars
 	ControlURL    string `json:"control_url"`
+	// VersionURL is the service-worker script with the current
+	// client_revision (Config.VersionURL / --version-url of a client).
+	VersionURL string `json:"version_url"`
 }
 
 // Info returns the server's SimInfo.
 func (s *Server) Info() SimInfo {
-	return SimInfo{WSURL: s.URL(), RootPublicKey: s.RootKey().String(), ControlURL: s.ControlURL()}
+	return SimInfo{WSURL: s.URL(), RootPublicKey: s.RootKey().String(), ControlURL: s.ControlURL(), VersionURL: s.VersionURL()}
 }
 
 // RunSim starts a server, prints its SimInfo as one JSON line to out, and

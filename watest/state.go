@@ -143,9 +143,9 @@ func (s *Server) saveErr() error {
 		Version:      1,
 		Root:         hex.EncodeToString(s.root.Private.Bytes()),
 		Intermediate: hex.EncodeToString(s.intermediate.Private.Bytes()),
-		Static:       hex.EncodeToString(s.static.Private.Bytes()),
 	}
 	s.mu.Lock()
+	st.Static = hex.EncodeToString(s.static.Private.Bytes()) // RotateKey writes it under s.mu
 	for _, p := range s.phones {
 		ps := phoneState{Number: p.number, NextDevice: p.nextDevice, NextKeyIndex: p.nextKeyIndex}
 		for _, d := range p.devices {

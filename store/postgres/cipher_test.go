@@ -99,6 +99,27 @@ func TestCipher(t *testing.T) {
 	if n != 4*2+30*2 {
 		t.Errorf("checked %d secret columns, want %d", n, 4*2+30*2)
 	}
+	// The server chain is sealed too: a v1 envelope around the 105-byte
+	// ChainV1 encoding, without either certificate key in the clear.
+	crows, err := sealed.pool.Query(ctx, `SELECT server_chain FROM walink_devices`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for crows.Next() {
+		var b []byte
+		if err := crows.Scan(&b); err != nil {
+			t.Fatal(err)
+		}
+		if len(b) != 1+12+105+16 || b[0] != sealedV1 {
+			t.Errorf("server_chain holds %d bytes, not a v1 envelope", len(b))
+		}
+		for _, x := range []*store.Device{d, e} {
+			if bytes.Contains(b, x.ServerChain.LeafKey.Bytes()) || bytes.Contains(b, x.ServerChain.IntermediateKey.Bytes()) {
+				t.Error("a server chain key is still in the clear")
+			}
+		}
+	}
+	crows.Close()
 	got, err = sealed.Device(ctx, d.NoiseKey.Public)
 	if err != nil {
 		t.Fatal(err)

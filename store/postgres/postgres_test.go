@@ -10,6 +10,7 @@ import (
 	"net/url"
 	"os"
 	"runtime"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -163,7 +164,9 @@ func TestUpgradeFromVersion1(t *testing.T) {
 	}
 	// Version 1 has the columns before unconfirmed (migration 3).
 	v1Cols := strings.Split(deviceColumns, ",")
-	v1Cols = v1Cols[:len(v1Cols)-1]
+	v1Cols = v1Cols[:slices.IndexFunc(v1Cols, func(c string) bool { return strings.TrimSpace(c) == "unconfirmed" })]
+	// Nor the reconnect state of migration 4.
+	d.ServerChain, d.WebVersion, d.WebVersionFetchedAt = store.ServerChain{}, "", time.Time{}
 	var ph []string
 	for i := range v1Cols {
 		ph = append(ph, fmt.Sprintf("$%d", i+1))

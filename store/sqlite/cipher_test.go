@@ -44,6 +44,10 @@ func TestConformanceWithCipher(t *testing.T) {
 // secretsOf lists every secret of d and its pre-keys, raw.
 func secretsOf(d *store.Device, pks []keys.PreKey) [][]byte {
 	out := [][]byte{d.NoiseKey.Private.Bytes(), d.IdentityKey.Private.Bytes(), d.SignedPreKey.Private.Bytes(), d.AdvSecret[:]}
+	if !d.ServerChain.IsZero() {
+		// Public keys, but the server chain is sealed like the secrets.
+		out = append(out, d.ServerChain.LeafKey.Bytes(), d.ServerChain.IntermediateKey.Bytes())
+	}
 	for _, pk := range pks {
 		out = append(out, pk.Private.Bytes())
 	}
@@ -154,9 +158,10 @@ func TestCipherBindsRowAndColumn(t *testing.T) {
 		}
 	}
 	for name, q := range map[string]string{
-		"column swap": `UPDATE devices SET identity_priv = spk_priv WHERE noise_pub = ?1`,
-		"row swap":    `UPDATE devices SET noise_priv = (SELECT noise_priv FROM devices WHERE noise_pub = ?2) WHERE noise_pub = ?1`,
-		"adv secret":  `UPDATE devices SET adv_secret = (SELECT adv_secret FROM devices WHERE noise_pub = ?2) WHERE noise_pub = ?1`,
+		"column swap":  `UPDATE devices SET identity_priv = spk_priv WHERE noise_pub = ?1`,
+		"row swap":     `UPDATE devices SET noise_priv = (SELECT noise_priv FROM devices WHERE noise_pub = ?2) WHERE noise_pub = ?1`,
+		"adv secret":   `UPDATE devices SET adv_secret = (SELECT adv_secret FROM devices WHERE noise_pub = ?2) WHERE noise_pub = ?1`,
+		"server chain": `UPDATE devices SET server_chain = (SELECT server_chain FROM devices WHERE noise_pub = ?2) WHERE noise_pub = ?1`,
 	} {
 		t.Run(name, func(t *testing.T) {
 			tx, err := s.w.BeginTx(ctx, nil)

@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -18,6 +19,7 @@ import (
 
 	"github.com/walinkdev/walink/jid"
 	"github.com/walinkdev/walink/store"
+	"github.com/walinkdev/walink/store/internal/devrow"
 	"github.com/walinkdev/walink/store/storetest"
 )
 
@@ -127,7 +129,9 @@ func TestUpgradeFromVersion1(t *testing.T) {
 	}
 	// Version 1 has the columns before unconfirmed (migration 3).
 	v1Cols := strings.Split(deviceColumns, ",")
-	v1Cols = v1Cols[:len(v1Cols)-1]
+	v1Cols = v1Cols[:slices.IndexFunc(v1Cols, func(c string) bool { return strings.TrimSpace(c) == "unconfirmed" })]
+	// Nor the reconnect state of migration 4.
+	d.ServerChain, d.WebVersion, d.WebVersionFetchedAt = store.ServerChain{}, "", time.Time{}
 	insertV1 := `INSERT INTO devices (` + strings.Join(v1Cols, ",") + `) VALUES (?` + strings.Repeat(", ?", len(v1Cols)-1) + `)`
 	if _, err := db.ExecContext(ctx, insertV1, r.Args()[:len(v1Cols)]...); err != nil {
 		t.Fatal(err)
@@ -513,5 +517,81 @@ func TestCloseLeavesNoGoroutines(t *testing.T) {
 	}
 	if n := runtime.NumGoroutine(); n > before {
 		t.Errorf("%d goroutines after Close, %d before", n, before)
+	}
+}
+
+// TestUpgradeFromV3Fixture opens testdata/schema-v3.db, written by walink
+// before the reconnect state existed (schema version 3: a paired device,
+// storetest seed 41, with three pre-keys), and checks that Open migrates
+// it, that the device reads back as before with no chain and no version,
+// and that the new columns then take a chain and a version.
+func TestUpgradeFromV3Fixture(t *testing.T) {
+	ctx := t.Context()
+	src, err := os.ReadFile(filepath.Join("testdata", "schema-v3.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(t.TempDir(), "old.db")
+	if err := os.WriteFile(path, src, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	s := openFile(t, path)
+	var v int
+	if err := s.r.QueryRowContext(ctx, "PRAGMA user_version").Scan(&v); err != nil || v != len(migrations) || v < 4 {
+		t.Fatalf("user_version after upgrade = %d, %v; want %d", v, err, len(migrations))
+	}
+	want := storetest.NewDevice(t, 41, true)
+	want.ServerChain, want.WebVersion, want.WebVersionFetchedAt = store.ServerChain{}, "", time.Time{}
+	want.NextPreKeyID = 4
+	got, err := s.Device(ctx, want.NoiseKey.Public)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if diff := storetest.DeviceDiff(want, got); diff != nil {
+		t.Fatalf("device after upgrade: %v", diff)
+	}
+	if n, err := s.PreKeyCount(ctx, want.NoiseKey.Public); err != nil || n != 3 {
+		t.Fatalf("pre-keys after upgrade: %d, %v", n, err)
+	}
+	got.ServerChain = storetest.NewServerChain(t, 41)
+	got.WebVersion, got.WebVersionFetchedAt = "2.3000.1045368834", time.Date(2026, 12, 4, 12, 0, 0, 0, time.UTC)
+	if err := s.PutDevice(ctx, got); err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+	again := openFile(t, path)
+	back, err := again.Device(ctx, want.NoiseKey.Public)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if diff := storetest.DeviceDiff(got, back); diff != nil {
+		t.Fatalf("reconnect state after reopen: %v", diff)
+	}
+}
+
+// TestCorruptServerChain: a damaged server_chain is ErrCorrupt naming the
+// column (the client then treats the device as having no chain only if it
+// chooses to; the store does not guess).
+func TestCorruptServerChain(t *testing.T) {
+	ctx := t.Context()
+	s, _ := tempStore(t)
+	d := storetest.NewDevice(t, 9, true)
+	if err := s.PutDevice(ctx, d); err != nil {
+		t.Fatal(err)
+	}
+	for name, b := range map[string][]byte{
+		"truncated":      devrow.EncodeChain(d.ServerChain)[:50],
+		"unknown format": append([]byte{0x7f}, devrow.EncodeChain(d.ServerChain)[1:]...),
+		"zero leaf key":  devrow.EncodeChain(store.ServerChain{IntermediateKey: d.ServerChain.IntermediateKey}),
+	} {
+		t.Run(name, func(t *testing.T) {
+			if _, err := s.w.ExecContext(ctx, `UPDATE devices SET server_chain = ? WHERE noise_pub = ?`, b, d.NoiseKey.Public.Bytes()); err != nil {
+				t.Fatal(err)
+			}
+			_, err := s.Device(ctx, d.NoiseKey.Public)
+			if !errors.Is(err, ErrCorrupt) || !strings.Contains(err.Error(), "server_chain") {
+				t.Fatalf("err = %v, want ErrCorrupt naming server_chain", err)
+			}
+		})
 	}
 }

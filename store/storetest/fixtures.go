@@ -71,7 +71,36 @@ func NewDevice(tb testing.TB, seed uint64, paired bool) *store.Device {
 	d.ServerURL = "wss://127.0.0.1:5443/ws/chat"
 	d.ServerRoot = kp().Public
 	d.NextPreKeyID = 813
+	d.ServerChain = NewServerChain(tb, seed)
+	d.WebVersion = fmt.Sprintf("2.3000.%d", 1_000_000_000+seed)
+	d.WebVersionFetchedAt = time.Date(2026, 12, 1, 8, 30, 0, 123456789, time.FixedZone("Z", 2*3600))
 	return d
+}
+
+// NewServerChain returns a server chain with every field set (keys drawn
+// from a generator seeded with seed, distinct windows for the two
+// certificates, whole seconds as on the wire).
+func NewServerChain(tb testing.TB, seed uint64) store.ServerChain {
+	tb.Helper()
+	r := seeded(seed ^ 0xc4a1)
+	key := func() keys.PublicKey {
+		k, err := keys.NewKeyPair(r)
+		if err != nil {
+			tb.Fatalf("storetest: %v", err)
+		}
+		return k.Public
+	}
+	base := time.Date(2026, 6, 1, 0, 0, 0, 0, time.UTC).Add(time.Duration(seed) * time.Hour)
+	return store.ServerChain{
+		IntermediateSerial:    7 + uint32(seed),
+		IntermediateKey:       key(),
+		IntermediateNotBefore: base.Add(-30 * 24 * time.Hour),
+		IntermediateNotAfter:  base.Add(3 * 365 * 24 * time.Hour),
+		LeafSerial:            1<<31 + uint32(seed),
+		LeafKey:               key(),
+		LeafNotBefore:         base,
+		LeafNotAfter:          base.Add(365 * 24 * time.Hour),
+	}
 }
 
 // NewPreKeys returns n pre-keys with ids first, first+1, … drawn from a
@@ -156,7 +185,44 @@ func DeviceDiff(want, got *store.Device) []string {
 	if want.Unconfirmed != got.Unconfirmed {
 		show("Unconfirmed", want.Unconfirmed, got.Unconfirmed)
 	}
+	if d := ChainDiff(want.ServerChain, got.ServerChain); d != "" {
+		diffs = append(diffs, d)
+	}
+	if want.WebVersion != got.WebVersion {
+		show("WebVersion", want.WebVersion, got.WebVersion)
+	}
+	if !want.WebVersionFetchedAt.Equal(got.WebVersionFetchedAt) || want.WebVersionFetchedAt.IsZero() != got.WebVersionFetchedAt.IsZero() {
+		show("WebVersionFetchedAt", want.WebVersionFetchedAt, got.WebVersionFetchedAt)
+	}
 	return diffs
+}
+
+// ChainDiff describes how got differs from want ("" when equal). Times
+// are compared as instants.
+func ChainDiff(want, got store.ServerChain) string {
+	var bad []string
+	if want.IntermediateSerial != got.IntermediateSerial {
+		bad = append(bad, "IntermediateSerial")
+	}
+	if !want.IntermediateKey.Equal(got.IntermediateKey) {
+		bad = append(bad, "IntermediateKey")
+	}
+	if !want.IntermediateNotBefore.Equal(got.IntermediateNotBefore) || !want.IntermediateNotAfter.Equal(got.IntermediateNotAfter) {
+		bad = append(bad, "Intermediate window")
+	}
+	if want.LeafSerial != got.LeafSerial {
+		bad = append(bad, "LeafSerial")
+	}
+	if !want.LeafKey.Equal(got.LeafKey) {
+		bad = append(bad, "LeafKey")
+	}
+	if !want.LeafNotBefore.Equal(got.LeafNotBefore) || !want.LeafNotAfter.Equal(got.LeafNotAfter) {
+		bad = append(bad, "Leaf window")
+	}
+	if len(bad) == 0 {
+		return ""
+	}
+	return fmt.Sprintf("ServerChain (%v)", bad)
 }
 
 // clone returns a deep copy of d, so a test can tell whether a store

@@ -31,6 +31,7 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"DeviceByJID", testDeviceByJID},
 		{"DevicesOrder", testDevicesOrder},
 		{"Unconfirmed", testUnconfirmed},
+		{"ReconnectState", testReconnectState},
 		{"Replace", testReplace},
 		{"Unpair", testUnpair},
 		{"Delete", testDelete},
@@ -729,4 +730,50 @@ func exerciseDone(t *testing.T, s store.Store, ctx context.Context, d *store.Dev
 	if c, err := s.PreKeyCount(ctxOf(t), pub); err != nil || c != 0 {
 		t.Errorf("PreKeyCount = %d, %v; want 0", c, err)
 	}
+}
+
+// testReconnectState follows a device through what the client stores
+// between connections (CHANGES-2026 §7, §8): no chain or version after
+// pairing, a chain after the first full handshake, a new chain after an
+// XXfallback, none after a crypto-fatal resume failure, and a fetched
+// version with its time. Each step is a whole-record PutDevice, and the
+// rest of the record must be untouched by it.
+func testReconnectState(t *testing.T, s store.Store) {
+	d := NewDevice(t, 11, true)
+	d.ServerChain, d.WebVersion, d.WebVersionFetchedAt = store.ServerChain{}, "", time.Time{}
+	mustPut(t, s, d)
+	got := mustGet(t, s, d.NoiseKey.Public)
+	checkSame(t, "device without reconnect state", d, got)
+	if !got.ServerChain.IsZero() || got.WebVersion != "" || !got.WebVersionFetchedAt.IsZero() {
+		t.Fatalf("fresh device has reconnect state: chain zero %t, version %q, fetched %v", got.ServerChain.IsZero(), got.WebVersion, got.WebVersionFetchedAt)
+	}
+
+	first := NewServerChain(t, 1)
+	got.ServerChain = first
+	mustPut(t, s, got)
+	checkSame(t, "after storing a chain", got, mustGet(t, s, d.NoiseKey.Public))
+
+	rotated := NewServerChain(t, 2)
+	got.ServerChain = rotated
+	got.WebVersion = "2.3000.1099999999"
+	got.WebVersionFetchedAt = time.Date(2026, 12, 4, 15, 0, 0, 1, time.UTC)
+	mustPut(t, s, got)
+	again := mustGet(t, s, d.NoiseKey.Public)
+	checkSame(t, "after a new chain and version", got, again)
+	if again.ServerChain.LeafKey.Equal(first.LeafKey) {
+		t.Fatal("the old chain survived its replacement")
+	}
+
+	again.ServerChain = store.ServerChain{}
+	mustPut(t, s, again)
+	cleared := mustGet(t, s, d.NoiseKey.Public)
+	if !cleared.ServerChain.IsZero() {
+		t.Fatal("a cleared chain came back")
+	}
+	checkSame(t, "after clearing the chain", again, cleared)
+	// The other devices of a store keep their own.
+	other := NewDevice(t, 12, true)
+	mustPut(t, s, other)
+	checkSame(t, "second device", other, mustGet(t, s, other.NoiseKey.Public))
+	checkSame(t, "first device after the second was stored", again, mustGet(t, s, d.NoiseKey.Public))
 }

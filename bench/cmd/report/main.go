@@ -51,6 +51,7 @@ func main() {
 	pairingSection(&w, b)
 	targets = append(targets, sessionsSection(&w, sess)...)
 	targets = append(targets, handshakeSection(&w, b)...)
+	reconnectSection(&w, b)
 
 	w.WriteString("## Targets\n\n| target | result |\n|---|---|\n")
 	for _, t := range targets {

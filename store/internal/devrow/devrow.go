@@ -42,6 +42,9 @@ type Row struct {
 	NextPreKeyID              int64
 	CreatedAt                 *int64
 	Unconfirmed               bool
+	ServerChain               []byte // chain codec (ChainV1), sealed when a cipher is set
+	WebVersion                string
+	WebVersionFetchedAt       *int64
 }
 
 // JIDCols are the five columns that hold one JID.
@@ -59,9 +62,9 @@ const Columns = `noise_pub, noise_priv, identity_pub, identity_priv,
 	lid_user, lid_agent, lid_device, lid_integrator, lid_server,
 	account, primary_identity, business_name, push_name, platform,
 	linked_at, clock_offset, server_url, server_root, next_pre_key_id, created_at,
-	unconfirmed`
+	unconfirmed, server_chain, web_version, web_version_fetched_at`
 
-const NumColumns = 32
+const NumColumns = 35
 
 func (r *Row) Args() []any {
 	return []any{
@@ -71,7 +74,7 @@ func (r *Row) Args() []any {
 		r.LID.User, r.LID.Agent, r.LID.Device, r.LID.Integrator, r.LID.Server,
 		blob(r.Account), blob(r.PrimaryIdentity), r.BusinessName, r.PushName, r.Platform,
 		r.LinkedAt, r.ClockOffset, r.ServerURL, blob(r.ServerRoot), r.NextPreKeyID, r.CreatedAt,
-		r.Unconfirmed,
+		r.Unconfirmed, blob(r.ServerChain), r.WebVersion, r.WebVersionFetchedAt,
 	}
 }
 
@@ -83,7 +86,7 @@ func (r *Row) Dest() []any {
 		&r.LID.User, &r.LID.Agent, &r.LID.Device, &r.LID.Integrator, &r.LID.Server,
 		&r.Account, &r.PrimaryIdentity, &r.BusinessName, &r.PushName, &r.Platform,
 		&r.LinkedAt, &r.ClockOffset, &r.ServerURL, &r.ServerRoot, &r.NextPreKeyID, &r.CreatedAt,
-		&r.Unconfirmed,
+		&r.Unconfirmed, &r.ServerChain, &r.WebVersion, &r.WebVersionFetchedAt,
 	}
 }
 
@@ -157,26 +160,37 @@ func Encode(d *store.Device, sec Secrets) (*Row, error) {
 	if err != nil {
 		return nil, err
 	}
+	fetched, err := nanos(e, "WebVersionFetchedAt", d.WebVersionFetchedAt)
+	if err != nil {
+		return nil, err
+	}
 	r := &Row{
-		NoisePub:        d.NoiseKey.Public.Bytes(),
-		IdentityPub:     pubBytes(d.IdentityKey.Public),
-		SpkID:           int64(d.SignedPreKey.ID),
-		SpkPub:          pubBytes(d.SignedPreKey.Public),
-		RegistrationID:  int64(d.RegistrationID),
-		ID:              ToJIDCols(d.ID),
-		LID:             ToJIDCols(d.LID),
-		Account:         bytes.Clone(d.Account),
-		PrimaryIdentity: pubBytes(d.PrimaryIdentity),
-		BusinessName:    d.BusinessName,
-		PushName:        d.PushName,
-		Platform:        d.Platform,
-		LinkedAt:        linked,
-		ClockOffset:     int64(d.ClockOffset),
-		ServerURL:       d.ServerURL,
-		ServerRoot:      pubBytes(d.ServerRoot),
-		NextPreKeyID:    int64(d.NextPreKeyID),
-		CreatedAt:       created,
-		Unconfirmed:     d.Unconfirmed,
+		NoisePub:            d.NoiseKey.Public.Bytes(),
+		IdentityPub:         pubBytes(d.IdentityKey.Public),
+		SpkID:               int64(d.SignedPreKey.ID),
+		SpkPub:              pubBytes(d.SignedPreKey.Public),
+		RegistrationID:      int64(d.RegistrationID),
+		ID:                  ToJIDCols(d.ID),
+		LID:                 ToJIDCols(d.LID),
+		Account:             bytes.Clone(d.Account),
+		PrimaryIdentity:     pubBytes(d.PrimaryIdentity),
+		BusinessName:        d.BusinessName,
+		PushName:            d.PushName,
+		Platform:            d.Platform,
+		LinkedAt:            linked,
+		ClockOffset:         int64(d.ClockOffset),
+		ServerURL:           d.ServerURL,
+		ServerRoot:          pubBytes(d.ServerRoot),
+		NextPreKeyID:        int64(d.NextPreKeyID),
+		CreatedAt:           created,
+		Unconfirmed:         d.Unconfirmed,
+		WebVersion:          d.WebVersion,
+		WebVersionFetchedAt: fetched,
+	}
+	if !d.ServerChain.IsZero() {
+		if r.ServerChain, err = sec.Seal("devices.server_chain", r.NoisePub, 0, EncodeChain(d.ServerChain)); err != nil {
+			return nil, err
+		}
 	}
 	if d.SignedPreKey.Signature != ([keys.SignatureSize]byte{}) {
 		r.SpkSig = bytes.Clone(d.SignedPreKey.Signature[:])
@@ -203,14 +217,16 @@ func Encode(d *store.Device, sec Secrets) (*Row, error) {
 func (r *Row) Decode(sec Secrets) (*store.Device, error) {
 	e := sec.errs()
 	d := &store.Device{
-		BusinessName: r.BusinessName,
-		PushName:     r.PushName,
-		Platform:     r.Platform,
-		LinkedAt:     fromNanos(r.LinkedAt),
-		ClockOffset:  time.Duration(r.ClockOffset),
-		ServerURL:    r.ServerURL,
-		CreatedAt:    fromNanos(r.CreatedAt),
-		Unconfirmed:  r.Unconfirmed,
+		BusinessName:        r.BusinessName,
+		PushName:            r.PushName,
+		Platform:            r.Platform,
+		LinkedAt:            fromNanos(r.LinkedAt),
+		ClockOffset:         time.Duration(r.ClockOffset),
+		ServerURL:           r.ServerURL,
+		CreatedAt:           fromNanos(r.CreatedAt),
+		Unconfirmed:         r.Unconfirmed,
+		WebVersion:          r.WebVersion,
+		WebVersionFetchedAt: fromNanos(r.WebVersionFetchedAt),
 	}
 	var err error
 	if len(r.NoisePub) != keys.Size {
@@ -262,6 +278,15 @@ func (r *Row) Decode(sec Secrets) (*store.Device, error) {
 	}
 	if d.NextPreKeyID, err = u32(e, "next_pre_key_id", r.NextPreKeyID, math.MaxUint32); err != nil {
 		return nil, err
+	}
+	if len(r.ServerChain) != 0 {
+		b, err := sec.OpenBlob("devices.server_chain", owner, 0, r.ServerChain, ChainV1)
+		if err != nil {
+			return nil, err
+		}
+		if d.ServerChain, err = DecodeChain(b); err != nil {
+			return nil, fmt.Errorf("%w: devices.server_chain: %w", e.Corrupt, err)
+		}
 	}
 	return d, nil
 }

@@ -57,32 +57,40 @@ const (
 // Marshal encodes n with the v3 dictionary, with the leading flags byte 0x00.
 func Marshal(n Node) ([]byte, error) { return DictV3.Marshal(n) }
 
+// AppendMarshal appends the frame plaintext for n (flags byte 0x00, then the
+// node, v3 dictionary) to dst: the send path encodes straight into the
+// buffer the frame is sealed in. On error dst is returned unchanged in
+// length.
+func AppendMarshal(dst []byte, n Node) ([]byte, error) { return DictV3.AppendMarshal(dst, n) }
+
 // Marshal encodes n with the leading flags byte 0x00 into a buffer of its
 // own.
 func (d *Dictionary) Marshal(n Node) ([]byte, error) {
-	// Encoding into a reused scratch buffer and copying out costs one
-	// allocation of the exact size, like sizing first would, but one walk
-	// of the tree instead of two.
+	// One walk of the tree into a reused scratch buffer. A stanza that fits
+	// is copied out once (append does not zero what it copies); one that
+	// outgrew the scratch was moved by append into a fresh buffer already,
+	// which is the caller's without another copy.
 	bp := scratchPool.Get().(*[]byte)
-	out, err := d.AppendMarshal((*bp)[:0], n)
+	scratch := *bp
+	out, err := d.AppendMarshal(scratch[:0], n)
 	if err != nil {
 		scratchPool.Put(bp)
 		return nil, err
 	}
-	res := make([]byte, len(out))
-	copy(res, out)
-	if cap(out) <= maxScratch {
-		*bp = out[:0]
+	if cap(out) != cap(scratch) {
 		scratchPool.Put(bp)
+		return out, nil
 	}
+	res := append([]byte(nil), out...)
+	scratchPool.Put(bp)
 	return res, nil
 }
 
-// maxScratch is the largest scratch buffer kept for reuse: one pre-key
-// upload (~40 KiB) should not pin its buffer in the pool.
-const maxScratch = 16 << 10
+// scratchSize is the pooled scratch buffer of Marshal: most stanzas fit; a
+// bigger one grows into a buffer that is handed to the caller.
+const scratchSize = 1024
 
-var scratchPool = sync.Pool{New: func() any { b := make([]byte, 0, 1024); return &b }}
+var scratchPool = sync.Pool{New: func() any { b := make([]byte, 0, scratchSize); return &b }}
 
 // AppendMarshal appends the frame plaintext for n (flags byte 0x00, then the
 // node) to dst. On error dst is returned unchanged in length.

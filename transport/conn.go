@@ -127,9 +127,13 @@ type ServerConfig struct {
 	IK noise.IKPolicy
 }
 
+// discard is the logger of every Conn configured without one: shared, so
+// an idle connection does not hold a logger of its own.
+var discard = slog.New(slog.DiscardHandler)
+
 func logger(l *slog.Logger) *slog.Logger {
 	if l == nil {
-		return slog.New(slog.DiscardHandler)
+		return discard
 	}
 	return l
 }

@@ -66,31 +66,31 @@ func AppendMarshal(dst []byte, n Node) ([]byte, error) { return DictV3.AppendMar
 // Marshal encodes n with the leading flags byte 0x00 into a buffer of its
 // own.
 func (d *Dictionary) Marshal(n Node) ([]byte, error) {
-	// One walk of the tree into a reused scratch buffer. A stanza that fits
-	// is copied out once (append does not zero what it copies); one that
-	// outgrew the scratch was moved by append into a fresh buffer already,
-	// which is the caller's without another copy.
+	// One walk of the tree into a reused scratch buffer, then one copy out
+	// (append does not zero what it copies). A stanza bigger than the pool
+	// keeps was moved by append into a fresh buffer while it grew, and that
+	// buffer is handed over without another copy.
 	bp := scratchPool.Get().(*[]byte)
-	scratch := *bp
-	out, err := d.AppendMarshal(scratch[:0], n)
+	out, err := d.AppendMarshal((*bp)[:0], n)
 	if err != nil {
 		scratchPool.Put(bp)
 		return nil, err
 	}
-	if cap(out) != cap(scratch) {
+	if cap(out) > maxScratch {
 		scratchPool.Put(bp)
 		return out, nil
 	}
 	res := append([]byte(nil), out...)
+	*bp = out[:0]
 	scratchPool.Put(bp)
 	return res, nil
 }
 
-// scratchSize is the pooled scratch buffer of Marshal: most stanzas fit; a
-// bigger one grows into a buffer that is handed to the caller.
-const scratchSize = 1024
+// maxScratch is the largest scratch buffer kept for reuse: one pre-key
+// upload (~40 KiB) should not pin its buffer in the pool.
+const maxScratch = 16 << 10
 
-var scratchPool = sync.Pool{New: func() any { b := make([]byte, 0, scratchSize); return &b }}
+var scratchPool = sync.Pool{New: func() any { b := make([]byte, 0, 1024); return &b }}
 
 // AppendMarshal appends the frame plaintext for n (flags byte 0x00, then the
 // node) to dst. On error dst is returned unchanged in length.

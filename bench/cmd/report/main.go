@@ -416,13 +416,15 @@ func sessionsSection(w *strings.Builder, ss []Session) []string {
 	for _, n := range ns {
 		wl, ok1 := byKey["walink/"+strconv.Itoa(n)]
 		wm, ok2 := byKey["whatsmeow/"+strconv.Itoa(n)]
-		if !ok1 || !ok2 {
+		if !ok1 {
 			continue
 		}
-		hr := wl.HeapPerSession / wm.HeapPerSession
-		fmt.Fprintf(w, "| %d | %.2f | %.2f | %.2f | %.2f | %.2f |\n", n, hr, wl.RSSPerSession/wm.RSSPerSession, wl.GoroutinesPerSession/wm.GoroutinesPerSession,
-			wl.DevicesPerSec/wm.DevicesPerSec, wm.LinkP50Ms/wl.LinkP50Ms)
-		out = append(out, fmt.Sprintf("| idle session heap ≤ ⅛ of whatsmeow's, N=%d | %s: %.2f (%s vs %s) |", n, mark(hr <= 0.125), hr, kib(wl.HeapPerSession), kib(wm.HeapPerSession)))
+		if ok2 {
+			hr := wl.HeapPerSession / wm.HeapPerSession
+			fmt.Fprintf(w, "| %d | %.2f | %.2f | %.2f | %.2f | %.2f |\n", n, hr, wl.RSSPerSession/wm.RSSPerSession, wl.GoroutinesPerSession/wm.GoroutinesPerSession,
+				wl.DevicesPerSec/wm.DevicesPerSec, wm.LinkP50Ms/wl.LinkP50Ms)
+			out = append(out, fmt.Sprintf("| idle session heap ≤ ⅛ of whatsmeow's, N=%d | %s: %.2f (%s vs %s) |", n, mark(hr <= 0.125), hr, kib(wl.HeapPerSession), kib(wm.HeapPerSession)))
+		}
 		out = append(out, fmt.Sprintf("| idle session heap ≤ 16 KiB, N=%d | %s: %s |", n, mark(wl.HeapPerSession <= 16*1024), kib(wl.HeapPerSession)))
 		out = append(out, fmt.Sprintf("| idle session RSS ≤ 40 KiB, N=%d | %s: %s |", n, mark(wl.RSSPerSession <= 40*1024), kib(wl.RSSPerSession)))
 		out = append(out, fmt.Sprintf("| idle session stack ≤ 8 KiB, N=%d | %s: %s |", n, mark(wl.stackPerSession() <= 8*1024), kib(wl.stackPerSession())))

@@ -1,12 +1,17 @@
 package transport
 
 import (
+	"bufio"
 	"bytes"
 	"context"
+	"crypto/sha1"
+	"encoding/base64"
 	"encoding/binary"
 	"errors"
+	"fmt"
 	"io"
 	"net"
+	"net/http"
 	"testing"
 	"time"
 
@@ -461,5 +466,64 @@ func BenchmarkSend(b *testing.B) {
 				}
 			}
 		})
+	}
+}
+
+// TestDialBytesWithUpgrade: a server whose first frames arrive in the same
+// read as its 101 answer (net/http has them buffered) is read in order, and
+// the upgrade is checked (accept key, no unoffered extension).
+func TestDialBytesWithUpgrade(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	serve := func(extra string, accept func(key string) string) {
+		c, err := ln.Accept()
+		if err != nil {
+			return
+		}
+		defer c.Close()
+		req, err := http.ReadRequest(bufio.NewReader(c))
+		if err != nil {
+			return
+		}
+		if req.Header.Get("Origin") != Origin || req.Header.Get("Sec-WebSocket-Version") != "13" {
+			t.Errorf("upgrade request headers: %v", req.Header)
+		}
+		var b bytes.Buffer
+		fmt.Fprintf(&b, "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: %s\r\n%s\r\n", accept(req.Header.Get("Sec-WebSocket-Key")), extra)
+		b.Write(serverFrame(true, opBinary, []byte("early ")))
+		b.Write(serverFrame(true, opBinary, []byte("bytes")))
+		b.Write(serverFrame(true, opClose, binary.BigEndian.AppendUint16(nil, StatusNormalClosure)))
+		c.Write(b.Bytes())
+		io.Copy(io.Discard, c)
+	}
+	good := func(key string) string {
+		sum := sha1.Sum([]byte(key + websocketGUID))
+		return base64.StdEncoding.EncodeToString(sum[:])
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	url := "ws://" + ln.Addr().String() + "/ws/chat"
+
+	go serve("", good)
+	nc, err := Dial(ctx, url, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := io.ReadAll(nc)
+	if err != nil || string(got) != "early bytes" {
+		t.Fatalf("read %q, %v", got, err)
+	}
+	nc.Close()
+
+	go serve("", func(string) string { return "d3Jvbmc=" })
+	if _, err := Dial(ctx, url, nil); !errors.Is(err, ErrUpgrade) {
+		t.Fatalf("wrong accept key: %v", err)
+	}
+	go serve("Sec-WebSocket-Extensions: permessage-deflate\r\n", good)
+	if _, err := Dial(ctx, url, nil); !errors.Is(err, ErrUpgrade) {
+		t.Fatalf("unoffered extension: %v", err)
 	}
 }

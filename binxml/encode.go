@@ -57,24 +57,32 @@ const (
 // Marshal encodes n with the v3 dictionary, with the leading flags byte 0x00.
 func Marshal(n Node) ([]byte, error) { return DictV3.Marshal(n) }
 
+// AppendMarshal appends the frame plaintext for n (flags byte 0x00, then the
+// node, v3 dictionary) to dst: the send path encodes straight into the
+// buffer the frame is sealed in. On error dst is returned unchanged in
+// length.
+func AppendMarshal(dst []byte, n Node) ([]byte, error) { return DictV3.AppendMarshal(dst, n) }
+
 // Marshal encodes n with the leading flags byte 0x00 into a buffer of its
 // own.
 func (d *Dictionary) Marshal(n Node) ([]byte, error) {
-	// Encoding into a reused scratch buffer and copying out costs one
-	// allocation of the exact size, like sizing first would, but one walk
-	// of the tree instead of two.
+	// One walk of the tree into a reused scratch buffer, then one copy out
+	// (append does not zero what it copies). A stanza bigger than the pool
+	// keeps was moved by append into a fresh buffer while it grew, and that
+	// buffer is handed over without another copy.
 	bp := scratchPool.Get().(*[]byte)
 	out, err := d.AppendMarshal((*bp)[:0], n)
 	if err != nil {
 		scratchPool.Put(bp)
 		return nil, err
 	}
-	res := make([]byte, len(out))
-	copy(res, out)
-	if cap(out) <= maxScratch {
-		*bp = out[:0]
+	if cap(out) > maxScratch {
 		scratchPool.Put(bp)
+		return out, nil
 	}
+	res := append([]byte(nil), out...)
+	*bp = out[:0]
+	scratchPool.Put(bp)
 	return res, nil
 }
 

@@ -162,6 +162,33 @@ func (d *Decoder) Fill(r io.Reader) (int, error) {
 	return n, err
 }
 
+// Release drops the decoder's buffer when everything in it has been
+// consumed, so a connection waiting for its next frame holds none; Fill
+// makes a new one when bytes come. Like Fill it invalidates bodies
+// returned by Next. It does nothing while bytes are buffered.
+func (d *Decoder) Release() {
+	if d.Buffered() == 0 {
+		d.buf, d.off = nil, 0
+	}
+}
+
+// Grow makes room for n more bytes (capped at the frame limit plus its
+// header), so a reader that knows how much is coming, e.g. from a
+// WebSocket frame header, fills the buffer in one allocation. Like Fill it
+// invalidates bodies returned by Next.
+func (d *Decoder) Grow(n int) {
+	if d.err != nil {
+		return
+	}
+	d.reclaim()
+	// At least minFill, so that Fill reads into this room rather than make
+	// its own.
+	n = max(min(n, FrameHeaderSize+d.maxFrame()), minFill)
+	if cap(d.buf)-len(d.buf) < n {
+		d.realloc(d.Buffered() + n)
+	}
+}
+
 // realloc moves the unread bytes to the front of a new buffer of capacity
 // size.
 func (d *Decoder) realloc(size int) {

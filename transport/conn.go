@@ -9,10 +9,12 @@ import (
 	"log/slog"
 	"net"
 	"os"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
 
+	"github.com/walinkdev/walink/binxml"
 	"github.com/walinkdev/walink/keys"
 	"github.com/walinkdev/walink/noise"
 )
@@ -25,11 +27,6 @@ const DefaultHandshakeTimeout = 20 * time.Second
 // 3-byte length cannot make us reserve 16 MiB. Real handshake messages are
 // well under 4 KiB.
 const handshakeMaxFrame = 64 << 10
-
-// keepWriteBuf is the largest write buffer a Conn keeps between frames; a
-// bigger frame (the 812-pre-key upload) gets a one-off buffer instead of
-// pinning ~40 KiB for the connection's life.
-const keepWriteBuf = 4 << 10
 
 var (
 	// ErrClosed is returned by ReadFrame and WriteFrame after Close. It
@@ -130,9 +127,13 @@ type ServerConfig struct {
 	IK noise.IKPolicy
 }
 
+// discard is the logger of every Conn configured without one: shared, so
+// an idle connection does not hold a logger of its own.
+var discard = slog.New(slog.DiscardHandler)
+
 func logger(l *slog.Logger) *slog.Logger {
 	if l == nil {
-		return slog.New(slog.DiscardHandler)
+		return discard
 	}
 	return l
 }
@@ -486,9 +487,13 @@ type Conn struct {
 	dec     *noise.Decoder // reads straight into its buffer (Fill)
 	readErr error          // sticky
 
+	// Frames are built in buffers borrowed from a process-wide pool for
+	// the write only, so an idle Conn holds no write buffer.
 	writeMu  sync.Mutex
-	wbuf     []byte
 	writeErr error // sticky
+	// bound is the context whose end closes the Conn (CloseOnDone): a
+	// write under it needs no watch of its own.
+	bound context.Context
 
 	closeOnce sync.Once
 	closed    atomic.Bool
@@ -563,6 +568,17 @@ func (c *Conn) readFrame(inPlace bool) ([]byte, error) {
 		if c.readErr != nil {
 			return nil, c.readErr
 		}
+		if ws, ok := c.nc.(*wsConn); ok && c.dec.Buffered() == 0 {
+			// Wait for the next WebSocket frame with no buffer, then
+			// make room for all of it at once.
+			c.dec.Release()
+			n, werr := ws.waitReady()
+			if werr != nil {
+				c.readErr = c.mapReadErr(werr)
+				continue
+			}
+			c.dec.Grow(n)
+		}
 		if _, rerr := c.dec.Fill(c.nc); rerr != nil {
 			c.readErr = c.mapReadErr(rerr)
 		}
@@ -585,13 +601,103 @@ func (c *Conn) mapReadErr(err error) error {
 // deadline and cancellation bound the write; a write cut short leaves the
 // stream unusable, so that error, like every write error, is returned by
 // all later calls.
-func (c *Conn) WriteFrame(ctx context.Context, plaintext []byte) (err error) {
-	if len(plaintext)+noise.Overhead > noise.MaxFrameSize {
-		return fmt.Errorf("transport: %w", &noise.FrameError{Length: len(plaintext) + noise.Overhead, Limit: noise.MaxFrameSize})
+func (c *Conn) WriteFrame(ctx context.Context, plaintext []byte) error {
+	if err := checkFrameSize(len(plaintext)); err != nil {
+		return err
 	}
 	if err := ctx.Err(); err != nil {
 		return err
 	}
+	bp := getBuf(frameStart + len(plaintext) + noise.Overhead)
+	err := c.sendFrame(ctx, bp, plaintext)
+	putBuf(bp)
+	return err
+}
+
+// WriteNode encodes n (binxml.AppendMarshal: flags byte, then the node)
+// straight into the frame buffer, seals it in place and sends it: no copy
+// of the stanza and, in steady state, no allocation. An encoding failure
+// is returned wrapping the *binxml.EncodeError and does not harm the Conn;
+// write failures are as for WriteFrame.
+func (c *Conn) WriteNode(ctx context.Context, n binxml.Node) error {
+	err := c.WriteFrameFunc(ctx, func(dst []byte) ([]byte, error) {
+		return binxml.AppendMarshal(dst, n)
+	})
+	if err != nil {
+		if ee := (*binxml.EncodeError)(nil); errors.As(err, &ee) {
+			return fmt.Errorf("transport: encoding frame: %w", err)
+		}
+	}
+	return err
+}
+
+// WriteFrameFunc sends the frame whose plaintext fill appends to dst, the
+// way binxml.AppendMarshal and other append functions do: dst's bytes are
+// reserved for the frame's headers and must be kept, and fill may grow it.
+// The plaintext is built straight into the frame buffer and sealed in
+// place. An error from fill is returned as is and does not harm the Conn;
+// write failures are as for WriteFrame.
+func (c *Conn) WriteFrameFunc(ctx context.Context, fill func(dst []byte) ([]byte, error)) error {
+	bp := getBuf(1024)
+	b, err := fill((*bp)[:frameStart])
+	if err != nil {
+		putBuf(bp)
+		return err
+	}
+	if len(b) < frameStart {
+		putBuf(bp)
+		return errors.New("transport: WriteFrameFunc: fill dropped the reserved header bytes")
+	}
+	*bp = b
+	err = c.sendBuilt(ctx, bp)
+	putBuf(bp)
+	return err
+}
+
+// CloseOnDone closes the Conn when ctx ends, like
+// context.AfterFunc(ctx, c.Close), and lets writes under ctx skip their own
+// watch of it (the close unblocks them), which keeps a write free of
+// allocations. The returned function stops the watch (see
+// context.AfterFunc). Call it once, before writing with ctx.
+func (c *Conn) CloseOnDone(ctx context.Context) (stop func() bool) {
+	c.writeMu.Lock()
+	c.bound = ctx
+	c.writeMu.Unlock()
+	return context.AfterFunc(ctx, func() { c.Close() })
+}
+
+// frameStart is where a frame's plaintext starts in a send buffer: room
+// for the WebSocket header, then the 3-byte frame length.
+const frameStart = wsHeadroom + noise.FrameHeaderSize
+
+func checkFrameSize(plaintext int) error {
+	if plaintext+noise.Overhead > noise.MaxFrameSize {
+		return fmt.Errorf("transport: %w", &noise.FrameError{Length: plaintext + noise.Overhead, Limit: noise.MaxFrameSize})
+	}
+	return nil
+}
+
+// sendBuilt seals the plaintext at (*bp)[frameStart:] in place and sends
+// the frame.
+func (c *Conn) sendBuilt(ctx context.Context, bp *[]byte) error {
+	b := *bp
+	if err := checkFrameSize(len(b) - frameStart); err != nil {
+		return err
+	}
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	b = slices.Grow(b, noise.Overhead)
+	*bp = b
+	return c.sendFrame(ctx, bp, b[frameStart:])
+}
+
+// sendFrame seals plaintext behind (*bp)[:frameStart] (plaintext may be
+// (*bp)[frameStart:] itself: AES-GCM seals in place) and writes the frame:
+// over this package's WebSocket the header goes into the headroom and the
+// frame is masked in place, so the bytes reach the socket in one write with
+// no copy.
+func (c *Conn) sendFrame(ctx context.Context, bp *[]byte, plaintext []byte) (err error) {
 	c.writeMu.Lock()
 	defer c.writeMu.Unlock()
 	if c.writeErr != nil {
@@ -600,28 +706,29 @@ func (c *Conn) WriteFrame(ctx context.Context, plaintext []byte) (err error) {
 	if c.closed.Load() {
 		return ErrClosed
 	}
-	// Frame layout: 3-byte BE length, then the sealed body, built in
-	// place so a write is one buffer and one syscall.
-	buf := append(c.wbuf[:0], 0, 0, 0)
-	buf, err = c.cipher.Seal(buf, plaintext)
+	buf, err := c.cipher.Seal((*bp)[:frameStart], plaintext)
 	if err != nil {
 		c.writeErr = fmt.Errorf("transport: writing frame: %w", err)
 		return c.writeErr
 	}
-	n := len(buf) - noise.FrameHeaderSize
-	buf[0], buf[1], buf[2] = byte(n>>16), byte(n>>8), byte(n)
-	if cap(buf) <= keepWriteBuf {
-		c.wbuf = buf // keep ordinary buffers, drop big ones
-	} else {
-		c.wbuf = nil
-	}
+	*bp = buf
+	n := len(buf) - frameStart
+	buf[wsHeadroom], buf[wsHeadroom+1], buf[wsHeadroom+2] = byte(n>>16), byte(n>>8), byte(n)
 
 	dl, hasDL := ctx.Deadline()
 	if hasDL {
 		c.nc.SetWriteDeadline(dl)
 	}
-	stop := watchCtx(ctx, c.nc.SetWriteDeadline)
-	_, werr := c.nc.Write(buf)
+	stop := noWatch
+	if ctx != c.bound && ctx.Done() != nil {
+		stop = watchCtx(ctx, c.nc.SetWriteDeadline)
+	}
+	var werr error
+	if ws, ok := c.nc.(*wsConn); ok {
+		werr = ws.writeInPlace(buf)
+	} else {
+		_, werr = c.nc.Write(buf[wsHeadroom:])
+	}
 	cerr := stop()
 	if hasDL || cerr != nil {
 		c.nc.SetWriteDeadline(time.Time{})
@@ -643,6 +750,8 @@ func (c *Conn) WriteFrame(ctx context.Context, plaintext []byte) (err error) {
 	}
 	return c.writeErr
 }
+
+func noWatch() error { return nil }
 
 // Close closes the connection and unblocks ReadFrame and WriteFrame.
 // It is idempotent: later calls return the first call's result. Over a

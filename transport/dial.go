@@ -2,11 +2,19 @@ package transport
 
 import (
 	"context"
+	"crypto/rand"
+	"crypto/sha1"
 	"crypto/tls"
+	"encoding/base64"
+	"errors"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"net/url"
+	"slices"
+	"strings"
+	"sync"
 	"time"
 
 	"github.com/coder/websocket"
@@ -37,35 +45,128 @@ type DialOptions struct {
 // Dial opens a WebSocket and returns it as a byte stream (each Write is one
 // binary message; Reads cross message boundaries). ctx bounds the dial
 // only, not the connection's life.
+//
+// The upgrade request goes through net/http (so proxies, TLS and ctx work
+// as net/http does them); the framing after it is this package's own
+// client side of RFC 6455, which holds no buffer while the connection is
+// idle (see bench/NOTES.md for why not a library's).
 func Dial(ctx context.Context, wsURL string, opts *DialOptions) (net.Conn, error) {
 	if opts == nil {
 		opts = &DialOptions{}
 	}
-	// A Transport of our own so Proxy and TLSConfig apply. HTTP/2 is off:
-	// the WebSocket upgrade needs HTTP/1.1.
+	u, err := url.Parse(wsURL)
+	if err != nil {
+		return nil, fmt.Errorf("transport: dial: bad url: %w", err)
+	}
+	switch u.Scheme {
+	case "ws":
+		u.Scheme = "http"
+	case "wss":
+		u.Scheme = "https"
+	case "http", "https":
+	default:
+		return nil, fmt.Errorf("transport: dial %s: unsupported scheme %q", redactURL(wsURL), u.Scheme)
+	}
+	// The raw connection the Transport dials (to the server or to the
+	// proxy that tunnels to it) carries the deadlines; for wss the
+	// upgraded stream is the TLS connection above it.
+	var (
+		rawMu sync.Mutex
+		raw   net.Conn
+	)
+	dialer := &net.Dialer{Timeout: 30 * time.Second, KeepAlive: 30 * time.Second}
+	tlsConfig := opts.TLSConfig.Clone()
+	if tlsConfig == nil {
+		tlsConfig = &tls.Config{}
+	}
+	// The upgrade needs HTTP/1.1.
+	tlsConfig.NextProtos = []string{"http/1.1"}
 	tr := &http.Transport{
-		Proxy:               opts.Proxy,
-		DialContext:         (&net.Dialer{Timeout: 30 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
-		TLSClientConfig:     opts.TLSConfig,
+		Proxy: opts.Proxy,
+		DialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
+			c, err := dialer.DialContext(ctx, network, addr)
+			if err == nil {
+				rawMu.Lock()
+				raw = c
+				rawMu.Unlock()
+			}
+			return c, err
+		},
+		TLSClientConfig:     tlsConfig,
 		TLSHandshakeTimeout: 20 * time.Second,
 	}
 	defer tr.CloseIdleConnections()
-	header := opts.Header.Clone()
-	if header == nil {
-		header = http.Header{}
-	}
-	header.Set("Origin", Origin)
-	c, resp, err := websocket.Dial(ctx, wsURL, &websocket.DialOptions{
-		HTTPClient: &http.Client{Transport: tr},
-		HTTPHeader: header,
-	})
+
+	var keyBytes [16]byte
+	rand.Read(keyBytes[:])
+	key := base64.StdEncoding.EncodeToString(keyBytes[:])
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u.String(), nil)
 	if err != nil {
-		if resp != nil {
-			return nil, fmt.Errorf("transport: dial %s: http status %d: %w", redactURL(wsURL), resp.StatusCode, err)
-		}
 		return nil, fmt.Errorf("transport: dial %s: %w", redactURL(wsURL), err)
 	}
-	return netConn(c), nil
+	for k, v := range opts.Header {
+		req.Header[k] = slices.Clone(v)
+	}
+	req.Header.Set("Origin", Origin)
+	req.Header.Set("Connection", "Upgrade")
+	req.Header.Set("Upgrade", "websocket")
+	req.Header.Set("Sec-WebSocket-Version", "13")
+	req.Header.Set("Sec-WebSocket-Key", key)
+	resp, err := tr.RoundTrip(req)
+	if err != nil {
+		return nil, fmt.Errorf("transport: dial %s: %w", redactURL(wsURL), err)
+	}
+	if err := checkUpgrade(resp, key); err != nil {
+		resp.Body.Close()
+		return nil, fmt.Errorf("transport: dial %s: http status %d: %w", redactURL(wsURL), resp.StatusCode, err)
+	}
+	rw, ok := resp.Body.(io.ReadWriteCloser)
+	rawMu.Lock()
+	c := raw
+	rawMu.Unlock()
+	if !ok || c == nil {
+		resp.Body.Close()
+		return nil, fmt.Errorf("transport: dial %s: upgraded connection not writable", redactURL(wsURL))
+	}
+	return newWSConn(rw, c), nil
+}
+
+// ErrUpgrade reports a server that did not complete the WebSocket upgrade
+// (RFC 6455 §4.1): not a 101, or without the headers it must answer with.
+var ErrUpgrade = errors.New("transport: websocket upgrade refused")
+
+// websocketGUID is RFC 6455's constant for Sec-WebSocket-Accept.
+const websocketGUID = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
+
+func checkUpgrade(resp *http.Response, key string) error {
+	if resp.StatusCode != http.StatusSwitchingProtocols {
+		return fmt.Errorf("%w: expected 101 Switching Protocols", ErrUpgrade)
+	}
+	if !headerHasToken(resp.Header, "Connection", "upgrade") {
+		return fmt.Errorf("%w: Connection header %q", ErrUpgrade, resp.Header.Get("Connection"))
+	}
+	if !headerHasToken(resp.Header, "Upgrade", "websocket") {
+		return fmt.Errorf("%w: Upgrade header %q", ErrUpgrade, resp.Header.Get("Upgrade"))
+	}
+	sum := sha1.Sum([]byte(key + websocketGUID))
+	if resp.Header.Get("Sec-WebSocket-Accept") != base64.StdEncoding.EncodeToString(sum[:]) {
+		return fmt.Errorf("%w: wrong Sec-WebSocket-Accept", ErrUpgrade)
+	}
+	if ext := resp.Header.Get("Sec-WebSocket-Extensions"); ext != "" {
+		return fmt.Errorf("%w: extension %q was not offered", ErrUpgrade, ext)
+	}
+	return nil
+}
+
+func headerHasToken(h http.Header, name, token string) bool {
+	for _, v := range h.Values(name) {
+		for t := range strings.SplitSeq(v, ",") {
+			if strings.EqualFold(strings.TrimSpace(t), token) {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 // Accept upgrades an HTTP request to a WebSocket byte stream (server side).

@@ -5,12 +5,15 @@
 //
 // # Layers
 //
-//	Dial / Accept        WebSocket (github.com/coder/websocket) as a net.Conn byte stream
+//	Dial                 WebSocket client as a net.Conn byte stream: upgrade through net/http
+//	                     (proxy, TLS, ctx), then this package's RFC 6455 client framing
+//	Accept               server side: github.com/coder/websocket as a net.Conn byte stream
 //	Handshake            client side: header + msg1 in one write, verify the server chain, msg3
 //	                     (or an IK resume: msg1 carries the payload, no msg3 if accepted)
 //	ServerHandshake      server side: intro (ED pre-intro, WA 06 02/03), msg1 → msg2, msg3
 //	                     (IK accepted: msg1 → msg2; refused: XXfallback msg2, msg3)
-//	Conn                 ReadFrame / WriteFrame of decrypted frame plaintexts
+//	Conn                 ReadFrame / NextFrame / WriteFrame of frame plaintexts; WriteNode and
+//	                     WriteFrameFunc build the plaintext in the frame buffer
 //
 // Handshake and ServerHandshake take any net.Conn, so tests can use
 // net.Pipe.
@@ -24,6 +27,18 @@
 // ReadFrame returns a copy the caller owns. Verified server certificate
 // chains are cached process-wide (ClientConfig.Chains), so reconnects and
 // the many clients of one process verify a chain's signatures once.
+//
+// # Sending without copies, idling without buffers
+//
+// WriteNode encodes a stanza straight into a send buffer behind room for
+// the WebSocket and frame headers, seals it there in place and, over Dial's
+// WebSocket, masks it in place: one buffer, one write, no allocation in
+// steady state (WriteFrameFunc does the same for any append-style
+// encoder). Send buffers are borrowed from a process-wide pool for the
+// write only. An idle client Conn over Dial's WebSocket waits for the next
+// frame header in a 10-byte array and holds no read or write buffer: the
+// frame buffer is made when a frame arrives, sized from its header.
+// CloseOnDone ties a Conn to a context without a per-write watch.
 //
 // # Resume
 //

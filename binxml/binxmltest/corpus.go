@@ -18,14 +18,18 @@ type Case struct {
 
 // Corpus returns fresh copies of the realistic stanzas: pair-device with 6
 // refs, pair-success, a read receipt, a message with a 1 KiB encrypted
-// payload, a usync query for 100 JIDs, a pre-key upload of 50 keys and a
-// 48-deep chain of nested lists. Contents are deterministic.
+// payload (and 4, 16 and 64 KiB ones, the sizes where copies dominate), a
+// usync query for 100 JIDs, a pre-key upload of 50 keys and a 48-deep chain
+// of nested lists. Contents are deterministic.
 func Corpus() []Case {
 	return []Case{
 		{"pair-device", PairDevice()},
 		{"pair-success", PairSuccess()},
 		{"receipt", Receipt()},
 		{"message-1k", Message(1024)},
+		{"message-4k", Message(4 << 10)},
+		{"message-16k", Message(16 << 10)},
+		{"message-64k", Message(64 << 10)},
 		{"usync-100", USync(100)},
 		{"prekeys-50", PreKeyUpload(50)},
 		{"nested-48", Nested(48)},

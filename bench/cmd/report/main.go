@@ -48,6 +48,7 @@ func main() {
 	var targets []string
 	targets = append(targets, codecSection(&w, b)...)
 	targets = append(targets, transportSection(&w, b)...)
+	targets = append(targets, sendSection(&w, b)...)
 	pairingSection(&w, b)
 	targets = append(targets, sessionsSection(&w, sess)...)
 	targets = append(targets, handshakeSection(&w, b)...)
@@ -177,7 +178,7 @@ func mark(ok bool) string {
 	return "**missed**"
 }
 
-var codecCases = []string{"pair-device", "pair-success", "receipt", "message-1k", "usync-100", "prekeys-50", "nested-48"}
+var codecCases = []string{"pair-device", "pair-success", "receipt", "message-1k", "message-4k", "message-16k", "message-64k", "usync-100", "prekeys-50", "nested-48"}
 
 func codecSection(w *strings.Builder, b benchSet) []string {
 	w.WriteString("## 1. Node codec (binxml vs whatsmeow binary)\n\n")
@@ -246,6 +247,36 @@ func transportSection(w *strings.Builder, b benchSet) []string {
 	return out
 }
 
+func sendSection(w *strings.Builder, b benchSet) []string {
+	w.WriteString("## 2b. Send path (stanza → sealed wire frame)\n\n")
+	w.WriteString("walink = `binxml.AppendMarshal` straight into the frame buffer behind the 3-byte length, sealed in place (the path of `transport.Conn.WriteNode`, which also masks the WebSocket frame in place; `TestWriteNodeNoAllocs` in transport checks it allocates nothing); walink Marshal+seal = the path before (a fresh slice from `Marshal`, then sealed into the frame buffer); whatsmeow = `waBinary.Marshal` + its per-frame steps. Same frames (`TestSendSame`).\n\n")
+	w.WriteString("| case | walink | walink Marshal+seal | whatsmeow | speed-up vs whatsmeow | walink B/op, allocs | Marshal+seal B/op, allocs | whatsmeow B/op, allocs |\n|---|---|---|---|---|---|---|---|\n")
+	worst, worstAllocs := math.Inf(1), 0.0
+	n := 0
+	for _, c := range codecCases {
+		base := "BenchmarkSend/case=" + c + "/impl="
+		wl, old, wm := b.get(base+"walink", "ns/op"), b.get(base+"walink-marshal", "ns/op"), b.get(base+"whatsmeow", "ns/op")
+		if math.IsNaN(wl) || math.IsNaN(wm) {
+			continue
+		}
+		n++
+		worst = math.Min(worst, wm/wl)
+		worstAllocs = math.Max(worstAllocs, b.get(base+"walink", "allocs/op"))
+		fmt.Fprintf(w, "| %s | %s | %s | %s | %s | %s B, %s | %s B, %s | %s B, %s |\n", c, ns(wl), ns(old), ns(wm), ratio(wm/wl),
+			num(b.get(base+"walink", "B/op")), num(b.get(base+"walink", "allocs/op")),
+			num(b.get(base+"walink-marshal", "B/op")), num(b.get(base+"walink-marshal", "allocs/op")),
+			num(b.get(base+"whatsmeow", "B/op")), num(b.get(base+"whatsmeow", "allocs/op")))
+	}
+	w.WriteString("\n")
+	if n == 0 {
+		return nil
+	}
+	return []string{
+		fmt.Sprintf("| send path: zero allocations per stanza (every row) | %s: worst %s allocs/op |", mark(worstAllocs == 0), num(worstAllocs)),
+		fmt.Sprintf("| send path ≥ 2× whatsmeow's (every row) | %s: worst %s |", mark(worst >= 2), ratio(worst)),
+	}
+}
+
 func pairingSection(w *strings.Builder, b benchSet) {
 	w.WriteString("## 3. Pairing crypto\n\n")
 	w.WriteString("| measurement | limit | walink | whatsmeow | walink ÷ limit | walink ÷ whatsmeow | walink allocs | whatsmeow allocs |\n|---|---|---|---|---|---|---|---|\n")
@@ -312,6 +343,9 @@ type Session struct {
 	Connected            int      `json:"connected"`
 	Failures             []string `json:"failures"`
 	LinkSec              float64  `json:"link_seconds"`
+	LinkP50Ms            float64  `json:"link_p50_ms"`
+	LinkP99Ms            float64  `json:"link_p99_ms"`
+	DevicesPerSec        float64  `json:"devices_per_second"`
 	HeapPerSession       float64  `json:"heap_inuse_per_session"`
 	HeapAllocPerSession  float64  `json:"heap_alloc_per_session"`
 	RSSPerSession        float64  `json:"rss_per_session"`
@@ -356,13 +390,17 @@ func sessionsSection(w *strings.Builder, ss []Session) []string {
 	}
 	w.WriteString("## 4. Sessions at scale (idle, linked, connected to watest)\n\n")
 	w.WriteString("Client process only (watest runs in a child process; its RSS growth per session is the last column). Per session = (after − before) ÷ connected sessions, after two GCs and FreeOSMemory. Heap = runtime.MemStats.HeapInuse (HeapAlloc in brackets); goroutine stacks = StackInuse, outside the heap but inside RSS.\n\n")
-	w.WriteString("| impl | store | N | connected | link time | heap / session | goroutine stacks / session | RSS / session | goroutines / session | watest RSS / session |\n|---|---|---|---|---|---|---|---|---|---|\n")
+	w.WriteString("| impl | store | N | connected | link time | link p50 / p99 per device | devices/s | heap / session | goroutine stacks / session | RSS / session | goroutines / session | watest RSS / session |\n|---|---|---|---|---|---|---|---|---|---|---|---|\n")
 	byKey := map[string]Session{}
 	var ns []int
 	seen := map[int]bool{}
 	for _, s := range ss {
-		fmt.Fprintf(w, "| %s | %s | %d | %d | %.0f s | %s (%s) | %s | %s | %.2f | %s |\n", s.Impl, s.Store, s.N, s.Connected, s.LinkSec,
-			kib(s.HeapPerSession), kib(s.HeapAllocPerSession), kib(s.stackPerSession()), kib(s.RSSPerSession), s.GoroutinesPerSession, kib(s.ServerRSSPerSession))
+		lat := "–"
+		if s.LinkP50Ms > 0 {
+			lat = fmt.Sprintf("%.0f / %.0f ms", s.LinkP50Ms, s.LinkP99Ms)
+		}
+		fmt.Fprintf(w, "| %s | %s | %d | %d | %.0f s | %s | %.1f | %s (%s) | %s | %s | %.2f | %s |\n", s.Impl, s.Store, s.N, s.Connected, s.LinkSec,
+			lat, s.DevicesPerSec, kib(s.HeapPerSession), kib(s.HeapAllocPerSession), kib(s.stackPerSession()), kib(s.RSSPerSession), s.GoroutinesPerSession, kib(s.ServerRSSPerSession))
 		byKey[s.Impl+"/"+strconv.Itoa(s.N)] = s
 		if !seen[s.N] {
 			seen[s.N] = true
@@ -374,18 +412,26 @@ func sessionsSection(w *strings.Builder, ss []Session) []string {
 			fmt.Fprintf(w, "\n- %s N=%d failure: %s", s.Impl, s.N, f)
 		}
 	}
-	w.WriteString("\n\n| N | heap walink ÷ whatsmeow | RSS walink ÷ whatsmeow | goroutines walink ÷ whatsmeow |\n|---|---|---|---|\n")
+	w.WriteString("\n\n| N | heap walink ÷ whatsmeow | RSS walink ÷ whatsmeow | goroutines walink ÷ whatsmeow | devices/s walink ÷ whatsmeow | link p50 whatsmeow ÷ walink |\n|---|---|---|---|---|---|\n")
 	var out []string
 	for _, n := range ns {
 		wl, ok1 := byKey["walink/"+strconv.Itoa(n)]
 		wm, ok2 := byKey["whatsmeow/"+strconv.Itoa(n)]
-		if !ok1 || !ok2 {
+		if !ok1 {
 			continue
 		}
-		hr := wl.HeapPerSession / wm.HeapPerSession
-		fmt.Fprintf(w, "| %d | %.2f | %.2f | %.2f |\n", n, hr, wl.RSSPerSession/wm.RSSPerSession, wl.GoroutinesPerSession/wm.GoroutinesPerSession)
-		out = append(out, fmt.Sprintf("| idle session heap ≤ ¼ of whatsmeow's, N=%d | %s: %.2f (%s vs %s) |", n, mark(hr <= 0.25), hr, kib(wl.HeapPerSession), kib(wm.HeapPerSession)))
-		out = append(out, fmt.Sprintf("| idle session heap ≤ 32 KiB, N=%d | %s: %s |", n, mark(wl.HeapPerSession <= 32*1024), kib(wl.HeapPerSession)))
+		if ok2 {
+			hr := wl.HeapPerSession / wm.HeapPerSession
+			fmt.Fprintf(w, "| %d | %.2f | %.2f | %.2f | %.2f | %.2f |\n", n, hr, wl.RSSPerSession/wm.RSSPerSession, wl.GoroutinesPerSession/wm.GoroutinesPerSession,
+				wl.DevicesPerSec/wm.DevicesPerSec, wm.LinkP50Ms/wl.LinkP50Ms)
+			out = append(out, fmt.Sprintf("| idle session heap ≤ ⅛ of whatsmeow's, N=%d | %s: %.2f (%s vs %s) |", n, mark(hr <= 0.125), hr, kib(wl.HeapPerSession), kib(wm.HeapPerSession)))
+		}
+		out = append(out, fmt.Sprintf("| idle session heap ≤ 16 KiB, N=%d | %s: %s |", n, mark(wl.HeapPerSession <= 16*1024), kib(wl.HeapPerSession)))
+		out = append(out, fmt.Sprintf("| idle session RSS ≤ 40 KiB, N=%d | %s: %s |", n, mark(wl.RSSPerSession <= 40*1024), kib(wl.RSSPerSession)))
+		out = append(out, fmt.Sprintf("| idle session stack ≤ 8 KiB, N=%d | %s: %s |", n, mark(wl.stackPerSession() <= 8*1024), kib(wl.stackPerSession())))
+		out = append(out, fmt.Sprintf("| one goroutine or fewer per session, N=%d | %s: %.2f |", n, mark(wl.GoroutinesPerSession <= 1.005), wl.GoroutinesPerSession))
+		frag := wl.HeapPerSession / wl.HeapAllocPerSession
+		out = append(out, fmt.Sprintf("| heap in use within 25 %% of live heap, N=%d | %s: %.2f× (%s in use, %s live) |", n, mark(frag <= 1.25), frag, kib(wl.HeapPerSession), kib(wl.HeapAllocPerSession)))
 	}
 	w.WriteString("\n")
 	return out

@@ -38,6 +38,7 @@ import (
 	"runtime"
 	"runtime/debug"
 	"runtime/pprof"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -131,6 +132,11 @@ type Result struct {
 	Connected int      `json:"connected"`
 	Failures  []string `json:"failures,omitempty"`
 	LinkSec   float64  `json:"link_seconds"`
+	// Per device: from the start of its pairing to logged in with its
+	// pre-keys uploaded, while o.parallel pairings are in flight.
+	LinkP50Ms     float64 `json:"link_p50_ms"`
+	LinkP99Ms     float64 `json:"link_p99_ms"`
+	DevicesPerSec float64 `json:"devices_per_second"`
 
 	Before Sample `json:"before"`
 	After  Sample `json:"after"`
@@ -315,6 +321,7 @@ func runClient(ctx context.Context, o options) error {
 
 	start := time.Now()
 	sessions := make([]session, o.n)
+	lat := make([]time.Duration, 0, o.n)
 	var mu sync.Mutex
 	var next atomic.Int64
 	var wg sync.WaitGroup
@@ -327,8 +334,13 @@ func runClient(ctx context.Context, o options) error {
 				if i >= o.n || ctx.Err() != nil {
 					return
 				}
+				t0 := time.Now()
 				s, err := l.link(ctx, i)
+				d := time.Since(t0)
 				mu.Lock()
+				if err == nil {
+					lat = append(lat, d)
+				}
 				if err != nil {
 					if len(res.Failures) < 10 {
 						res.Failures = append(res.Failures, fmt.Sprintf("session %d: %v", i, err))
@@ -346,6 +358,14 @@ func runClient(ctx context.Context, o options) error {
 	}
 	wg.Wait()
 	res.LinkSec = time.Since(start).Seconds()
+	if len(lat) > 0 {
+		slices.Sort(lat)
+		pct := func(p float64) float64 {
+			return float64(lat[min(len(lat)-1, int(p*float64(len(lat))))]) / 1e6
+		}
+		res.LinkP50Ms, res.LinkP99Ms = pct(0.50), pct(0.99)
+		res.DevicesPerSec = float64(len(lat)) / res.LinkSec
+	}
 
 	select {
 	case <-time.After(o.settle):

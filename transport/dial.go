@@ -32,6 +32,9 @@ type DialOptions struct {
 	Proxy func(*http.Request) (*url.URL, error)
 	// TLSConfig is used for wss URLs; nil means the system defaults.
 	TLSConfig *tls.Config
+	// DialContext opens the underlying connection; nil means a TCP dial
+	// (through Proxy). An in-memory pipe to a server's Handler goes here.
+	DialContext func(ctx context.Context, network, addr string) (net.Conn, error)
 }
 
 // Dial opens a WebSocket and returns it as a byte stream (each Write is one
@@ -43,9 +46,13 @@ func Dial(ctx context.Context, wsURL string, opts *DialOptions) (net.Conn, error
 	}
 	// A Transport of our own so Proxy and TLSConfig apply. HTTP/2 is off:
 	// the WebSocket upgrade needs HTTP/1.1.
+	dial := opts.DialContext
+	if dial == nil {
+		dial = (&net.Dialer{Timeout: 30 * time.Second, KeepAlive: 30 * time.Second}).DialContext
+	}
 	tr := &http.Transport{
 		Proxy:               opts.Proxy,
-		DialContext:         (&net.Dialer{Timeout: 30 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
+		DialContext:         dial,
 		TLSClientConfig:     opts.TLSConfig,
 		TLSHandshakeTimeout: 20 * time.Second,
 	}

@@ -1,0 +1,88 @@
+package walink_test
+
+import (
+	"context"
+	"net"
+	"net/http"
+	"sync"
+	"testing"
+
+	"github.com/walinkdev/walink"
+	"github.com/walinkdev/walink/watest"
+)
+
+// pipeListener hands the server ends of net.Pipe connections to an
+// http.Server: client and server meet in memory, so a test can run both
+// inside a testing/synctest bubble with synthetic time.
+type pipeListener struct {
+	conns chan net.Conn
+	done  chan struct{}
+	once  sync.Once
+}
+
+type pipeAddr struct{}
+
+func (pipeAddr) Network() string { return "pipe" }
+func (pipeAddr) String() string  { return "pipe" }
+
+func (l *pipeListener) Accept() (net.Conn, error) {
+	select {
+	case c := <-l.conns:
+		return c, nil
+	case <-l.done:
+		return nil, net.ErrClosed
+	}
+}
+
+func (l *pipeListener) Close() error {
+	l.once.Do(func() { close(l.done) })
+	return nil
+}
+
+func (l *pipeListener) Addr() net.Addr { return pipeAddr{} }
+
+// dial is a walink.Config.Dial.
+func (l *pipeListener) dial(ctx context.Context) (net.Conn, error) {
+	c, s := net.Pipe()
+	select {
+	case l.conns <- s:
+		return c, nil
+	case <-l.done:
+		return nil, net.ErrClosed
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+}
+
+// servePipe serves h over in-memory pipes until the test ends and returns
+// the dialer for walink.Config.Dial.
+func servePipe(t *testing.T, h http.Handler) func(context.Context) (net.Conn, error) {
+	l := &pipeListener{conns: make(chan net.Conn), done: make(chan struct{})}
+	srv := &http.Server{Handler: h}
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		srv.Serve(l)
+	}()
+	t.Cleanup(func() {
+		srv.Close()
+		wg.Wait()
+	})
+	return l.dial
+}
+
+// startPipeServer makes a watest server reached over pipes (no socket);
+// its Close runs at the end of the test.
+func startPipeServer(t *testing.T, sc *watest.Scenario) (*watest.Server, walink.Config) {
+	t.Helper()
+	srv, err := watest.New(watest.Config{Scenario: sc})
+	if err != nil {
+		t.Fatal(err)
+	}
+	dial := servePipe(t, srv.Handler())
+	t.Cleanup(func() { srv.Close() })
+	cfg := clientConfig(t, srv)
+	cfg.Dial = dial
+	return srv, cfg
+}

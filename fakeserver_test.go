@@ -7,6 +7,7 @@ import (
 	"crypto/sha256"
 	"errors"
 	"fmt"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -36,6 +37,7 @@ type fakeServer struct {
 	static keys.KeyPair
 	chain  []byte
 	hs     *httptest.Server
+	dial   func(context.Context) (net.Conn, error) // newPipeFakeServer's, instead of hs
 	conns  chan *fakeConn
 }
 
@@ -48,6 +50,27 @@ type fakeConn struct {
 
 func newFakeServer(t *testing.T) *fakeServer {
 	t.Helper()
+	fs, h, stop := makeFakeServer(t)
+	fs.hs = httptest.NewServer(h)
+	t.Cleanup(func() {
+		stop()
+		fs.hs.CloseClientConnections()
+		fs.hs.Close()
+	})
+	return fs
+}
+
+// newPipeFakeServer is a fake server reached over net.Pipe (config sets
+// Config.Dial), for tests in a synctest bubble.
+func newPipeFakeServer(t *testing.T) *fakeServer {
+	t.Helper()
+	fs, h, stop := makeFakeServer(t)
+	fs.dial = servePipe(t, h)
+	t.Cleanup(stop)
+	return fs
+}
+
+func makeFakeServer(t *testing.T) (*fakeServer, http.Handler, func()) {
 	fs := &fakeServer{t: t, conns: make(chan *fakeConn, 4)}
 	var err error
 	must := func(kp keys.KeyPair, err error) keys.KeyPair {
@@ -66,7 +89,7 @@ func newFakeServer(t *testing.T) *fakeServer {
 		t.Fatal(err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	fs.hs = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		nc, err := transport.Accept(w, r)
 		if err != nil {
 			return
@@ -90,16 +113,20 @@ func newFakeServer(t *testing.T) *fakeServer {
 			}
 			fc.in <- n
 		}
-	}))
-	t.Cleanup(func() {
-		cancel()
-		fs.hs.CloseClientConnections()
-		fs.hs.Close()
 	})
-	return fs
+	return fs, h, cancel
 }
 
 func (fs *fakeServer) config() walink.Config {
+	if fs.dial != nil {
+		return walink.Config{
+			ServerURL:  "ws://fake.invalid/ws/chat",
+			Dial:       fs.dial,
+			ServerRoot: fs.root.Public,
+			Logger:     testLogger(fs.t),
+			Reconnect:  walink.ReconnectPolicy{Disabled: true},
+		}
+	}
 	return walink.Config{
 		ServerURL:  "ws" + strings.TrimPrefix(fs.hs.URL, "http") + "/ws/chat",
 		ServerRoot: fs.root.Public,

@@ -203,7 +203,7 @@ func TestNoGoroutineLeak(t *testing.T) {
 	}
 	cli.Close()
 	if !settle(before) {
-		if left := leftGoroutines(0, "walink.(*"); left != "" {
+		if left := ownGoroutines("walink.(*"); left != "" {
 			t.Fatalf("goroutines left after Close:\n%s", left)
 		}
 	}

@@ -39,6 +39,7 @@ type fakeServer struct {
 	hs     *httptest.Server
 	dial   func(context.Context) (net.Conn, error) // newPipeFakeServer's, instead of hs
 	conns  chan *fakeConn
+	wait   time.Duration // how long next waits; synthetic time in a bubble
 }
 
 type fakeConn struct {
@@ -46,6 +47,7 @@ type fakeConn struct {
 	tc    *transport.Conn
 	hello *transport.Hello
 	in    chan binxml.Node
+	wait  time.Duration
 }
 
 func newFakeServer(t *testing.T) *fakeServer {
@@ -66,12 +68,13 @@ func newPipeFakeServer(t *testing.T) *fakeServer {
 	t.Helper()
 	fs, h, stop := makeFakeServer(t)
 	fs.dial = servePipe(t, h)
+	fs.wait = 10 * time.Minute // synthetic: the protocol's own timers run
 	t.Cleanup(stop)
 	return fs
 }
 
 func makeFakeServer(t *testing.T) (*fakeServer, http.Handler, func()) {
-	fs := &fakeServer{t: t, conns: make(chan *fakeConn, 4)}
+	fs := &fakeServer{t: t, conns: make(chan *fakeConn, 4), wait: 10 * time.Second}
 	var err error
 	must := func(kp keys.KeyPair, err error) keys.KeyPair {
 		if err != nil {
@@ -98,7 +101,7 @@ func makeFakeServer(t *testing.T) (*fakeServer, http.Handler, func()) {
 		if err != nil {
 			return
 		}
-		fc := &fakeConn{t: t, tc: tc, hello: hello, in: make(chan binxml.Node, 64)}
+		fc := &fakeConn{t: t, tc: tc, hello: hello, in: make(chan binxml.Node, 64), wait: fs.wait}
 		fs.conns <- fc
 		defer close(fc.in)
 		for {
@@ -161,7 +164,7 @@ func (fc *fakeConn) send(n binxml.Node) {
 // skipping acks.
 func (fc *fakeConn) next(what string, match func(binxml.Node) bool) binxml.Node {
 	fc.t.Helper()
-	timeout := time.After(10 * time.Second)
+	timeout := time.After(fc.wait)
 	for {
 		select {
 		case n, ok := <-fc.in:

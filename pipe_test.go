@@ -72,17 +72,22 @@ func servePipe(t *testing.T, h http.Handler) func(context.Context) (net.Conn, er
 	return l.dial
 }
 
+// pipeDialers maps a server made by startPipeServer to its dialer, which
+// clientConfig puts in the Config.
+var pipeDialers sync.Map // *watest.Server → func(context.Context) (net.Conn, error)
+
 // startPipeServer makes a watest server reached over pipes (no socket);
-// its Close runs at the end of the test.
+// its Close runs at the end of the test. clientConfig(t, srv) dials it.
 func startPipeServer(t *testing.T, sc *watest.Scenario) (*watest.Server, walink.Config) {
 	t.Helper()
 	srv, err := watest.New(watest.Config{Scenario: sc})
 	if err != nil {
 		t.Fatal(err)
 	}
-	dial := servePipe(t, srv.Handler())
-	t.Cleanup(func() { srv.Close() })
-	cfg := clientConfig(t, srv)
-	cfg.Dial = dial
-	return srv, cfg
+	pipeDialers.Store(srv, servePipe(t, srv.Handler()))
+	t.Cleanup(func() {
+		srv.Close()
+		pipeDialers.Delete(srv)
+	})
+	return srv, clientConfig(t, srv)
 }

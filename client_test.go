@@ -7,6 +7,7 @@ import (
 	"runtime"
 	"sync/atomic"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/walinkdev/walink"
@@ -62,37 +63,39 @@ func TestNormalizePhoneNumber(t *testing.T) {
 }
 
 func TestMissingPairingRef(t *testing.T) {
-	fs := newFakeServer(t)
-	cli, _ := newClient(t, memstore.New(), fs.config())
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-	defer cancel()
-	if err := cli.Connect(ctx); err != nil {
-		t.Fatal(err)
-	}
-	fc := fs.accept()
-	fc.pairDevice()
-	errCh := make(chan error, 1)
-	go func() {
-		_, err := cli.PairWithCode(ctx, walink.PairCodeOptions{PhoneNumber: testPhone})
-		errCh <- err
-	}()
-	hello := fc.next("companion_hello", func(n binxml.Node) bool { return hasStage(n, "companion_hello") })
-	fc.send(iqResult(hello.Attr("id")))
-	if err := <-errCh; !errors.Is(err, walink.ErrMissingPairingRef) {
-		t.Fatalf("err = %v", err)
-	}
-	// The failed request left nothing outstanding.
-	go func() {
-		_, err := cli.PairWithCode(ctx, walink.PairCodeOptions{PhoneNumber: testPhone})
-		errCh <- err
-	}()
-	hello = fc.next("companion_hello", func(n binxml.Node) bool { return hasStage(n, "companion_hello") })
-	fc.send(binxml.Node{Tag: "iq", Attrs: []binxml.Attr{srvFrom, binxml.A("id", hello.Attr("id")), binxml.A("type", "error")},
-		Children: []binxml.Node{{Tag: "error", Attrs: []binxml.Attr{binxml.A("code", "403"), binxml.A("text", "forbidden")}}}})
-	var rej *walink.PairCodeRejectedError
-	if err := <-errCh; !errors.As(err, &rej) || rej.Code != 403 || rej.Throttled {
-		t.Fatalf("err = %v", err)
-	}
+	synctest.Test(t, func(t *testing.T) {
+		fs := newPipeFakeServer(t)
+		cli, _ := newClient(t, memstore.New(), fs.config())
+		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+		defer cancel()
+		if err := cli.Connect(ctx); err != nil {
+			t.Fatal(err)
+		}
+		fc := fs.accept()
+		fc.pairDevice()
+		errCh := make(chan error, 1)
+		go func() {
+			_, err := cli.PairWithCode(ctx, walink.PairCodeOptions{PhoneNumber: testPhone})
+			errCh <- err
+		}()
+		hello := fc.next("companion_hello", func(n binxml.Node) bool { return hasStage(n, "companion_hello") })
+		fc.send(iqResult(hello.Attr("id")))
+		if err := <-errCh; !errors.Is(err, walink.ErrMissingPairingRef) {
+			t.Fatalf("err = %v", err)
+		}
+		// The failed request left nothing outstanding.
+		go func() {
+			_, err := cli.PairWithCode(ctx, walink.PairCodeOptions{PhoneNumber: testPhone})
+			errCh <- err
+		}()
+		hello = fc.next("companion_hello", func(n binxml.Node) bool { return hasStage(n, "companion_hello") })
+		fc.send(binxml.Node{Tag: "iq", Attrs: []binxml.Attr{srvFrom, binxml.A("id", hello.Attr("id")), binxml.A("type", "error")},
+			Children: []binxml.Node{{Tag: "error", Attrs: []binxml.Attr{binxml.A("code", "403"), binxml.A("text", "forbidden")}}}})
+		var rej *walink.PairCodeRejectedError
+		if err := <-errCh; !errors.As(err, &rej) || rej.Code != 403 || rej.Throttled {
+			t.Fatalf("err = %v", err)
+		}
+	})
 }
 
 func TestClientErrors(t *testing.T) {

@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"sync"
 	"testing"
+	"testing/synctest"
 
 	"github.com/walinkdev/walink"
 	"github.com/walinkdev/walink/watest"
@@ -90,4 +91,17 @@ func startPipeServer(t *testing.T, sc *watest.Scenario) (*watest.Server, walink.
 		pipeDialers.Delete(srv)
 	})
 	return srv, clientConfig(t, srv)
+}
+
+// startServerPipe is startServer over the in-memory connection.
+func startServerPipe(t *testing.T, sc *watest.Scenario) *watest.Server {
+	t.Helper()
+	srv, _ := startPipeServer(t, sc)
+	return srv
+}
+
+// runSync runs f as a subtest in a synctest bubble of its own (t.Run may
+// not be called inside a bubble).
+func runSync(t *testing.T, name string, f func(t *testing.T)) bool {
+	return t.Run(name, func(t *testing.T) { synctest.Test(t, f) })
 }

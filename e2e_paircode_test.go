@@ -250,7 +250,7 @@ func TestE2EQRSpentCodeKeepsConnection(t *testing.T) {
 			t.Fatal(err)
 		}
 		waitFor[walink.QRCodesExpired](t, rec, &from, 10*time.Second)
-		time.Sleep(200 * time.Millisecond)
+		quiet(time.Second) // less than the code's window
 		for _, e := range rec.all()[from:] {
 			if _, ok := e.(walink.Disconnected); ok {
 				t.Fatal("disconnected although a pair code is outstanding")

@@ -7,6 +7,7 @@ import (
 	"sync"
 	"testing"
 	"testing/synctest"
+	"time"
 
 	"github.com/walinkdev/walink"
 	"github.com/walinkdev/walink/watest"
@@ -104,4 +105,12 @@ func startServerPipe(t *testing.T, sc *watest.Scenario) *watest.Server {
 // not be called inside a bubble).
 func runSync(t *testing.T, name string, f func(t *testing.T)) bool {
 	return t.Run(name, func(t *testing.T) { synctest.Test(t, f) })
+}
+
+// quiet lets d of synthetic time pass in the bubble and waits until every
+// goroutine has settled: what a test asserting that nothing more happens
+// (no reconnect, no event) checks afterwards. Not a wait for an event.
+func quiet(d time.Duration) {
+	time.Sleep(d)
+	synctest.Wait()
 }

@@ -160,9 +160,17 @@ func TestE2EPairCodeRateLimited(t *testing.T) {
 		if !errors.As(err, &rej) || rej.Code != 429 || !rej.Throttled {
 			t.Fatalf("rate-limited request: %v", err)
 		}
+		// The server's backoff attribute (what is left of its window)
+		// reaches the error.
+		if rej.Backoff <= 0 || rej.Backoff > time.Hour {
+			t.Fatalf("Backoff = %v, want the server's hint", rej.Backoff)
+		}
 		var ie *walink.IQError
 		if !errors.As(err, &ie) || ie.Code != 429 {
 			t.Fatalf("IQError not reachable through errors.As: %v", err)
+		}
+		if !errors.Is(err, &walink.IQError{Code: 429}) || errors.Is(err, &walink.IQError{Code: 400}) {
+			t.Fatalf("errors.Is by code: %v", err)
 		}
 	})
 }

@@ -136,23 +136,9 @@ func (c *Client) ensureDevice(ctx context.Context) (*store.Device, error) {
 		c.fresh = d.NoiseKey.Public
 		c.mu.Unlock()
 	} else {
-		devs, err := c.st.Devices(ctx)
-		if err != nil {
+		var err error
+		if d, err = DefaultDevice(ctx, c.st); err != nil {
 			return nil, fmt.Errorf("walink: listing devices: %w", err)
-		}
-		for _, x := range devs {
-			if x.Paired() {
-				d = x
-				break
-			}
-		}
-		if d == nil {
-			for _, x := range devs {
-				if !x.Paired() {
-					d = x
-					break
-				}
-			}
 		}
 		if d == nil {
 			if d, err = c.createDevice(ctx); err != nil {
@@ -166,6 +152,36 @@ func (c *Client) ensureDevice(ctx context.Context) (*store.Device, error) {
 		c.dev = d
 	}
 	return c.dev, nil
+}
+
+// DefaultDevice returns the stored device a Client uses when its Config
+// names none (Config.Device zero, NewDevice false): the first linked one,
+// else the first paired but unconfirmed one (the client logs in with it to
+// learn whether the server linked it), else the first unpaired one, else
+// nil (the client then creates one). Tools that show or remove "the"
+// session use it to pick the same device the client would.
+func DefaultDevice(ctx context.Context, st store.Store) (*store.Device, error) {
+	devs, err := st.Devices(ctx)
+	if err != nil {
+		return nil, err
+	}
+	var unconfirmed, unpaired *store.Device
+	for _, d := range devs {
+		switch {
+		case d.Linked():
+			return d, nil
+		case d.Paired():
+			if unconfirmed == nil {
+				unconfirmed = d
+			}
+		case unpaired == nil:
+			unpaired = d
+		}
+	}
+	if unconfirmed != nil {
+		return unconfirmed, nil
+	}
+	return unpaired, nil
 }
 
 // createDevice makes a new device and saves it before its first connect.
@@ -565,7 +581,9 @@ func (c *Client) sessionConfig() engine.SessionConfig {
 		ClientType: cfg.PlatformType.clientType(), PushName: cfg.PushName,
 		Rand: cfg.Rand, IDs: c.ids,
 	}
-	// A device paired against a server other than WhatsApp remembers it.
+	// A device paired against a server other than WhatsApp remembers it;
+	// one that logs in to a server the Config names learns it anew.
+	sc.RememberServer = c.serverSet
 	if cfg.ServerURL != transport.DefaultURL {
 		sc.ServerURL = cfg.ServerURL
 	}

@@ -34,6 +34,10 @@ type SessionConfig struct {
 	// ("" and zero: WhatsApp's own, not stored).
 	ServerURL  string
 	ServerRoot keys.PublicKey
+	// RememberServer: the driver was told which server to use (not the
+	// device's remembered one), so a login saves ServerURL and ServerRoot
+	// with the device when they differ.
+	RememberServer bool
 
 	Rand io.Reader // keys, adv secrets, keepalive jitter; used only inside Step and tasks
 	IDs  *IDs
@@ -663,13 +667,17 @@ func (s *Session) success(out *actions, now time.Time, n binxml.Node) {
 	}
 	s.loggedIn = true
 	sc := ParseSuccess(n)
-	if (!sc.LID.IsEmpty() && sc.LID != s.dev.LID) || s.dev.Unconfirmed {
+	moved := s.cfg.RememberServer && (s.dev.ServerURL != s.cfg.ServerURL || !s.dev.ServerRoot.Equal(s.cfg.ServerRoot))
+	if (!sc.LID.IsEmpty() && sc.LID != s.dev.LID) || s.dev.Unconfirmed || moved {
 		// A successful login also confirms a session whose 515 was lost.
 		nd := *s.dev
 		if !sc.LID.IsEmpty() {
 			nd.LID = sc.LID
 		}
 		nd.Unconfirmed = false
+		if moved {
+			nd.ServerURL, nd.ServerRoot = s.cfg.ServerURL, s.cfg.ServerRoot
+		}
 		out.add(SaveDevice{Tag: SaveLogin, Device: &nd})
 		return
 	}

@@ -553,3 +553,20 @@ func TestSessionIQTimeout(t *testing.T) {
 		t.Fatalf("reply %+v", h.reply[1])
 	}
 }
+
+// A login to a server the driver was told to use (RememberServer) saves
+// it with the device; without the flag nothing is saved.
+func TestSessionRemembersServerAtLogin(t *testing.T) {
+	for _, remember := range []bool{false, true} {
+		d := newDevice(t)
+		d.ID = jid.NewAD("15551234567", 3, jid.DefaultUserServer)
+		cfg := testConfig()
+		cfg.ServerURL, cfg.RememberServer = "ws://127.0.0.1:1/ws/chat", remember
+		h := &harness{t: t, s: NewSession(cfg, d), now: t0, timers: map[TimerKind]time.Time{}, reply: map[CallID]Reply{}, failSave: map[SaveTag]error{}}
+		h.step(NodeIn{Node: binxml.Node{Tag: "success"}})
+		saved := len(h.saved) == 1 && h.saved[0].ServerURL == cfg.ServerURL
+		if saved != remember || (!remember && len(h.saved) != 0) {
+			t.Fatalf("remember %v: saved %+v", remember, h.saved)
+		}
+	}
+}

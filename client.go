@@ -44,6 +44,8 @@ type Client struct {
 	closed     bool
 	loggingOut bool
 	fresh      keys.PublicKey // the device Config.NewDevice made, until Close
+
+	modes []pairMode // set before Connect, read-only after
 }
 
 // runner owns the goroutine that dials, runs and re-dials connections
@@ -624,7 +626,37 @@ func (c *Client) event(e engine.Event) Event {
 	case engine.ConnectFailure:
 		return ConnectFailure{Reason: ConnectFailureReason(e.Reason), Message: e.Message}
 	}
+	if me, ok := e.(engine.ModeEvent); ok {
+		for _, m := range c.modes {
+			if m.name == me.Mode && m.event != nil {
+				return m.event(me.Value)
+			}
+		}
+	}
 	panic(fmt.Sprintf("walink: unmapped session event %T", e))
+}
+
+// pairMode is a pairing mode the client plugs into every connection's
+// session (engine.PairingMode): new makes its per-connection state, event
+// maps its ModeEvents to public events. A mode's API method steps the
+// session with callMode.
+type pairMode struct {
+	name  string
+	new   func() engine.PairingMode
+	event func(any) Event
+}
+
+// callMode sends a call to the pairing mode named mode on the live
+// connection once it is ready for pairing and waits for the mode's
+// Reply; value builds the mode's input from the call's id.
+func (c *Client) callMode(ctx context.Context, mode string, value func(engine.CallID) any) (string, error) {
+	cn, err := c.waitConn(ctx, func(cn *conn) bool { return cn.ready || cn.paired })
+	if err != nil {
+		return "", err
+	}
+	return cn.call(ctx, func(id engine.CallID) engine.Input {
+		return engine.PairingModeInput{Mode: mode, Value: value(id)}
+	}, nil)
 }
 
 // apiErr maps a session error to the client's error vocabulary; pairCode

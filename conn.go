@@ -66,6 +66,9 @@ type callResult struct {
 
 func (c *Client) newConn(ctx context.Context, tc *transport.Conn, d *store.Device) *conn {
 	sess := engine.NewSession(c.sessionConfig(), d)
+	for _, m := range c.modes {
+		sess.AddPairingMode(m.new())
+	}
 	return &conn{c: c, tc: tc, sess: sess, log: c.log, ctx: ctx,
 		q: make(chan item, 16), stop: make(chan struct{}), done: make(chan struct{}),
 		calls: map[engine.CallID]chan callResult{}, timers: map[engine.TimerKind]time.Time{}}

@@ -231,6 +231,12 @@ func (s *Session) node(out *actions, now time.Time, n binxml.Node) {
 			}
 		case "link_code_companion_reg":
 			s.linkCode(out, now, n)
+		default:
+			for _, m := range s.pairModes {
+				if m.Node(s.hooks(out, now), n) {
+					return
+				}
+			}
 		}
 	case "success":
 		s.success(out, now, n)

@@ -153,7 +153,10 @@ type Config struct {
 	Logger *slog.Logger
 	// Rand is the randomness source; nil means crypto/rand.
 	Rand io.Reader
-	// Now is the clock; nil means time.Now.
+	// Now is the client's one clock: QR and code deadlines, keepalive,
+	// request timeouts and every other timer are instants of it (a timer
+	// fires when the runtime has waited out the difference to Now), and
+	// event Timeouts follow it. Nil means time.Now.
 	Now func() time.Time
 }
 

@@ -14,13 +14,19 @@ import (
 	"github.com/walinkdev/walink/transport"
 )
 
-// conn drives one connection's engine.Session. serve runs on the runner's
-// goroutine and is the only owner of the session, its timers and, through
-// the session's SaveDevice actions, the only writer of the device record.
-// Everything that happens to the connection reaches it through one queue
-// (q): frames from the reader goroutine, task results, API calls; timer
-// firings come from the one runtime timer its select also waits on. The
-// reader and the tasks are joined before serve returns.
+// conn drives one connection's engine.Session. It is the only owner of
+// the session, its timers and, through the session's SaveDevice actions,
+// the only writer of the device record.
+//
+// Everything that happens to the connection goes through one queue:
+// frames (read on the runner's goroutine, in serve), timer firings, task
+// results, API calls and the runner's cancellation. A driver goroutine
+// runs while the queue holds items and exits when it is empty, as the
+// event dispatcher does: at most one runs at a time, so the session is
+// stepped by one goroutine at a time, in queue order, and an idle
+// connection holds no goroutine but its reader. Store writes run on the
+// driver, never on the reader. serve joins the drivers, the tasks, the
+// timer's callback and the cancellation hook before it returns.
 type conn struct {
 	c    *Client
 	tc   *transport.Conn
@@ -28,12 +34,17 @@ type conn struct {
 	log  *slog.Logger
 	ctx  context.Context // the runner's: done on Disconnect/Close
 
-	q    chan item
-	stop chan struct{} // closed when serve takes no more input
-	done chan struct{} // closed once every call has been answered
-	wg   sync.WaitGroup
+	qmu     sync.Mutex
+	qcond   sync.Cond // the reader waits here while the queue is full
+	queue   []item
+	running bool // a driver goroutine owns the queue's head
+	closed  bool // serve is winding down: no more input
+	wg      sync.WaitGroup
+	ended   chan struct{} // closed by the driver once the session ended
+	done    chan struct{} // closed once every call has been answered
+	timer   joinTimer
 
-	// Owned by serve's goroutine.
+	// Owned by the driver (handed from one driver to the next under qmu).
 	end    engine.EndReason
 	calls  map[engine.CallID]chan callResult
 	callID engine.CallID
@@ -43,12 +54,18 @@ type conn struct {
 	ready, paired, connected, everConn bool
 }
 
+// maxQueuedFrames bounds the frames read ahead of the driver: beyond it
+// the reader waits, and the socket's flow control holds the server back.
+const maxQueuedFrames = 64
+
 // item is one entry of a conn's queue.
 type item struct {
 	in      engine.Input
 	call    *apiCall
 	cancel  *apiCall // the caller of this call gave up
 	readErr error
+	tick    bool // the runtime timer fired
+	closing bool // the runner's ctx is done
 }
 
 // apiCall is a Client method's request to the session; mk builds the
@@ -69,62 +86,36 @@ func (c *Client) newConn(ctx context.Context, tc *transport.Conn, d *store.Devic
 	for _, m := range c.modes {
 		sess.AddPairingMode(m.new())
 	}
-	return &conn{c: c, tc: tc, sess: sess, log: c.log, ctx: ctx,
-		q: make(chan item, 16), stop: make(chan struct{}), done: make(chan struct{}),
+	cn := &conn{c: c, tc: tc, sess: sess, log: c.log, ctx: ctx,
+		ended: make(chan struct{}), done: make(chan struct{}),
 		calls: map[engine.CallID]chan callResult{}, timers: map[engine.TimerKind]time.Time{}}
+	cn.qcond.L = &cn.qmu
+	cn.timer.f = func() { cn.enqueue(item{tick: true}) }
+	return cn
 }
 
-func (cn *conn) isConnected() bool {
-	cn.c.mu.Lock()
-	defer cn.c.mu.Unlock()
-	return cn.connected
-}
-
-// serve runs the connection until it ends, then closes the socket, joins
-// the reader and the tasks, fails the calls still waiting and reports why
-// it ended.
+// serve reads frames on the caller's goroutine until the connection ends,
+// then joins everything the connection started, fails the calls still
+// waiting and reports why it ended.
 func (cn *conn) serve() engine.EndReason {
 	c := cn.c
 	c.setCur(cn, false)
-	cn.wg.Add(1)
-	go cn.readLoop()
-	timer := time.NewTimer(time.Hour)
-	timer.Stop()
-	for cn.end == engine.EndNone {
-		select {
-		case <-cn.ctx.Done():
-			cn.end = engine.EndClosed
-		case it := <-cn.q:
-			switch {
-			case it.call != nil:
-				cn.callID++
-				cn.calls[cn.callID] = it.call.reply
-				cn.step(it.call.mk(cn.callID))
-			case it.cancel != nil:
-				for id, ch := range cn.calls {
-					if ch == it.cancel.reply {
-						cn.step(it.cancel.onCancel(id))
-					}
-				}
-			case it.readErr != nil:
-				if cn.ctx.Err() != nil {
-					cn.end = engine.EndClosed
-				} else {
-					cn.log.Info("connection lost", "err", it.readErr)
-					cn.end = engine.EndNetwork
-				}
-			default:
-				cn.step(it.in)
-			}
-		case <-timer.C:
-			cn.fireDue()
-		}
-		cn.resetTimer(timer)
+	hooked := make(chan struct{})
+	stopHook := context.AfterFunc(cn.ctx, func() {
+		defer close(hooked)
+		cn.enqueue(item{closing: true})
+	})
+	cn.readLoop()
+	<-cn.ended // the read error, at the latest, ended the session
+	if !stopHook() {
+		<-hooked
 	}
-	timer.Stop()
-	close(cn.stop)
-	cn.tc.Close() // unblocks the reader
-	cn.wg.Wait()
+	cn.qmu.Lock()
+	cn.closed = true
+	cn.qcond.Broadcast()
+	cn.qmu.Unlock()
+	cn.wg.Wait() // the last driver and the tasks
+	cn.timer.stop()
 	for id, ch := range cn.calls {
 		ch <- callResult{err: fmt.Errorf("walink: %w", errConnClosed)}
 		delete(cn.calls, id)
@@ -137,15 +128,15 @@ func (cn *conn) serve() engine.EndReason {
 	return cn.end
 }
 
-// readLoop reads and decodes frames into the queue. The frame is borrowed
-// (decrypted in place in the read buffer): it is decoded and its Content
-// copied out before the next read.
+// readLoop reads and decodes frames into the queue until the socket fails
+// or is closed (the driver closes it when the session ends). The frame is
+// borrowed (decrypted in place in the read buffer): it is decoded and its
+// Content copied out before the next read.
 func (cn *conn) readLoop() {
-	defer cn.wg.Done()
 	for {
 		frame, err := cn.tc.NextFrame()
 		if err != nil {
-			cn.push(item{readErr: err})
+			cn.enqueue(item{readErr: err})
 			return
 		}
 		n, err := binxml.Unmarshal(frame)
@@ -155,32 +146,102 @@ func (cn *conn) readLoop() {
 		}
 		ownContent(&n)
 		cn.log.Debug("recv", "tag", n.Tag, "id", n.Attr("id"), "type", n.Attr("type"))
-		if !cn.push(item{in: engine.NodeIn{Node: n}}) {
-			return
+		cn.qmu.Lock()
+		for len(cn.queue) >= maxQueuedFrames && !cn.closed {
+			cn.qcond.Wait()
 		}
+		cn.qmu.Unlock()
+		cn.enqueue(item{in: engine.NodeIn{Node: n}})
 	}
 }
 
-// push queues it unless serve has stopped taking input.
-func (cn *conn) push(it item) bool {
-	select {
-	case cn.q <- it:
-		return true
-	case <-cn.stop:
+// enqueue adds it to the queue and starts a driver if none runs; false
+// once serve takes no more input.
+func (cn *conn) enqueue(it item) bool {
+	cn.qmu.Lock()
+	defer cn.qmu.Unlock()
+	if cn.closed {
 		return false
 	}
+	cn.queue = append(cn.queue, it)
+	if !cn.running {
+		// The Add is under qmu with closed unset, so it precedes serve's
+		// Wait.
+		cn.running = true
+		cn.wg.Add(1)
+		go cn.drive()
+	}
+	return true
+}
+
+// drive handles queued items until the queue is empty.
+func (cn *conn) drive() {
+	defer cn.wg.Done()
+	for {
+		cn.qmu.Lock()
+		if len(cn.queue) == 0 {
+			cn.queue = nil // an idle connection keeps no backing array
+			cn.running = false
+			cn.qmu.Unlock()
+			return
+		}
+		it := cn.queue[0]
+		cn.queue[0] = item{}
+		cn.queue = cn.queue[1:]
+		cn.qcond.Broadcast()
+		cn.qmu.Unlock()
+		cn.handle(it)
+	}
+}
+
+// handle steps the session with one queued item.
+func (cn *conn) handle(it item) {
+	if cn.end != engine.EndNone {
+		if it.call != nil {
+			it.call.reply <- callResult{err: fmt.Errorf("walink: %w", errConnClosed)}
+		}
+		return
+	}
+	switch {
+	case it.call != nil:
+		cn.callID++
+		cn.calls[cn.callID] = it.call.reply
+		cn.step(it.call.mk(cn.callID))
+	case it.cancel != nil:
+		for id, ch := range cn.calls {
+			if ch == it.cancel.reply {
+				cn.step(it.cancel.onCancel(id))
+			}
+		}
+	case it.readErr != nil:
+		if cn.ctx.Err() != nil {
+			cn.end = engine.EndClosed
+		} else {
+			cn.log.Info("connection lost", "err", it.readErr)
+			cn.end = engine.EndNetwork
+		}
+	case it.closing:
+		cn.end = engine.EndClosed
+	case it.tick:
+		cn.fireDue()
+	default:
+		cn.step(it.in)
+	}
+	if cn.end != engine.EndNone {
+		cn.timer.cancel()
+		cn.tc.Close() // unblocks the reader
+		close(cn.ended)
+		return
+	}
+	cn.resetTimer()
 }
 
 // call sends an API call to the session and waits for its reply. When ctx
 // ends first, onCancel (if any) tells the session the caller gave up.
 func (cn *conn) call(ctx context.Context, mk, onCancel func(engine.CallID) engine.Input) (string, error) {
 	ac := &apiCall{mk: mk, onCancel: onCancel, reply: make(chan callResult, 1)}
-	select {
-	case cn.q <- item{call: ac}:
-	case <-cn.stop:
+	if !cn.enqueue(item{call: ac}) {
 		return "", fmt.Errorf("walink: %w", errConnClosed)
-	case <-ctx.Done():
-		return "", ctx.Err()
 	}
 	select {
 	case r := <-ac.reply:
@@ -194,7 +255,7 @@ func (cn *conn) call(ctx context.Context, mk, onCancel func(engine.CallID) engin
 		}
 	case <-ctx.Done():
 		if onCancel != nil {
-			cn.push(item{cancel: ac})
+			cn.enqueue(item{cancel: ac})
 		}
 		return "", ctx.Err()
 	}
@@ -231,11 +292,11 @@ func (cn *conn) run(acts []engine.Action) {
 		case engine.CancelTimer:
 			delete(cn.timers, a.Kind)
 		case engine.StartTask:
-			cn.wg.Add(1)
+			cn.wg.Add(1) // on the driver, which serve's Wait waits for: safe
 			go func() {
 				defer cn.wg.Done()
 				v, err := a.Run()
-				cn.push(item{in: engine.TaskDone{Kind: a.Kind, ID: a.ID, Value: v, Err: err}})
+				cn.enqueue(item{in: engine.TaskDone{Kind: a.Kind, ID: a.ID, Value: v, Err: err}})
 			}()
 		case engine.SaveDevice:
 			err := c.st.PutDevice(sctx, a.Device)
@@ -315,11 +376,53 @@ func (cn *conn) firstTimer() (time.Time, bool) {
 
 // resetTimer points the runtime timer at the earliest armed instant of the
 // client's clock.
-func (cn *conn) resetTimer(t *time.Timer) {
-	t.Stop()
+func (cn *conn) resetTimer() {
 	if first, ok := cn.firstTimer(); ok {
-		t.Reset(max(first.Sub(cn.c.now()), 0))
+		cn.timer.arm(max(first.Sub(cn.c.now()), 0))
+	} else {
+		cn.timer.cancel()
 	}
+}
+
+// joinTimer is a time.AfterFunc whose callback can be joined: an armed
+// timer holds one count of wg, released by the callback when it ran or by
+// the Stop that cancelled it. Only the driver arms and cancels it; serve
+// stops it last.
+type joinTimer struct {
+	mu sync.Mutex
+	t  *time.Timer
+	wg sync.WaitGroup
+	f  func()
+}
+
+func (j *joinTimer) arm(d time.Duration) {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	j.cancelLocked()
+	j.wg.Add(1)
+	j.t = time.AfterFunc(d, func() {
+		defer j.wg.Done()
+		j.f()
+	})
+}
+
+func (j *joinTimer) cancel() {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	j.cancelLocked()
+}
+
+func (j *joinTimer) cancelLocked() {
+	if j.t != nil && j.t.Stop() {
+		j.wg.Done() // the callback will not run
+	}
+	j.t = nil
+}
+
+// stop cancels the timer and waits for a callback already started.
+func (j *joinTimer) stop() {
+	j.cancel()
+	j.wg.Wait()
 }
 
 func maxTime(a, b time.Time) time.Time {

@@ -138,11 +138,6 @@ func (c *Client) CancelPairCode(ctx context.Context) error {
 	if cn == nil {
 		return nil
 	}
-	select {
-	case cn.q <- item{in: engine.CancelPairCode{}}:
-	case <-cn.stop:
-	case <-ctx.Done():
-		return ctx.Err()
-	}
+	cn.enqueue(item{in: engine.CancelPairCode{}})
 	return nil
 }

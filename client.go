@@ -666,6 +666,8 @@ func (c *Client) apiErr(err error, pairCode bool) error {
 	switch {
 	case err == nil:
 		return nil
+	case errors.Is(err, errConnClosed):
+		return err // the driver's own, already prefixed
 	case errors.Is(err, engine.ErrAlreadyPaired):
 		return ErrAlreadyPaired
 	case errors.Is(err, engine.ErrCodeOutstanding):

@@ -45,10 +45,11 @@ type conn struct {
 	timer   joinTimer
 
 	// Owned by the driver (handed from one driver to the next under qmu).
-	end    engine.EndReason
-	calls  map[engine.CallID]chan callResult
-	callID engine.CallID
-	timers map[engine.TimerKind]time.Time
+	end     engine.EndReason
+	calls   map[engine.CallID]chan callResult
+	callID  engine.CallID
+	timers  map[engine.TimerKind]time.Time
+	timerAt time.Time // the instant the runtime timer is armed for
 
 	// Published for other goroutines; guarded by c.mu.
 	ready, paired, connected, everConn bool
@@ -377,10 +378,14 @@ func (cn *conn) firstTimer() (time.Time, bool) {
 // resetTimer points the runtime timer at the earliest armed instant of the
 // client's clock.
 func (cn *conn) resetTimer() {
-	if first, ok := cn.firstTimer(); ok {
-		cn.timer.arm(max(first.Sub(cn.c.now()), 0))
-	} else {
+	first, ok := cn.firstTimer()
+	switch {
+	case !ok:
 		cn.timer.cancel()
+		cn.timerAt = time.Time{}
+	case !first.Equal(cn.timerAt) || !cn.timer.armed():
+		cn.timer.arm(max(first.Sub(cn.c.now()), 0))
+		cn.timerAt = first
 	}
 }
 
@@ -400,10 +405,24 @@ func (j *joinTimer) arm(d time.Duration) {
 	defer j.mu.Unlock()
 	j.cancelLocked()
 	j.wg.Add(1)
-	j.t = time.AfterFunc(d, func() {
+	var t *time.Timer
+	t = time.AfterFunc(d, func() {
 		defer j.wg.Done()
+		j.mu.Lock()
+		if j.t == t {
+			j.t = nil // fired: no longer armed
+		}
+		j.mu.Unlock()
 		j.f()
 	})
+	j.t = t
+}
+
+// armed reports whether the timer is set and has not fired yet.
+func (j *joinTimer) armed() bool {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	return j.t != nil
 }
 
 func (j *joinTimer) cancel() {

@@ -570,3 +570,28 @@ func TestSessionRemembersServerAtLogin(t *testing.T) {
 		}
 	}
 }
+
+// The third primary_hello is still accepted (two malformed ones before it
+// count against the limit of three); it starts stage 2.
+func TestSessionThirdPrimaryHelloAccepted(t *testing.T) {
+	h := newHarness(t, newDevice(t))
+	code := codeReady(t, h)
+	primaryEph, _ := keys.NewKeyPair(rand.Reader)
+	primaryID, _ := keys.NewKeyPair(rand.Reader)
+	wrapped, _ := pairing.WrapKey(rand.Reader, code, primaryEph.Public)
+	for range 2 {
+		h.step(linkCodeHello([]byte("REF"), wrapped, make([]byte, 5)))
+	}
+	h.step(linkCodeHello([]byte("WRONG-REF"), wrapped, primaryID.Public.Bytes())) // not counted: another code's
+	if len(h.tasks) != 0 {
+		t.Fatal("stage 2 started early")
+	}
+	h.step(linkCodeHello([]byte("REF"), wrapped, primaryID.Public.Bytes()))
+	if len(h.tasks) != 1 || h.tasks[0].Kind != TaskFinishCode {
+		t.Fatalf("third primary_hello did not start stage 2: %d tasks", len(h.tasks))
+	}
+	h.runTasks()
+	if reg, _ := h.lastSent().Child("link_code_companion_reg"); reg.Attr("stage") != "companion_finish" {
+		t.Fatalf("sent %v", h.lastSent())
+	}
+}

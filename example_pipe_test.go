@@ -69,3 +69,17 @@ func ExampleConfig_dial() {
 	// Output:
 	// QR shown: true
 }
+
+// A status tool shows the session a Client would use, picked by the same
+// rule (linked, else unconfirmed, else unpaired); it only reads the store.
+func ExampleDefaultDevice() {
+	st := memstore.New()
+	d, err := walink.DefaultDevice(context.Background(), st)
+	if err != nil {
+		log.Fatal(err)
+	}
+	if d == nil {
+		fmt.Println("nothing linked yet")
+	}
+	// Output: nothing linked yet
+}

@@ -44,10 +44,13 @@
 // Who owns what: the Session owns the connection's protocol state and the
 // device record as last saved (it decides every write: SaveDevice is the
 // only way a device changes while connected). The driver owns the
-// socket, the one runtime timer, the task goroutines and the store; one
-// goroutine per connection steps the session, so there is no lock and no
-// second writer. The reader goroutine only decodes frames into the
-// driver's queue; store writes happen on the driver, never on the reader.
+// socket, the one runtime timer, the task goroutines and the store. In
+// package walink every input of a connection goes through one queue,
+// drained by one driver goroutine at a time (started when items arrive,
+// gone when the queue is empty), so the session is stepped serially in
+// queue order, with no lock of its own and no second writer. The reader
+// only decodes frames into the queue; store writes happen on the driver,
+// never on the reader.
 //
 // # Adding a pairing mode
 //

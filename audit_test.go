@@ -12,6 +12,7 @@ import (
 	"strings"
 	"sync/atomic"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"google.golang.org/protobuf/proto"
@@ -32,8 +33,8 @@ import (
 // PairingCode is shown after the PairSuccess.
 func TestPairWithCodeLosesToQR(t *testing.T) {
 	for _, then := range []string{"restart", "hello-answered"} {
-		t.Run(then, func(t *testing.T) {
-			fs := newFakeServer(t)
+		runSync(t, then, func(t *testing.T) {
+			fs := newPipeFakeServer(t)
 			cli, rec := newClient(t, memstore.New(), fs.config())
 			ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 			defer cancel()
@@ -236,44 +237,46 @@ func TestConfigProxy(t *testing.T) {
 // RateLimitDelay, although MinDelay is much shorter; with reconnection
 // disabled a dropped connection is not re-dialed at all.
 func TestRateLimitBacksOff(t *testing.T) {
-	fs := newFakeServer(t)
-	st, _ := pairedStore(t)
-	cfg := fs.config()
-	cfg.Reconnect = walink.ReconnectPolicy{MinDelay: 10 * time.Millisecond, MaxDelay: 20 * time.Millisecond, RateLimitDelay: 600 * time.Millisecond}
-	cli, rec := newClient(t, st, cfg)
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-	defer cancel()
-	if err := cli.Connect(ctx); err != nil {
-		t.Fatal(err)
-	}
-	fc := fs.accept()
-	start := time.Now()
-	fc.send(binxml.Node{Tag: "stream:error", Attrs: []binxml.Attr{binxml.A("code", "429")}})
-	fs.accept()
-	if d := time.Since(start); d < 600*time.Millisecond {
-		t.Fatalf("reconnected %v after a 429, want ≥ RateLimitDelay (600ms)", d)
-	}
-	from := 0
-	waitFor[walink.Disconnected](t, rec, &from, time.Second)
-	if !cli.IsLoggedIn() {
-		t.Fatal("429 cleared the session")
-	}
-	cli.Close()
+	synctest.Test(t, func(t *testing.T) {
+		fs := newPipeFakeServer(t)
+		st, _ := pairedStore(t)
+		cfg := fs.config()
+		cfg.Reconnect = walink.ReconnectPolicy{MinDelay: 10 * time.Millisecond, MaxDelay: 20 * time.Millisecond, RateLimitDelay: 600 * time.Millisecond}
+		cli, rec := newClient(t, st, cfg)
+		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+		defer cancel()
+		if err := cli.Connect(ctx); err != nil {
+			t.Fatal(err)
+		}
+		fc := fs.accept()
+		start := time.Now()
+		fc.send(binxml.Node{Tag: "stream:error", Attrs: []binxml.Attr{binxml.A("code", "429")}})
+		fs.accept()
+		if d := time.Since(start); d < 600*time.Millisecond {
+			t.Fatalf("reconnected %v after a 429, want ≥ RateLimitDelay (600ms)", d)
+		}
+		from := 0
+		waitFor[walink.Disconnected](t, rec, &from, time.Second)
+		if !cli.IsLoggedIn() {
+			t.Fatal("429 cleared the session")
+		}
+		cli.Close()
 
-	off := fs.config() // Reconnect.Disabled
-	st2, _ := pairedStore(t)
-	cli2, rec2 := newClient(t, st2, off)
-	if err := cli2.Connect(ctx); err != nil {
-		t.Fatal(err)
-	}
-	fs.accept().send(binxml.Node{Tag: "stream:error", Attrs: []binxml.Attr{binxml.A("code", "503")}})
-	from2 := 0
-	waitFor[walink.Disconnected](t, rec2, &from2, 5*time.Second)
-	select {
-	case <-fs.conns:
-		t.Fatal("reconnected with Reconnect.Disabled")
-	case <-time.After(300 * time.Millisecond):
-	}
+		off := fs.config() // Reconnect.Disabled
+		st2, _ := pairedStore(t)
+		cli2, rec2 := newClient(t, st2, off)
+		if err := cli2.Connect(ctx); err != nil {
+			t.Fatal(err)
+		}
+		fs.accept().send(binxml.Node{Tag: "stream:error", Attrs: []binxml.Attr{binxml.A("code", "503")}})
+		from2 := 0
+		waitFor[walink.Disconnected](t, rec2, &from2, 5*time.Second)
+		select {
+		case <-fs.conns:
+			t.Fatal("reconnected with Reconnect.Disabled")
+		case <-time.After(300 * time.Millisecond):
+		}
+	})
 }
 
 // TestConfigDeviceByJID: with several accounts in one store, Config.Device
@@ -323,39 +326,41 @@ func TestConfigDeviceByJID(t *testing.T) {
 // request waits (nothing is sent, no error) and goes out once the
 // connection is ready; without readiness it gives up with the caller's ctx.
 func TestPairWithCodeWaitsForReadiness(t *testing.T) {
-	fs := newFakeServer(t)
-	cli, _ := newClient(t, memstore.New(), fs.config())
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-	defer cancel()
-	if err := cli.Connect(ctx); err != nil {
-		t.Fatal(err)
-	}
-	fc := fs.accept()
-
-	short, cancelShort := context.WithTimeout(ctx, 200*time.Millisecond)
-	defer cancelShort()
-	if _, err := cli.PairWithCode(short, walink.PairCodeOptions{PhoneNumber: testPhone}); !errors.Is(err, context.DeadlineExceeded) {
-		t.Fatalf("PairWithCode before readiness, short ctx: %v", err)
-	}
-
-	errCh := make(chan error, 1)
-	go func() {
-		_, err := cli.PairWithCode(ctx, walink.PairCodeOptions{PhoneNumber: testPhone})
-		errCh <- err
-	}()
-	select {
-	case n := <-fc.in:
-		if hasStage(n, "companion_hello") {
-			t.Fatal("companion_hello sent before pair-device")
+	synctest.Test(t, func(t *testing.T) {
+		fs := newPipeFakeServer(t)
+		cli, _ := newClient(t, memstore.New(), fs.config())
+		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+		defer cancel()
+		if err := cli.Connect(ctx); err != nil {
+			t.Fatal(err)
 		}
-	case err := <-errCh:
-		t.Fatalf("PairWithCode returned before the connection was ready: %v", err)
-	case <-time.After(300 * time.Millisecond):
-	}
-	fc.pairDevice()
-	hello := fc.next("companion_hello", func(n binxml.Node) bool { return hasStage(n, "companion_hello") })
-	fc.send(helloReply(hello.Attr("id"), "REF-W"))
-	if err := <-errCh; err != nil {
-		t.Fatalf("PairWithCode after readiness: %v", err)
-	}
+		fc := fs.accept()
+
+		short, cancelShort := context.WithTimeout(ctx, 200*time.Millisecond)
+		defer cancelShort()
+		if _, err := cli.PairWithCode(short, walink.PairCodeOptions{PhoneNumber: testPhone}); !errors.Is(err, context.DeadlineExceeded) {
+			t.Fatalf("PairWithCode before readiness, short ctx: %v", err)
+		}
+
+		errCh := make(chan error, 1)
+		go func() {
+			_, err := cli.PairWithCode(ctx, walink.PairCodeOptions{PhoneNumber: testPhone})
+			errCh <- err
+		}()
+		select {
+		case n := <-fc.in:
+			if hasStage(n, "companion_hello") {
+				t.Fatal("companion_hello sent before pair-device")
+			}
+		case err := <-errCh:
+			t.Fatalf("PairWithCode returned before the connection was ready: %v", err)
+		case <-time.After(300 * time.Millisecond):
+		}
+		fc.pairDevice()
+		hello := fc.next("companion_hello", func(n binxml.Node) bool { return hasStage(n, "companion_hello") })
+		fc.send(helloReply(hello.Attr("id"), "REF-W"))
+		if err := <-errCh; err != nil {
+			t.Fatalf("PairWithCode after readiness: %v", err)
+		}
+	})
 }

@@ -7,12 +7,14 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"sync"
 	"time"
 
 	"github.com/walinkdev/walink/engine"
 	"github.com/walinkdev/walink/jid"
 	"github.com/walinkdev/walink/keys"
+	"github.com/walinkdev/walink/noise"
 	"github.com/walinkdev/walink/store"
 	"github.com/walinkdev/walink/transport"
 )
@@ -42,6 +44,8 @@ type Client struct {
 	closed     bool
 	loggingOut bool
 	fresh      keys.PublicKey // the device Config.NewDevice made, until Close
+
+	modes []pairMode // set before Connect, read-only after
 }
 
 // runner owns the goroutine that dials, runs and re-dials connections
@@ -108,9 +112,8 @@ func (c *Client) ID() jid.JID {
 // IsConnected reports whether a connection is logged in and online.
 func (c *Client) IsConnected() bool {
 	c.mu.Lock()
-	cn := c.cur
-	c.mu.Unlock()
-	return cn != nil && cn.isConnected()
+	defer c.mu.Unlock()
+	return c.cur != nil && c.cur.connected
 }
 
 // ensureDevice loads the device to use, creating and storing a fresh one
@@ -135,23 +138,9 @@ func (c *Client) ensureDevice(ctx context.Context) (*store.Device, error) {
 		c.fresh = d.NoiseKey.Public
 		c.mu.Unlock()
 	} else {
-		devs, err := c.st.Devices(ctx)
-		if err != nil {
+		var err error
+		if d, err = DefaultDevice(ctx, c.st); err != nil {
 			return nil, fmt.Errorf("walink: listing devices: %w", err)
-		}
-		for _, x := range devs {
-			if x.Paired() {
-				d = x
-				break
-			}
-		}
-		if d == nil {
-			for _, x := range devs {
-				if !x.Paired() {
-					d = x
-					break
-				}
-			}
 		}
 		if d == nil {
 			if d, err = c.createDevice(ctx); err != nil {
@@ -165,6 +154,36 @@ func (c *Client) ensureDevice(ctx context.Context) (*store.Device, error) {
 		c.dev = d
 	}
 	return c.dev, nil
+}
+
+// DefaultDevice returns the stored device a Client uses when its Config
+// names none (Config.Device zero, NewDevice false): the first linked one,
+// else the first paired but unconfirmed one (the client logs in with it to
+// learn whether the server linked it), else the first unpaired one, else
+// nil (the client then creates one). Tools that show or remove "the"
+// session use it to pick the same device the client would.
+func DefaultDevice(ctx context.Context, st store.Store) (*store.Device, error) {
+	devs, err := st.Devices(ctx)
+	if err != nil {
+		return nil, err
+	}
+	var unconfirmed, unpaired *store.Device
+	for _, d := range devs {
+		switch {
+		case d.Linked():
+			return d, nil
+		case d.Paired():
+			if unconfirmed == nil {
+				unconfirmed = d
+			}
+		case unpaired == nil:
+			unpaired = d
+		}
+	}
+	if unconfirmed != nil {
+		return unconfirmed, nil
+	}
+	return unpaired, nil
 }
 
 // createDevice makes a new device and saves it before its first connect.
@@ -313,9 +332,9 @@ func (c *Client) runLoop(r *runner, firstCtx context.Context, first chan<- error
 	attempt := 0
 	for {
 		var cn *conn
-		tc, err := c.dialAttempt(r.ctx, firstCtx, first != nil)
+		tc, d, err := c.dialAttempt(r.ctx, firstCtx, first != nil)
 		if err == nil {
-			cn = c.newConn(r.ctx, tc)
+			cn = c.newConn(r.ctx, tc, d)
 		}
 		if first != nil {
 			first <- err
@@ -336,21 +355,21 @@ func (c *Client) runLoop(r *runner, firstCtx context.Context, first chan<- error
 			continue
 		}
 		end := cn.serve()
-		if cn.wasConnected() {
+		if cn.everConn {
 			attempt = 0
 		}
 		c.log.Debug("connection ended", "reason", end.String())
-		if end != endRestart {
+		if end != engine.EndRestart {
 			c.emit(Disconnected{})
 		}
 		switch end {
-		case endRestart:
+		case engine.EndRestart:
 			continue
-		case endNetwork, endRateLimited:
+		case engine.EndNetwork, engine.EndRateLimited:
 			if r.ctx.Err() != nil || c.cfg.Reconnect.Disabled || c.isLoggingOut() {
 				return
 			}
-			if !c.sleepBackoff(r.ctx, attempt, end == endRateLimited) {
+			if !c.sleepBackoff(r.ctx, attempt, end == engine.EndRateLimited) {
 				return
 			}
 			attempt++
@@ -405,7 +424,7 @@ func mergeCtx(a, b context.Context) (context.Context, context.CancelFunc) {
 
 // dialAttempt dials with the runner's ctx; the first attempt, made on
 // behalf of Connect, also honours the caller's ctx.
-func (c *Client) dialAttempt(ctx, firstCtx context.Context, isFirst bool) (*transport.Conn, error) {
+func (c *Client) dialAttempt(ctx, firstCtx context.Context, isFirst bool) (*transport.Conn, *store.Device, error) {
 	if !isFirst {
 		return c.dial(ctx)
 	}
@@ -415,11 +434,11 @@ func (c *Client) dialAttempt(ctx, firstCtx context.Context, isFirst bool) (*tran
 }
 
 // dial opens a connection and runs the handshake with the payload the
-// device calls for.
-func (c *Client) dial(ctx context.Context) (*transport.Conn, error) {
+// device calls for; it returns the device the handshake was made with.
+func (c *Client) dial(ctx context.Context) (*transport.Conn, *store.Device, error) {
 	d, err := c.ensureDevice(ctx)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	var payload []byte
 	if d.Paired() {
@@ -428,7 +447,7 @@ func (c *Client) dial(ctx context.Context) (*transport.Conn, error) {
 		payload, err = engine.RegistrationPayload(d, c.pc)
 	}
 	if err != nil {
-		return nil, fmt.Errorf("walink: %w", err)
+		return nil, nil, fmt.Errorf("walink: %w", err)
 	}
 	serverURL, root := c.cfg.ServerURL, c.cfg.ServerRoot
 	if !c.serverSet && d.ServerURL != "" {
@@ -436,9 +455,13 @@ func (c *Client) dial(ctx context.Context) (*transport.Conn, error) {
 	}
 	hctx, cancel := context.WithTimeout(ctx, c.cfg.HandshakeTimeout)
 	defer cancel()
-	nc, err := transport.Dial(hctx, serverURL, &transport.DialOptions{Proxy: c.cfg.Proxy})
+	opts := &transport.DialOptions{Proxy: c.cfg.Proxy}
+	if c.cfg.Dial != nil {
+		opts.DialContext = func(ctx context.Context, _, _ string) (net.Conn, error) { return c.cfg.Dial(ctx) }
+	}
+	nc, err := transport.Dial(hctx, serverURL, opts)
 	if err != nil {
-		return nil, fmt.Errorf("walink: dialing %s: %w", serverURL, err)
+		return nil, nil, fmt.Errorf("walink: dialing %s: %w", serverURL, err)
 	}
 	tc, err := transport.Handshake(hctx, nc, transport.ClientConfig{
 		NoiseKey: d.NoiseKey,
@@ -449,10 +472,10 @@ func (c *Client) dial(ctx context.Context) (*transport.Conn, error) {
 	})
 	if err != nil {
 		nc.Close()
-		return nil, fmt.Errorf("walink: handshake: %w", err)
+		return nil, nil, fmt.Errorf("walink: handshake: %w", err)
 	}
 	c.log.Debug("handshake done", "paired", d.Paired())
-	return tc, nil
+	return tc, d, nil
 }
 
 // setCur publishes cn as the live connection (nil to clear) and wakes
@@ -480,16 +503,17 @@ func (c *Client) notifyConnState() {
 }
 
 // waitConn waits until ok(cur) holds, the client stops connecting, or ctx
-// ends.
+// ends. ok runs with c.mu held (it reads cur's published state).
 func (c *Client) waitConn(ctx context.Context, ok func(*conn) bool) (*conn, error) {
 	for {
 		c.mu.Lock()
 		cn, r, wait, closed := c.cur, c.run, c.connWait, c.closed
+		good := cn != nil && ok(cn)
 		c.mu.Unlock()
 		if closed {
 			return nil, ErrClosed
 		}
-		if cn != nil && ok(cn) {
+		if good {
 			return cn, nil
 		}
 		if r == nil {
@@ -521,7 +545,7 @@ func (c *Client) Logout(ctx context.Context) error {
 	case c.loggingOut:
 		c.mu.Unlock()
 		return ErrLogoutInProgress
-	case cn == nil || !cn.isConnected():
+	case cn == nil || !cn.connected:
 		c.mu.Unlock()
 		return ErrNotConnected
 	}
@@ -532,20 +556,136 @@ func (c *Client) Logout(ctx context.Context) error {
 		c.loggingOut = false
 		c.mu.Unlock()
 	}()
-
-	lctx, cancel := context.WithTimeout(ctx, c.cfg.LogoutTimeout)
-	defer cancel()
-	if _, err := cn.request(lctx, engine.RemoveCompanionDevice(c.ids.Next(), d.ID)); err != nil {
-		return fmt.Errorf("walink: logout: %w", err)
+	// The session sends the request and, on its answer, deletes the
+	// device and ends the connection; the wait is bounded by its
+	// LogoutTimeout as well as by ctx.
+	_, err := cn.call(ctx, func(id engine.CallID) engine.Input { return engine.LogoutCall{Call: id} }, nil)
+	if err != nil {
+		return fmt.Errorf("walink: logout: %w", c.apiErr(err, false))
 	}
-	cn.finish(endLoggedOut)
 	if r != nil {
 		r.cancel()
 		<-r.done
 	}
-	c.clearSession(ctx, d)
 	c.emit(LoggedOut{OnConnect: false, Reason: ReasonLoggedOut})
 	return nil
 }
 
-var errConnClosed = errors.New("walink: connection closed")
+// sessionConfig is what every connection's engine.Session is made with.
+func (c *Client) sessionConfig() engine.SessionConfig {
+	cfg := c.cfg
+	sc := engine.SessionConfig{
+		QRFirst: cfg.QRFirstTimeout, QRNext: cfg.QRNextTimeout,
+		CodeLifetime: cfg.PairCodeTimeout, CodeFinishWait: cfg.PairCodeFinishTimeout, ConfirmWait: cfg.PairConfirmTimeout,
+		KeepaliveMin: cfg.KeepaliveMin, KeepaliveMax: cfg.KeepaliveMax,
+		KeepaliveTimeout: cfg.KeepaliveTimeout, KeepaliveGiveUp: cfg.KeepaliveGiveUp,
+		IQTimeout: cfg.IQTimeout, LogoutTimeout: cfg.LogoutTimeout, PreKeyCount: cfg.PreKeyCount,
+		ClientType: cfg.PlatformType.clientType(), PushName: cfg.PushName,
+		Rand: cfg.Rand, IDs: c.ids,
+	}
+	// A device paired against a server other than WhatsApp remembers it;
+	// one that logs in to a server the Config names learns it anew.
+	sc.RememberServer = c.serverSet
+	if cfg.ServerURL != transport.DefaultURL {
+		sc.ServerURL = cfg.ServerURL
+	}
+	if !cfg.ServerRoot.IsZero() && !cfg.ServerRoot.Equal(noise.WhatsAppRootKey) {
+		sc.ServerRoot = cfg.ServerRoot
+	}
+	return sc
+}
+
+// event maps a session event to the public one.
+func (c *Client) event(e engine.Event) Event {
+	switch e := e.(type) {
+	case engine.PairingQR:
+		return PairingQRCode{Code: e.Code, Timeout: e.Timeout}
+	case engine.PairingCode:
+		return PairingCode{Code: e.Code, Timeout: e.Timeout}
+	case engine.PairingCodeRefresh:
+		return PairingCodeRefresh{ForceManual: e.ForceManual}
+	case engine.QRCodesExpired:
+		return QRCodesExpired{}
+	case engine.Paired:
+		return PairSuccess{ID: e.ID, LID: e.LID, BusinessName: e.BusinessName, Platform: e.Platform}
+	case engine.PairError:
+		return PairError{ID: e.ID, LID: e.LID, BusinessName: e.BusinessName, Platform: e.Platform, Err: c.apiErr(e.Err, true)}
+	case engine.Connected:
+		return Connected{}
+	case engine.LoggedOut:
+		return LoggedOut{OnConnect: e.OnConnect, Reason: ConnectFailureReason(e.Reason)}
+	case engine.Replaced:
+		return StreamReplaced{}
+	case engine.ClientOutdated:
+		return ClientOutdated{Message: fmt.Sprintf(
+			"walink: WhatsApp refused client version %s as outdated: set Config.Version to the current "+
+				"WhatsApp Web revision (\"2.3000.\" + the client_revision in https://web.whatsapp.com/sw.js) "+
+				"or upgrade walink", c.cfg.Version)}
+	case engine.TemporaryBan:
+		return TemporaryBan{Code: e.Code, Expire: e.Expire}
+	case engine.ConnectFailure:
+		return ConnectFailure{Reason: ConnectFailureReason(e.Reason), Message: e.Message}
+	}
+	if me, ok := e.(engine.ModeEvent); ok {
+		for _, m := range c.modes {
+			if m.name == me.Mode && m.event != nil {
+				return m.event(me.Value)
+			}
+		}
+	}
+	panic(fmt.Sprintf("walink: unmapped session event %T", e))
+}
+
+// pairMode is a pairing mode the client plugs into every connection's
+// session (engine.PairingMode): new makes its per-connection state, event
+// maps its ModeEvents to public events. A mode's API method steps the
+// session with callMode.
+type pairMode struct {
+	name  string
+	new   func() engine.PairingMode
+	event func(any) Event
+}
+
+// callMode sends a call to the pairing mode named mode on the live
+// connection once it is ready for pairing and waits for the mode's
+// Reply; value builds the mode's input from the call's id.
+func (c *Client) callMode(ctx context.Context, mode string, value func(engine.CallID) any) (string, error) {
+	cn, err := c.waitConn(ctx, func(cn *conn) bool { return cn.ready || cn.paired })
+	if err != nil {
+		return "", err
+	}
+	return cn.call(ctx, func(id engine.CallID) engine.Input {
+		return engine.PairingModeInput{Mode: mode, Value: value(id)}
+	}, nil)
+}
+
+// apiErr maps a session error to the client's error vocabulary; pairCode
+// says an IQ error refused a pair-code stage.
+func (c *Client) apiErr(err error, pairCode bool) error {
+	var ie *engine.IQErrorInfo
+	switch {
+	case err == nil:
+		return nil
+	case errors.Is(err, errConnClosed):
+		return err // the driver's own, already prefixed
+	case errors.Is(err, engine.ErrAlreadyPaired):
+		return ErrAlreadyPaired
+	case errors.Is(err, engine.ErrCodeOutstanding):
+		return ErrCodeAlreadyOutstanding
+	case errors.Is(err, engine.ErrMissingPairingRef):
+		return ErrMissingPairingRef
+	case errors.Is(err, engine.ErrNotConnected):
+		return ErrNotConnected
+	case errors.Is(err, engine.ErrLogoutInProgress):
+		return ErrLogoutInProgress
+	case errors.Is(err, engine.ErrCodeCancelled):
+		return fmt.Errorf("walink: pair code cancelled: %w", context.Canceled)
+	case errors.Is(err, engine.ErrTimeout):
+		return fmt.Errorf("walink: no reply from the server in time: %w", context.DeadlineExceeded)
+	case errors.As(err, &ie) && pairCode:
+		return &PairCodeRejectedError{Code: ie.Code, Text: ie.Text, Throttled: ie.Code == 400 || ie.Code == 429, Backoff: ie.Backoff}
+	case errors.As(err, &ie):
+		return &IQError{Code: ie.Code, Text: ie.Text}
+	}
+	return fmt.Errorf("walink: %w", err)
+}

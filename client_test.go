@@ -4,9 +4,9 @@ import (
 	"context"
 	"errors"
 	"path/filepath"
-	"runtime"
 	"sync/atomic"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/walinkdev/walink"
@@ -62,37 +62,39 @@ func TestNormalizePhoneNumber(t *testing.T) {
 }
 
 func TestMissingPairingRef(t *testing.T) {
-	fs := newFakeServer(t)
-	cli, _ := newClient(t, memstore.New(), fs.config())
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-	defer cancel()
-	if err := cli.Connect(ctx); err != nil {
-		t.Fatal(err)
-	}
-	fc := fs.accept()
-	fc.pairDevice()
-	errCh := make(chan error, 1)
-	go func() {
-		_, err := cli.PairWithCode(ctx, walink.PairCodeOptions{PhoneNumber: testPhone})
-		errCh <- err
-	}()
-	hello := fc.next("companion_hello", func(n binxml.Node) bool { return hasStage(n, "companion_hello") })
-	fc.send(iqResult(hello.Attr("id")))
-	if err := <-errCh; !errors.Is(err, walink.ErrMissingPairingRef) {
-		t.Fatalf("err = %v", err)
-	}
-	// The failed request left nothing outstanding.
-	go func() {
-		_, err := cli.PairWithCode(ctx, walink.PairCodeOptions{PhoneNumber: testPhone})
-		errCh <- err
-	}()
-	hello = fc.next("companion_hello", func(n binxml.Node) bool { return hasStage(n, "companion_hello") })
-	fc.send(binxml.Node{Tag: "iq", Attrs: []binxml.Attr{srvFrom, binxml.A("id", hello.Attr("id")), binxml.A("type", "error")},
-		Children: []binxml.Node{{Tag: "error", Attrs: []binxml.Attr{binxml.A("code", "403"), binxml.A("text", "forbidden")}}}})
-	var rej *walink.PairCodeRejectedError
-	if err := <-errCh; !errors.As(err, &rej) || rej.Code != 403 || rej.Throttled {
-		t.Fatalf("err = %v", err)
-	}
+	synctest.Test(t, func(t *testing.T) {
+		fs := newPipeFakeServer(t)
+		cli, _ := newClient(t, memstore.New(), fs.config())
+		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+		defer cancel()
+		if err := cli.Connect(ctx); err != nil {
+			t.Fatal(err)
+		}
+		fc := fs.accept()
+		fc.pairDevice()
+		errCh := make(chan error, 1)
+		go func() {
+			_, err := cli.PairWithCode(ctx, walink.PairCodeOptions{PhoneNumber: testPhone})
+			errCh <- err
+		}()
+		hello := fc.next("companion_hello", func(n binxml.Node) bool { return hasStage(n, "companion_hello") })
+		fc.send(iqResult(hello.Attr("id")))
+		if err := <-errCh; !errors.Is(err, walink.ErrMissingPairingRef) {
+			t.Fatalf("err = %v", err)
+		}
+		// The failed request left nothing outstanding.
+		go func() {
+			_, err := cli.PairWithCode(ctx, walink.PairCodeOptions{PhoneNumber: testPhone})
+			errCh <- err
+		}()
+		hello = fc.next("companion_hello", func(n binxml.Node) bool { return hasStage(n, "companion_hello") })
+		fc.send(binxml.Node{Tag: "iq", Attrs: []binxml.Attr{srvFrom, binxml.A("id", hello.Attr("id")), binxml.A("type", "error")},
+			Children: []binxml.Node{{Tag: "error", Attrs: []binxml.Attr{binxml.A("code", "403"), binxml.A("text", "forbidden")}}}})
+		var rej *walink.PairCodeRejectedError
+		if err := <-errCh; !errors.As(err, &rej) || rej.Code != 403 || rej.Throttled {
+			t.Fatalf("err = %v", err)
+		}
+	})
 }
 
 func TestClientErrors(t *testing.T) {
@@ -192,7 +194,6 @@ func TestNoGoroutineLeak(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	srv := startServer(t, nil)
-	before := runtime.NumGoroutine()
 	cli := walink.NewClient(memstore.New(), clientConfig(t, srv))
 	rec := newRecorder()
 	cli.AddEventHandler(rec.handle)
@@ -202,23 +203,10 @@ func TestNoGoroutineLeak(t *testing.T) {
 		t.Fatal(err)
 	}
 	cli.Close()
-	if !settle(before) {
-		if left := leftGoroutines(0, "walink.(*"); left != "" {
-			t.Fatalf("goroutines left after Close:\n%s", left)
-		}
+	// No waiting: Close has joined every goroutine of the client.
+	if left := ownGoroutines("walink.(*"); left != "" {
+		t.Fatalf("goroutines left after Close:\n%s", left)
 	}
-}
-
-// settle waits for the goroutine count to drop to n or below (server-side
-// goroutines wind down asynchronously).
-func settle(n int) bool {
-	for range 100 {
-		if runtime.NumGoroutine() <= n {
-			return true
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-	return false
 }
 
 func TestQRStringUsesStoredSecret(t *testing.T) {

@@ -1,10 +1,12 @@
 package walink
 
 import (
+	"context"
 	"crypto/rand"
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"net/url"
 	"time"
@@ -12,6 +14,7 @@ import (
 	"github.com/walinkdev/walink/engine"
 	"github.com/walinkdev/walink/jid"
 	"github.com/walinkdev/walink/keys"
+	"github.com/walinkdev/walink/pairing"
 	"github.com/walinkdev/walink/transport"
 	"github.com/walinkdev/walink/waproto"
 )
@@ -41,29 +44,10 @@ const (
 	PlatformUWP     PlatformType = 21
 )
 
-// clientTypeChar is the CompanionWebClientType of the QR string's 5th field
-// (CHANGES-2026.md §2); it is a different enum from PlatformType.
-func (p PlatformType) clientTypeChar() string {
-	switch p {
-	case PlatformChrome:
-		return "1"
-	case PlatformEdge:
-		return "2"
-	case PlatformFirefox:
-		return "3"
-	case PlatformIE:
-		return "4"
-	case PlatformOpera:
-		return "5"
-	case PlatformSafari:
-		return "6"
-	case PlatformDesktop:
-		return "7" // Electron
-	case PlatformUWP:
-		return "8"
-	}
-	return "9" // other web client
-}
+// clientType is the companion platform id (CompanionWebClientType) of the
+// QR string's 5th field and of a pair code's companion_platform_id
+// (CHANGES-2026.md §2); pairing holds the one table of the two enums.
+func (p PlatformType) clientType() string { return pairing.ClientTypeForPlatform(int32(p)) }
 
 // ReconnectPolicy says how the client reconnects after an unexpected
 // disconnect. The zero value is the default policy. The client never
@@ -97,6 +81,11 @@ type Config struct {
 	// ServerRoot is the trusted root of the server's certificate chain;
 	// zero means WhatsApp's real root. Tests set it to watest's RootKey.
 	ServerRoot keys.PublicKey
+	// Dial, when set, opens the connection the WebSocket runs over instead
+	// of dialing ServerURL's host (Proxy is then unused; ServerURL still
+	// names the request). Tests use it to meet watest's Handler over
+	// net.Pipe. Default nil: dial ServerURL.
+	Dial func(ctx context.Context) (net.Conn, error)
 	// Proxy returns the HTTP or SOCKS5 proxy for the WebSocket request
 	// (e.g. http.ProxyFromEnvironment, or http.ProxyURL(u) with a
 	// socks5:// URL); nil means a direct connection.
@@ -164,7 +153,10 @@ type Config struct {
 	Logger *slog.Logger
 	// Rand is the randomness source; nil means crypto/rand.
 	Rand io.Reader
-	// Now is the clock; nil means time.Now.
+	// Now is the client's one clock: QR and code deadlines, keepalive,
+	// request timeouts and every other timer are instants of it (a timer
+	// fires when the runtime has waited out the difference to Now), and
+	// event Timeouts follow it. Nil means time.Now.
 	Now func() time.Time
 }
 

@@ -74,7 +74,7 @@ func TestConfigDefaults(t *testing.T) {
 	}
 	// The QR's client-type field is CompanionWebClientType, not PlatformType.
 	for p, want := range map[PlatformType]string{PlatformChrome: "1", PlatformEdge: "2", PlatformFirefox: "3", PlatformSafari: "6", PlatformDesktop: "7", PlatformIPad: "9"} {
-		if got := p.clientTypeChar(); got != want {
+		if got := p.clientType(); got != want {
 			t.Errorf("client type of %d = %q, want %q", p, got, want)
 		}
 	}

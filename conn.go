@@ -2,6 +2,7 @@ package walink
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"sync"
@@ -9,107 +10,135 @@ import (
 
 	"github.com/walinkdev/walink/binxml"
 	"github.com/walinkdev/walink/engine"
+	"github.com/walinkdev/walink/store"
 	"github.com/walinkdev/walink/transport"
 )
 
-// endReason is why a connection ended; it decides what the runner does.
-type endReason int
-
-const (
-	endNone        endReason = iota
-	endClosed                // closed by us (Disconnect, Close)
-	endNetwork               // read error or a stream error worth a reconnect
-	endRestart               // 515: reconnect at once, silently
-	endRateLimited           // 429: reconnect with a longer delay
-	endLoggedOut             // unlinked: session cleared
-	endReplaced              // another connection took over
-	endOutdated              // 405
-	endBanned                // 402
-	endQRExpired             // every QR ref expired
-	endFatal                 // a failure that a retry will not fix
-)
-
-func (e endReason) String() string {
-	return [...]string{"none", "closed", "network", "restart", "rate-limited", "logged-out", "replaced", "outdated", "banned", "qr-expired", "fatal"}[e]
-}
-
-// conn is one encrypted connection: its read loop runs on the runner's
-// goroutine (serve); its tasks (post-login bootstrap, pair code stage 2)
-// and keepalive pings are goroutines joined before serve returns; its
-// timers (QR, keepalive, …) are time.AfterFuncs stopped on the way out.
+// conn drives one connection's engine.Session. It is the only owner of
+// the session, its timers and, through the session's SaveDevice actions,
+// the only writer of the device record.
+//
+// Everything that happens to the connection goes through one queue:
+// frames (read on the runner's goroutine, in serve), timer firings, task
+// results, API calls and the runner's cancellation. A driver goroutine
+// runs while the queue holds items and exits when it is empty, as the
+// event dispatcher does: at most one runs at a time, so the session is
+// stepped by one goroutine at a time, in queue order, and an idle
+// connection holds no goroutine but its reader. Store writes run on the
+// driver, never on the reader. serve joins the drivers, the tasks, the
+// timer's callback and the cancellation hook before it returns.
 type conn struct {
-	c      *Client
-	tc     *transport.Conn
-	ctx    context.Context // done when the connection ends
-	cancel context.CancelFunc
-	wg     sync.WaitGroup
-	log    *slog.Logger
+	c    *Client
+	tc   *transport.Conn
+	sess *engine.Session
+	log  *slog.Logger
+	ctx  context.Context // the runner's: done on Disconnect/Close
 
-	mu        sync.Mutex
-	pending   map[string]chan binxml.Node
-	end       endReason
-	connected bool // logged in and bootstrapped
-	everConn  bool
-	ready     bool // unpaired and pair-device received: codes may be asked for
-	paired    bool // a pair-success was accepted on this connection
-	qr        *engine.QRRotation
-	qrTimer   *time.Timer
-	qrSpent   bool // every ref expired while a pair code kept the connection
-	code      *codeFlow
-	codeTimer *time.Timer // the outstanding code's lifetime or pair-success wait
-	confirm   *time.Timer // PairConfirmTimeout after the pair-device-sign reply
-	kaTimer   *time.Timer // next keepalive ping; armed, it holds a count of wg
-	kaLastOK  time.Time   // last answered ping (or the keepalive's start)
+	qmu     sync.Mutex
+	qcond   sync.Cond // the reader waits here while the queue is full
+	queue   []item
+	running bool // a driver goroutine owns the queue's head
+	closed  bool // serve is winding down: no more input
+	wg      sync.WaitGroup
+	ended   chan struct{} // closed by the driver once the session ended
+	done    chan struct{} // closed once every call has been answered
+	timer   joinTimer
+
+	// Owned by the driver (handed from one driver to the next under qmu).
+	end     engine.EndReason
+	calls   map[engine.CallID]chan callResult
+	callID  engine.CallID
+	timers  map[engine.TimerKind]time.Time
+	timerAt time.Time // the instant the runtime timer is armed for
+
+	// Published for other goroutines; guarded by c.mu.
+	ready, paired, connected, everConn bool
 }
 
-func (c *Client) newConn(parent context.Context, tc *transport.Conn) *conn {
-	ctx, cancel := context.WithCancel(parent)
-	cn := &conn{c: c, tc: tc, ctx: ctx, cancel: cancel, log: c.log, pending: make(map[string]chan binxml.Node)}
-	// Closing the socket is what unblocks ReadFrame when ctx ends.
-	context.AfterFunc(ctx, func() { tc.Close() })
+// maxQueuedFrames bounds the frames read ahead of the driver: beyond it
+// the reader waits, and the socket's flow control holds the server back.
+const maxQueuedFrames = 64
+
+// item is one entry of a conn's queue.
+type item struct {
+	in      engine.Input
+	call    *apiCall
+	cancel  *apiCall // the caller of this call gave up
+	readErr error
+	tick    bool // the runtime timer fired
+	closing bool // the runner's ctx is done
+}
+
+// apiCall is a Client method's request to the session; mk builds the
+// input once the driver has given the call its id.
+type apiCall struct {
+	mk       func(engine.CallID) engine.Input
+	onCancel func(engine.CallID) engine.Input // nil: nothing to undo
+	reply    chan callResult                  // buffered: the driver never waits on it
+}
+
+type callResult struct {
+	value string
+	err   error
+}
+
+func (c *Client) newConn(ctx context.Context, tc *transport.Conn, d *store.Device) *conn {
+	sess := engine.NewSession(c.sessionConfig(), d)
+	for _, m := range c.modes {
+		sess.AddPairingMode(m.new())
+	}
+	cn := &conn{c: c, tc: tc, sess: sess, log: c.log, ctx: ctx,
+		ended: make(chan struct{}), done: make(chan struct{}),
+		calls: map[engine.CallID]chan callResult{}, timers: map[engine.TimerKind]time.Time{}}
+	cn.qcond.L = &cn.qmu
+	cn.timer.f = func() { cn.enqueue(item{tick: true}) }
 	return cn
 }
 
-func (cn *conn) isConnected() bool {
-	cn.mu.Lock()
-	defer cn.mu.Unlock()
-	return cn.connected
-}
-
-func (cn *conn) wasConnected() bool {
-	cn.mu.Lock()
-	defer cn.mu.Unlock()
-	return cn.everConn
-}
-
-// finish records why the connection ends (the first reason wins) and
-// closes it.
-func (cn *conn) finish(r endReason) {
-	cn.mu.Lock()
-	if cn.end == endNone {
-		cn.end = r
-	}
-	cn.mu.Unlock()
-	cn.cancel()
-}
-
-// serve runs the read loop until the connection ends, then stops timers,
-// fails pending requests, joins the tasks and reports why it ended.
-func (cn *conn) serve() endReason {
+// serve reads frames on the caller's goroutine until the connection ends,
+// then joins everything the connection started, fails the calls still
+// waiting and reports why it ended.
+func (cn *conn) serve() engine.EndReason {
 	c := cn.c
 	c.setCur(cn, false)
+	hooked := make(chan struct{})
+	stopHook := context.AfterFunc(cn.ctx, func() {
+		defer close(hooked)
+		cn.enqueue(item{closing: true})
+	})
+	cn.readLoop()
+	<-cn.ended // the read error, at the latest, ended the session
+	if !stopHook() {
+		<-hooked
+	}
+	cn.qmu.Lock()
+	cn.closed = true
+	cn.qcond.Broadcast()
+	cn.qmu.Unlock()
+	cn.wg.Wait() // the last driver and the tasks
+	cn.timer.stop()
+	for id, ch := range cn.calls {
+		ch <- callResult{err: fmt.Errorf("walink: %w", errConnClosed)}
+		delete(cn.calls, id)
+	}
+	c.mu.Lock()
+	cn.ready, cn.paired, cn.connected = false, false, false
+	c.mu.Unlock()
+	close(cn.done)
+	c.setCur(cn, true)
+	return cn.end
+}
+
+// readLoop reads and decodes frames into the queue until the socket fails
+// or is closed (the driver closes it when the session ends). The frame is
+// borrowed (decrypted in place in the read buffer): it is decoded and its
+// Content copied out before the next read.
+func (cn *conn) readLoop() {
 	for {
-		// The frame is borrowed (decrypted in place in the read buffer):
-		// it is decoded and its Content copied out before the next read.
 		frame, err := cn.tc.NextFrame()
 		if err != nil {
-			if cn.ctx.Err() != nil {
-				cn.finish(endClosed) // we closed it; a recorded reason wins
-			} else {
-				cn.log.Info("connection lost", "err", err)
-				cn.finish(endNetwork)
-			}
-			break
+			cn.enqueue(item{readErr: err})
+			return
 		}
 		n, err := binxml.Unmarshal(frame)
 		if err != nil {
@@ -117,178 +146,309 @@ func (cn *conn) serve() endReason {
 			continue
 		}
 		ownContent(&n)
-		cn.handle(n)
-		if cn.ctx.Err() != nil {
-			break
+		cn.log.Debug("recv", "tag", n.Tag, "id", n.Attr("id"), "type", n.Attr("type"))
+		cn.qmu.Lock()
+		for len(cn.queue) >= maxQueuedFrames && !cn.closed {
+			cn.qcond.Wait()
 		}
-	}
-	cn.cancel()
-	cn.mu.Lock()
-	if cn.end == endNone {
-		cn.end = endClosed
-	}
-	end := cn.end
-	cn.connected = false
-	cn.ready = false
-	if cn.qrTimer != nil {
-		cn.qrTimer.Stop()
-	}
-	if cn.codeTimer != nil {
-		cn.codeTimer.Stop()
-	}
-	if cn.confirm != nil {
-		cn.confirm.Stop()
-	}
-	if cn.kaTimer != nil && cn.kaTimer.Stop() {
-		cn.wg.Done() // the armed count: the callback will not run
-	}
-	cn.qr = nil
-	for id, ch := range cn.pending {
-		close(ch)
-		delete(cn.pending, id)
-	}
-	cn.mu.Unlock()
-	cn.wg.Wait()
-	c.setCur(cn, true)
-	return end
-}
-
-// goTask runs f on a goroutine owned by the connection.
-func (cn *conn) goTask(f func()) {
-	cn.wg.Add(1)
-	go func() {
-		defer cn.wg.Done()
-		f()
-	}()
-}
-
-// send writes one stanza. Only the tag and id are logged: contents may
-// carry key material.
-func (cn *conn) send(n binxml.Node) error {
-	b, err := binxml.Marshal(n)
-	if err != nil {
-		return fmt.Errorf("walink: encoding <%s>: %w", n.Tag, err)
-	}
-	cn.log.Debug("send", "tag", n.Tag, "id", n.Attr("id"), "type", n.Attr("type"), "xmlns", n.Attr("xmlns"))
-	if err := cn.tc.WriteFrame(cn.ctx, b); err != nil {
-		return fmt.Errorf("walink: sending <%s>: %w", n.Tag, err)
-	}
-	return nil
-}
-
-// request sends an IQ and waits for the response with the same id. An
-// error response becomes *IQError. Without a ctx deadline Config.IQTimeout
-// applies.
-func (cn *conn) request(ctx context.Context, n binxml.Node) (binxml.Node, error) {
-	if _, ok := ctx.Deadline(); !ok {
-		var cancel context.CancelFunc
-		ctx, cancel = context.WithTimeout(ctx, cn.c.cfg.IQTimeout)
-		defer cancel()
-	}
-	id := n.Attr("id")
-	ch := make(chan binxml.Node, 1)
-	cn.mu.Lock()
-	if cn.ctx.Err() != nil {
-		cn.mu.Unlock()
-		return binxml.Node{}, ErrNotConnected
-	}
-	cn.pending[id] = ch
-	cn.mu.Unlock()
-	defer func() {
-		cn.mu.Lock()
-		delete(cn.pending, id)
-		cn.mu.Unlock()
-	}()
-	if err := cn.send(n); err != nil {
-		return binxml.Node{}, err
-	}
-	select {
-	case resp, ok := <-ch:
-		if !ok {
-			return binxml.Node{}, fmt.Errorf("walink: <%s %s>: %w", n.Tag, n.Attr("xmlns"), errConnClosed)
-		}
-		if e, isErr := engine.ParseIQError(resp); isErr {
-			return resp, &IQError{Code: e.Code, Text: e.Text}
-		}
-		return resp, nil
-	case <-ctx.Done():
-		return binxml.Node{}, fmt.Errorf("walink: waiting for <%s %s> response: %w", n.Tag, n.Attr("xmlns"), ctx.Err())
+		cn.qmu.Unlock()
+		cn.enqueue(item{in: engine.NodeIn{Node: n}})
 	}
 }
 
-// handle dispatches one incoming stanza. It runs on the read loop, so it
-// never waits on the network: anything that must is handed to a task.
-func (cn *conn) handle(n binxml.Node) {
-	cn.log.Debug("recv", "tag", n.Tag, "id", n.Attr("id"), "type", n.Attr("type"))
-	switch n.Tag {
-	case "iq":
-		cn.handleIQ(n)
-	case "notification":
-		cn.handleNotification(n)
-	case "success":
-		cn.handleSuccess(n)
-	case "failure":
-		cn.handleFailure(n)
-	case "stream:error":
-		cn.handleStreamError(n)
-	case "xmlstreamend":
-		cn.finish(endNetwork)
-	default:
-		// ib, ack, receipt, …: nothing a linking client must act on.
+// enqueue adds it to the queue and starts a driver if none runs; false
+// once serve takes no more input.
+func (cn *conn) enqueue(it item) bool {
+	cn.qmu.Lock()
+	defer cn.qmu.Unlock()
+	if cn.closed {
+		return false
 	}
+	cn.queue = append(cn.queue, it)
+	if !cn.running {
+		// The Add is under qmu with closed unset, so it precedes serve's
+		// Wait.
+		cn.running = true
+		cn.wg.Add(1)
+		go cn.drive()
+	}
+	return true
 }
 
-func (cn *conn) handleIQ(n binxml.Node) {
-	switch n.Attr("type") {
-	case "result", "error":
-		id := n.Attr("id")
-		cn.mu.Lock()
-		ch := cn.pending[id]
-		delete(cn.pending, id)
-		cn.mu.Unlock()
-		if ch == nil {
-			cn.log.Debug("response to no request", "id", id)
+// drive handles queued items until the queue is empty.
+func (cn *conn) drive() {
+	defer cn.wg.Done()
+	for {
+		cn.qmu.Lock()
+		if len(cn.queue) == 0 {
+			cn.queue = nil // an idle connection keeps no backing array
+			cn.running = false
+			cn.qmu.Unlock()
 			return
 		}
-		ch <- n
-		return
+		it := cn.queue[0]
+		cn.queue[0] = item{}
+		cn.queue = cn.queue[1:]
+		cn.qcond.Broadcast()
+		cn.qmu.Unlock()
+		cn.handle(it)
 	}
-	if engine.IsServerPing(n) {
-		cn.sendOrLog(engine.Pong(n))
-		return
-	}
-	if !engine.IsFromServer(n) {
-		cn.log.Warn("ignoring iq not from the server", "id", n.Attr("id"))
+}
+
+// handle steps the session with one queued item.
+func (cn *conn) handle(it item) {
+	if cn.end != engine.EndNone {
+		if it.call != nil {
+			it.call.reply <- callResult{err: fmt.Errorf("walink: %w", errConnClosed)}
+		}
 		return
 	}
 	switch {
-	case hasChild(n, "pair-device"):
-		cn.handlePairDevice(n)
-	case hasChild(n, "pair-success"):
-		cn.handlePairSuccess(n)
+	case it.call != nil:
+		cn.callID++
+		cn.calls[cn.callID] = it.call.reply
+		cn.step(it.call.mk(cn.callID))
+	case it.cancel != nil:
+		for id, ch := range cn.calls {
+			if ch == it.cancel.reply {
+				cn.step(it.cancel.onCancel(id))
+			}
+		}
+	case it.readErr != nil:
+		if cn.ctx.Err() != nil {
+			cn.end = engine.EndClosed
+		} else {
+			cn.log.Info("connection lost", "err", it.readErr)
+			cn.end = engine.EndNetwork
+		}
+	case it.closing:
+		cn.end = engine.EndClosed
+	case it.tick:
+		cn.fireDue()
 	default:
-		cn.log.Debug("ignoring server iq", "xmlns", n.Attr("xmlns"))
+		cn.step(it.in)
+	}
+	if cn.end != engine.EndNone {
+		cn.timer.cancel()
+		cn.tc.Close() // unblocks the reader
+		close(cn.ended)
+		return
+	}
+	cn.resetTimer()
+}
+
+// call sends an API call to the session and waits for its reply. When ctx
+// ends first, onCancel (if any) tells the session the caller gave up.
+func (cn *conn) call(ctx context.Context, mk, onCancel func(engine.CallID) engine.Input) (string, error) {
+	ac := &apiCall{mk: mk, onCancel: onCancel, reply: make(chan callResult, 1)}
+	if !cn.enqueue(item{call: ac}) {
+		return "", fmt.Errorf("walink: %w", errConnClosed)
+	}
+	select {
+	case r := <-ac.reply:
+		return r.value, r.err
+	case <-cn.done:
+		select {
+		case r := <-ac.reply:
+			return r.value, r.err
+		default:
+			return "", fmt.Errorf("walink: %w", errConnClosed)
+		}
+	case <-ctx.Done():
+		if onCancel != nil {
+			cn.enqueue(item{cancel: ac})
+		}
+		return "", ctx.Err()
 	}
 }
 
-func hasChild(n binxml.Node, tag string) bool { _, ok := n.Child(tag); return ok }
+// step feeds the session one input and carries out its actions.
+func (cn *conn) step(in engine.Input) {
+	cn.run(cn.sess.Step(cn.c.now(), in))
+	c := cn.c
+	ready, paired, connected := cn.sess.Ready(), cn.sess.Paired(), cn.sess.Connected()
+	c.mu.Lock()
+	changed := ready != cn.ready || paired != cn.paired || connected != cn.connected
+	cn.ready, cn.paired, cn.connected = ready, paired, connected
+	cn.everConn = cn.everConn || connected
+	c.mu.Unlock()
+	if changed {
+		c.notifyConnState()
+	}
+}
 
-func (cn *conn) sendOrLog(n binxml.Node) {
-	if err := cn.send(n); err != nil && cn.ctx.Err() == nil {
+func (cn *conn) run(acts []engine.Action) {
+	c := cn.c
+	// Store writes outlive a Disconnect that races them: a half-done
+	// pairing must be either stored or refused, not cut off.
+	sctx := context.WithoutCancel(cn.ctx)
+	for _, a := range acts {
+		switch a := a.(type) {
+		case engine.Send:
+			cn.send(a.Node)
+		case engine.Emit:
+			c.emit(c.event(a.Event))
+		case engine.ArmTimer:
+			cn.timers[a.Kind] = a.At
+		case engine.CancelTimer:
+			delete(cn.timers, a.Kind)
+		case engine.StartTask:
+			cn.wg.Add(1) // on the driver, which serve's Wait waits for: safe
+			go func() {
+				defer cn.wg.Done()
+				v, err := a.Run()
+				cn.enqueue(item{in: engine.TaskDone{Kind: a.Kind, ID: a.ID, Value: v, Err: err}})
+			}()
+		case engine.SaveDevice:
+			err := c.st.PutDevice(sctx, a.Device)
+			if err == nil {
+				c.setDevice(a.Device)
+			}
+			cn.run(cn.sess.Step(c.now(), engine.Saved{Tag: a.Tag, Device: a.Device, Err: err}))
+		case engine.SavePreKeys:
+			err := c.st.PutPreKeys(sctx, a.Device.NoiseKey.Public, a.PreKeys, a.Next)
+			if err == nil {
+				c.setDevice(a.Device)
+			}
+			cn.run(cn.sess.Step(c.now(), engine.Saved{Tag: engine.SavePreKeyBatch, Device: a.Device, Err: err}))
+		case engine.DeleteDevice:
+			c.clearSession(sctx, a.Device)
+		case engine.Reply:
+			if ch, ok := cn.calls[a.Call]; ok {
+				delete(cn.calls, a.Call)
+				ch <- callResult{value: a.Value, err: a.Err}
+			}
+		case engine.End:
+			if cn.end == engine.EndNone {
+				cn.end = a.Reason
+			}
+		case engine.Log:
+			cn.log.Log(context.Background(), slog.Level(a.Level), a.Msg, a.Args...)
+		}
+	}
+}
+
+// send writes one stanza. Only the tag and id are logged: contents may
+// carry key material. A failed write is logged; the reader then sees the
+// broken connection and ends it.
+func (cn *conn) send(n binxml.Node) {
+	b, err := binxml.Marshal(n)
+	if err != nil {
+		cn.log.Error("encoding stanza", "tag", n.Tag, "err", err)
+		return
+	}
+	cn.log.Debug("send", "tag", n.Tag, "id", n.Attr("id"), "type", n.Attr("type"), "xmlns", n.Attr("xmlns"))
+	if err := cn.tc.WriteFrame(cn.ctx, b); err != nil && cn.ctx.Err() == nil {
 		cn.log.Warn("send failed", "tag", n.Tag, "err", err)
 	}
 }
 
-func (cn *conn) handleNotification(n binxml.Node) {
-	cn.sendOrLog(engine.Ack(n))
-	switch n.Attr("type") {
-	case "companion_reg_refresh":
-		if engine.IsRegRefresh(n) {
-			cn.handleRegRefresh()
-		}
-	case "link_code_companion_reg":
-		cn.handleLinkCode(n)
+// fireDue steps every timer whose instant has come: the earliest armed one
+// (the runtime timer fired for it) and any other at or before it or now.
+func (cn *conn) fireDue() {
+	first, ok := cn.firstTimer()
+	if !ok {
+		return
 	}
+	due := maxTime(first, cn.c.now())
+	for _, k := range []engine.TimerKind{engine.TimerQR, engine.TimerCode, engine.TimerConfirm, engine.TimerKeepalive, engine.TimerIQ} {
+		if at, ok := cn.timers[k]; ok && !at.After(due) && cn.end == engine.EndNone {
+			delete(cn.timers, k)
+			cn.step(engine.TimerFired{Kind: k})
+		}
+	}
+	for k, at := range cn.timers { // pairing modes' kinds
+		if !at.After(due) && cn.end == engine.EndNone {
+			delete(cn.timers, k)
+			cn.step(engine.TimerFired{Kind: k})
+		}
+	}
+}
+
+func (cn *conn) firstTimer() (time.Time, bool) {
+	var first time.Time
+	for _, at := range cn.timers {
+		if first.IsZero() || at.Before(first) {
+			first = at
+		}
+	}
+	return first, !first.IsZero()
+}
+
+// resetTimer points the runtime timer at the earliest armed instant of the
+// client's clock.
+func (cn *conn) resetTimer() {
+	first, ok := cn.firstTimer()
+	switch {
+	case !ok:
+		cn.timer.cancel()
+		cn.timerAt = time.Time{}
+	case !first.Equal(cn.timerAt) || !cn.timer.armed():
+		cn.timer.arm(max(first.Sub(cn.c.now()), 0))
+		cn.timerAt = first
+	}
+}
+
+// joinTimer is a time.AfterFunc whose callback can be joined: an armed
+// timer holds one count of wg, released by the callback when it ran or by
+// the Stop that cancelled it. Only the driver arms and cancels it; serve
+// stops it last.
+type joinTimer struct {
+	mu sync.Mutex
+	t  *time.Timer
+	wg sync.WaitGroup
+	f  func()
+}
+
+func (j *joinTimer) arm(d time.Duration) {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	j.cancelLocked()
+	j.wg.Add(1)
+	var t *time.Timer
+	t = time.AfterFunc(d, func() {
+		defer j.wg.Done()
+		j.mu.Lock()
+		if j.t == t {
+			j.t = nil // fired: no longer armed
+		}
+		j.mu.Unlock()
+		j.f()
+	})
+	j.t = t
+}
+
+// armed reports whether the timer is set and has not fired yet.
+func (j *joinTimer) armed() bool {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	return j.t != nil
+}
+
+func (j *joinTimer) cancel() {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	j.cancelLocked()
+}
+
+func (j *joinTimer) cancelLocked() {
+	if j.t != nil && j.t.Stop() {
+		j.wg.Done() // the callback will not run
+	}
+	j.t = nil
+}
+
+// stop cancels the timer and waits for a callback already started.
+func (j *joinTimer) stop() {
+	j.cancel()
+	j.wg.Wait()
+}
+
+func maxTime(a, b time.Time) time.Time {
+	if a.After(b) {
+		return a
+	}
+	return b
 }
 
 // ownContent moves every Content of a node decoded from a borrowed frame
@@ -321,3 +481,5 @@ func contentSize(n *binxml.Node) int {
 	}
 	return size
 }
+
+var errConnClosed = errors.New("connection closed")

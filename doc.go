@@ -35,8 +35,8 @@
 // Instead of scanning, the user can type a code: [Client.PairWithCode]
 // returns it (also as [PairingCode]). QR and code run side by side; the
 // first to complete wins. Asked before the connection is ready, it waits.
-// The key derivation (PBKDF2, 2^17 rounds) never runs on the connection's
-// read loop.
+// The key derivation (PBKDF2, 2^17 rounds) runs as a task of its own,
+// never on the goroutine that steps the connection.
 //
 // # Events
 //
@@ -58,16 +58,24 @@
 // # Testing
 //
 // Package watest is a local WhatsApp with a virtual phone; point
-// Config.ServerURL and Config.ServerRoot at it (see the examples).
+// Config.ServerURL and Config.ServerRoot at it (see the examples), or
+// serve its Handler over net.Pipe and set Config.Dial: then client and
+// server run inside a testing/synctest bubble, where the protocol's real
+// timers (60 s QR refs, 180 s codes, keepalive) cost no time.
 // Package store/memstore is an in-memory store for tests.
 //
 // # Design
 //
-// The pure rules (payloads, stanzas, QR timetable, pair-code checks,
-// backoff) live in package engine and are tested with synthetic stanzas;
-// this package adds the socket, timers, the store and event delivery. Each
-// connection has one read loop; work that waits (post-login setup, each
-// keepalive ping, pair-code stage 2) runs on goroutines the connection
-// joins before it reports its end; QR rotation and the keepalive schedule
-// are timers, not goroutines.
+// The whole per-connection protocol is engine.Session, a pure state
+// machine stepped with inputs (a node, a timer that fired, a task's
+// result, a save's result, an API call) that returns actions (send, emit,
+// arm or cancel a timer, start a task, save or delete the device, reply,
+// end). This package is its driver: the runner's goroutine reads frames;
+// everything reaches the session through one queue, drained by one driver
+// goroutine at a time that carries the actions out, so the session and the
+// stored device have exactly one writer. Timers are instants of
+// Config.Now served by one runtime timer; slow CPU work (PBKDF2) runs as
+// tasks; store writes run on the driver, never on the reader. The driver,
+// the tasks and the timer's callback are joined before the connection
+// reports its end, and Close joins everything.
 package walink

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"sync"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/walinkdev/walink"
@@ -58,106 +59,120 @@ func TestE2EPairCode(t *testing.T) {
 }
 
 func TestE2EPairCodeWrongThenFresh(t *testing.T) {
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-	defer cancel()
-	srv := startServer(t, nil)
-	cli, rec := newClient(t, memstore.New(), clientConfig(t, srv))
-	from := 0
-	if err := cli.Connect(ctx); err != nil {
-		t.Fatal(err)
-	}
-	code, err := cli.PairWithCode(ctx, walink.PairCodeOptions{PhoneNumber: testPhone})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := cli.PairWithCode(ctx, walink.PairCodeOptions{PhoneNumber: testPhone}); !errors.Is(err, walink.ErrCodeAlreadyOutstanding) {
-		t.Fatalf("second code: %v", err)
-	}
-	wrong := []byte(code)
-	if wrong[0] == 'A' {
-		wrong[0] = 'B'
-	} else {
-		wrong[0] = 'A'
-	}
-	if _, err := srv.Phone(testPhone).EnterCode(ctx, string(wrong)); !errors.Is(err, watest.ErrWrongCode) {
-		t.Fatalf("wrong code: %v", err)
-	}
-	pe := waitFor[walink.PairError](t, rec, &from, 5*time.Second)
-	var rej *walink.PairCodeRejectedError
-	if !errors.As(pe.Err, &rej) || rej.Code != 400 {
-		t.Fatalf("PairError = %v", pe.Err)
-	}
-	// The flow ended: a fresh code on the same connection works.
-	code2, err := cli.PairWithCode(ctx, walink.PairCodeOptions{PhoneNumber: testPhone, CustomCode: "walk2k26"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if code2 != "WALK2K26" {
-		t.Fatalf("custom code came back as %q", code2)
-	}
-	if _, err := srv.Phone(testPhone).EnterCode(ctx, "walk-2k26"); err != nil {
-		t.Fatal(err)
-	}
-	waitFor[walink.PairSuccess](t, rec, &from, 5*time.Second)
-	waitFor[walink.Connected](t, rec, &from, 10*time.Second)
+	synctest.Test(t, func(t *testing.T) {
+		ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+		defer cancel()
+		srv := startServerPipe(t, nil)
+		cli, rec := newClient(t, memstore.New(), clientConfig(t, srv))
+		from := 0
+		if err := cli.Connect(ctx); err != nil {
+			t.Fatal(err)
+		}
+		code, err := cli.PairWithCode(ctx, walink.PairCodeOptions{PhoneNumber: testPhone})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := cli.PairWithCode(ctx, walink.PairCodeOptions{PhoneNumber: testPhone}); !errors.Is(err, walink.ErrCodeAlreadyOutstanding) {
+			t.Fatalf("second code: %v", err)
+		}
+		wrong := []byte(code)
+		if wrong[0] == 'A' {
+			wrong[0] = 'B'
+		} else {
+			wrong[0] = 'A'
+		}
+		if _, err := srv.Phone(testPhone).EnterCode(ctx, string(wrong)); !errors.Is(err, watest.ErrWrongCode) {
+			t.Fatalf("wrong code: %v", err)
+		}
+		pe := waitFor[walink.PairError](t, rec, &from, 5*time.Second)
+		var rej *walink.PairCodeRejectedError
+		if !errors.As(pe.Err, &rej) || rej.Code != 400 {
+			t.Fatalf("PairError = %v", pe.Err)
+		}
+		// The flow ended: a fresh code on the same connection works.
+		code2, err := cli.PairWithCode(ctx, walink.PairCodeOptions{PhoneNumber: testPhone, CustomCode: "walk2k26"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if code2 != "WALK2K26" {
+			t.Fatalf("custom code came back as %q", code2)
+		}
+		if _, err := srv.Phone(testPhone).EnterCode(ctx, "walk-2k26"); err != nil {
+			t.Fatal(err)
+		}
+		waitFor[walink.PairSuccess](t, rec, &from, 5*time.Second)
+		waitFor[walink.Connected](t, rec, &from, 10*time.Second)
+	})
 }
 
 func TestE2EPairCodeCancelAndRefresh(t *testing.T) {
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	srv := startServer(t, nil)
-	cli, rec := newClient(t, memstore.New(), clientConfig(t, srv))
-	from := 0
-	if err := cli.Connect(ctx); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := cli.PairWithCode(ctx, walink.PairCodeOptions{PhoneNumber: testPhone}); err != nil {
-		t.Fatal(err)
-	}
-	if err := srv.Phone(testPhone).RefreshCode(ctx, true); err != nil {
-		t.Fatal(err)
-	}
-	if r := waitFor[walink.PairingCodeRefresh](t, rec, &from, 5*time.Second); !r.ForceManual {
-		t.Fatal("ForceManual lost")
-	}
-	if err := cli.CancelPairCode(ctx); err != nil {
-		t.Fatal(err)
-	}
-	code, err := cli.PairWithCode(ctx, walink.PairCodeOptions{PhoneNumber: testPhone})
-	if err != nil {
-		t.Fatalf("code after cancel: %v", err)
-	}
-	if _, err := srv.Phone(testPhone).EnterCode(ctx, code); err != nil {
-		t.Fatal(err)
-	}
-	waitFor[walink.Connected](t, rec, &from, 10*time.Second)
+	synctest.Test(t, func(t *testing.T) {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		srv := startServerPipe(t, nil)
+		cli, rec := newClient(t, memstore.New(), clientConfig(t, srv))
+		from := 0
+		if err := cli.Connect(ctx); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := cli.PairWithCode(ctx, walink.PairCodeOptions{PhoneNumber: testPhone}); err != nil {
+			t.Fatal(err)
+		}
+		if err := srv.Phone(testPhone).RefreshCode(ctx, true); err != nil {
+			t.Fatal(err)
+		}
+		if r := waitFor[walink.PairingCodeRefresh](t, rec, &from, 5*time.Second); !r.ForceManual {
+			t.Fatal("ForceManual lost")
+		}
+		if err := cli.CancelPairCode(ctx); err != nil {
+			t.Fatal(err)
+		}
+		code, err := cli.PairWithCode(ctx, walink.PairCodeOptions{PhoneNumber: testPhone})
+		if err != nil {
+			t.Fatalf("code after cancel: %v", err)
+		}
+		if _, err := srv.Phone(testPhone).EnterCode(ctx, code); err != nil {
+			t.Fatal(err)
+		}
+		waitFor[walink.Connected](t, rec, &from, 10*time.Second)
+	})
 }
 
 func TestE2EPairCodeRateLimited(t *testing.T) {
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	sc := watest.DefaultScenario()
-	sc.PairCodeRateLimit = 1
-	srv := startServer(t, &sc)
-	cli, _ := newClient(t, memstore.New(), clientConfig(t, srv))
-	if err := cli.Connect(ctx); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := cli.PairWithCode(ctx, walink.PairCodeOptions{PhoneNumber: testPhone}); err != nil {
-		t.Fatal(err)
-	}
-	if err := cli.CancelPairCode(ctx); err != nil {
-		t.Fatal(err)
-	}
-	_, err := cli.PairWithCode(ctx, walink.PairCodeOptions{PhoneNumber: testPhone})
-	var rej *walink.PairCodeRejectedError
-	if !errors.As(err, &rej) || rej.Code != 429 || !rej.Throttled {
-		t.Fatalf("rate-limited request: %v", err)
-	}
-	var ie *walink.IQError
-	if !errors.As(err, &ie) || ie.Code != 429 {
-		t.Fatalf("IQError not reachable through errors.As: %v", err)
-	}
+	synctest.Test(t, func(t *testing.T) {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		sc := watest.DefaultScenario()
+		sc.PairCodeRateLimit = 1
+		srv := startServerPipe(t, &sc)
+		cli, _ := newClient(t, memstore.New(), clientConfig(t, srv))
+		if err := cli.Connect(ctx); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := cli.PairWithCode(ctx, walink.PairCodeOptions{PhoneNumber: testPhone}); err != nil {
+			t.Fatal(err)
+		}
+		if err := cli.CancelPairCode(ctx); err != nil {
+			t.Fatal(err)
+		}
+		_, err := cli.PairWithCode(ctx, walink.PairCodeOptions{PhoneNumber: testPhone})
+		var rej *walink.PairCodeRejectedError
+		if !errors.As(err, &rej) || rej.Code != 429 || !rej.Throttled {
+			t.Fatalf("rate-limited request: %v", err)
+		}
+		// The server's backoff attribute (what is left of its window)
+		// reaches the error.
+		if rej.Backoff <= 0 || rej.Backoff > time.Hour {
+			t.Fatalf("Backoff = %v, want the server's hint", rej.Backoff)
+		}
+		var ie *walink.IQError
+		if !errors.As(err, &ie) || ie.Code != 429 {
+			t.Fatalf("IQError not reachable through errors.As: %v", err)
+		}
+		if !errors.Is(err, &walink.IQError{Code: 429}) || errors.Is(err, &walink.IQError{Code: 400}) {
+			t.Fatalf("errors.Is by code: %v", err)
+		}
+	})
 }
 
 // TestE2EQRAndCodeRace runs both methods at once: the QR is scanned while
@@ -168,12 +183,12 @@ func TestE2EQRAndCodeRace(t *testing.T) {
 	n := 3
 	for i := range n {
 		winner := []string{"qr", "code", "both"}[i%3]
-		t.Run(winner, func(t *testing.T) {
+		runSync(t, winner, func(t *testing.T) {
 			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 			defer cancel()
 			sc := watest.DefaultScenario()
 			sc.QRRefresh = false
-			srv := startServer(t, &sc)
+			srv := startServerPipe(t, &sc)
 			st := memstore.New()
 			cli, rec := newClient(t, st, clientConfig(t, srv))
 			from := 0
@@ -226,35 +241,37 @@ func TestE2EQRAndCodeRace(t *testing.T) {
 // is outstanding the connection stays; when that code then fails, the
 // client disconnects (nothing is left to pair with).
 func TestE2EQRSpentCodeKeepsConnection(t *testing.T) {
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-	defer cancel()
-	srv := startServer(t, nil)
-	cfg := clientConfig(t, srv)
-	cfg.QRFirstTimeout = 300 * time.Millisecond
-	cfg.QRNextTimeout = 50 * time.Millisecond
-	cli, rec := newClient(t, memstore.New(), cfg)
-	from := 0
-	if err := cli.Connect(ctx); err != nil {
-		t.Fatal(err)
-	}
-	code, err := cli.PairWithCode(ctx, walink.PairCodeOptions{PhoneNumber: testPhone})
-	if err != nil {
-		t.Fatal(err)
-	}
-	waitFor[walink.QRCodesExpired](t, rec, &from, 10*time.Second)
-	time.Sleep(200 * time.Millisecond)
-	for _, e := range rec.all()[from:] {
-		if _, ok := e.(walink.Disconnected); ok {
-			t.Fatal("disconnected although a pair code is outstanding")
+	synctest.Test(t, func(t *testing.T) {
+		ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+		defer cancel()
+		srv := startServerPipe(t, nil)
+		cfg := clientConfig(t, srv)
+		cfg.QRFirstTimeout = 300 * time.Millisecond
+		cfg.QRNextTimeout = 50 * time.Millisecond
+		cli, rec := newClient(t, memstore.New(), cfg)
+		from := 0
+		if err := cli.Connect(ctx); err != nil {
+			t.Fatal(err)
 		}
-	}
-	wrong := "1111" + code[4:]
-	if wrong == code {
-		wrong = "2222" + code[4:]
-	}
-	if _, err := srv.Phone(testPhone).EnterCode(ctx, wrong); !errors.Is(err, watest.ErrWrongCode) {
-		t.Fatalf("wrong code: %v", err)
-	}
-	waitFor[walink.PairError](t, rec, &from, 10*time.Second)
-	waitFor[walink.Disconnected](t, rec, &from, 10*time.Second)
+		code, err := cli.PairWithCode(ctx, walink.PairCodeOptions{PhoneNumber: testPhone})
+		if err != nil {
+			t.Fatal(err)
+		}
+		waitFor[walink.QRCodesExpired](t, rec, &from, 10*time.Second)
+		quiet(time.Second) // less than the code's window
+		for _, e := range rec.all()[from:] {
+			if _, ok := e.(walink.Disconnected); ok {
+				t.Fatal("disconnected although a pair code is outstanding")
+			}
+		}
+		wrong := "1111" + code[4:]
+		if wrong == code {
+			wrong = "2222" + code[4:]
+		}
+		if _, err := srv.Phone(testPhone).EnterCode(ctx, wrong); !errors.Is(err, watest.ErrWrongCode) {
+			t.Fatalf("wrong code: %v", err)
+		}
+		waitFor[walink.PairError](t, rec, &from, 10*time.Second)
+		waitFor[walink.Disconnected](t, rec, &from, 10*time.Second)
+	})
 }

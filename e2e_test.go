@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"os"
 	"sync"
 	"testing"
@@ -95,12 +96,16 @@ func startServer(t *testing.T, sc *watest.Scenario) *watest.Server {
 }
 
 func clientConfig(t *testing.T, srv *watest.Server) walink.Config {
-	return walink.Config{
+	cfg := walink.Config{
 		ServerURL:  srv.URL(),
 		ServerRoot: srv.RootKey(),
 		Logger:     testLogger(t),
 		Reconnect:  walink.ReconnectPolicy{MinDelay: 50 * time.Millisecond, MaxDelay: 200 * time.Millisecond},
 	}
+	if dial, ok := pipeDialers.Load(srv); ok {
+		cfg.Dial = dial.(func(context.Context) (net.Conn, error))
+	}
+	return cfg
 }
 
 func newClient(t *testing.T, st store.Store, cfg walink.Config) (*walink.Client, *recorder) {

@@ -29,12 +29,21 @@ var (
 )
 
 // IQError is an error reply from the server to one of the client's IQs.
+// errors.Is matches it by code: errors.Is(err, &IQError{Code: 429}) holds
+// for any 429 reply (a non-empty Text in the target must match too).
 type IQError struct {
 	Code int
 	Text string
 }
 
 func (e *IQError) Error() string { return fmt.Sprintf("walink: server replied %d %s", e.Code, e.Text) }
+
+// Is reports whether target is an *IQError with the same code (and the
+// same text, when target has one).
+func (e *IQError) Is(target error) bool {
+	t, ok := target.(*IQError)
+	return ok && t.Code == e.Code && (t.Text == "" || t.Text == e.Text)
+}
 
 // PairCodeRejectedError is the server's refusal of a pair-code stage
 // (companion_hello or companion_finish): 400 bad-request (also the
@@ -44,7 +53,7 @@ type PairCodeRejectedError struct {
 	Code      int
 	Text      string
 	Throttled bool          // 400 or 429: wait before asking again
-	Backoff   time.Duration // the server's backoff hint, if any
+	Backoff   time.Duration // the server's backoff hint (the error's backoff attribute, seconds); 0 when it sent none
 }
 
 func (e *PairCodeRejectedError) Error() string {

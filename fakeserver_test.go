@@ -7,10 +7,12 @@ import (
 	"crypto/sha256"
 	"errors"
 	"fmt"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"strings"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"google.golang.org/protobuf/proto"
@@ -36,7 +38,9 @@ type fakeServer struct {
 	static keys.KeyPair
 	chain  []byte
 	hs     *httptest.Server
+	dial   func(context.Context) (net.Conn, error) // newPipeFakeServer's, instead of hs
 	conns  chan *fakeConn
+	wait   time.Duration // how long next waits; synthetic time in a bubble
 }
 
 type fakeConn struct {
@@ -44,11 +48,34 @@ type fakeConn struct {
 	tc    *transport.Conn
 	hello *transport.Hello
 	in    chan binxml.Node
+	wait  time.Duration
 }
 
 func newFakeServer(t *testing.T) *fakeServer {
 	t.Helper()
-	fs := &fakeServer{t: t, conns: make(chan *fakeConn, 4)}
+	fs, h, stop := makeFakeServer(t)
+	fs.hs = httptest.NewServer(h)
+	t.Cleanup(func() {
+		stop()
+		fs.hs.CloseClientConnections()
+		fs.hs.Close()
+	})
+	return fs
+}
+
+// newPipeFakeServer is a fake server reached over net.Pipe (config sets
+// Config.Dial), for tests in a synctest bubble.
+func newPipeFakeServer(t *testing.T) *fakeServer {
+	t.Helper()
+	fs, h, stop := makeFakeServer(t)
+	fs.dial = servePipe(t, h)
+	fs.wait = 10 * time.Minute // synthetic: the protocol's own timers run
+	t.Cleanup(stop)
+	return fs
+}
+
+func makeFakeServer(t *testing.T) (*fakeServer, http.Handler, func()) {
+	fs := &fakeServer{t: t, conns: make(chan *fakeConn, 4), wait: 10 * time.Second}
 	var err error
 	must := func(kp keys.KeyPair, err error) keys.KeyPair {
 		if err != nil {
@@ -66,7 +93,7 @@ func newFakeServer(t *testing.T) *fakeServer {
 		t.Fatal(err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	fs.hs = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		nc, err := transport.Accept(w, r)
 		if err != nil {
 			return
@@ -75,7 +102,7 @@ func newFakeServer(t *testing.T) *fakeServer {
 		if err != nil {
 			return
 		}
-		fc := &fakeConn{t: t, tc: tc, hello: hello, in: make(chan binxml.Node, 64)}
+		fc := &fakeConn{t: t, tc: tc, hello: hello, in: make(chan binxml.Node, 64), wait: fs.wait}
 		fs.conns <- fc
 		defer close(fc.in)
 		for {
@@ -90,16 +117,20 @@ func newFakeServer(t *testing.T) *fakeServer {
 			}
 			fc.in <- n
 		}
-	}))
-	t.Cleanup(func() {
-		cancel()
-		fs.hs.CloseClientConnections()
-		fs.hs.Close()
 	})
-	return fs
+	return fs, h, cancel
 }
 
 func (fs *fakeServer) config() walink.Config {
+	if fs.dial != nil {
+		return walink.Config{
+			ServerURL:  "ws://fake.invalid/ws/chat",
+			Dial:       fs.dial,
+			ServerRoot: fs.root.Public,
+			Logger:     testLogger(fs.t),
+			Reconnect:  walink.ReconnectPolicy{Disabled: true},
+		}
+	}
 	return walink.Config{
 		ServerURL:  "ws" + strings.TrimPrefix(fs.hs.URL, "http") + "/ws/chat",
 		ServerRoot: fs.root.Public,
@@ -134,7 +165,7 @@ func (fc *fakeConn) send(n binxml.Node) {
 // skipping acks.
 func (fc *fakeConn) next(what string, match func(binxml.Node) bool) binxml.Node {
 	fc.t.Helper()
-	timeout := time.After(10 * time.Second)
+	timeout := time.After(fc.wait)
 	for {
 		select {
 		case n, ok := <-fc.in:
@@ -226,8 +257,8 @@ func TestPairSuccessTampered(t *testing.T) {
 			return out
 		}, pairing.ErrSignatureMismatch, "signature-mismatch"},
 	} {
-		t.Run(tc.name, func(t *testing.T) {
-			fs := newFakeServer(t)
+		runSync(t, tc.name, func(t *testing.T) {
+			fs := newPipeFakeServer(t)
 			st := memstore.New()
 			cli, rec := newClient(t, st, fs.config())
 			ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
@@ -288,74 +319,76 @@ func TestPairSuccessTampered(t *testing.T) {
 // a server ping sent right after primary_hello is answered before the
 // (slow) companion_finish goes out.
 func TestPingDuringKeyDerivation(t *testing.T) {
-	fs := newFakeServer(t)
-	cli, rec := newClient(t, memstore.New(), fs.config())
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-	defer cancel()
-	if err := cli.Connect(ctx); err != nil {
-		t.Fatal(err)
-	}
-	fc := fs.accept()
-	fc.pairDevice()
-
-	codeCh := make(chan string, 1)
-	go func() {
-		code, err := cli.PairWithCode(ctx, walink.PairCodeOptions{PhoneNumber: testPhone})
-		if err != nil {
-			t.Error(err)
+	synctest.Test(t, func(t *testing.T) {
+		fs := newPipeFakeServer(t)
+		cli, rec := newClient(t, memstore.New(), fs.config())
+		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+		defer cancel()
+		if err := cli.Connect(ctx); err != nil {
+			t.Fatal(err)
 		}
-		codeCh <- code
-	}()
-	hello := fc.next("companion_hello", func(n binxml.Node) bool { return hasStage(n, "companion_hello") })
-	regNode, _ := hello.Child("link_code_companion_reg")
-	if to, _ := regNode.AttrJID("jid"); to.User != testPhone {
-		t.Fatalf("companion_hello jid %v", to)
-	}
-	fc.send(helloReply(hello.Attr("id"), "REF-1"))
-	code := <-codeCh
-	from := 0
-	waitFor[walink.PairingCode](t, rec, &from, 5*time.Second)
+		fc := fs.accept()
+		fc.pairDevice()
 
-	primaryEph, _ := keys.NewKeyPair(rand.Reader)
-	primaryID, _ := keys.NewKeyPair(rand.Reader)
-	wrapped, err := pairing.WrapKey(rand.Reader, code, primaryEph.Public)
-	if err != nil {
-		t.Fatal(err)
-	}
-	primaryHello := binxml.Node{Tag: "notification", Attrs: []binxml.Attr{srvFrom, binxml.A("id", "n-1"), binxml.A("type", "link_code_companion_reg")},
-		Children: []binxml.Node{{Tag: "link_code_companion_reg", Attrs: []binxml.Attr{binxml.A("stage", "primary_hello")}, Children: []binxml.Node{
-			{Tag: "link_code_pairing_wrapped_primary_ephemeral_pub", Content: wrapped},
-			{Tag: "primary_identity_pub", Content: primaryID.Public.Bytes()},
-			{Tag: "link_code_pairing_ref", Content: []byte("REF-1")},
-		}}}}
-	fc.send(primaryHello)
-	fc.send(primaryHello) // a duplicate while stage 2 runs starts nothing
-	fc.send(binxml.Node{Tag: "iq", Attrs: []binxml.Attr{srvFrom, binxml.A("id", "ping-1"), binxml.A("type", "get"), binxml.A("xmlns", "urn:xmpp:ping")}})
-	first := fc.next("pong or companion_finish", func(n binxml.Node) bool {
-		return isIQ("ping-1")(n) || hasStage(n, "companion_finish")
-	})
-	if !isIQ("ping-1")(first) || first.Attr("type") != "result" {
-		t.Fatalf("read loop blocked: got %v before the pong", first.Tag)
-	}
-	fin := fc.next("companion_finish", func(n binxml.Node) bool { return hasStage(n, "companion_finish") })
-	finReg, _ := fin.Child("link_code_companion_reg")
-	bundle, _ := finReg.Child("link_code_pairing_wrapped_key_bundle")
-	if len(bundle.Content) != pairing.KeyBundleSize {
-		t.Fatalf("bundle %d bytes", len(bundle.Content))
-	}
-	fc.send(iqResult(fin.Attr("id")))
-	deadline := time.After(time.Second)
-	for {
-		select {
-		case n := <-fc.in:
-			if hasStage(n, "companion_finish") {
-				t.Fatal("a duplicate primary_hello produced a second companion_finish")
+		codeCh := make(chan string, 1)
+		go func() {
+			code, err := cli.PairWithCode(ctx, walink.PairCodeOptions{PhoneNumber: testPhone})
+			if err != nil {
+				t.Error(err)
 			}
-			continue
-		case <-deadline:
+			codeCh <- code
+		}()
+		hello := fc.next("companion_hello", func(n binxml.Node) bool { return hasStage(n, "companion_hello") })
+		regNode, _ := hello.Child("link_code_companion_reg")
+		if to, _ := regNode.AttrJID("jid"); to.User != testPhone {
+			t.Fatalf("companion_hello jid %v", to)
 		}
-		break
-	}
+		fc.send(helloReply(hello.Attr("id"), "REF-1"))
+		code := <-codeCh
+		from := 0
+		waitFor[walink.PairingCode](t, rec, &from, 5*time.Second)
+
+		primaryEph, _ := keys.NewKeyPair(rand.Reader)
+		primaryID, _ := keys.NewKeyPair(rand.Reader)
+		wrapped, err := pairing.WrapKey(rand.Reader, code, primaryEph.Public)
+		if err != nil {
+			t.Fatal(err)
+		}
+		primaryHello := binxml.Node{Tag: "notification", Attrs: []binxml.Attr{srvFrom, binxml.A("id", "n-1"), binxml.A("type", "link_code_companion_reg")},
+			Children: []binxml.Node{{Tag: "link_code_companion_reg", Attrs: []binxml.Attr{binxml.A("stage", "primary_hello")}, Children: []binxml.Node{
+				{Tag: "link_code_pairing_wrapped_primary_ephemeral_pub", Content: wrapped},
+				{Tag: "primary_identity_pub", Content: primaryID.Public.Bytes()},
+				{Tag: "link_code_pairing_ref", Content: []byte("REF-1")},
+			}}}}
+		fc.send(primaryHello)
+		fc.send(primaryHello) // a duplicate while stage 2 runs starts nothing
+		fc.send(binxml.Node{Tag: "iq", Attrs: []binxml.Attr{srvFrom, binxml.A("id", "ping-1"), binxml.A("type", "get"), binxml.A("xmlns", "urn:xmpp:ping")}})
+		first := fc.next("pong or companion_finish", func(n binxml.Node) bool {
+			return isIQ("ping-1")(n) || hasStage(n, "companion_finish")
+		})
+		if !isIQ("ping-1")(first) || first.Attr("type") != "result" {
+			t.Fatalf("read loop blocked: got %v before the pong", first.Tag)
+		}
+		fin := fc.next("companion_finish", func(n binxml.Node) bool { return hasStage(n, "companion_finish") })
+		finReg, _ := fin.Child("link_code_companion_reg")
+		bundle, _ := finReg.Child("link_code_pairing_wrapped_key_bundle")
+		if len(bundle.Content) != pairing.KeyBundleSize {
+			t.Fatalf("bundle %d bytes", len(bundle.Content))
+		}
+		fc.send(iqResult(fin.Attr("id")))
+		deadline := time.After(time.Second)
+		for {
+			select {
+			case n := <-fc.in:
+				if hasStage(n, "companion_finish") {
+					t.Fatal("a duplicate primary_hello produced a second companion_finish")
+				}
+				continue
+			case <-deadline:
+			}
+			break
+		}
+	})
 }
 
 func hasStage(n binxml.Node, stage string) bool {
@@ -368,53 +401,55 @@ func hasStage(n binxml.Node, stage string) bool {
 // first wins, exactly one PairSuccess is emitted, one reply is signed and
 // one identity stored.
 func TestDoublePairSuccess(t *testing.T) {
-	iterations := 30
-	if testing.Short() {
-		iterations = 5
-	}
-	fs := newFakeServer(t)
-	account, _ := keys.NewKeyPair(rand.Reader)
-	for i := range iterations {
-		st := memstore.New()
-		cli, rec := newClient(t, st, fs.config())
-		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-		if err := cli.Connect(ctx); err != nil {
-			t.Fatal(err)
+	synctest.Test(t, func(t *testing.T) {
+		iterations := 30
+		if testing.Short() {
+			iterations = 5
 		}
-		fc := fs.accept()
-		ident, _ := keys.PublicKeyFromBytes(fc.registration().EIdent)
-		fc.pairDevice()
-		from := 0
-		qr, _ := pairing.ParseQR(waitFor[walink.PairingQRCode](t, rec, &from, 5*time.Second).Code)
-		devs := []jid.JID{jid.NewAD(testPhone, 7, jid.DefaultUserServer), jid.NewAD(testPhone, 8, jid.DefaultUserServer)}
-		for j, dev := range devs {
-			c, err := pairing.SignDeviceIdentity(rand.Reader, account, ident, qr.AdvSecret, pairing.DeviceIdentity{RawID: 1, Timestamp: 1795597893, KeyIndex: uint32(j + 1)})
-			if err != nil {
+		fs := newPipeFakeServer(t)
+		account, _ := keys.NewKeyPair(rand.Reader)
+		for i := range iterations {
+			st := memstore.New()
+			cli, rec := newClient(t, st, fs.config())
+			ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+			if err := cli.Connect(ctx); err != nil {
 				t.Fatal(err)
 			}
-			fc.send(pairSuccessIQ(fmt.Sprintf("ps-%d", j), c, dev))
-		}
-		reply := fc.next("pair-device-sign", isIQ("ps-0"))
-		if _, ok := reply.Child("pair-device-sign"); !ok {
-			t.Fatalf("iteration %d: first pair-success not signed: %v", i, reply)
-		}
-		ps := waitFor[walink.PairSuccess](t, rec, &from, 5*time.Second)
-		if ps.ID != devs[0] {
-			t.Fatalf("iteration %d: PairSuccess for %v", i, ps.ID)
-		}
-		cli.Close()
-		n := 0
-		for _, e := range rec.all() {
-			if _, ok := e.(walink.PairSuccess); ok {
-				n++
+			fc := fs.accept()
+			ident, _ := keys.PublicKeyFromBytes(fc.registration().EIdent)
+			fc.pairDevice()
+			from := 0
+			qr, _ := pairing.ParseQR(waitFor[walink.PairingQRCode](t, rec, &from, 5*time.Second).Code)
+			devs := []jid.JID{jid.NewAD(testPhone, 7, jid.DefaultUserServer), jid.NewAD(testPhone, 8, jid.DefaultUserServer)}
+			for j, dev := range devs {
+				c, err := pairing.SignDeviceIdentity(rand.Reader, account, ident, qr.AdvSecret, pairing.DeviceIdentity{RawID: 1, Timestamp: 1795597893, KeyIndex: uint32(j + 1)})
+				if err != nil {
+					t.Fatal(err)
+				}
+				fc.send(pairSuccessIQ(fmt.Sprintf("ps-%d", j), c, dev))
 			}
+			reply := fc.next("pair-device-sign", isIQ("ps-0"))
+			if _, ok := reply.Child("pair-device-sign"); !ok {
+				t.Fatalf("iteration %d: first pair-success not signed: %v", i, reply)
+			}
+			ps := waitFor[walink.PairSuccess](t, rec, &from, 5*time.Second)
+			if ps.ID != devs[0] {
+				t.Fatalf("iteration %d: PairSuccess for %v", i, ps.ID)
+			}
+			cli.Close()
+			n := 0
+			for _, e := range rec.all() {
+				if _, ok := e.(walink.PairSuccess); ok {
+					n++
+				}
+			}
+			stored, _ := st.Devices(ctx)
+			if n != 1 || len(stored) != 1 || stored[0].ID != devs[0] {
+				t.Fatalf("iteration %d: %d PairSuccess, %d devices", i, n, len(stored))
+			}
+			cancel()
 		}
-		stored, _ := st.Devices(ctx)
-		if n != 1 || len(stored) != 1 || stored[0].ID != devs[0] {
-			t.Fatalf("iteration %d: %d PairSuccess, %d devices", i, n, len(stored))
-		}
-		cancel()
-	}
+	})
 }
 
 // pairedStore returns a store holding one paired device, as after a link.
@@ -466,8 +501,8 @@ func TestLoginFailures(t *testing.T) {
 			return ok && f.Reason == walink.ReasonBadUserAgent && f.Message == "bad ua"
 		}, false},
 	} {
-		t.Run(tc.attrs[0].Value, func(t *testing.T) {
-			fs := newFakeServer(t)
+		runSync(t, tc.attrs[0].Value, func(t *testing.T) {
+			fs := newPipeFakeServer(t)
 			st, d := pairedStore(t)
 			cfg := fs.config()
 			cfg.Reconnect = walink.ReconnectPolicy{MinDelay: 10 * time.Millisecond, MaxDelay: 20 * time.Millisecond}
@@ -508,27 +543,29 @@ func TestLoginFailures(t *testing.T) {
 // TestStreamErrorReconnects: 503 reconnects with backoff (Disconnected,
 // then a new login), unlike 515 which is silent.
 func TestStreamErrorReconnects(t *testing.T) {
-	fs := newFakeServer(t)
-	st, _ := pairedStore(t)
-	cfg := fs.config()
-	cfg.Reconnect = walink.ReconnectPolicy{MinDelay: 10 * time.Millisecond, MaxDelay: 20 * time.Millisecond}
-	cli, rec := newClient(t, st, cfg)
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-	defer cancel()
-	if err := cli.Connect(ctx); err != nil {
-		t.Fatal(err)
-	}
-	fc := fs.accept()
-	fc.send(binxml.Node{Tag: "stream:error", Attrs: []binxml.Attr{binxml.A("code", "503")}})
-	from := 0
-	waitFor[walink.Disconnected](t, rec, &from, 5*time.Second)
-	fc2 := fs.accept()
-	if fc2.hello.ClientStatic != fc.hello.ClientStatic {
-		t.Fatal("reconnected with another device")
-	}
-	if !cli.IsLoggedIn() {
-		t.Fatal("503 cleared the session")
-	}
+	synctest.Test(t, func(t *testing.T) {
+		fs := newPipeFakeServer(t)
+		st, _ := pairedStore(t)
+		cfg := fs.config()
+		cfg.Reconnect = walink.ReconnectPolicy{MinDelay: 10 * time.Millisecond, MaxDelay: 20 * time.Millisecond}
+		cli, rec := newClient(t, st, cfg)
+		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+		defer cancel()
+		if err := cli.Connect(ctx); err != nil {
+			t.Fatal(err)
+		}
+		fc := fs.accept()
+		fc.send(binxml.Node{Tag: "stream:error", Attrs: []binxml.Attr{binxml.A("code", "503")}})
+		from := 0
+		waitFor[walink.Disconnected](t, rec, &from, 5*time.Second)
+		fc2 := fs.accept()
+		if fc2.hello.ClientStatic != fc.hello.ClientStatic {
+			t.Fatal("reconnected with another device")
+		}
+		if !cli.IsLoggedIn() {
+			t.Fatal("503 cleared the session")
+		}
+	})
 }
 
 // helloAndRef drives stage 1 on the scripted server and returns the code.
@@ -552,79 +589,83 @@ func helloAndRef(t *testing.T, ctx context.Context, cli *walink.Client, fc *fake
 // (PairingCodeRefresh), the QR gets a fresh adv secret, and a new code may
 // be requested.
 func TestPairCodeNoPairSuccess(t *testing.T) {
-	fs := newFakeServer(t)
-	st := memstore.New()
-	cfg := fs.config()
-	cfg.PairCodeFinishTimeout = 200 * time.Millisecond
-	cli, rec := newClient(t, st, cfg)
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	if err := cli.Connect(ctx); err != nil {
-		t.Fatal(err)
-	}
-	fc := fs.accept()
-	fc.pairDevice()
-	from := 0
-	qr1, _ := pairing.ParseQR(waitFor[walink.PairingQRCode](t, rec, &from, 5*time.Second).Code)
-	code := helloAndRef(t, ctx, cli, fc, "REF-2")
-	primaryEph, _ := keys.NewKeyPair(rand.Reader)
-	primaryID, _ := keys.NewKeyPair(rand.Reader)
-	wrapped, _ := pairing.WrapKey(rand.Reader, code, primaryEph.Public)
-	fc.send(binxml.Node{Tag: "notification", Attrs: []binxml.Attr{srvFrom, binxml.A("id", "n-2"), binxml.A("type", "link_code_companion_reg")},
-		Children: []binxml.Node{{Tag: "link_code_companion_reg", Attrs: []binxml.Attr{binxml.A("stage", "primary_hello")}, Children: []binxml.Node{
-			{Tag: "link_code_pairing_wrapped_primary_ephemeral_pub", Content: wrapped},
-			{Tag: "primary_identity_pub", Content: primaryID.Public.Bytes()},
-			{Tag: "link_code_pairing_ref", Content: []byte("REF-2")},
-		}}}})
-	fin := fc.next("companion_finish", func(n binxml.Node) bool { return hasStage(n, "companion_finish") })
-	fc.send(iqResult(fin.Attr("id")))
+	synctest.Test(t, func(t *testing.T) {
+		fs := newPipeFakeServer(t)
+		st := memstore.New()
+		cfg := fs.config()
+		cfg.PairCodeFinishTimeout = 200 * time.Millisecond
+		cli, rec := newClient(t, st, cfg)
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		if err := cli.Connect(ctx); err != nil {
+			t.Fatal(err)
+		}
+		fc := fs.accept()
+		fc.pairDevice()
+		from := 0
+		qr1, _ := pairing.ParseQR(waitFor[walink.PairingQRCode](t, rec, &from, 5*time.Second).Code)
+		code := helloAndRef(t, ctx, cli, fc, "REF-2")
+		primaryEph, _ := keys.NewKeyPair(rand.Reader)
+		primaryID, _ := keys.NewKeyPair(rand.Reader)
+		wrapped, _ := pairing.WrapKey(rand.Reader, code, primaryEph.Public)
+		fc.send(binxml.Node{Tag: "notification", Attrs: []binxml.Attr{srvFrom, binxml.A("id", "n-2"), binxml.A("type", "link_code_companion_reg")},
+			Children: []binxml.Node{{Tag: "link_code_companion_reg", Attrs: []binxml.Attr{binxml.A("stage", "primary_hello")}, Children: []binxml.Node{
+				{Tag: "link_code_pairing_wrapped_primary_ephemeral_pub", Content: wrapped},
+				{Tag: "primary_identity_pub", Content: primaryID.Public.Bytes()},
+				{Tag: "link_code_pairing_ref", Content: []byte("REF-2")},
+			}}}})
+		fin := fc.next("companion_finish", func(n binxml.Node) bool { return hasStage(n, "companion_finish") })
+		fc.send(iqResult(fin.Attr("id")))
 
-	waitFor[walink.PairingCodeRefresh](t, rec, &from, 10*time.Second)
-	qr2, _ := pairing.ParseQR(waitFor[walink.PairingQRCode](t, rec, &from, 5*time.Second).Code)
-	if qr2.Ref != qr1.Ref || qr2.AdvSecret == qr1.AdvSecret {
-		t.Fatal("QR not re-rendered with a fresh adv secret")
-	}
-	devs, _ := st.Devices(ctx)
-	if devs[0].AdvSecret != qr2.AdvSecret {
-		t.Fatal("fresh adv secret not persisted")
-	}
-	// The flow is over: asking again is allowed.
-	helloAndRef(t, ctx, cli, fc, "REF-3")
+		waitFor[walink.PairingCodeRefresh](t, rec, &from, 10*time.Second)
+		qr2, _ := pairing.ParseQR(waitFor[walink.PairingQRCode](t, rec, &from, 5*time.Second).Code)
+		if qr2.Ref != qr1.Ref || qr2.AdvSecret == qr1.AdvSecret {
+			t.Fatal("QR not re-rendered with a fresh adv secret")
+		}
+		devs, _ := st.Devices(ctx)
+		if devs[0].AdvSecret != qr2.AdvSecret {
+			t.Fatal("fresh adv secret not persisted")
+		}
+		// The flow is over: asking again is allowed.
+		helloAndRef(t, ctx, cli, fc, "REF-3")
+	})
 }
 
 // TestPairCodeExpiresAfterQR: with every QR ref spent, an unused code that
 // reaches PairCodeTimeout ends the connection.
 func TestPairCodeExpiresAfterQR(t *testing.T) {
-	fs := newFakeServer(t)
-	cfg := fs.config()
-	// One ref, spent after 1 s; the code (reserved as soon as it is asked
-	// for) outlives it by PairCodeTimeout.
-	cfg.QRFirstTimeout = time.Second
-	cfg.PairCodeTimeout = 1500 * time.Millisecond
-	cli, rec := newClient(t, memstore.New(), cfg)
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	if err := cli.Connect(ctx); err != nil {
-		t.Fatal(err)
-	}
-	fc := fs.accept()
-	fc.pairDevice()
-	helloAndRef(t, ctx, cli, fc, "REF-4")
-	from := 0
-	waitFor[walink.PairingCode](t, rec, &from, 5*time.Second)
-	start := time.Now()
-	waitFor[walink.Disconnected](t, rec, &from, 10*time.Second)
-	if time.Since(start) < time.Second {
-		t.Fatal("disconnected before the code expired")
-	}
-	found := false
-	for _, e := range rec.all() {
-		_, ok := e.(walink.QRCodesExpired)
-		found = found || ok
-	}
-	if !found {
-		t.Fatal("no QRCodesExpired")
-	}
+	synctest.Test(t, func(t *testing.T) {
+		fs := newPipeFakeServer(t)
+		cfg := fs.config()
+		// One ref, spent after 1 s; the code (reserved as soon as it is asked
+		// for) outlives it by PairCodeTimeout.
+		cfg.QRFirstTimeout = time.Second
+		cfg.PairCodeTimeout = 1500 * time.Millisecond
+		cli, rec := newClient(t, memstore.New(), cfg)
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		if err := cli.Connect(ctx); err != nil {
+			t.Fatal(err)
+		}
+		fc := fs.accept()
+		fc.pairDevice()
+		helloAndRef(t, ctx, cli, fc, "REF-4")
+		from := 0
+		waitFor[walink.PairingCode](t, rec, &from, 5*time.Second)
+		start := time.Now()
+		waitFor[walink.Disconnected](t, rec, &from, 10*time.Second)
+		if time.Since(start) < time.Second {
+			t.Fatal("disconnected before the code expired")
+		}
+		found := false
+		for _, e := range rec.all() {
+			_, ok := e.(walink.QRCodesExpired)
+			found = found || ok
+		}
+		if !found {
+			t.Fatal("no QRCodesExpired")
+		}
+	})
 }
 
 func iqResult(id string, children ...binxml.Node) binxml.Node {

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"sync"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/walinkdev/walink"
@@ -23,7 +24,9 @@ import (
 // panic), no half session is ever written (every PutDevice is checked),
 // the failure surfaces as a typed error or an event, and where a retry
 // makes sense the client reconnects with backoff and, once the fault is
-// cleared, links or logs in without help.
+// cleared, links or logs in without help. It runs over the in-memory
+// connection in a synctest bubble: every wait is for an event, and the
+// delays cost no wall time.
 func TestE2EFaults(t *testing.T) {
 	type want int
 	const (
@@ -69,150 +72,152 @@ func TestE2EFaults(t *testing.T) {
 		{name: "certificate-not-yet-valid", cfg: clockShift(-48 * time.Hour), want: wantRefused, reason: noise.CertNotYetValid},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			ctx, cancel := context.WithTimeout(context.Background(), 45*time.Second)
-			defer cancel()
-			sc := watest.DefaultScenario()
-			sc.FirstStanzaDelayMS = 0
-			sc.LingerMS = 200
-			srv := startServer(t, &sc)
-			st := &sessionChecker{Store: memstore.New()}
-			cfg := clientConfig(t, srv)
-			cfg.Reconnect = walink.ReconnectPolicy{MinDelay: 20 * time.Millisecond, MaxDelay: 100 * time.Millisecond}
-			if tc.paired {
-				linkOnce(t, ctx, srv, st, cfg)
-			}
-			faulty := sc
-			if tc.fault != nil {
-				tc.fault(&faulty)
-			}
-			srv.SetScenario(faulty)
-			if tc.cfg != nil {
-				tc.cfg(&cfg)
-			}
-			connsBefore := countConns(srv)
-
-			cli := walink.NewClient(st, cfg)
-			rec := newRecorder()
-			cli.AddEventHandler(rec.handle)
-			stopPhone := autoScan(ctx, srv.Phone(testPhone), rec)
-			defer func() {
-				stopPhone()
-				closeWithin(t, cli, 10*time.Second)
-				st.check(t)
-			}()
-
-			err := cli.Connect(ctx)
-			switch tc.want {
-			case wantRefused:
-				var ce *noise.CertError
-				if !errors.As(err, &ce) || ce.Reason != tc.reason || !errors.Is(err, noise.ErrBadCertificate) {
-					t.Fatalf("Connect = %v, want a *noise.CertError %v", err, tc.reason)
-				}
-				time.Sleep(300 * time.Millisecond) // a retry would show by now
-				if n := countConns(srv) - connsBefore; n > 1 {
-					t.Errorf("%d connections after a certificate refusal; want no retry", n)
-				}
-				if ev := rec.all(); len(ev) > 0 {
-					t.Errorf("events after a refused handshake: %s", describe(ev))
-				}
-				devs, _ := st.Devices(ctx)
-				for _, d := range devs {
-					if d.Paired() != tc.paired {
-						t.Errorf("store holds a device with Paired() = %v", d.Paired())
-					}
-				}
-				return
-			case wantPairError:
-				if err != nil {
-					t.Fatalf("Connect: %v", err)
-				}
-				from := 0
-				pe := waitFor[walink.PairError](t, rec, &from, 10*time.Second)
-				if !errors.Is(pe.Err, tc.pairErr) {
-					t.Fatalf("PairError.Err = %v, want %v", pe.Err, tc.pairErr)
-				}
-				if hasEvent[walink.PairSuccess](rec) {
-					t.Error("PairSuccess for a tampered pair-success")
-				}
-				devs, _ := st.Devices(ctx)
-				for _, d := range devs {
-					if d.Paired() || len(d.Account) > 0 {
-						t.Error("pairing data stored from a tampered pair-success")
-					}
-				}
-				return
-			case wantIgnored:
-				if err != nil {
-					t.Fatalf("Connect: %v", err)
-				}
-				from := 0
+			synctest.Test(t, func(t *testing.T) {
+				ctx, cancel := context.WithTimeout(context.Background(), 45*time.Second)
+				defer cancel()
+				sc := watest.DefaultScenario()
+				sc.FirstStanzaDelayMS = 0
+				sc.LingerMS = 200
+				srv, _ := startPipeServer(t, &sc)
+				st := &sessionChecker{Store: memstore.New()}
+				cfg := clientConfig(t, srv)
+				cfg.Reconnect = walink.ReconnectPolicy{MinDelay: 20 * time.Millisecond, MaxDelay: 100 * time.Millisecond}
 				if tc.paired {
-					waitFor[walink.Connected](t, rec, &from, 10*time.Second)
-				} else {
-					waitFor[walink.PairSuccess](t, rec, &from, 10*time.Second)
-					waitFor[walink.Connected](t, rec, &from, 10*time.Second)
+					linkOnce(t, ctx, srv, st, cfg)
 				}
+				faulty := sc
+				if tc.fault != nil {
+					tc.fault(&faulty)
+				}
+				srv.SetScenario(faulty)
+				if tc.cfg != nil {
+					tc.cfg(&cfg)
+				}
+				connsBefore := countConns(srv)
+
+				cli := walink.NewClient(st, cfg)
+				rec := newRecorder()
+				cli.AddEventHandler(rec.handle)
+				stopPhone := autoScan(ctx, srv.Phone(testPhone), rec)
+				defer func() {
+					stopPhone()
+					closeWithin(t, cli, 10*time.Second)
+					st.check(t)
+				}()
+
+				err := cli.Connect(ctx)
+				switch tc.want {
+				case wantRefused:
+					var ce *noise.CertError
+					if !errors.As(err, &ce) || ce.Reason != tc.reason || !errors.Is(err, noise.ErrBadCertificate) {
+						t.Fatalf("Connect = %v, want a *noise.CertError %v", err, tc.reason)
+					}
+					time.Sleep(time.Minute) // synthetic time: a retry would show by now
+					if n := countConns(srv) - connsBefore; n > 1 {
+						t.Errorf("%d connections after a certificate refusal; want no retry", n)
+					}
+					if ev := rec.all(); len(ev) > 0 {
+						t.Errorf("events after a refused handshake: %s", describe(ev))
+					}
+					devs, _ := st.Devices(ctx)
+					for _, d := range devs {
+						if d.Paired() != tc.paired {
+							t.Errorf("store holds a device with Paired() = %v", d.Paired())
+						}
+					}
+					return
+				case wantPairError:
+					if err != nil {
+						t.Fatalf("Connect: %v", err)
+					}
+					from := 0
+					pe := waitFor[walink.PairError](t, rec, &from, 10*time.Second)
+					if !errors.Is(pe.Err, tc.pairErr) {
+						t.Fatalf("PairError.Err = %v, want %v", pe.Err, tc.pairErr)
+					}
+					if hasEvent[walink.PairSuccess](rec) {
+						t.Error("PairSuccess for a tampered pair-success")
+					}
+					devs, _ := st.Devices(ctx)
+					for _, d := range devs {
+						if d.Paired() || len(d.Account) > 0 {
+							t.Error("pairing data stored from a tampered pair-success")
+						}
+					}
+					return
+				case wantIgnored:
+					if err != nil {
+						t.Fatalf("Connect: %v", err)
+					}
+					from := 0
+					if tc.paired {
+						waitFor[walink.Connected](t, rec, &from, 10*time.Second)
+					} else {
+						waitFor[walink.PairSuccess](t, rec, &from, 10*time.Second)
+						waitFor[walink.Connected](t, rec, &from, 10*time.Second)
+					}
+					for _, e := range rec.all() {
+						if _, ok := e.(walink.Disconnected); ok {
+							t.Errorf("disconnected over an ignorable frame: %s", describe(rec.all()))
+						}
+					}
+					checkLinked(t, ctx, st)
+					return
+				}
+
+				// wantRecover. A first handshake that the drop broke is
+				// Connect's error to report (typed, not a hang); the caller
+				// retries, as the CLI's user would.
+				if err != nil {
+					var he *transport.HandshakeError
+					if !errors.As(err, &he) && !isNetErr(err) {
+						t.Fatalf("Connect = %v (%T), want a handshake or network error", err, err)
+					}
+					for err != nil && ctx.Err() == nil {
+						time.Sleep(20 * time.Millisecond)
+						err = cli.Connect(ctx)
+						if err != nil && countConns(srv)-connsBefore >= tc.reconnects+1 {
+							break
+						}
+					}
+				}
+				if tc.reconnects > 0 {
+					deadline := time.Now().Add(15 * time.Second)
+					for countConns(srv)-connsBefore < tc.reconnects+1 {
+						if time.Now().After(deadline) {
+							t.Fatalf("%d connections while the fault is on; want at least %d reconnects; events: %s",
+								countConns(srv)-connsBefore, tc.reconnects, describe(rec.all()))
+						}
+						time.Sleep(10 * time.Millisecond)
+					}
+					if err == nil && !hasEvent[walink.Disconnected](rec) && tc.name != "drop-mid-pair-success" {
+						t.Errorf("reconnected without a Disconnected event: %s", describe(rec.all()))
+					}
+				}
+				srv.SetScenario(sc)
+				if err != nil {
+					if err = cli.Connect(ctx); err != nil {
+						t.Fatalf("Connect after the fault cleared: %v", err)
+					}
+				}
+				from := 0
+				waitFor[walink.Connected](t, rec, &from, 20*time.Second)
 				for _, e := range rec.all() {
-					if _, ok := e.(walink.Disconnected); ok {
-						t.Errorf("disconnected over an ignorable frame: %s", describe(rec.all()))
+					if lo, ok := e.(walink.LoggedOut); ok {
+						t.Errorf("LoggedOut (%v) over a transient fault", lo.Reason)
 					}
 				}
 				checkLinked(t, ctx, st)
-				return
-			}
-
-			// wantRecover. A first handshake that the drop broke is
-			// Connect's error to report (typed, not a hang); the caller
-			// retries, as the CLI's user would.
-			if err != nil {
-				var he *transport.HandshakeError
-				if !errors.As(err, &he) && !isNetErr(err) {
-					t.Fatalf("Connect = %v (%T), want a handshake or network error", err, err)
-				}
-				for err != nil && ctx.Err() == nil {
-					time.Sleep(20 * time.Millisecond)
-					err = cli.Connect(ctx)
-					if err != nil && countConns(srv)-connsBefore >= tc.reconnects+1 {
-						break
+				if tc.repair {
+					first, ok := st.firstUnconfirmed()
+					if !ok {
+						t.Fatal("no session was stored Unconfirmed before the reply")
+					}
+					if _, err := st.Device(ctx, first); !errors.Is(err, store.ErrNotFound) {
+						t.Errorf("the session the server never linked is still stored (%v)", err)
 					}
 				}
-			}
-			if tc.reconnects > 0 {
-				deadline := time.Now().Add(15 * time.Second)
-				for countConns(srv)-connsBefore < tc.reconnects+1 {
-					if time.Now().After(deadline) {
-						t.Fatalf("%d connections while the fault is on; want at least %d reconnects; events: %s",
-							countConns(srv)-connsBefore, tc.reconnects, describe(rec.all()))
-					}
-					time.Sleep(10 * time.Millisecond)
-				}
-				if err == nil && !hasEvent[walink.Disconnected](rec) && tc.name != "drop-mid-pair-success" {
-					t.Errorf("reconnected without a Disconnected event: %s", describe(rec.all()))
-				}
-			}
-			srv.SetScenario(sc)
-			if err != nil {
-				if err = cli.Connect(ctx); err != nil {
-					t.Fatalf("Connect after the fault cleared: %v", err)
-				}
-			}
-			from := 0
-			waitFor[walink.Connected](t, rec, &from, 20*time.Second)
-			for _, e := range rec.all() {
-				if lo, ok := e.(walink.LoggedOut); ok {
-					t.Errorf("LoggedOut (%v) over a transient fault", lo.Reason)
-				}
-			}
-			checkLinked(t, ctx, st)
-			if tc.repair {
-				first, ok := st.firstUnconfirmed()
-				if !ok {
-					t.Fatal("no session was stored Unconfirmed before the reply")
-				}
-				if _, err := st.Device(ctx, first); !errors.Is(err, store.ErrNotFound) {
-					t.Errorf("the session the server never linked is still stored (%v)", err)
-				}
-			}
+			})
 		})
 	}
 }

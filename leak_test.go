@@ -6,7 +6,6 @@ import (
 	"runtime"
 	"strings"
 	"testing"
-	"time"
 )
 
 // TestMain fails the package when, after every test has closed its
@@ -16,7 +15,7 @@ import (
 func TestMain(m *testing.M) {
 	code := m.Run()
 	if code == 0 {
-		if leaked := leftGoroutines(5*time.Second, ownFrames...); leaked != "" {
+		if leaked := ownGoroutines(ownFrames...); leaked != "" {
 			fmt.Fprintf(os.Stderr, "goroutines left after all tests:\n%s\n", leaked)
 			code = 1
 		}
@@ -33,32 +32,24 @@ var ownFrames = []string{
 	"github.com/coder/websocket.",
 }
 
-// leftGoroutines waits up to d for the goroutines running any of frames
-// to end (closing sockets wind down asynchronously) and returns the stacks
-// of those that did not.
-func leftGoroutines(d time.Duration, frames ...string) string {
-	deadline := time.Now().Add(d)
-	for {
-		var ours []string
-		buf := make([]byte, 4<<20)
-		buf = buf[:runtime.Stack(buf, true)]
-		for _, g := range strings.Split(string(buf), "\n\n") {
-			if strings.Contains(g, "testing.(*M).Run") || strings.Contains(g, "walink_test.TestMain") {
-				continue // this goroutine
-			}
-			for _, f := range frames {
-				if strings.Contains(g, f) {
-					ours = append(ours, g)
-					break
-				}
+// ownGoroutines returns the stacks of the goroutines running any of
+// frames. There is no grace period: Close joins every goroutine the
+// client, its transport and the local WhatsApp start, so once it has
+// returned none may be left.
+func ownGoroutines(frames ...string) string {
+	var ours []string
+	buf := make([]byte, 4<<20)
+	buf = buf[:runtime.Stack(buf, true)]
+	for _, g := range strings.Split(string(buf), "\n\n") {
+		if strings.Contains(g, "testing.(*M).Run") || strings.Contains(g, "walink_test.TestMain") {
+			continue // this goroutine
+		}
+		for _, f := range frames {
+			if strings.Contains(g, f) {
+				ours = append(ours, g)
+				break
 			}
 		}
-		if len(ours) == 0 {
-			return ""
-		}
-		if time.Now().After(deadline) {
-			return strings.Join(ours, "\n\n")
-		}
-		time.Sleep(50 * time.Millisecond)
 	}
+	return strings.Join(ours, "\n\n")
 }

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"sync/atomic"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"google.golang.org/protobuf/proto"
@@ -29,8 +30,8 @@ func TestUnconfirmedRefusedIsDropped(t *testing.T) {
 		{Tag: "failure", Attrs: []binxml.Attr{binxml.A("reason", "401")}},
 		{Tag: "stream:error", Attrs: []binxml.Attr{binxml.A("code", "401")}, Children: []binxml.Node{{Tag: "conflict", Attrs: []binxml.Attr{binxml.A("type", "device_removed")}}}},
 	} {
-		t.Run(refusal.Tag, func(t *testing.T) {
-			fs := newFakeServer(t)
+		runSync(t, refusal.Tag, func(t *testing.T) {
+			fs := newPipeFakeServer(t)
 			st, d := pairedStore(t)
 			d.Unconfirmed = true
 			if err := st.PutDevice(context.Background(), d); err != nil {
@@ -73,12 +74,12 @@ func TestUnconfirmedRefusedIsDropped(t *testing.T) {
 // that follows a drop right before the 515.
 func TestUnconfirmedUntilServerConfirms(t *testing.T) {
 	for _, drop := range []string{"", watest.DropBefore515} {
-		t.Run("drop="+drop, func(t *testing.T) {
+		runSync(t, "drop="+drop, func(t *testing.T) {
 			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 			defer cancel()
 			sc := watest.DefaultScenario()
 			sc.Faults.DropAfter = drop
-			srv := startServer(t, &sc)
+			srv := startServerPipe(t, &sc)
 			st := &watchStore{Store: memstore.New()}
 			cfg := clientConfig(t, srv)
 			cfg.Reconnect = walink.ReconnectPolicy{MinDelay: 10 * time.Millisecond, MaxDelay: 50 * time.Millisecond}
@@ -125,56 +126,58 @@ func (w *watchStore) sawUnconfirmed() bool { return w.unconfirmed.Load() }
 // PairConfirmTimeout it restarts and logs in with the unconfirmed session,
 // and a successful login confirms it.
 func TestPairConfirmTimeout(t *testing.T) {
-	fs := newFakeServer(t)
-	st := memstore.New()
-	cfg := fs.config()
-	cfg.PairConfirmTimeout = 300 * time.Millisecond
-	cli, rec := newClient(t, st, cfg)
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-	defer cancel()
-	if err := cli.Connect(ctx); err != nil {
-		t.Fatal(err)
-	}
-	fc := fs.accept()
-	reg := fc.registration()
-	fc.pairDevice()
-	from := 0
-	qr, err := pairing.ParseQR(waitFor[walink.PairingQRCode](t, rec, &from, 5*time.Second).Code)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ident, err := keys.PublicKeyFromBytes(reg.EIdent)
-	if err != nil {
-		t.Fatal(err)
-	}
-	account, _ := keys.NewKeyPair(rand.Reader)
-	container, err := pairing.SignDeviceIdentity(rand.Reader, account, ident, qr.AdvSecret, pairing.DeviceIdentity{RawID: 1, Timestamp: 1795597893, KeyIndex: 5})
-	if err != nil {
-		t.Fatal(err)
-	}
-	dev := jid.NewAD(testPhone, 5, jid.DefaultUserServer)
-	fc.send(pairSuccessIQ("ps-1", container, dev))
-	if reply := fc.next("pair-success reply", isIQ("ps-1")); reply.Attr("type") != "result" {
-		t.Fatalf("reply = %v", reply)
-	}
-	waitFor[walink.PairSuccess](t, rec, &from, 5*time.Second)
-	d, err := st.DeviceByJID(ctx, dev)
-	if err != nil || !d.Unconfirmed {
-		t.Fatalf("stored session before the 515: unconfirmed=%v, err %v", d != nil && d.Unconfirmed, err)
-	}
-	// No 515: the client must come back on its own with a login.
-	start := time.Now()
-	fc2 := fs.accept()
-	if waited := time.Since(start); waited > 5*time.Second {
-		t.Fatalf("restarted only after %v", waited)
-	}
-	var p waproto.ClientPayload
-	if err := proto.Unmarshal(fc2.hello.Payload, &p); err != nil || p.GetUsername() == 0 {
-		t.Fatalf("second connection is not a login: %v (%v)", &p, err)
-	}
-	for _, e := range rec.all() {
-		if _, ok := e.(walink.Disconnected); ok {
-			t.Fatal("the confirm restart surfaced as Disconnected")
+	synctest.Test(t, func(t *testing.T) {
+		fs := newPipeFakeServer(t)
+		st := memstore.New()
+		cfg := fs.config()
+		cfg.PairConfirmTimeout = 300 * time.Millisecond
+		cli, rec := newClient(t, st, cfg)
+		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+		defer cancel()
+		if err := cli.Connect(ctx); err != nil {
+			t.Fatal(err)
 		}
-	}
+		fc := fs.accept()
+		reg := fc.registration()
+		fc.pairDevice()
+		from := 0
+		qr, err := pairing.ParseQR(waitFor[walink.PairingQRCode](t, rec, &from, 5*time.Second).Code)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ident, err := keys.PublicKeyFromBytes(reg.EIdent)
+		if err != nil {
+			t.Fatal(err)
+		}
+		account, _ := keys.NewKeyPair(rand.Reader)
+		container, err := pairing.SignDeviceIdentity(rand.Reader, account, ident, qr.AdvSecret, pairing.DeviceIdentity{RawID: 1, Timestamp: 1795597893, KeyIndex: 5})
+		if err != nil {
+			t.Fatal(err)
+		}
+		dev := jid.NewAD(testPhone, 5, jid.DefaultUserServer)
+		fc.send(pairSuccessIQ("ps-1", container, dev))
+		if reply := fc.next("pair-success reply", isIQ("ps-1")); reply.Attr("type") != "result" {
+			t.Fatalf("reply = %v", reply)
+		}
+		waitFor[walink.PairSuccess](t, rec, &from, 5*time.Second)
+		d, err := st.DeviceByJID(ctx, dev)
+		if err != nil || !d.Unconfirmed {
+			t.Fatalf("stored session before the 515: unconfirmed=%v, err %v", d != nil && d.Unconfirmed, err)
+		}
+		// No 515: the client must come back on its own with a login.
+		start := time.Now()
+		fc2 := fs.accept()
+		if waited := time.Since(start); waited > 5*time.Second {
+			t.Fatalf("restarted only after %v", waited)
+		}
+		var p waproto.ClientPayload
+		if err := proto.Unmarshal(fc2.hello.Payload, &p); err != nil || p.GetUsername() == 0 {
+			t.Fatalf("second connection is not a login: %v (%v)", &p, err)
+		}
+		for _, e := range rec.all() {
+			if _, ok := e.(walink.Disconnected); ok {
+				t.Fatal("the confirm restart surfaced as Disconnected")
+			}
+		}
+	})
 }

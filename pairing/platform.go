@@ -54,6 +54,32 @@ func ValidateClientType(id string) error {
 // ClientTypeName returns a human name for a platform id, or "" if unknown.
 func ClientTypeName(id string) string { return clientTypeNames[id] }
 
+// ClientTypeForPlatform maps a DeviceProps.PlatformType number (the
+// payload's) to the companion platform id of the same kind; kinds with no
+// id of their own are "9", other web client. This is the one table between
+// the two enums.
+func ClientTypeForPlatform(platformType int32) string {
+	switch platformType {
+	case 1: // CHROME
+		return ClientTypeChrome
+	case 2: // FIREFOX
+		return ClientTypeFirefox
+	case 3: // IE
+		return ClientTypeIE
+	case 4: // OPERA
+		return ClientTypeOpera
+	case 5: // SAFARI
+		return ClientTypeSafari
+	case 6: // EDGE
+		return ClientTypeEdge
+	case 7: // DESKTOP
+		return ClientTypeElectron
+	case 21: // UWP
+		return ClientTypeUWP
+	}
+	return ClientTypeOtherWeb
+}
+
 // ClientTypeForBrowser maps a browser name (case-insensitive) to its
 // platform id; unknown browsers are "9", other web client.
 func ClientTypeForBrowser(browser string) string {

@@ -40,6 +40,9 @@ type DialOptions struct {
 	Proxy func(*http.Request) (*url.URL, error)
 	// TLSConfig is used for wss URLs; nil means the system defaults.
 	TLSConfig *tls.Config
+	// DialContext opens the underlying connection; nil means a TCP dial
+	// (through Proxy). An in-memory pipe to a server's Handler goes here.
+	DialContext func(ctx context.Context, network, addr string) (net.Conn, error)
 }
 
 // Dial opens a WebSocket and returns it as a byte stream (each Write is one
@@ -74,7 +77,10 @@ func Dial(ctx context.Context, wsURL string, opts *DialOptions) (net.Conn, error
 		rawMu sync.Mutex
 		raw   net.Conn
 	)
-	dialer := &net.Dialer{Timeout: 30 * time.Second, KeepAlive: 30 * time.Second}
+	dial := opts.DialContext
+	if dial == nil {
+		dial = (&net.Dialer{Timeout: 30 * time.Second, KeepAlive: 30 * time.Second}).DialContext
+	}
 	tlsConfig := opts.TLSConfig.Clone()
 	if tlsConfig == nil {
 		tlsConfig = &tls.Config{}
@@ -84,7 +90,7 @@ func Dial(ctx context.Context, wsURL string, opts *DialOptions) (net.Conn, error
 	tr := &http.Transport{
 		Proxy: opts.Proxy,
 		DialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
-			c, err := dialer.DialContext(ctx, network, addr)
+			c, err := dial(ctx, network, addr)
 			if err == nil {
 				rawMu.Lock()
 				raw = c

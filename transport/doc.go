@@ -49,7 +49,8 @@
 // ServerHandshake serves both per ServerConfig.IK and reports the mode in
 // Hello.Mode. If the server drops a resume, or its answer does not verify,
 // the error wraps ErrResumeFailed: forget the cache and connect again with
-// a full handshake (CHANGES-2026 §7).
+// a full handshake (CHANGES-2026 §7). Package walink's Client does not
+// resume yet: it always runs the full XX handshake.
 //
 // # Cancellation
 //

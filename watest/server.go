@@ -119,6 +119,17 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 	return s, nil
 }
 
+// New makes a server without a listener, to be served as a plain
+// http.Handler (Handler), e.g. over net.Pipe; URL then names no real host.
+// Close still ends its connections and goroutines.
+func New(cfg Config) (*Server, error) {
+	s, err := newServer(cfg)
+	if err == nil {
+		s.url, s.controlURL = "ws://watest.invalid/ws/chat", "http://watest.invalid"
+	}
+	return s, err
+}
+
 // newServer builds a server without a listener (tests drive sessions
 // directly).
 func newServer(cfg Config) (*Server, error) {

@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"flag"
 	"fmt"
+	"github.com/walinkdev/walink"
 	"io"
 	"os"
 	"path/filepath"
@@ -119,32 +120,11 @@ func parseRoot(s string) (keys.PublicKey, error) {
 	return keys.PublicKeyFromBytes(b)
 }
 
-// pickDevice returns the device the CLI works with: the first linked one,
-// else the first paired but unconfirmed one (store.Device.Unconfirmed: the
-// client logs in with it to learn whether the server linked it), else the
-// first unpaired one, else nil.
+// pickDevice returns the device the CLI works with: the one a Client
+// with no Config.Device would use (walink.DefaultDevice), so the commands
+// and the client never disagree on it.
 func pickDevice(ctx context.Context, st store.Store) (*store.Device, error) {
-	devs, err := st.Devices(ctx)
-	if err != nil {
-		return nil, err
-	}
-	var unconfirmed, unpaired *store.Device
-	for _, d := range devs {
-		switch {
-		case d.Linked():
-			return d, nil
-		case d.Paired():
-			if unconfirmed == nil {
-				unconfirmed = d
-			}
-		case unpaired == nil:
-			unpaired = d
-		}
-	}
-	if unconfirmed != nil {
-		return unconfirmed, nil
-	}
-	return unpaired, nil
+	return walink.DefaultDevice(ctx, st)
 }
 
 func closeQuietly(c io.Closer) { _ = c.Close() }

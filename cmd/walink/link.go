@@ -11,8 +11,6 @@ import (
 	"time"
 
 	"github.com/walinkdev/walink"
-	"github.com/walinkdev/walink/keys"
-	"github.com/walinkdev/walink/store"
 	"github.com/walinkdev/walink/watest"
 )
 
@@ -200,9 +198,9 @@ func cmdLink(ctx context.Context, e env, args []string, imageOnly bool) error {
 				paired = true
 			case walink.Connected:
 				if paired {
-					if err := rememberServer(ctx, st, cli, f, root, sim != nil); err != nil {
-						return err
-					}
+					// The client stored the server with the session
+					// (store.Device.ServerURL); the CLI never writes the
+					// device behind it.
 					ui.done()
 					return nil
 				}
@@ -254,24 +252,6 @@ func connectError(err error) error {
 		return err
 	}
 	return fail(exitFailure, "connect: %v", err)
-}
-
-// rememberServer stores a non-default server in the device record so
-// status/logout find it without flags. Sim servers die with the process and
-// are not remembered.
-func rememberServer(ctx context.Context, st store.Store, cli *walink.Client, f linkFlags, root keys.PublicKey, sim bool) error {
-	if sim || f.server == "" {
-		return nil
-	}
-	dev, err := pickDevice(ctx, st)
-	if err != nil || dev == nil {
-		return err
-	}
-	if dev.ServerURL == f.server && dev.ServerRoot.Equal(root) {
-		return nil
-	}
-	dev.ServerURL, dev.ServerRoot = f.server, root
-	return st.PutDevice(ctx, dev)
 }
 
 func envDuration(e env, name string, def time.Duration) time.Duration {

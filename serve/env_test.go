@@ -42,10 +42,10 @@ type env struct {
 }
 
 type envOpts struct {
-	postgres bool
-	mutate   func(*Config)
-	scenario func(*watest.Scenario)
-	srv      *watest.Server
+	postgres  bool
+	mutate    func(*Config)
+	scenario  func(*watest.Scenario)
+	srv       *watest.Server
 	serverURL string
 }
 
@@ -88,7 +88,9 @@ func newEnv(t testing.TB, o envOpts) *env {
 	}
 	e.cfg = Config{
 		Client: walink.Config{ServerURL: surl, ServerRoot: srv.RootKey(),
-			Reconnect: walink.ReconnectPolicy{MinDelay: 50 * time.Millisecond, MaxDelay: time.Second}},
+			Reconnect: walink.ReconnectPolicy{MinDelay: 50 * time.Millisecond, MaxDelay: time.Second},
+			// Fewer pre-keys: linking is what the tests exercise, not the upload.
+			PreKeyCount: 30},
 		APIKeys:           []KeyHash{HashAPIKey(testKey)},
 		WebhookMinBackoff: 20 * time.Millisecond, WebhookMaxBackoff: 200 * time.Millisecond,
 		StartJitter: 20 * time.Millisecond,
@@ -386,5 +388,3 @@ func (e *env) scan(id, phone string) {
 	}
 	e.t.Fatal("scan: timed out")
 }
-
-

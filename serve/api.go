@@ -61,6 +61,11 @@ func (s *Service) Handler() http.Handler {
 	}
 	mux.HandleFunc("/v1/", func(w http.ResponseWriter, r *http.Request) {
 		s.authed(func(w http.ResponseWriter, r *http.Request) {
+			if allow := allowedMethods(r.URL.Path); len(allow) > 0 {
+				w.Header().Set("Allow", strings.Join(allow, ", "))
+				writeProblem(w, r, http.StatusMethodNotAllowed, "method-not-allowed", "allowed: "+strings.Join(allow, ", "))
+				return
+			}
 			writeProblem(w, r, http.StatusNotFound, "not-found", "no such route")
 		})(w, r)
 	})
@@ -82,6 +87,30 @@ func (s *Service) Handler() http.Handler {
 	}
 	s.pageRoutes(mux)
 	return securityHeaders(mux)
+}
+
+// allowedMethods lists the methods of the routes whose pattern matches
+// path (for a 405 answer).
+func allowedMethods(path string) []string {
+	var out []string
+	segs := strings.Split(path, "/")
+	for _, rt := range apiRoutes {
+		ps := strings.Split(rt.Pattern, "/")
+		if len(ps) != len(segs) {
+			continue
+		}
+		ok := true
+		for i := range ps {
+			if !strings.HasPrefix(ps[i], "{") && ps[i] != segs[i] {
+				ok = false
+				break
+			}
+		}
+		if ok {
+			out = append(out, rt.Method)
+		}
+	}
+	return out
 }
 
 // securityHeaders sets the headers every response carries.

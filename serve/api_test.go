@@ -77,6 +77,13 @@ func testQRLink(t *testing.T, pg bool) {
 	if p["session_status"] != "connected" {
 		t.Fatalf("409 problem: %v", p)
 	}
+	_, _, m := e.do("GET", "/metrics", nil)
+	for _, want := range []string{`walink_pairings_started_total{method="qr"} 1`, `walink_pairings_linked_total{method="qr"} 1`,
+		`walink_sessions{status="connected"} 1`, "walink_link_duration_seconds_count 1", "walink_handshake_duration_seconds_count 1"} {
+		if !strings.Contains(string(m), want) {
+			t.Errorf("metrics lack %s", want)
+		}
+	}
 	// The list shows it too.
 	l := e.must(200, "GET", "/v1/sessions", nil)
 	if n := len(l["sessions"].([]any)); n != 1 {
@@ -218,6 +225,10 @@ func TestRequestErrors(t *testing.T) {
 	e.problem(422, "invalid-field", "POST", "/v1/sessions", map[string]any{"webhook": map[string]any{"url": "ftp://x"}})
 	e.problem(422, "invalid-field", "POST", "/v1/sessions", map[string]any{"webhook": map[string]any{"url": "http://x/", "events": []string{"nope"}}})
 	e.problem(404, "not-found", "GET", "/v1/nothing-here", nil)
+	if _, h, _ := e.do("PUT", "/v1/sessions", nil); h.Get("Allow") != "POST, GET" {
+		t.Fatalf("Allow %q", h.Get("Allow"))
+	}
+	e.problem(405, "method-not-allowed", "PATCH", "/v1/sessions/s_x", nil)
 	for _, p := range []string{"", "/qr", "/events"} {
 		e.problem(404, "not-found", "GET", "/v1/sessions/s_missing"+p, nil)
 	}

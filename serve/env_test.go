@@ -128,7 +128,7 @@ func (e *env) stop() {
 	}
 	e.svc.CloseStreams()
 	e.http.Close()
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
 	defer cancel()
 	e.svc.Shutdown(ctx)
 	e.db.Close()

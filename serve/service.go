@@ -164,6 +164,10 @@ type session struct {
 	method    string // how the current link attempt goes: "qr" or "code"
 	connected bool   // has been connected with this client (reconnect metric)
 	platform  string // the phone's platform, once known
+	// settled, while a start slot is held, is closed by the first event
+	// that ends the login (connected, a QR, a failure): the slot covers
+	// the whole login as WhatsApp sees it, not only the Noise handshake.
+	settled chan struct{}
 }
 
 func (s *Service) now() time.Time { return s.cfg.Now() }
@@ -484,6 +488,16 @@ func secs(d time.Duration) int { return int(d.Round(time.Second) / time.Second) 
 // events to report. It runs on the client's event goroutine, in order.
 func (s *Service) onEvent(ss *session, gen uint64, cli *walink.Client, ev walink.Event) {
 	var closeCli bool
+	switch ev.(type) {
+	case walink.Connected, walink.PairingQRCode, walink.LoggedOut, walink.ConnectFailure, walink.Disconnected,
+		walink.ClientOutdated, walink.TemporaryBan, walink.StreamReplaced:
+		ss.mu.Lock()
+		if ss.gen == gen && ss.settled != nil {
+			close(ss.settled)
+			ss.settled = nil
+		}
+		ss.mu.Unlock()
+	}
 	s.apply(ss, gen, func(r *record) []StoredEvent {
 		now := s.now()
 		one := func(name string, data map[string]any) []StoredEvent {
@@ -700,12 +714,32 @@ func (s *Service) connect(ss *session, gen uint64, cli *walink.Client, resume bo
 		case <-s.ctx.Done():
 			return
 		}
-		if !current() {
+		settled := make(chan struct{})
+		ss.mu.Lock()
+		if ss.gen != gen {
+			ss.mu.Unlock()
 			<-s.start
 			return
 		}
+		ss.settled = settled
+		ss.mu.Unlock()
 		t0 := time.Now()
 		err = cli.Connect(s.ctx)
+		if err == nil {
+			// Hold the slot until the login is answered (bounded).
+			t := time.NewTimer(loginWait)
+			select {
+			case <-settled:
+			case <-t.C:
+			case <-s.ctx.Done():
+			}
+			t.Stop()
+		}
+		ss.mu.Lock()
+		if ss.settled == settled {
+			ss.settled = nil
+		}
+		ss.mu.Unlock()
 		<-s.start
 		if err == nil {
 			s.met.handshake.Observe(time.Since(t0).Seconds())
@@ -725,6 +759,10 @@ func (s *Service) connect(ss *session, gen uint64, cli *walink.Client, resume bo
 		}
 	}
 }
+
+// loginWait bounds how long a start slot waits for the login's answer
+// after the handshake.
+const loginWait = 20 * time.Second
 
 // detachGen stops ss's connection if it still runs client gen (the lease
 // was lost): the session keeps wanting to run, for its next owner.

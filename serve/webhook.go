@@ -5,10 +5,12 @@ import (
 	"crypto/hmac"
 	"crypto/sha256"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"io"
 	mrand "math/rand/v2"
 	"net/http"
+	"net/url"
 	"strconv"
 	"strings"
 	"sync"
@@ -193,6 +195,11 @@ func (o *outbox) post(ctx context.Context, row outboxRow) error {
 	req.Header.Set("X-Walink-Signature", Sign(row.Secret, body))
 	resp, err := o.s.cfg.HTTPClient.Do(req)
 	if err != nil {
+		// *url.Error repeats the URL, which may hold a token: keep the cause.
+		var ue *url.Error
+		if errors.As(err, &ue) {
+			return ue.Err
+		}
 		return err
 	}
 	io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
@@ -207,17 +214,21 @@ func (o *outbox) post(ctx context.Context, row outboxRow) error {
 // ends; the sender keeps running meanwhile.
 func (o *outbox) flush(ctx context.Context) error {
 	for {
-		n, err := o.s.db.outboxLen(ctx)
+		qctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		n, err := o.s.db.outboxLen(qctx)
+		cancel()
 		if err != nil {
 			return fmt.Errorf("serve: flushing the outbox: %w", err)
 		}
 		if n == 0 {
 			return nil
 		}
+		if ctx.Err() != nil {
+			return fmt.Errorf("serve: flushing the outbox: %d deliveries left for the next start: %w", n, ctx.Err())
+		}
 		o.kick()
 		select {
 		case <-ctx.Done():
-			return fmt.Errorf("serve: flushing the outbox: %d deliveries left for the next start: %w", n, ctx.Err())
 		case <-o.idle:
 		case <-time.After(50 * time.Millisecond):
 		}

@@ -636,10 +636,10 @@ func (s *Service) handlePairCode(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	ss.mu.Lock()
-	cli, st := ss.cli, ss.rec.Status
+	cli, st, dev := ss.cli, ss.rec.Status, ss.rec.Device
 	ss.mu.Unlock()
 	switch {
-	case st == StatusConnected || (ss.rec.Device != "" && st != StatusLoggedOut):
+	case st == StatusConnected || (dev != "" && st != StatusLoggedOut):
 		writeProblemP(w, r, Problem{Status: http.StatusConflict, Type: "already-linked", SessionStatus: st})
 		return
 	case cli == nil || (st != StatusScanQR && st != StatusPairCode && st != StatusStarting):
@@ -743,7 +743,7 @@ func (s *Service) handlePasskeyResponse(w http.ResponseWriter, r *http.Request) 
 		writeProblem(w, r, http.StatusUnprocessableEntity, "invalid-field", err.Error())
 		return
 	}
-	writeJSON(w, http.StatusOK, s.view(s.get(r.PathValue("id"))))
+	s.handleGet(w, r)
 }
 
 func (s *Service) handlePasskeyConfirm(w http.ResponseWriter, r *http.Request) {
@@ -755,7 +755,7 @@ func (s *Service) handlePasskeyConfirm(w http.ResponseWriter, r *http.Request) {
 		writeProblem(w, r, http.StatusBadGateway, "wrong-status", err.Error())
 		return
 	}
-	writeJSON(w, http.StatusOK, s.view(s.get(r.PathValue("id"))))
+	s.handleGet(w, r)
 }
 
 type simRequest struct {

@@ -9,6 +9,7 @@
 //	walink logout  [--store PATH] [--server URL --server-root HEX]
 //	walink qr      --png FILE | --svg FILE  (link, writing each QR as an image)
 //	walink sim     [--listen ADDR] [--state DIR] [scenario flags]
+//	walink serve   [--listen ADDR] [--store PATH | --postgres DSN] [--api-key-file FILE] [--sim]
 //	walink version
 //
 // Exit codes are the exit* constants below, printed by `walink help` and
@@ -62,6 +63,7 @@ Commands:
   logout    log the linked device out on the server and clear the store
   qr        like link, but writes each QR code to an image (--png FILE or --svg FILE)
   sim       run the local WhatsApp (server + virtual phones) for tests
+  serve     link and keep many accounts: HTTP API, web page, webhooks (--sim: a demo)
   version   print the version
 
 Run 'walink COMMAND --help' for a command's flags.
@@ -98,6 +100,8 @@ func run(ctx context.Context, e env, args []string) int {
 		err = cmdLogout(ctx, e, rest)
 	case "sim":
 		err = cmdSim(ctx, e, rest)
+	case "serve":
+		err = cmdServe(ctx, e, rest)
 	case "version", "--version", "-version":
 		fmt.Fprintf(e.stdout, "walink %s\n", version)
 		return exitOK

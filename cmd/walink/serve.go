@@ -1,0 +1,238 @@
+package main
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/walinkdev/walink"
+	"github.com/walinkdev/walink/serve"
+	"github.com/walinkdev/walink/store"
+	"github.com/walinkdev/walink/store/postgres"
+	"github.com/walinkdev/walink/store/seal"
+	"github.com/walinkdev/walink/watest"
+)
+
+// cmdServe runs `walink serve`: many accounts in one process, the HTTP API
+// and the page. Everything but flags and wiring is in package serve.
+func cmdServe(ctx context.Context, e env, args []string) error {
+	fs := newFlagSet(e, "serve", "[--listen ADDR] [--store PATH | --postgres DSN] [--api-key-file FILE] [--sim] [flags]")
+	listen := fs.String("listen", "127.0.0.1:8080", "listen `address` of the API and the page")
+	storePath := fs.String("store", "", "SQLite store `path` (default $WALINK_STORE or the user config dir; --sim: a temporary file)")
+	pgDSN := fs.String("postgres", "", "PostgreSQL `DSN` instead of SQLite (default $WALINK_POSTGRES_DSN)")
+	keyFile := fs.String("api-key-file", "", "`file` of API keys, one per line (or sha256:HEX); also $WALINK_API_KEY_FILE, or one key in $WALINK_API_KEY")
+	tlsCert := fs.String("tls-cert", "", "TLS certificate `file`")
+	tlsKey := fs.String("tls-key", "", "TLS key `file`")
+	insecure := fs.Bool("insecure-listen", false, "allow a non-loopback --listen without TLS (behind a TLS-terminating proxy)")
+	metricsListen := fs.String("metrics-listen", "", "serve /metrics unauthenticated on this `address` instead of on --listen")
+	webhookURL := fs.String("webhook-url", "", "`URL` that receives the events of every session")
+	webhookSecretFile := fs.String("webhook-secret-file", "", "`file` holding the HMAC secret of --webhook-url (or $WALINK_WEBHOOK_SECRET)")
+	conc := fs.Int("start-concurrency", 8, "handshakes started at once when reconnecting sessions")
+	shutdown := fs.Duration("shutdown-timeout", 10*time.Second, "time to close connections and flush webhooks on SIGTERM")
+	sim := fs.Bool("sim", false, "run the local WhatsApp in-process with a virtual phone on the page (a demo; no real account is touched)")
+	server := fs.String("server", "", "WhatsApp WebSocket `URL` (default: the real one)")
+	serverRoot := fs.String("server-root", "", "`hex` root public key of --server")
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	if (*tlsCert == "") != (*tlsKey == "") {
+		return fail(exitUsage, "serve: --tls-cert and --tls-key go together")
+	}
+	if err := serve.CheckListen(*listen, *tlsCert != "", *insecure); err != nil {
+		return fail(exitUsage, "%v", err)
+	}
+	log := slog.New(slog.NewTextHandler(e.stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
+
+	// API keys.
+	keys, shownKey, err := loadAPIKeys(e, *keyFile, *sim)
+	if err != nil {
+		return err
+	}
+	whSecret := e.getenv("WALINK_WEBHOOK_SECRET")
+	if *webhookSecretFile != "" {
+		b, err := os.ReadFile(*webhookSecretFile)
+		if err != nil {
+			return fail(exitUsage, "serve: %v", err)
+		}
+		whSecret = strings.TrimSpace(string(b))
+	}
+	if *webhookURL != "" && whSecret == "" {
+		return fail(exitUsage, "serve: --webhook-url needs a secret (--webhook-secret-file or $WALINK_WEBHOOK_SECRET)")
+	}
+
+	root, err := parseRoot(*serverRoot)
+	if err != nil {
+		return err
+	}
+	ccfg := walink.Config{ServerURL: *server, ServerRoot: root}
+	var simSrv *watest.Server
+	if *sim {
+		simSrv, err = watest.Start(ctx, watest.Config{Logger: log.With("component", "sim")})
+		if err != nil {
+			return fmt.Errorf("serve: starting the local WhatsApp: %w", err)
+		}
+		defer simSrv.Close()
+		ccfg.ServerURL, ccfg.ServerRoot = simSrv.URL(), simSrv.RootKey()
+	}
+
+	// Store and the service's tables, in the same database.
+	var st store.Store
+	var db *serve.DB
+	if *pgDSN == "" {
+		*pgDSN = e.getenv("WALINK_POSTGRES_DSN")
+	}
+	if *pgDSN != "" {
+		c, err := seal.FromEnv(os.Getenv, rand.Reader)
+		if err != nil {
+			return fmt.Errorf("store encryption key: %w", err)
+		}
+		var opts []postgres.Option
+		if c != nil {
+			opts = append(opts, postgres.WithCipher(c))
+		}
+		if st, err = postgres.Open(ctx, *pgDSN, opts...); err != nil {
+			return err
+		}
+		if db, err = serve.OpenPostgres(ctx, *pgDSN); err != nil {
+			st.Close()
+			return err
+		}
+	} else {
+		path := *storePath
+		if path == "" && *sim {
+			dir, err := os.MkdirTemp("", "walink-sim-")
+			if err != nil {
+				return err
+			}
+			defer os.RemoveAll(dir)
+			path = filepath.Join(dir, "walink.db")
+		} else if path == "" {
+			path = defaultStorePath(e)
+		}
+		if st, err = openStore(ctx, path); err != nil {
+			return err
+		}
+		if db, err = serve.OpenSQLite(ctx, path); err != nil {
+			st.Close()
+			return err
+		}
+	}
+	defer st.Close()
+	defer db.Close()
+
+	cfg := serve.Config{Store: st, DB: db, Client: ccfg, APIKeys: keys, StartConcurrency: *conc,
+		MetricsOnOwnListener: *metricsListen != "", Logger: log}
+	if *webhookURL != "" {
+		cfg.Webhook = serve.WebhookConfig{URL: *webhookURL, Secret: whSecret}
+	}
+	if simSrv != nil {
+		cfg.Sim = serve.WatestSim{Server: simSrv}
+	}
+	svc, err := serve.New(ctx, cfg)
+	if err != nil {
+		return err
+	}
+	ln, err := net.Listen("tcp", *listen)
+	if err != nil {
+		return fmt.Errorf("serve: %w", err)
+	}
+	hs := &http.Server{Handler: svc.Handler(), ReadHeaderTimeout: 10 * time.Second}
+	var ms *http.Server
+	if *metricsListen != "" {
+		mln, err := net.Listen("tcp", *metricsListen)
+		if err != nil {
+			ln.Close()
+			return fmt.Errorf("serve: metrics: %w", err)
+		}
+		mux := http.NewServeMux()
+		mux.Handle("GET /metrics", svc.MetricsHandler())
+		ms = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+		go ms.Serve(mln)
+	}
+	svc.Start()
+	scheme := "http"
+	errc := make(chan error, 1)
+	go func() {
+		if *tlsCert != "" {
+			errc <- hs.ServeTLS(ln, *tlsCert, *tlsKey)
+		} else {
+			errc <- hs.Serve(ln)
+		}
+	}()
+	if *tlsCert != "" {
+		scheme = "https"
+	}
+	fmt.Fprintf(e.stdout, "walink serve: open %s://%s/\n", scheme, ln.Addr())
+	if shownKey != "" {
+		// Printed once to the terminal that started the demo, never logged.
+		fmt.Fprintf(e.stdout, "API key (sign in with it; generated for this run): %s\n", shownKey)
+	}
+	if simSrv != nil {
+		fmt.Fprintf(e.stdout, "Simulator: the local WhatsApp runs in-process; link with the page's virtual phone.\n")
+	}
+
+	select {
+	case <-ctx.Done():
+	case err := <-errc:
+		if !errors.Is(err, http.ErrServerClosed) {
+			log.Error("serve: listener failed", "err", err)
+		}
+	}
+	// SIGTERM: end the SSE streams, stop accepting, close every connection
+	// (no logout), flush the webhooks, within --shutdown-timeout.
+	sctx, cancel := context.WithTimeout(context.Background(), *shutdown)
+	defer cancel()
+	svc.CloseStreams()
+	hs.Shutdown(sctx)
+	if ms != nil {
+		ms.Shutdown(sctx)
+	}
+	if err := svc.Shutdown(sctx); err != nil {
+		log.Warn("serve: shutdown", "err", err)
+	}
+	return nil
+}
+
+// loadAPIKeys reads the keys; with --sim and no key configured it makes
+// one for the run and returns it to be shown.
+func loadAPIKeys(e env, file string, sim bool) ([]serve.KeyHash, string, error) {
+	if file == "" {
+		file = e.getenv("WALINK_API_KEY_FILE")
+	}
+	var keys []serve.KeyHash
+	if file != "" {
+		f, err := os.Open(file)
+		if err != nil {
+			return nil, "", fail(exitUsage, "serve: %v", err)
+		}
+		defer f.Close()
+		if keys, err = serve.ParseAPIKeys(f); err != nil {
+			return nil, "", fail(exitUsage, "%v", err)
+		}
+	}
+	if k := e.getenv("WALINK_API_KEY"); k != "" {
+		if len(k) < 16 {
+			return nil, "", fail(exitUsage, "serve: WALINK_API_KEY needs at least 16 characters")
+		}
+		keys = append(keys, serve.HashAPIKey(k))
+	}
+	if len(keys) > 0 {
+		return keys, "", nil
+	}
+	if !sim {
+		return nil, "", fail(exitUsage, "serve: no API key: use --api-key-file FILE or set WALINK_API_KEY")
+	}
+	var b [16]byte
+	rand.Read(b[:])
+	k := hex.EncodeToString(b[:])
+	return []serve.KeyHash{serve.HashAPIKey(k)}, k, nil
+}

@@ -1,0 +1,63 @@
+// Package serve is `walink serve`: many linked accounts in one process,
+// with an HTTP API, a web page, Server-Sent Events, webhooks and metrics.
+//
+// # Sessions
+//
+// A session is one account slot: a walink.Client on the shared store
+// (Config.NewDevice until it links, then Config.Device). Its status is
+// exactly one of [Statuses]; the last transitions are kept with their
+// times. Each client event becomes a stored event (the names and fields of
+// `walink link --json`, plus "status" and the session lifecycle) and,
+// when the status changes, a "status" event.
+//
+// # State
+//
+// The service keeps its state in tables of its own (serve_sessions,
+// serve_events, serve_outbox, with serve_migrations for their numbering)
+// in the store's database: the same SQLite file ([OpenSQLite]) or
+// PostgreSQL database ([OpenPostgres]). A state change, the events that
+// report it and their webhook outbox rows are written in one transaction,
+// so a webhook is never lost or invented by a crash: delivery is at least
+// once, deduplicated by the event id.
+//
+// # API
+//
+// Routes are under /v1 and documented by the embedded OpenAPI 3.1 document
+// at /v1/openapi.json (tests validate every live response against it).
+// Errors are RFC 9457 problem details with a stable type
+// (urn:walink:problem:NAME). Every route but /healthz and /readyz needs
+// an API key (Authorization: Bearer, or X-Api-Key; only hashes are kept)
+// or the page's signed, HttpOnly, SameSite=Strict cookie plus the CSRF
+// token for unsafe methods.
+//
+// # Events
+//
+// /v1/events and /v1/sessions/{id}/events stream Server-Sent Events. The
+// id of an event is its global sequence number; a client that reconnects
+// with Last-Event-ID gets the stored events after it (a bounded history
+// per session, Config.EventHistory), then the live ones. A subscriber that
+// falls 256 events behind is dropped and resumes from the history.
+//
+// # Lifecycle
+//
+// [Service.Start] reconnects the sessions that were running and linked,
+// at most Config.StartConcurrency logins in flight, each after a random
+// delay below Config.StartJitter; a first connect that fails is retried
+// with jittered backoff. [Service.Shutdown] ends the streams, closes
+// every connection without logging out and flushes the outbox until its
+// context ends; what is left is sent after the next start.
+//
+// # Ownership
+//
+// Which process may hold a session's connection is asked of
+// Config.Owner ([Owner], [Lease]). The default owns everything (one
+// replica); a lease manager for several replicas on one PostgreSQL
+// implements Owner and closes Lease.Lost to make this process let go.
+//
+// # Passkeys
+//
+// The passkey step (statuses passkey_required and passkey_confirm, routes
+// under /v1/sessions/{id}/passkey) is carried out by Config.Passkey
+// ([Passkey]); without it those routes answer 501
+// urn:walink:problem:passkey-not-available.
+package serve

@@ -1,0 +1,105 @@
+package serve
+
+import (
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"strconv"
+	"time"
+)
+
+// ssePing is the interval of comment lines that keep idle streams (and
+// the proxies in front of them) open.
+const ssePing = 15 * time.Second
+
+func (s *Service) handleSessionEvents(w http.ResponseWriter, r *http.Request) {
+	if ss := s.session(w, r); ss != nil {
+		s.stream(w, r, ss.id)
+	}
+}
+
+func (s *Service) handleAllEvents(w http.ResponseWriter, r *http.Request) { s.stream(w, r, "") }
+
+// stream serves Server-Sent Events of one session ("" = all): each event
+// with its id (the global seq); a client that reconnects with
+// Last-Event-ID (or ?last_event_id=) first gets the stored events after
+// it, then the live ones, without gaps or repeats: it subscribes before
+// reading the history and skips live events already sent.
+func (s *Service) stream(w http.ResponseWriter, r *http.Request, session string) {
+	fl, ok := w.(http.Flusher)
+	if !ok {
+		writeProblem(w, r, http.StatusInternalServerError, "internal", "streaming unsupported")
+		return
+	}
+	last := int64(-1)
+	lastID := r.Header.Get("Last-Event-ID")
+	if lastID == "" {
+		lastID = r.URL.Query().Get("last_event_id")
+	}
+	if lastID != "" {
+		v, err := strconv.ParseInt(lastID, 10, 64)
+		if err != nil || v < 0 {
+			writeProblem(w, r, http.StatusBadRequest, "bad-request", "Last-Event-ID must be an event id (a number)")
+			return
+		}
+		last = v
+	}
+	sub := s.hub.subscribe(session)
+	defer s.hub.unsubscribe(sub)
+	w.Header().Set("Content-Type", "text/event-stream")
+	w.Header().Set("Cache-Control", "no-store")
+	w.Header().Set("X-Accel-Buffering", "no")
+	w.WriteHeader(http.StatusOK)
+	fmt.Fprintf(w, "retry: 2000\n\n")
+	fl.Flush()
+	send := func(e StoredEvent) bool {
+		b, _ := json.Marshal(e.payload())
+		if _, err := fmt.Fprintf(w, "id: %d\nevent: %s\ndata: %s\n\n", e.Seq, e.Name, b); err != nil {
+			return false
+		}
+		last = e.Seq
+		return true
+	}
+	if last >= 0 {
+		for {
+			evs, err := s.db.eventsAfter(r.Context(), session, last, 500)
+			if err != nil {
+				return
+			}
+			for _, e := range evs {
+				if !send(e) {
+					return
+				}
+			}
+			fl.Flush()
+			if len(evs) < 500 {
+				break
+			}
+		}
+	}
+	ping := time.NewTicker(ssePing)
+	defer ping.Stop()
+	for {
+		select {
+		case <-r.Context().Done():
+			return
+		case <-sub.gone:
+			// Dropped (too slow) or shutting down: the client resumes
+			// with Last-Event-ID.
+			return
+		case <-ping.C:
+			if _, err := fmt.Fprintf(w, ": ping\n\n"); err != nil {
+				return
+			}
+			fl.Flush()
+		case e := <-sub.ch:
+			if e.Seq <= last {
+				continue
+			}
+			if !send(e) {
+				return
+			}
+			fl.Flush()
+		}
+	}
+}

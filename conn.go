@@ -328,17 +328,22 @@ func (cn *conn) run(acts []engine.Action) {
 	}
 }
 
-// send writes one stanza. Only the tag and id are logged: contents may
-// carry key material. A failed write is logged; the reader then sees the
-// broken connection and ends it.
+// send writes one stanza, encoded straight into the frame buffer and
+// sealed in place. Only the tag and id are logged: contents may carry key
+// material. A failed write is logged; the reader then sees the broken
+// connection and ends it. The write watches the runner's ctx, so a write
+// stuck on a peer that reads nothing ends with Close/Disconnect.
 func (cn *conn) send(n binxml.Node) {
-	b, err := binxml.Marshal(n)
-	if err != nil {
-		cn.log.Error("encoding stanza", "tag", n.Tag, "err", err)
-		return
+	if cn.log.Enabled(context.Background(), slog.LevelDebug) {
+		cn.log.Debug("send", "tag", n.Tag, "id", n.Attr("id"), "type", n.Attr("type"), "xmlns", n.Attr("xmlns"))
 	}
-	cn.log.Debug("send", "tag", n.Tag, "id", n.Attr("id"), "type", n.Attr("type"), "xmlns", n.Attr("xmlns"))
-	if err := cn.tc.WriteFrame(cn.ctx, b); err != nil && cn.ctx.Err() == nil {
+	err := cn.tc.WriteNode(cn.ctx, n)
+	var ee *binxml.EncodeError
+	switch {
+	case err == nil:
+	case errors.As(err, &ee):
+		cn.log.Error("encoding stanza", "tag", n.Tag, "err", err)
+	case cn.ctx.Err() == nil:
 		cn.log.Warn("send failed", "tag", n.Tag, "err", err)
 	}
 }

@@ -38,6 +38,13 @@ type Config struct {
 	Rand io.Reader
 	// Now is the clock; nil = time.Now.
 	Now func() time.Time
+	// EventLogSize is how many events the in-memory node log (Events,
+	// AwaitNode, GET /events) keeps; 0 = DefaultEventLogSize.
+	EventLogSize int
+	// EventFile, when set, receives every event as a JSON line (the format
+	// of GET /events), so nothing is lost when the in-memory log wraps.
+	// Writes are buffered and flushed by Close; the caller closes the file.
+	EventFile io.Writer
 }
 
 // Server is the local WhatsApp: a WebSocket endpoint at /ws/chat speaking
@@ -133,7 +140,7 @@ func newServer(cfg Config) (*Server, error) {
 		rand:     &lockedReader{r: cfg.Rand},
 		now:      cfg.Now,
 		stateDir: cfg.StateDir,
-		events:   newEventLog(),
+		events:   newEventLog(cfg.EventLogSize, cfg.EventFile),
 		scenario: sc,
 		phones:   map[string]*Phone{},
 		sessions: map[int64]*session{},
@@ -272,6 +279,9 @@ func (s *Server) Close() error {
 		err = s.httpSrv.Close()
 	}
 	s.wg.Wait()
+	if ferr := s.events.flush(); ferr != nil && err == nil {
+		err = fmt.Errorf("watest: event file: %w", ferr)
+	}
 	return err
 }
 

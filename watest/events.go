@@ -54,7 +54,12 @@ type eventLog struct {
 	changed chan struct{} // closed and replaced on every append
 	spill   *bufio.Writer // nil = no file
 	spillEr error
+	flushT  *time.Timer // armed while the file copy has unflushed bytes
+	closed  bool
 }
+
+// spillDelay is how long an event may sit in the file copy's buffer.
+const spillDelay = time.Second
 
 func newEventLog(size int, spill io.Writer) *eventLog {
 	if size <= 0 {
@@ -85,15 +90,31 @@ func (l *eventLog) add(e Event) {
 			_, err = l.spill.Write(b)
 		}
 		l.spillEr = err
+		if l.flushT == nil && !l.closed {
+			l.flushT = time.AfterFunc(spillDelay, func() {
+				l.mu.Lock()
+				defer l.mu.Unlock()
+				l.flushT = nil
+				if l.spillEr == nil {
+					l.spillEr = l.spill.Flush()
+				}
+			})
+		}
 	}
 	close(l.changed)
 	l.changed = make(chan struct{})
 }
 
-// flush writes out what the file copy has buffered.
+// flush writes out what the file copy has buffered and stops the delayed
+// flushes (the server is closing).
 func (l *eventLog) flush() error {
 	l.mu.Lock()
 	defer l.mu.Unlock()
+	l.closed = true
+	if l.flushT != nil {
+		l.flushT.Stop()
+		l.flushT = nil
+	}
 	if l.spill == nil {
 		return nil
 	}

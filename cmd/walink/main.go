@@ -8,7 +8,8 @@
 //	walink status  [--store PATH] [--json]
 //	walink logout  [--store PATH] [--server URL --server-root HEX]
 //	walink qr      --png FILE | --svg FILE  (link, writing each QR as an image)
-//	walink sim     [--listen ADDR] [--state DIR] [scenario flags]
+//	walink sim     [--listen ADDR] [--state DIR] [--log FILE] [--log-size N] [scenario flags]
+//	walink sim load --server URL --server-root HEX [--devices N] [--rate R] [--online M]
 //	walink version
 //
 // Exit codes are the exit* constants below, printed by `walink help` and
@@ -62,6 +63,7 @@ Commands:
   logout    log the linked device out on the server and clear the store
   qr        like link, but writes each QR code to an image (--png FILE or --svg FILE)
   sim       run the local WhatsApp (server + virtual phones) for tests
+  sim load  link N virtual companions to a running sim and keep them online
   version   print the version
 
 Run 'walink COMMAND --help' for a command's flags.

@@ -247,6 +247,9 @@ func (p *Phone) pair(ctx context.Context, sess *session, advSecret [32]byte, pla
 	defer func() {
 		s.mu.Lock()
 		delete(p.reserved, device)
+		if len(p.reserved) == 0 {
+			p.reserved = nil // most phones pair once: no empty map per phone
+		}
 		s.mu.Unlock()
 	}()
 	now := s.now()

@@ -42,7 +42,7 @@ type Event struct {
 // keeps them all). Every stored node is elided like its XML (long child
 // lists keep their first and last children), so an event costs about a
 // KiB at most and the log stays bounded whatever the number of devices.
-const DefaultEventLogSize = 16384
+const DefaultEventLogSize = 8192
 
 // eventLog is a bounded ring of events, waitable, optionally copied to a
 // file as JSON lines.
@@ -84,6 +84,7 @@ func (l *eventLog) add(e Event) {
 		l.start = (l.start + 1) % len(l.ring)
 	}
 	if l.spill != nil && l.spillEr == nil {
+		e.render()
 		b, err := json.Marshal(e)
 		if err == nil {
 			b = append(b, '\n')
@@ -139,9 +140,18 @@ func (l *eventLog) since(after int64) ([]Event, <-chan struct{}) {
 	}
 	out := make([]Event, 0, n-i)
 	for ; i < n; i++ {
-		out = append(out, *l.at(i))
+		e := l.at(i)
+		e.render() // once: later readers get the stored text
+		out = append(out, *e)
 	}
 	return out, l.changed
+}
+
+// render fills XML from the node of a node event, if not done yet.
+func (e *Event) render() {
+	if e.XML == "" && e.Dir != DirInfo && e.Tag != "" {
+		e.XML = xmlString(e.Node)
+	}
 }
 
 // await returns the first event (oldest first, from the beginning of the

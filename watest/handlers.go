@@ -69,9 +69,9 @@ func newRef(r io.Reader) (string, error) {
 // parseRegistration reads DevicePairingRegistrationData. Only an identity
 // key that is not 32 bytes is refused: the phone signs over it (ADV,
 // PROTOCOL.md §12) and the QR must match it, so nothing could be linked.
-// Other deviations (sizes, key type, the signed pre-key's signature) are
-// not known to be refused by WhatsApp; they come back as warnings and the
-// values are kept as sent (short ids read big-endian).
+// Other deviations (sizes, key type) are not known to be refused by
+// WhatsApp; they come back as warnings and the values are kept as sent
+// (short ids read big-endian).
 func parseRegistration(d *waproto.ClientPayload_DevicePairingRegistrationData) (*registration, []string, error) {
 	ident, err := keys.PublicKeyFromBytes(d.GetEIdent())
 	if err != nil {
@@ -91,9 +91,9 @@ func parseRegistration(d *waproto.ClientPayload_DevicePairingRegistrationData) (
 	if err != nil {
 		warn = append(warn, fmt.Sprintf("eSkeyVal is %d bytes, not 32", len(d.GetESkeyVal())))
 	}
-	if err != nil || len(d.GetESkeySig()) != keys.SignatureSize || !keys.Verify(ident, skey.Serialized(), d.GetESkeySig()) {
-		warn = append(warn, "signed pre-key signature does not verify")
-	}
+	// The signed pre-key's signature is checked when the device is linked
+	// (Phone.pair), not here: an XEdDSA verify per connection would be a
+	// sixth of the server's handshake cost, for a warning.
 	return &registration{
 		identity: ident,
 		regID:    uint32(beUint(d.GetERegid())),

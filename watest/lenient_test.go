@@ -132,6 +132,14 @@ func TestLenientSessionIQs(t *testing.T) {
 		}
 	})
 
+	t.Run("bad signed pre-key signature", func(t *testing.T) {
+		c := newCompanion(t)
+		c.spk.Signature[10] ^= 1
+		linkQR(ctx, t, s, c)
+		awaitLenient(t, s, "registration payload: signed pre-key signature does not verify")
+		c.login(ctx, s).close()
+	})
+
 	t.Run("logout without jid", func(t *testing.T) {
 		c := newCompanion(t)
 		dev := linkQR(ctx, t, s, c)

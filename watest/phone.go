@@ -252,6 +252,9 @@ func (p *Phone) pair(ctx context.Context, sess *session, advSecret [32]byte, pla
 		}
 		s.mu.Unlock()
 	}()
+	if len(reg.skeySig) != keys.SignatureSize || !keys.Verify(reg.identity, reg.skey.Serialized(), reg.skeySig) {
+		s.lenient(sess.id, "registration payload: signed pre-key signature does not verify")
+	}
 	now := s.now()
 	id := pairing.DeviceIdentity{RawID: p.rawID, Timestamp: uint64(now.Unix()), KeyIndex: keyIndex, AccountType: pairing.AccountE2EE}
 	container, err := pairing.SignDeviceIdentity(s.rand, p.account, reg.identity, advSecret, id)

@@ -308,9 +308,12 @@ func (s *Server) unix() string { return strconv.FormatInt(s.now().Unix(), 10) }
 
 func (s *Server) logNode(conn int64, dir string, n binxml.Node) {
 	r := redact(n)
-	x := xmlString(r)
-	s.events.add(Event{Time: s.now(), Conn: conn, Dir: dir, Node: r, Tag: n.Tag, XML: x})
-	s.log.Debug("watest: node", "conn", conn, "dir", dir, "xml", x)
+	// Event.XML is rendered when the event is read (eventLog.since), not
+	// here on every connection's path.
+	s.events.add(Event{Time: s.now(), Conn: conn, Dir: dir, Node: r, Tag: n.Tag})
+	if s.log.Enabled(context.Background(), slog.LevelDebug) {
+		s.log.Debug("watest: node", "conn", conn, "dir", dir, "xml", xmlString(r))
+	}
 }
 
 func (s *Server) info(conn int64, note string) {

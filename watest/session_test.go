@@ -131,7 +131,7 @@ func TestBeginDecisions(t *testing.T) {
 		if n := one(t, rec); n.Attr("xmlns") != "md" || n.Attr("type") != "set" {
 			t.Fatalf("got %s", xmlString(n))
 		}
-		awaitLenient(t, sess.srv, "signed pre-key signature does not verify")
+		// (the warning comes when the device is linked: TestLenientSessionIQs)
 	})
 	t.Run("identity not 32 bytes", func(t *testing.T) {
 		_, sess, rec := testSession(t, nil)

@@ -293,7 +293,11 @@ func runClient(ctx context.Context, o options) error {
 		res.GoroutinesPer = float64(after.Goroutines-before.Goroutines) / float64(rep.Online)
 		// Let the server notice the closed sockets, then measure again.
 		time.Sleep(o.settle)
-		off, err := c.measure("")
+		prof := ""
+		if o.heapProf != "" {
+			prof = o.heapProf + ".offline"
+		}
+		off, err := c.measure(prof)
 		if err != nil {
 			return err
 		}

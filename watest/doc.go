@@ -146,6 +146,10 @@
 // (`--log FILE`) keeping the full history on disk. bench/NOTES.md has the
 // measured cost per linked device.
 //
+// Package watest/simload (`walink sim load`) links many light companions
+// to a running server and keeps them online, to load-test a gateway or the
+// server itself.
+//
 // # Faults
 //
 // Scenario.Faults make the server misbehave on purpose, to rehearse

@@ -5,6 +5,7 @@ package watest
 
 import (
 	"crypto/rand"
+	"strings"
 	"testing"
 
 	"github.com/walinkdev/walink/binxml"
@@ -182,5 +183,31 @@ func TestLenientSessionIQs(t *testing.T) {
 			t.Fatalf("passive: %s", xmlString(r))
 		}
 		awaitLenient(t, s, "passive set <active> before login")
+	})
+}
+
+// FuzzClientType: any companion_platform_id is either refused (only the
+// UNKNOWN type, "0" or its character code) or read as a known id or as an
+// unknown web client, with a note whenever it was not the plain id.
+func FuzzClientType(f *testing.F) {
+	for _, s := range []string{"1", "9", "c", "49", "50", "48", "0", "", "x", "999", "-49", "1\x00"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, raw string) {
+		id, note, refused := clientType(raw)
+		switch {
+		case refused:
+			if raw != "0" && raw != "48" && strings.TrimLeft(raw, "0+") != "48" {
+				t.Fatalf("%q refused", raw)
+			}
+		case id == "":
+			if note == "" {
+				t.Fatalf("%q: unknown without a note", raw)
+			}
+		case pairing.ValidateClientType(id) != nil:
+			t.Fatalf("%q read as invalid id %q", raw, id)
+		case id != raw && note == "":
+			t.Fatalf("%q read as %q without a note", raw, id)
+		}
 	})
 }

@@ -78,6 +78,7 @@ type Decoder struct {
 	off   int
 	limit int
 	last  int // length of the last body Next returned
+	prev  int // and of the one before it
 
 	intro     bool // still expecting the intro
 	header    [4]byte
@@ -110,9 +111,9 @@ func (d *Decoder) maxFrame() int {
 	return d.limit
 }
 
-// keepBufSize is the largest buffer a drained Decoder keeps once frames
-// are small again (see reclaim).
-const keepBufSize = 64 << 10
+// idleBufSize is the largest buffer a drained Decoder keeps after a lone
+// big frame (see reclaim).
+const idleBufSize = 4 << 10
 
 // Write buffers p. It never fails unless an earlier call found bad input.
 func (d *Decoder) Write(p []byte) (int, error) {
@@ -197,16 +198,17 @@ func (d *Decoder) realloc(size int) {
 	d.buf, d.off = nb, 0
 }
 
-// reclaim drops consumed bytes. A drained buffer is reused, unless it grew
-// past keepBufSize for big frames and the last frame was small again: a
-// connection back to small stanzas (keepalive pings come every half
-// minute) should not pin a big buffer, while a run of big frames should not
-// allocate one per frame. Otherwise unread bytes move to the front when
-// that makes room.
+// reclaim drops consumed bytes. A drained buffer is reused if it is small
+// or the last two frames were both big (a run of big frames should not
+// allocate one per frame); a buffer grown for a lone big frame (a pre-key
+// upload, a history blob) is dropped, since an idle connection then waits
+// for its next small stanza with it: on a server holding many idle
+// connections that would be most of their memory. Otherwise unread bytes
+// move to the front when that makes room.
 func (d *Decoder) reclaim() {
 	switch {
 	case d.off > 0 && d.off == len(d.buf):
-		if cap(d.buf) > keepBufSize && d.last <= keepBufSize/4 {
+		if cap(d.buf) > idleBufSize && !(d.last > idleBufSize/2 && d.prev > idleBufSize/2) {
 			d.buf = nil
 		} else {
 			d.buf = d.buf[:0]
@@ -263,7 +265,7 @@ func (d *Decoder) Next() ([]byte, error) {
 	}
 	body := in[FrameHeaderSize : FrameHeaderSize+n : FrameHeaderSize+n]
 	d.off += FrameHeaderSize + n
-	d.last = n
+	d.prev, d.last = d.last, n
 	return body, nil
 }
 

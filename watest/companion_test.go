@@ -48,6 +48,8 @@ type companion struct {
 	// resume, when set, makes connect resume with Noise IK under this
 	// cached server chain (transport.ClientConfig.Resume).
 	resume *noise.CertInfo
+	// noKeyIndexAttr leaves the key-index attribute off pair-device-sign.
+	noKeyIndexAttr bool
 
 	id  jid.JID // set after pairing
 	lid jid.JID
@@ -381,9 +383,13 @@ func (c *companion) answerPairSuccess(w *wconn, adv [32]byte, tamper bool) {
 	if tamper {
 		reply[len(reply)-5] ^= 0x40 // inside the trailing device signature
 	}
+	attrs := []binxml.Attr{binxml.A("key-index", strconv.FormatUint(uint64(v.Identity.KeyIndex), 10))}
+	if c.noKeyIndexAttr {
+		attrs = nil
+	}
 	w.send(binxml.Node{Tag: "iq", Attrs: []binxml.Attr{binxml.A("id", n.Attr("id")), binxml.AJ("to", jid.ServerJID), binxml.A("type", "result")},
 		Children: []binxml.Node{{Tag: "pair-device-sign", Children: []binxml.Node{{
-			Tag: "device-identity", Attrs: []binxml.Attr{binxml.A("key-index", strconv.FormatUint(uint64(v.Identity.KeyIndex), 10))}, Content: reply,
+			Tag: "device-identity", Attrs: attrs, Content: reply,
 		}}}}})
 }
 

@@ -100,10 +100,87 @@
 //     [Server.Kick] forces 515, 401 or conflict/replaced. A second login of
 //     the same device replaces the first connection (conflict/replaced).
 //   - The node log ([Server.Events], [Server.AwaitNode], GET /events) holds
-//     every decoded node both ways with secret content redacted.
+//     the last Config.EventLogSize decoded nodes both ways, with secret
+//     content redacted and long child lists elided.
 //   - Config.StateDir keeps server keys, phones and linked devices in
 //     state.json (0600, written atomically), so a restarted server still
 //     accepts logins and presents the same root.
+//
+// # Leniency audit
+//
+// Every check applied to what a client sends, what happens, and the
+// evidence that WhatsApp does the same. "lenient" rows are accepted and
+// leave a warning (Config.Logger at Warn, and a "lenient: …" info event in
+// the node log). WM = whatsmeow, BL = Baileys, WR = whatsapp-rust; §n =
+// PROTOCOL.md, C§n = CHANGES-2026.md.
+//
+//	check                                  what happens                 evidence
+//	-------------------------------------  ---------------------------  ------------------------------------------
+//	header not WA 06 02/03                 close, no server hello       necessary: the 4th byte picks the token
+//	                                                                    dictionary (§8, §23.2 item 17); no other exists
+//	Noise handshake fails / times out      close                        necessary (§3); 20 s as clients (§1)
+//	ClientPayload not protobuf             failure 400                  necessary; 400 = generic failure (§18)
+//	payload neither login nor registration failure 400                  necessary: nothing to decide on (§6)
+//	app version < MinClientVersion         failure 405                  §18, C§8 (off unless the knob is set)
+//	registration eIdent not 32 bytes       failure 400                  necessary: the phone signs over it and the
+//	                                                                    QR must match it (§12, §20.4)
+//	eRegid ≠ 4 B, eKeytype ≠ 05,           lenient: kept as sent        none (BL's 14-bit ids fit any check)
+//	eSkeyID ≠ 3 B, eSkeyVal ≠ 32 B,
+//	signed pre-key signature bad
+//	login: unknown device / noise key      failure 401                  §18, §19, e2e_transcript.json
+//	QR unparsable, unknown or expired ref  ScanQR error (phone side)    a phone can only act on a ref it issued (§11)
+//	QR noise/identity ≠ registration       ErrQRMismatch                §20.4 (the phone checks both)
+//	QR adv secret retired by a refresh     ErrStaleQR                   C§1 ("Couldn't link device")
+//	QR with 4 or 5 fields, with or         accepted                     C§2: all forms are in use
+//	  without the wa.me prefix
+//	pair-device-sign missing, device       not linked, 515              WM's wrong hosted prefix broke linking
+//	  signature or signed key index bad                                 (WM #893, #946; §23.2 item 3)
+//	pair-device-sign key-index attribute   lenient: linked              none (it repeats the signed value)
+//	companion_hello jid not digits@s.wa.n  400 bad-request              codes are routed by phone number (C§4)
+//	  number not 7-15 digits / leading 0   lenient: code issued         none: WM checks it client-side only
+//	companion_platform_id "0" (UNKNOWN)    400 bad-request              WR: refused by the server (§14.6)
+//	  "49", "50"…: char code of an id      lenient: read as that id     BL 6.x sends these and links (§23.2 item 11)
+//	  other unknown or empty               lenient: "unknown web        none
+//	                                       client: <display>"
+//	companion_platform_display not         400 bad-request              WM documents 400 for uncommon values; WR
+//	  "Browser (OS)" with a known OS                                    from WA Web (§14.6, C§4)
+//	wrapped ephemeral not 80 bytes         lenient: code issued, no     none (WR checks lengths client-side)
+//	                                       code opens it later
+//	companion_server_auth_key_pub ≠ noise  lenient                      none
+//	nonce (00, "0" or anything)            not checked                  clients differ (§23.2 item 1)
+//	per-number rate limit (knob)           429 rate-overlimit+backoff   WR from WA Web (§14.3, C§4)
+//	a second hello while the phone types   400 bad-request              one flow per number (C§4)
+//	companion_finish without a typed code, 400 bad-request              WA Web knows 400 and 500 only here (§14.5)
+//	  wrong ref, other identity, bundle
+//	  that does not open (wrong code)
+//	link_code_companion_reg after login    400 bad-request              kept: no pair-code flow to act on (guess)
+//	  or with an unknown stage
+//	encrypt / passive IQs before login     lenient: as for an empty     none
+//	                                       device (count 0, result)
+//	pre-key upload: registration id,       lenient: stored; malformed   none (§15's "should verify" is a
+//	  type, identity, skey signature,      keys skipped                 recommendation, not a capture)
+//	  malformed keys, no list
+//	remove-companion-device without jid    lenient: the device itself   none
+//	  with the device's own LID            accepted                     same device (§9)
+//	  naming another device                403 forbidden                kept: the lenient reading would unlink
+//	                                                                    someone else; no client sends it
+//	IQ without id                          no answer                    nothing to reply to (see below)
+//	unknown IQ                             501 (see below)              this server serves linking only
+//	undecodable frame                      stream:error                 WR recycles on xml-not-well-formed (§18)
+//	                                       xml-not-well-formed
+//
+// # Memory
+//
+// A linked device is a compact record (keys as fixed arrays, pre-keys
+// packed: 32 bytes of public key per key plus id runs, no private parts);
+// the node log is a ring of Config.EventLogSize events (`walink sim
+// --log-size`), each node elided like its XML, with Config.EventFile
+// (`--log FILE`) keeping the full history on disk. bench/NOTES.md has the
+// measured cost per linked device.
+//
+// Package watest/simload (`walink sim load`) links many light companions
+// to a running server and keeps them online, to load-test a gateway or the
+// server itself.
 //
 // # Faults
 //
@@ -136,8 +213,8 @@
 //     companions. Accounts are always E2EE (no hosted accounts), and
 //     pair-success carries no client-props, encryption-metadata or
 //     jurisdiction children.
-//   - Pair codes: the display and platform id are validated like WhatsApp,
-//     but attestation for the Android ids (d/e/f) is not required;
+//   - Pair codes: the display and platform id are checked as the audit
+//     above says, but attestation for the Android ids (d/e/f) is not required;
 //     limits are only the configured per-number rate limit, answered with
 //     429 rate-overlimit (WhatsApp's per-number throttle may come as 400
 //     bad-request: rehearse it with PairCodeError 400); there are no
@@ -171,9 +248,10 @@
 //   - PROTOCOL.md §13/§20.6 suggest an empty result for unknown IQs; this
 //     server answers them with 501 feature-not-implemented instead, so a
 //     client never mistakes an unserved query for an empty answer.
-//   - Pre-key uploads are counted, not stored; the count never decreases
-//     (nobody fetches bundles) and the digest reply carries no key list or
-//     hash.
+//   - Pre-key uploads are stored (public parts only) but never handed out,
+//     so the count never decreases (nobody fetches bundles); the digest
+//     reply carries no key list or hash. The state file keeps the count,
+//     not the keys.
 //   - Undecodable frames get <stream:error><xml-not-well-formed/>; error
 //     codes for malformed payloads (failure 400) are a best guess.
 //   - Stanza ids are decimal counters; real ids have the same shape but

@@ -1,9 +1,13 @@
 package watest
 
 import (
+	"bufio"
 	"context"
 	"encoding/hex"
+	"encoding/json"
 	"fmt"
+	"io"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -33,42 +37,121 @@ type Event struct {
 	Note string      `json:"note,omitempty"` // DirInfo text
 }
 
-// maxEvents bounds the in-memory log; older entries are dropped.
-const maxEvents = 50_000
+// DefaultEventLogSize is the number of events the in-memory node log keeps
+// when Config.EventLogSize is 0: older ones are dropped (Config.EventFile
+// keeps them all). Every stored node is elided like its XML (long child
+// lists keep their first and last children), so an event costs about a
+// KiB at most and the log stays bounded whatever the number of devices.
+const DefaultEventLogSize = 8192
 
-// eventLog is an append-only, bounded, waitable list of events.
+// eventLog is a bounded ring of events, waitable, optionally copied to a
+// file as JSON lines.
 type eventLog struct {
 	mu      sync.Mutex
-	events  []Event
+	ring    []Event // capacity = size; ring[(start+i)%size] is the i-th oldest
+	start   int
 	seq     int64
 	changed chan struct{} // closed and replaced on every append
+	spill   *bufio.Writer // nil = no file
+	spillEr error
+	flushT  *time.Timer // armed while the file copy has unflushed bytes
+	closed  bool
 }
 
-func newEventLog() *eventLog { return &eventLog{changed: make(chan struct{})} }
+// spillDelay is how long an event may sit in the file copy's buffer.
+const spillDelay = time.Second
+
+func newEventLog(size int, spill io.Writer) *eventLog {
+	if size <= 0 {
+		size = DefaultEventLogSize
+	}
+	l := &eventLog{ring: make([]Event, 0, size), changed: make(chan struct{})}
+	if spill != nil {
+		l.spill = bufio.NewWriterSize(spill, 64<<10)
+	}
+	return l
+}
 
 func (l *eventLog) add(e Event) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	l.seq++
 	e.Seq = l.seq
-	if len(l.events) >= maxEvents {
-		l.events = append(l.events[:0:0], l.events[len(l.events)-maxEvents/2:]...)
+	if len(l.ring) < cap(l.ring) {
+		l.ring = append(l.ring, e)
+	} else {
+		l.ring[l.start] = e
+		l.start = (l.start + 1) % len(l.ring)
 	}
-	l.events = append(l.events, e)
+	if l.spill != nil && l.spillEr == nil {
+		e.render()
+		b, err := json.Marshal(e)
+		if err == nil {
+			b = append(b, '\n')
+			_, err = l.spill.Write(b)
+		}
+		l.spillEr = err
+		if l.flushT == nil && !l.closed {
+			l.flushT = time.AfterFunc(spillDelay, func() {
+				l.mu.Lock()
+				defer l.mu.Unlock()
+				l.flushT = nil
+				if l.spillEr == nil {
+					l.spillEr = l.spill.Flush()
+				}
+			})
+		}
+	}
 	close(l.changed)
 	l.changed = make(chan struct{})
 }
+
+// flush writes out what the file copy has buffered and stops the delayed
+// flushes (the server is closing).
+func (l *eventLog) flush() error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.closed = true
+	if l.flushT != nil {
+		l.flushT.Stop()
+		l.flushT = nil
+	}
+	if l.spill == nil {
+		return nil
+	}
+	if l.spillEr != nil {
+		return l.spillEr
+	}
+	return l.spill.Flush()
+}
+
+// at returns the i-th oldest event held.
+func (l *eventLog) at(i int) *Event { return &l.ring[(l.start+i)%len(l.ring)] }
 
 // since returns the events with Seq > after and a channel closed at the
 // next append.
 func (l *eventLog) since(after int64) ([]Event, <-chan struct{}) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	i := len(l.events)
-	for i > 0 && l.events[i-1].Seq > after {
+	n := len(l.ring)
+	i := n
+	for i > 0 && l.at(i-1).Seq > after {
 		i--
 	}
-	return append([]Event(nil), l.events[i:]...), l.changed
+	out := make([]Event, 0, n-i)
+	for ; i < n; i++ {
+		e := l.at(i)
+		e.render() // once: later readers get the stored text
+		out = append(out, *e)
+	}
+	return out, l.changed
+}
+
+// render fills XML from the node of a node event, if not done yet.
+func (e *Event) render() {
+	if e.XML == "" && e.Dir != DirInfo && e.Tag != "" {
+		e.XML = xmlString(e.Node)
+	}
 }
 
 // await returns the first event (oldest first, from the beginning of the
@@ -105,14 +188,24 @@ var secretTags = map[string]bool{
 	"client-props":                                      true,
 }
 
+// elideKeep is how many children of a long list the log keeps at each end.
+const elideKeep = 4
+
 // redact returns a copy of n with secret content replaced by a
-// "[redacted N bytes]" marker.
+// "[redacted N bytes]" marker, and the middle of a child list longer than
+// 3×elideKeep replaced by one <elided count="N"/> child.
 func redact(n binxml.Node) binxml.Node {
 	out := binxml.Node{Tag: n.Tag, Attrs: append([]binxml.Attr(nil), n.Attrs...)}
 	switch {
 	case n.Children != nil:
-		out.Children = make([]binxml.Node, len(n.Children))
-		for i, c := range n.Children {
+		kids := n.Children
+		if len(kids) > 3*elideKeep {
+			// A pre-key upload's 812 keys: keep the ends, as the XML does;
+			// the log must not grow with what clients upload.
+			kids = append(append(kids[:elideKeep:elideKeep], binxml.Node{Tag: "elided", Attrs: []binxml.Attr{binxml.A("count", strconv.Itoa(len(kids)-2*elideKeep))}}), kids[len(kids)-elideKeep:]...)
+		}
+		out.Children = make([]binxml.Node, len(kids))
+		for i, c := range kids {
 			out.Children[i] = redact(c)
 		}
 	case n.Content != nil && secretTags[n.Tag]:
@@ -141,12 +234,15 @@ func writeXML(b *strings.Builder, n binxml.Node) {
 	switch {
 	case n.Children != nil:
 		b.WriteString(">")
-		const keep = 4
 		for i, c := range n.Children {
-			if len(n.Children) > 3*keep && i == keep {
-				fmt.Fprintf(b, "<!-- %d more -->", len(n.Children)-2*keep)
+			if len(n.Children) > 3*elideKeep && i == elideKeep {
+				fmt.Fprintf(b, "<!-- %d more -->", len(n.Children)-2*elideKeep)
 			}
-			if len(n.Children) > 3*keep && i >= keep && i < len(n.Children)-keep {
+			if len(n.Children) > 3*elideKeep && i >= elideKeep && i < len(n.Children)-elideKeep {
+				continue
+			}
+			if c.Tag == "elided" && len(c.Attrs) == 1 && c.Attrs[0].Key == "count" {
+				fmt.Fprintf(b, "<!-- %s more -->", c.Attrs[0].String())
 				continue
 			}
 			writeXML(b, c)

@@ -23,10 +23,13 @@ import (
 // beginRegistration checks a registration payload (PROTOCOL.md §6.2),
 // issues the QR refs and sends pair-device.
 func (sess *session) beginRegistration(ctx context.Context, p *waproto.ClientPayload) error {
-	reg, err := parseRegistration(p.GetDevicePairingData())
+	reg, warnings, err := parseRegistration(p.GetDevicePairingData())
 	if err != nil {
 		sess.srv.info(sess.id, err.Error())
 		return sess.endStream(ctx, failure(400))
+	}
+	for _, w := range warnings {
+		sess.srv.lenient(sess.id, "registration payload: "+w)
 	}
 	reg.platform = platformOf(p)
 	s := sess.srv
@@ -64,38 +67,50 @@ func newRef(r io.Reader) (string, error) {
 	return "2@" + base64.StdEncoding.EncodeToString(b[:]), nil
 }
 
-// parseRegistration validates DevicePairingRegistrationData: sizes, key type
-// and the signed pre-key's signature by the identity key.
-func parseRegistration(d *waproto.ClientPayload_DevicePairingRegistrationData) (*registration, error) {
-	bad := func(what string) error { return fmt.Errorf("watest: registration payload: %s", what) }
-	if len(d.GetERegid()) != 4 {
-		return nil, bad("eRegid is not 4 bytes")
-	}
-	if !bytes.Equal(d.GetEKeytype(), []byte{keys.DJBType}) {
-		return nil, bad("eKeytype is not 05")
-	}
+// parseRegistration reads DevicePairingRegistrationData. Only an identity
+// key that is not 32 bytes is refused: the phone signs over it (ADV,
+// PROTOCOL.md §12) and the QR must match it, so nothing could be linked.
+// Other deviations (sizes, key type) are not known to be refused by
+// WhatsApp; they come back as warnings and the values are kept as sent
+// (short ids read big-endian).
+func parseRegistration(d *waproto.ClientPayload_DevicePairingRegistrationData) (*registration, []string, error) {
 	ident, err := keys.PublicKeyFromBytes(d.GetEIdent())
 	if err != nil {
-		return nil, bad("eIdent is not a 32-byte key")
+		return nil, nil, fmt.Errorf("watest: registration payload: eIdent is not a 32-byte key")
+	}
+	var warn []string
+	if len(d.GetERegid()) != 4 {
+		warn = append(warn, fmt.Sprintf("eRegid is %d bytes, not 4", len(d.GetERegid())))
+	}
+	if !bytes.Equal(d.GetEKeytype(), []byte{keys.DJBType}) {
+		warn = append(warn, fmt.Sprintf("eKeytype is %x, not 05", d.GetEKeytype()))
 	}
 	if len(d.GetESkeyID()) != 3 {
-		return nil, bad("eSkeyID is not 3 bytes")
+		warn = append(warn, fmt.Sprintf("eSkeyID is %d bytes, not 3", len(d.GetESkeyID())))
 	}
 	skey, err := keys.PublicKeyFromBytes(d.GetESkeyVal())
 	if err != nil {
-		return nil, bad("eSkeyVal is not a 32-byte key")
+		warn = append(warn, fmt.Sprintf("eSkeyVal is %d bytes, not 32", len(d.GetESkeyVal())))
 	}
-	if len(d.GetESkeySig()) != keys.SignatureSize || !keys.Verify(ident, skey.Serialized(), d.GetESkeySig()) {
-		return nil, bad("signed pre-key signature does not verify")
-	}
-	id := d.GetESkeyID()
+	// The signed pre-key's signature is checked when the device is linked
+	// (Phone.pair), not here: an XEdDSA verify per connection would be a
+	// sixth of the server's handshake cost, for a warning.
 	return &registration{
 		identity: ident,
-		regID:    binary.BigEndian.Uint32(d.GetERegid()),
-		skeyID:   uint32(id[0])<<16 | uint32(id[1])<<8 | uint32(id[2]),
+		regID:    uint32(beUint(d.GetERegid())),
+		skeyID:   uint32(beUint(d.GetESkeyID())) & 0xffffff,
 		skey:     skey,
 		skeySig:  append([]byte(nil), d.GetESkeySig()...),
-	}, nil
+	}, warn, nil
+}
+
+// beUint reads up to the last 8 bytes of b as a big-endian number.
+func beUint(b []byte) uint64 {
+	var v uint64
+	for _, c := range b[max(len(b)-8, 0):] {
+		v = v<<8 | uint64(c)
+	}
+	return v
 }
 
 // platformOf names the companion for device lists: "Chrome (Mac OS)".
@@ -222,13 +237,15 @@ func (sess *session) handleIQ(ctx context.Context, n binxml.Node) error {
 		return sess.send(ctx, iqError(id, 400, "bad-request"))
 	case xmlns == "md" && !loggedIn && sess.reg != nil && passkey.IsStepIQ(child.Tag):
 		return sess.passkeyIQ(ctx, id, typ, n, child)
-	case !loggedIn && (xmlns == "encrypt" || xmlns == "passive" || xmlns == "md"):
-		return sess.send(ctx, iqError(id, 401, "not-authorized"))
+	case !loggedIn && (xmlns == "encrypt" || xmlns == "passive" ||
+		xmlns == "md" && typ == "set" && child.Tag == "remove-companion-device"):
+		// No known refusal: answered as for a device with nothing stored.
+		return sess.beforeLogin(ctx, id, typ, xmlns, child)
 	case xmlns == "md" && typ == "set" && child.Tag == "remove-companion-device":
 		return sess.removeCompanion(ctx, id, child)
 	case xmlns == "encrypt" && typ == "get" && child.Tag == "count":
 		sess.srv.mu.Lock()
-		count := sess.login.dev.preKeys
+		count := sess.login.dev.preKeys.count()
 		sess.srv.mu.Unlock()
 		return sess.send(ctx, iqResult(id, binxml.Node{Tag: "count", Attrs: []binxml.Attr{binxml.A("value", strconv.Itoa(count))}}))
 	case xmlns == "encrypt" && typ == "set":
@@ -252,53 +269,82 @@ func (sess *session) handleIQ(ctx context.Context, n binxml.Node) error {
 	}
 }
 
-// uploadPreKeys checks a pre-key upload (PROTOCOL.md §15) against the
-// device's registration and counts the keys.
+// beforeLogin answers a session IQ on a connection that has not logged in
+// (a registration connection): WhatsApp is not known to refuse these, so
+// the answer is what a device with nothing stored gets, and a warning.
+func (sess *session) beforeLogin(ctx context.Context, id, typ, xmlns string, child binxml.Node) error {
+	sess.srv.lenient(sess.id, fmt.Sprintf("%s %s <%s> before login: answered as for an empty device", xmlns, typ, child.Tag))
+	switch {
+	case xmlns == "encrypt" && typ == "get" && child.Tag == "count":
+		return sess.send(ctx, iqResult(id, binxml.Node{Tag: "count", Attrs: []binxml.Attr{binxml.A("value", "0")}}))
+	case xmlns == "encrypt" && typ == "get" && child.Tag == "digest":
+		return sess.send(ctx, iqError(id, 404, "item-not-found"))
+	case typ == "get":
+		return sess.send(ctx, iqError(id, 501, "feature-not-implemented"))
+	}
+	return sess.send(ctx, iqResult(id)) // sets: passive/active, an upload (discarded), logout
+}
+
+// uploadPreKeys takes a pre-key upload (PROTOCOL.md §15). Deviations from
+// the registration (registration id, identity, signed pre-key signature)
+// and malformed entries are not known to be refused by WhatsApp: they are
+// logged, malformed keys are skipped, the rest is stored.
 func (sess *session) uploadPreKeys(ctx context.Context, id string, n binxml.Node) error {
 	dev := sess.login.dev
-	if err := checkUpload(n, dev); err != nil {
-		sess.srv.info(sess.id, err.Error())
-		return sess.send(ctx, iqError(id, 400, "bad-request"))
+	for _, w := range checkUpload(n, dev) {
+		sess.srv.lenient(sess.id, "pre-key upload: "+w)
 	}
 	list, _ := n.Child("list")
 	sess.srv.mu.Lock()
-	dev.preKeys += len(list.Children)
+	added := dev.addPreKeys(list.Children)
 	sess.srv.mu.Unlock()
 	sess.srv.save()
-	sess.srv.info(sess.id, fmt.Sprintf("pre-key upload of %d keys accepted", len(list.Children)))
+	sess.srv.info(sess.id, fmt.Sprintf("pre-key upload of %d keys accepted", added))
 	return sess.send(ctx, iqResult(id))
 }
 
-func checkUpload(n binxml.Node, dev *linkedDevice) error {
-	bad := func(what string) error { return fmt.Errorf("watest: pre-key upload refused: %s", what) }
+// checkUpload lists how an upload deviates from the device's registration
+// and from the layout of PROTOCOL.md §15.
+func checkUpload(n binxml.Node, dev *linkedDevice) []string {
+	var warn []string
 	reg := childContent(n, "registration")
 	if len(reg) != 4 || binary.BigEndian.Uint32(reg) != dev.regID {
-		return bad("registration id differs from the registered one")
+		warn = append(warn, "registration id differs from the registered one")
 	}
 	if !bytes.Equal(childContent(n, "type"), []byte{keys.DJBType}) {
-		return bad("type is not 05")
+		warn = append(warn, "type is not 05")
 	}
 	if !bytes.Equal(childContent(n, "identity"), dev.identity.Bytes()) {
-		return bad("identity differs from the registered one")
+		warn = append(warn, "identity differs from the registered one")
 	}
 	list, ok := n.Child("list")
 	if !ok {
-		return bad("no list")
+		warn = append(warn, "no list")
 	}
+	bad := 0
 	for _, k := range list.Children {
-		if k.Tag != "key" || len(childContent(k, "id")) != 3 || len(childContent(k, "value")) != keys.Size {
-			return bad("malformed key")
+		if !wellFormedPreKey(k) {
+			bad++
 		}
+	}
+	if bad > 0 {
+		warn = append(warn, fmt.Sprintf("%d malformed keys skipped", bad))
 	}
 	skey, ok := n.Child("skey")
 	if !ok || len(childContent(skey, "id")) != 3 {
-		return bad("no signed pre-key")
+		warn = append(warn, "no signed pre-key")
+		return warn
 	}
 	pub, err := keys.PublicKeyFromBytes(childContent(skey, "value"))
 	if err != nil || !keys.Verify(dev.identity, pub.Serialized(), childContent(skey, "signature")) {
-		return bad("signed pre-key signature does not verify")
+		warn = append(warn, "signed pre-key signature does not verify")
 	}
-	return nil
+	return warn
+}
+
+// wellFormedPreKey: <key><id>3 bytes</id><value>32 bytes</value></key>.
+func wellFormedPreKey(k binxml.Node) bool {
+	return k.Tag == "key" && len(childContent(k, "id")) == 3 && len(childContent(k, "value")) == keys.Size
 }
 
 // digest answers the key-bundle digest query (Baileys' session check)
@@ -308,7 +354,7 @@ func (sess *session) digest(ctx context.Context, id string) error {
 	s.mu.Lock()
 	dev := *sess.login.dev
 	s.mu.Unlock()
-	if dev.preKeys == 0 {
+	if dev.preKeys.count() == 0 {
 		return sess.send(ctx, iqError(id, 404, "item-not-found"))
 	}
 	var reg [4]byte
@@ -330,7 +376,15 @@ func (sess *session) digest(ctx context.Context, id string) error {
 func (sess *session) removeCompanion(ctx context.Context, id string, child binxml.Node) error {
 	target, ok := child.AttrJID("jid")
 	me := sess.login.jid
-	if !ok || target.User != me.User || target.Device != me.Device || target.Server != me.Server {
+	lid := jid.NewAD(sess.login.phone.lid, me.Device, jid.LIDServer)
+	switch {
+	case !ok:
+		sess.srv.lenient(sess.id, "remove-companion-device without a jid: taken as the device itself")
+	case sameDevice(target, me) || sameDevice(target, lid):
+	default:
+		// A companion removing another device of the account: no client
+		// does it and the lenient reading would unlink someone else, so it
+		// is refused (the code is a guess; see the audit in doc.go).
 		return sess.send(ctx, iqError(id, 403, "forbidden"))
 	}
 	sess.login.phone.forget(me.Device)
@@ -340,4 +394,8 @@ func (sess *session) removeCompanion(ctx context.Context, id string, child binxm
 	sess.srv.save()
 	sess.srv.info(sess.id, "logout: "+me.String()+" unlinked itself")
 	return sess.send(ctx, iqResult(id))
+}
+
+func sameDevice(a, b jid.JID) bool {
+	return a.User == b.User && a.Device == b.Device && a.Server == b.Server
 }

@@ -42,23 +42,39 @@ func (sess *session) companionHello(ctx context.Context, id string, reg binxml.N
 		s.info(sess.id, "companion_hello refused: "+why)
 		return sess.send(ctx, iqError(id, code, text, extra...))
 	}
+	// The checks below are the leniency audit's rows for companion_hello
+	// (package doc): refusals only where a client or the facts show
+	// WhatsApp refusing; the rest is accepted and logged.
 	target, ok := reg.AttrJID("jid")
-	if !ok || target.Server != jid.DefaultUserServer || !validNumber(target.User) {
-		return refuse(400, "bad-request", "phone number is not 7-15 digits without a leading 0")
+	if !ok || target.Server != jid.DefaultUserServer || !allDigits(target.User) {
+		// The code is routed to the phone by number (CHANGES-2026 §4).
+		return refuse(400, "bad-request", "jid is not a phone number @s.whatsapp.net")
 	}
-	if err := pairing.ValidateClientType(string(childContent(reg, "companion_platform_id"))); err != nil {
-		return refuse(400, "bad-request", err.Error())
+	if !validNumber(target.User) {
+		s.lenient(sess.id, "companion_hello for "+target.User+": not 7-15 digits without a leading 0 (clients check this, not the server)")
+	}
+	platformID, note, refused := clientType(string(childContent(reg, "companion_platform_id")))
+	if refused {
+		return refuse(400, "bad-request", "companion_platform_id 0 (UNKNOWN, refused per whatsapp-rust)")
+	}
+	if note != "" {
+		s.lenient(sess.id, note)
 	}
 	display := string(childContent(reg, "companion_platform_display"))
 	if err := pairing.ValidatePlatformDisplay(display); err != nil {
+		// whatsmeow documents 400 for uncommon displays; whatsapp-rust
+		// (from WA Web) the "Browser (OS)" rule (CHANGES-2026 §4).
 		return refuse(400, "bad-request", err.Error())
+	}
+	if platformID == "" {
+		display = unknownWebClient + ": " + display
 	}
 	wrapped := childContent(reg, "link_code_pairing_wrapped_companion_ephemeral_pub")
 	if len(wrapped) != pairing.WrappedKeySize {
-		return refuse(400, "bad-request", "wrapped ephemeral is not 80 bytes")
+		s.lenient(sess.id, fmt.Sprintf("wrapped companion ephemeral of %d bytes, not %d: no code will open it", len(wrapped), pairing.WrappedKeySize))
 	}
 	if !bytesEqual(childContent(reg, "companion_server_auth_key_pub"), sess.static.Bytes()) {
-		return refuse(400, "bad-request", "companion_server_auth_key_pub is not the connection's noise key")
+		s.lenient(sess.id, "companion_server_auth_key_pub is not the connection's noise key")
 	}
 	if code := s.Scenario().PairCodeError; code != 0 {
 		var extra []binxml.Attr
@@ -251,6 +267,16 @@ func (p *Phone) RefreshCode(ctx context.Context, forceManual bool) error {
 		Children: []binxml.Node{bytesNode("link_code_pairing_ref", []byte(f.ref))},
 	})
 	return f.sess.send(ctx, n)
+}
+
+// allDigits reports a non-empty string of ASCII digits.
+func allDigits(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] < '0' || s[i] > '9' {
+			return false
+		}
+	}
+	return s != ""
 }
 
 // validNumber accepts 7–15 digits without a leading zero.

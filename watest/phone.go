@@ -51,7 +51,7 @@ type linkedDevice struct {
 	skeySig  []byte
 	platform string
 	linkedAt time.Time
-	preKeys  int
+	preKeys  preKeyStore
 }
 
 // DeviceInfo describes a linked companion.
@@ -247,8 +247,14 @@ func (p *Phone) pair(ctx context.Context, sess *session, advSecret [32]byte, pla
 	defer func() {
 		s.mu.Lock()
 		delete(p.reserved, device)
+		if len(p.reserved) == 0 {
+			p.reserved = nil // most phones pair once: no empty map per phone
+		}
 		s.mu.Unlock()
 	}()
+	if len(reg.skeySig) != keys.SignatureSize || !keys.Verify(reg.identity, reg.skey.Serialized(), reg.skeySig) {
+		s.lenient(sess.id, "registration payload: signed pre-key signature does not verify")
+	}
 	now := s.now()
 	id := pairing.DeviceIdentity{RawID: p.rawID, Timestamp: uint64(now.Unix()), KeyIndex: keyIndex, AccountType: pairing.AccountE2EE}
 	container, err := pairing.SignDeviceIdentity(s.rand, p.account, reg.identity, advSecret, id)
@@ -287,7 +293,11 @@ func (p *Phone) pair(ctx context.Context, sess *session, advSecret [32]byte, pla
 		s.info(sess.id, fmt.Sprintf("companion refused pair-success: %d %s", code, e.Attr("text")))
 		return jid.JID{}, &IQError{Code: code, Text: e.Attr("text"), err: ErrPairRejected}
 	}
-	if err := checkSignReply(reply, reg.identity, p.account.Public, keyIndex); err != nil {
+	warn, err := checkSignReply(reply, reg.identity, p.account.Public, keyIndex)
+	if warn != "" {
+		s.lenient(sess.id, warn)
+	}
+	if err != nil {
 		s.info(sess.id, "device signature refused: "+err.Error())
 		// The device is not linked; a restart makes the companion log in,
 		// which then fails with 401 like any unlinked device.
@@ -318,27 +328,31 @@ func (p *Phone) pair(ctx context.Context, sess *session, advSecret [32]byte, pla
 	return me, nil
 }
 
-// checkSignReply verifies a <pair-device-sign> reply: key-index attribute
-// and the device signature over 06 01 || details || companion identity ||
-// account key (PROTOCOL.md §12).
-func checkSignReply(reply binxml.Node, companion, account keys.PublicKey, keyIndex uint32) error {
+// checkSignReply verifies a <pair-device-sign> reply: the device
+// signature over 06 01 || details || companion identity || account key and
+// the key index inside the signed details (PROTOCOL.md §12). WhatsApp is
+// known to check the signature: whatsmeow's wrong hosted prefixes (issues
+// #893, #946, PROTOCOL.md §23.2 item 3) broke linking. The key-index
+// attribute only repeats the signed value; a missing or different one is
+// returned as a warning, not refused.
+func checkSignReply(reply binxml.Node, companion, account keys.PublicKey, keyIndex uint32) (warn string, err error) {
 	sign, ok := reply.Child("pair-device-sign")
 	if !ok {
-		return fmt.Errorf("%w: reply has no pair-device-sign", ErrSignatureRefused)
+		return "", fmt.Errorf("%w: reply has no pair-device-sign", ErrSignatureRefused)
 	}
 	di, ok := sign.Child("device-identity")
 	if !ok || len(di.Content) == 0 {
-		return fmt.Errorf("%w: reply has no device-identity", ErrSignatureRefused)
+		return "", fmt.Errorf("%w: reply has no device-identity", ErrSignatureRefused)
 	}
 	id, err := pairing.VerifyDeviceSignature(di.Content, companion, account, false)
 	if err != nil {
-		return fmt.Errorf("%w: %w", ErrSignatureRefused, err)
+		return "", fmt.Errorf("%w: %w", ErrSignatureRefused, err)
 	}
 	if id.KeyIndex != keyIndex {
-		return fmt.Errorf("%w: key index %d, want %d", ErrSignatureRefused, id.KeyIndex, keyIndex)
+		return "", fmt.Errorf("%w: key index %d, want %d", ErrSignatureRefused, id.KeyIndex, keyIndex)
 	}
 	if attr := di.Attr("key-index"); attr != strconv.FormatUint(uint64(keyIndex), 10) {
-		return fmt.Errorf("%w: key-index attribute %q, want %d", ErrSignatureRefused, attr, keyIndex)
+		return fmt.Sprintf("pair-device-sign key-index attribute %q, the signed details say %d", attr, keyIndex), nil
 	}
-	return nil
+	return "", nil
 }

@@ -289,8 +289,10 @@ func helloNode(t *testing.T, sess *session, spoil func(*helloParts)) binxml.Node
 	}})
 }
 
-// TestCompanionHelloValidation: each malformed part of a companion_hello
-// gets 400 bad-request (PROTOCOL.md §14.3, CHANGES-2026 §4) and no ref.
+// TestCompanionHelloValidation: the parts of a companion_hello WhatsApp is
+// known to refuse get 400 bad-request (PROTOCOL.md §14.3, §14.6,
+// CHANGES-2026 §4) and no ref; the rest is accepted with a "lenient:" note
+// in the node log (leniency audit in doc.go).
 func TestCompanionHelloValidation(t *testing.T) {
 	c := newCompanion(t)
 	ctx := context.Background()
@@ -304,15 +306,11 @@ func TestCompanionHelloValidation(t *testing.T) {
 		spoil func(*helloParts)
 	}{
 		{"platform id 0 (unknown)", func(p *helloParts) { p.platformID = "0" }},
-		{"platform id x", func(p *helloParts) { p.platformID = "x" }},
-		{"no platform id", func(p *helloParts) { p.platformID = "" }},
+		{"platform id 48 (Baileys' form of 0)", func(p *helloParts) { p.platformID = "48" }},
 		{"display without OS", func(p *helloParts) { p.display = "Chrome" }},
 		{"display with unknown OS", func(p *helloParts) { p.display = "Chrome (Plan 9)" }},
-		{"number with a leading 0", func(p *helloParts) { p.jid.User = "0" + testNumber[1:] }},
-		{"number of 6 digits", func(p *helloParts) { p.jid.User = "155512" }},
+		{"number with a letter", func(p *helloParts) { p.jid.User = testNumber + "x" }},
 		{"lid instead of a phone number", func(p *helloParts) { p.jid = jid.New(testNumber, jid.LIDServer) }},
-		{"wrapped key of 79 bytes", func(p *helloParts) { p.wrapped = p.wrapped[:79] }},
-		{"auth key is not the noise key", func(p *helloParts) { p.authKey = c.identity.Public.Bytes() }},
 	} {
 		if err := sess.handle(ctx, helloNode(t, sess, tc.spoil)); err != nil {
 			t.Fatal(err)
@@ -334,5 +332,60 @@ func TestCompanionHelloValidation(t *testing.T) {
 	}
 	if n := one(t, rec); n.Attr("type") != "result" {
 		t.Fatalf("well-formed hello: %s", xmlString(n))
+	}
+}
+
+// TestCompanionHelloLenient: values no evidence shows WhatsApp refusing are
+// answered with a ref and logged as a warning naming what was odd.
+func TestCompanionHelloLenient(t *testing.T) {
+	c := newCompanion(t)
+	ctx := context.Background()
+	for _, tc := range []struct {
+		name, note, flowDisplay string
+		spoil                   func(*helloParts)
+	}{
+		{"platform id x", `companion_platform_id "x" is no known client type`, "unknown web client: Chrome (Linux)", func(p *helloParts) { p.platformID = "x" }},
+		{"no platform id", `companion_platform_id "" is no known client type`, "unknown web client: Chrome (Linux)", func(p *helloParts) { p.platformID = "" }},
+		{"platform id 49 (Baileys 6.x)", `companion_platform_id "49" read as the character code of "1"`, "Chrome (Linux)", func(p *helloParts) { p.platformID = "49" }},
+		{"platform id 99 (Baileys' form of c)", `read as the character code of "c"`, "Chrome (Linux)", func(p *helloParts) { p.platformID = "99" }},
+		{"number with a leading 0", "not 7-15 digits without a leading 0", "Chrome (Linux)", func(p *helloParts) { p.jid.User = "0" + testNumber[1:] }},
+		{"number of 6 digits", "not 7-15 digits without a leading 0", "Chrome (Linux)", func(p *helloParts) { p.jid.User = "155512" }},
+		{"wrapped key of 79 bytes", "wrapped companion ephemeral of 79 bytes", "Chrome (Linux)", func(p *helloParts) { p.wrapped = p.wrapped[:79] }},
+		{"auth key is not the noise key", "companion_server_auth_key_pub is not the connection's noise key", "Chrome (Linux)", func(p *helloParts) { p.authKey = c.identity.Public.Bytes() }},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			s, sess, rec := testSession(t, nil)
+			if err := sess.begin(ctx, c.registrationPayload()); err != nil {
+				t.Fatal(err)
+			}
+			rec.nodes(t)
+			var number string
+			if err := sess.handle(ctx, helloNode(t, sess, func(p *helloParts) { tc.spoil(p); number = p.jid.User })); err != nil {
+				t.Fatal(err)
+			}
+			if n := one(t, rec); n.Attr("type") != "result" {
+				t.Fatalf("got %s", xmlString(n))
+			}
+			awaitLenient(t, s, tc.note)
+			s.mu.Lock()
+			f := s.codes[number]
+			s.mu.Unlock()
+			if f == nil || f.display != tc.flowDisplay {
+				t.Fatalf("flow %+v, want display %q", f, tc.flowDisplay)
+			}
+		})
+	}
+}
+
+// awaitLenient fails unless the node log has a "lenient:" note containing
+// want.
+func awaitLenient(t *testing.T, s *Server, want string) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if _, err := s.AwaitNode(ctx, func(e Event) bool {
+		return e.Dir == DirInfo && strings.HasPrefix(e.Note, "lenient: ") && strings.Contains(e.Note, want)
+	}); err != nil {
+		t.Fatalf("no lenient note with %q: %v", want, err)
 	}
 }

@@ -38,6 +38,13 @@ type Config struct {
 	Rand io.Reader
 	// Now is the clock; nil = time.Now.
 	Now func() time.Time
+	// EventLogSize is how many events the in-memory node log (Events,
+	// AwaitNode, GET /events) keeps; 0 = DefaultEventLogSize.
+	EventLogSize int
+	// EventFile, when set, receives every event as a JSON line (the format
+	// of GET /events), so nothing is lost when the in-memory log wraps.
+	// Writes are buffered and flushed by Close; the caller closes the file.
+	EventFile io.Writer
 }
 
 // Server is the local WhatsApp: a WebSocket endpoint at /ws/chat speaking
@@ -145,7 +152,7 @@ func newServer(cfg Config) (*Server, error) {
 		rand:     &lockedReader{r: cfg.Rand},
 		now:      cfg.Now,
 		stateDir: cfg.StateDir,
-		events:   newEventLog(),
+		events:   newEventLog(cfg.EventLogSize, cfg.EventFile),
 		scenario: sc,
 		phones:   map[string]*Phone{},
 		sessions: map[int64]*session{},
@@ -284,6 +291,9 @@ func (s *Server) Close() error {
 		err = s.httpSrv.Close()
 	}
 	s.wg.Wait()
+	if ferr := s.events.flush(); ferr != nil && err == nil {
+		err = fmt.Errorf("watest: event file: %w", ferr)
+	}
 	return err
 }
 
@@ -310,9 +320,12 @@ func (s *Server) unix() string { return strconv.FormatInt(s.now().Unix(), 10) }
 
 func (s *Server) logNode(conn int64, dir string, n binxml.Node) {
 	r := redact(n)
-	x := xmlString(r)
-	s.events.add(Event{Time: s.now(), Conn: conn, Dir: dir, Node: r, Tag: n.Tag, XML: x})
-	s.log.Debug("watest: node", "conn", conn, "dir", dir, "xml", x)
+	// Event.XML is rendered when the event is read (eventLog.since), not
+	// here on every connection's path.
+	s.events.add(Event{Time: s.now(), Conn: conn, Dir: dir, Node: r, Tag: n.Tag})
+	if s.log.Enabled(context.Background(), slog.LevelDebug) {
+		s.log.Debug("watest: node", "conn", conn, "dir", dir, "xml", xmlString(r))
+	}
 }
 
 func (s *Server) info(conn int64, note string) {

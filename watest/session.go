@@ -82,8 +82,11 @@ type refEntry struct {
 	index int
 }
 
-// serveWS is the /ws/chat handler: accept, handshake, then run a session
-// until either side ends it or the server closes.
+// serveWS is the /ws/chat handler: accept and handshake, then hand the
+// connection to a goroutine of its own that runs the session until either
+// side ends it or the server closes. The handler returns at once: its
+// stack grew for the handshake and it would keep the request alive, which
+// an idle connection does not need (bench/NOTES.md, sim memory).
 func (s *Server) serveWS(w http.ResponseWriter, r *http.Request) {
 	nc, err := transport.Accept(w, r)
 	if err != nil {
@@ -91,12 +94,14 @@ func (s *Server) serveWS(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	ctx, cancel := context.WithCancel(s.ctx)
-	defer cancel()
-	defer nc.Close()
 	// Closing the socket is the only way to unblock a read; do it when the
 	// server shuts down.
 	stop := context.AfterFunc(ctx, func() { nc.Close() })
-	defer stop()
+	cleanup := func() {
+		stop()
+		nc.Close()
+		cancel()
+	}
 
 	s.mu.Lock()
 	s.nextConn++
@@ -121,23 +126,35 @@ func (s *Server) serveWS(w http.ResponseWriter, r *http.Request) {
 	hcancel()
 	if err != nil {
 		s.info(id, "handshake failed: "+err.Error())
+		cleanup()
 		return
 	}
-	defer tc.Close()
 	dict, err := binxml.DictionaryFor(hello.Header[3])
 	if err != nil {
 		s.info(id, fmt.Sprintf("unsupported dictionary version %d", hello.Header[3]))
+		tc.Close()
+		cleanup()
 		return
 	}
-	sess := s.newSession(id, tc, dict, hello.ClientStatic)
-	sess.raw = nc
-	note := fmt.Sprintf("handshake done (%sdictionary v%d)", modeNote[hello.Mode], hello.Header[3])
-	if hello.EdgeRouting != nil {
-		note += fmt.Sprintf(", edge-routing pre-intro of %d bytes ignored", len(hello.EdgeRouting))
+	if !s.track() {
+		tc.Close()
+		cleanup()
+		return
 	}
-	s.info(id, note)
-	defer s.dropSession(sess)
-	sess.run(ctx, tc, hello.Payload)
+	go func() {
+		defer s.wg.Done()
+		defer cleanup()
+		defer tc.Close()
+		sess := s.newSession(id, tc, dict, hello.ClientStatic)
+		sess.raw = nc
+		note := fmt.Sprintf("handshake done (%sdictionary v%d)", modeNote[hello.Mode], hello.Header[3])
+		if hello.EdgeRouting != nil {
+			note += fmt.Sprintf(", edge-routing pre-intro of %d bytes ignored", len(hello.EdgeRouting))
+		}
+		s.info(id, note)
+		defer s.dropSession(sess)
+		sess.run(ctx, tc, hello.Payload)
+	}()
 }
 
 // modeNote names a resume in the node log; a plain XX says nothing.

@@ -15,9 +15,12 @@ import (
 	"testing"
 	"time"
 
+	"google.golang.org/protobuf/proto"
+
 	"github.com/walinkdev/walink/binxml"
 	"github.com/walinkdev/walink/jid"
 	"github.com/walinkdev/walink/keys"
+	"github.com/walinkdev/walink/waproto"
 )
 
 // recorder is a frameConn that keeps what the session writes.
@@ -124,6 +127,23 @@ func TestBeginDecisions(t *testing.T) {
 		if err := sess.begin(ctx, bad.registrationPayload()); err != nil {
 			t.Fatal(err)
 		}
+		// Not known to be refused by WhatsApp: accepted, with a warning.
+		if n := one(t, rec); n.Attr("xmlns") != "md" || n.Attr("type") != "set" {
+			t.Fatalf("got %s", xmlString(n))
+		}
+		// (the warning comes when the device is linked: TestLenientSessionIQs)
+	})
+	t.Run("identity not 32 bytes", func(t *testing.T) {
+		_, sess, rec := testSession(t, nil)
+		var p waproto.ClientPayload
+		if err := proto.Unmarshal(c.registrationPayload(), &p); err != nil {
+			t.Fatal(err)
+		}
+		p.DevicePairingData.EIdent = p.DevicePairingData.EIdent[:31]
+		b, _ := proto.Marshal(&p)
+		if err := sess.begin(ctx, b); err != nil {
+			t.Fatal(err)
+		}
 		if n := one(t, rec); n.Tag != "failure" || n.Attr("reason") != "400" {
 			t.Fatalf("got %s", xmlString(n))
 		}
@@ -186,7 +206,7 @@ func TestIQDecisionsBeforeLogin(t *testing.T) {
 		want string // "result" or the error code
 	}{
 		{iqNode("1", "get", "w:p"), "result"},
-		{iqNode("2", "get", "encrypt", binxml.Node{Tag: "count"}), "401"},
+		{iqNode("2", "get", "encrypt", binxml.Node{Tag: "count"}), "result"}, // lenient: count 0
 		{iqNode("3", "get", "usync", binxml.Node{Tag: "usync"}), "501"},
 		{iqNode("4", "set", "md", binxml.Node{Tag: "link_code_companion_reg", Attrs: []binxml.Attr{binxml.A("stage", "companion_finish")}}), "400"},
 		{iqNode("5", "set", "md", binxml.Node{Tag: "link_code_companion_reg", Attrs: []binxml.Attr{binxml.A("stage", "bogus")}}), "400"},

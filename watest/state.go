@@ -96,7 +96,7 @@ func (s *Server) loadState(b []byte) error {
 		p.nextDevice, p.nextKeyIndex = ps.NextDevice, ps.NextKeyIndex
 		for _, ds := range ps.Devices {
 			d := &linkedDevice{device: ds.Device, keyIndex: ds.KeyIndex, regID: ds.RegID, skeyID: ds.SkeyID,
-				platform: ds.Platform, linkedAt: ds.LinkedAt, preKeys: ds.PreKeys}
+				platform: ds.Platform, linkedAt: ds.LinkedAt, preKeys: preKeyStore{restored: ds.PreKeys}}
 			var err error
 			if d.noise, err = pubFromHex(ds.Noise); err != nil {
 				return bad("device noise key", err)
@@ -152,7 +152,7 @@ func (s *Server) saveErr() error {
 			ps.Devices = append(ps.Devices, deviceState{
 				Device: d.device, KeyIndex: d.keyIndex, Noise: d.noise.String(), Identity: d.identity.String(),
 				RegID: d.regID, SkeyID: d.skeyID, Skey: d.skey.String(), SkeySig: hex.EncodeToString(d.skeySig),
-				Platform: d.platform, LinkedAt: d.linkedAt, PreKeys: d.preKeys,
+				Platform: d.platform, LinkedAt: d.linkedAt, PreKeys: d.preKeys.count(),
 			})
 		}
 		sort.Slice(ps.Devices, func(i, j int) bool { return ps.Devices[i].Device < ps.Devices[j].Device })

@@ -10,6 +10,8 @@
 //	walink qr      --png FILE | --svg FILE  (link, writing each QR as an image)
 //	walink sim     [--listen ADDR] [--state DIR] [scenario flags]
 //	walink serve   [--listen ADDR] [--store PATH | --postgres DSN] [--api-key-file FILE] [--sim]
+//	walink sim     [--listen ADDR] [--state DIR] [--log FILE] [--log-size N] [scenario flags]
+//	walink sim load --server URL --server-root HEX [--devices N] [--rate R] [--online M]
 //	walink version
 //
 // Exit codes are the exit* constants below, printed by `walink help` and
@@ -64,6 +66,7 @@ Commands:
   qr        like link, but writes each QR code to an image (--png FILE or --svg FILE)
   sim       run the local WhatsApp (server + virtual phones) for tests
   serve     link and keep many accounts: HTTP API, web page, webhooks (--sim: a demo)
+  sim load  link N virtual companions to a running sim and keep them online
   version   print the version
 
 Run 'walink COMMAND --help' for a command's flags.

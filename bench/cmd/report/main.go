@@ -25,6 +25,8 @@ func main() {
 	statFile := flag.String("benchstat", "benchstat.txt", "benchstat -col /impl output")
 	notesFile := flag.String("notes", "NOTES.md", "analysis appended verbatim")
 	header := flag.String("header", "", "file with the machine description (markdown)")
+	simMemFile := flag.String("simmem", "", "cmd/simmem JSON lines (sim memory per linked device)")
+	simLoadFile := flag.String("simload", "", "JSON lines of ./sim100k (walink sim + walink sim load)")
 	out := flag.String("o", "RESULTS.md", "output")
 	flag.Parse()
 
@@ -53,6 +55,7 @@ func main() {
 	targets = append(targets, sessionsSection(&w, sess)...)
 	targets = append(targets, handshakeSection(&w, b)...)
 	reconnectSection(&w, b)
+	targets = append(targets, simMemSection(&w, *simMemFile, *simLoadFile)...)
 
 	w.WriteString("## Targets\n\n| target | result |\n|---|---|\n")
 	for _, t := range targets {
@@ -325,7 +328,7 @@ func handshakeSection(w *strings.Builder, b benchSet) []string {
 	fmt.Fprintf(w, "| noise in memory, all CPUs (RunParallel) | %.0f/s |\n", 1e9/memPar)
 	fmt.Fprintf(w, "| **watest over loopback WebSocket**: dial + upgrade + handshake + registration payload + first stanza read, 16 in flight | **%.0f/s** |\n", 1e9/wt)
 	fmt.Fprintf(w, "| watest ÷ X25519 limit | %.0f %% |\n| watest ÷ (X25519 + cert) limit | %.0f %% |\n\n", 100*(1e9/wt)/limit, 100*(1e9/wt)/limitCert)
-	return []string{fmt.Sprintf("| local WhatsApp ≥ 50 %% of the X25519 limit | %s: %.0f %% (%.0f of %.0f handshakes/s) |", mark((1e9/wt)/limit >= 0.5), 100*(1e9/wt)/limit, 1e9/wt, limit)}
+	return []string{fmt.Sprintf("| local WhatsApp ≥ 55 %% of the X25519 limit | %s: %.0f %% (%.0f of %.0f handshakes/s) |", mark((1e9/wt)/limit >= 0.55), 100*(1e9/wt)/limit, 1e9/wt, limit)}
 }
 
 func nproc() int {
@@ -435,4 +438,103 @@ func sessionsSection(w *strings.Builder, ss []Session) []string {
 	}
 	w.WriteString("\n")
 	return out
+}
+
+// SimMem is one line of cmd/simmem.
+type SimMem struct {
+	N             int     `json:"n"`
+	Online        int     `json:"online"`
+	Linked        int     `json:"linked"`
+	Failed        int     `json:"failed"`
+	PreKeys       int     `json:"prekeys"`
+	LinksPerS     float64 `json:"links_per_second"`
+	P50, P90, P99 float64 `json:"-"`
+	P50MS         float64 `json:"p50_ms"`
+	P90MS         float64 `json:"p90_ms"`
+	P99MS         float64 `json:"p99_ms"`
+	GoPerDev      float64 `json:"heap_and_stacks_per_device"`
+	RSSPerDev     float64 `json:"rss_per_device"`
+	OfflinePerDev float64 `json:"heap_and_stacks_per_offline_device"`
+	PerConn       float64 `json:"heap_and_stacks_per_connection"`
+}
+
+// SimLoad is one line of ./sim100k.
+type SimLoad struct {
+	N           int     `json:"devices"`
+	Linked      int     `json:"linked"`
+	Failed      int     `json:"failed"`
+	Online      int     `json:"online"`
+	DurationS   float64 `json:"duration_s"`
+	P50MS       float64 `json:"p50_ms"`
+	P90MS       float64 `json:"p90_ms"`
+	P99MS       float64 `json:"p99_ms"`
+	RSSBefore   int64   `json:"sim_rss_before"`
+	RSSAfter    int64   `json:"sim_rss_after"`
+	RSSOnline   int64   `json:"sim_rss_online"`
+	OnlineAtRSS int     `json:"online_at_rss"`
+	NoFile      int     `json:"nofile_limit"`
+	Started     string  `json:"started"`
+}
+
+func readJSONLines[T any](path string) ([]T, error) {
+	if path == "" {
+		return nil, nil
+	}
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	var out []T
+	sc := bufio.NewScanner(f)
+	sc.Buffer(make([]byte, 1<<20), 1<<20)
+	for sc.Scan() {
+		if strings.TrimSpace(sc.Text()) == "" {
+			continue
+		}
+		var v T
+		if err := json.Unmarshal(sc.Bytes(), &v); err != nil {
+			return nil, fmt.Errorf("%s: %w", path, err)
+		}
+		out = append(out, v)
+	}
+	return out, sc.Err()
+}
+
+// simMemSection reports what the local WhatsApp holds per linked device.
+func simMemSection(w *strings.Builder, memPath, loadPath string) []string {
+	mems, err := readJSONLines[SimMem](memPath)
+	if err != nil && !os.IsNotExist(err) {
+		fatal(err)
+	}
+	loads, err := readJSONLines[SimLoad](loadPath)
+	if err != nil && !os.IsNotExist(err) {
+		fatal(err)
+	}
+	if len(mems) == 0 && len(loads) == 0 {
+		return nil
+	}
+	var targets []string
+	w.WriteString("## 6. Local WhatsApp: memory per linked device\n\n")
+	if len(mems) > 0 {
+		w.WriteString("cmd/simmem: the sim in a child process, N light companions (watest/simload, the engine of `walink sim load`) linked by QR through the control API, each logged in with its 812 pre-keys uploaded; `online` of them stay connected. The child measures itself after two GCs; per device = (after − before) ÷ N. *Linked, offline* is measured again once every companion has disconnected; *per connection* is the difference, divided by the online count. Heap = HeapInuse, stacks = StackInuse.\n\n")
+		w.WriteString("| N | online | linked / failed | links/s | link p50 / p90 / p99 | heap + stacks per linked device, offline | per connection (extra) | heap + stacks per device, online | RSS per device, online |\n|---|---|---|---|---|---|---|---|---|\n")
+		for _, m := range mems {
+			fmt.Fprintf(w, "| %d | %d | %d / %d | %.0f | %.0f / %.0f / %.0f ms | %s | %s | %s | %s |\n", m.N, m.Online, m.Linked, m.Failed, m.LinksPerS, m.P50MS, m.P90MS, m.P99MS,
+				kib(m.OfflinePerDev), kib(m.PerConn), kib(m.GoPerDev), kib(m.RSSPerDev))
+			targets = append(targets,
+				fmt.Sprintf("| sim: linked idle device ≤ 32 KiB, N=%d (offline) | %s: %s |", m.N, mark(m.OfflinePerDev <= 32*1024), kib(m.OfflinePerDev)),
+				fmt.Sprintf("| sim: linked idle device ≤ 32 KiB, N=%d (connected) | %s: %s |", m.N, mark(m.GoPerDev <= 32*1024), kib(m.GoPerDev)))
+		}
+		w.WriteString("\n")
+	}
+	for _, l := range loads {
+		fmt.Fprintf(w, "### %d devices in one `walink sim` process (./sim100k, started %s)\n\n", l.N, l.Started)
+		w.WriteString("| devices linked / failed | online | link time | link p50 / p90 / p99 | sim RSS before | sim RSS, all linked | RSS per linked device | open-file limit |\n|---|---|---|---|---|---|---|---|\n")
+		per := float64(l.RSSAfter-l.RSSBefore) / float64(max(l.Linked, 1))
+		fmt.Fprintf(w, "| %d / %d | %d | %.0f s | %.0f / %.0f / %.0f ms | %.1f MiB | %.1f MiB | %s | %d |\n\n", l.Linked, l.Failed, l.Online, l.DurationS, l.P50MS, l.P90MS, l.P99MS,
+			float64(l.RSSBefore)/(1<<20), float64(l.RSSAfter)/(1<<20), kib(per), l.NoFile)
+		targets = append(targets, fmt.Sprintf("| %d devices linked and idle in one walink sim | %s: %d linked, %d online, RSS %.1f GiB |", l.N, mark(l.Linked == l.N && l.Failed == 0), l.Linked, l.Online, float64(l.RSSAfter)/(1<<30)))
+	}
+	return targets
 }

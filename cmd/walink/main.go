@@ -65,8 +65,8 @@ Commands:
   logout    log the linked device out on the server and clear the store
   qr        like link, but writes each QR code to an image (--png FILE or --svg FILE)
   sim       run the local WhatsApp (server + virtual phones) for tests
-  serve     link and keep many accounts: HTTP API, web page, webhooks (--sim: a demo)
   sim load  link N virtual companions to a running sim and keep them online
+  serve     link and keep many accounts: HTTP API, web page, webhooks (--sim: a demo)
   version   print the version
 
 Run 'walink COMMAND --help' for a command's flags.

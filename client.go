@@ -44,6 +44,9 @@ type Client struct {
 	closed     bool
 	loggingOut bool
 	fresh      keys.PublicKey // the device Config.NewDevice made, until Close
+	lastEnd    error          // why the last runner stopped (see WaitReady); nil while one runs
+	lastCode   PairCode       // the last pair code issued (see RequestPairCode)
+	gateHeld   func()         // releases the Config.DialGate slot of the current dial; nil when none is held
 
 	modes []pairMode // set before Connect, read-only after
 }
@@ -261,6 +264,7 @@ func (c *Client) Connect(ctx context.Context) error {
 	rctx, cancel := context.WithCancel(context.Background())
 	r := &runner{ctx: rctx, cancel: cancel, done: make(chan struct{})}
 	c.run = r
+	c.lastEnd = nil
 	c.mu.Unlock()
 
 	first := make(chan error, 1)
@@ -320,10 +324,16 @@ func (c *Client) Close() error {
 // runLoop dials, runs a connection until it ends, and decides whether and
 // when to dial again. first receives the first handshake's outcome.
 func (c *Client) runLoop(r *runner, firstCtx context.Context, first chan<- error) {
+	stopped := &StoppedError{Reason: "closed"} // why it returns; refined below
 	defer func() {
+		c.releaseGate()
 		c.mu.Lock()
 		if c.run == r {
+			if r.ctx.Err() != nil && stopped.Event == nil && stopped.Err == nil {
+				stopped = &StoppedError{Reason: "closed"} // Disconnect or Close
+			}
 			c.run = nil
+			c.lastEnd = stopped
 		}
 		c.mu.Unlock()
 		r.cancel()
@@ -340,6 +350,7 @@ func (c *Client) runLoop(r *runner, firstCtx context.Context, first chan<- error
 			first <- err
 			first = nil
 			if err != nil {
+				stopped = &StoppedError{Reason: "dial", Err: err}
 				return
 			}
 		}
@@ -355,6 +366,7 @@ func (c *Client) runLoop(r *runner, firstCtx context.Context, first chan<- error
 			continue
 		}
 		end := cn.serve()
+		stopped = &StoppedError{Reason: end.String(), Event: cn.endEvent}
 		if cn.everConn {
 			attempt = 0
 		}
@@ -453,6 +465,9 @@ func (c *Client) dial(ctx context.Context) (*transport.Conn, *store.Device, erro
 	if !c.serverSet && d.ServerURL != "" {
 		serverURL, root = d.ServerURL, d.ServerRoot
 	}
+	if err := c.acquireGate(ctx); err != nil {
+		return nil, nil, err
+	}
 	hctx, cancel := context.WithTimeout(ctx, c.cfg.HandshakeTimeout)
 	defer cancel()
 	opts := &transport.DialOptions{Proxy: c.cfg.Proxy}
@@ -461,6 +476,7 @@ func (c *Client) dial(ctx context.Context) (*transport.Conn, *store.Device, erro
 	}
 	nc, err := transport.Dial(hctx, serverURL, opts)
 	if err != nil {
+		c.releaseGate()
 		return nil, nil, fmt.Errorf("walink: dialing %s: %w", serverURL, err)
 	}
 	tc, err := transport.Handshake(hctx, nc, transport.ClientConfig{
@@ -472,6 +488,7 @@ func (c *Client) dial(ctx context.Context) (*transport.Conn, *store.Device, erro
 	})
 	if err != nil {
 		nc.Close()
+		c.releaseGate()
 		return nil, nil, fmt.Errorf("walink: handshake: %w", err)
 	}
 	c.log.Debug("handshake done", "paired", d.Paired())
@@ -601,7 +618,8 @@ func (c *Client) event(e engine.Event) Event {
 	case engine.PairingQR:
 		return PairingQRCode{Code: e.Code, Timeout: e.Timeout}
 	case engine.PairingCode:
-		return PairingCode{Code: e.Code, Timeout: e.Timeout}
+		c.notePairCode(e.Code, e.Expires)
+		return PairingCode{Code: e.Code, Timeout: e.Timeout, Expires: e.Expires}
 	case engine.PairingCodeRefresh:
 		return PairingCodeRefresh{ForceManual: e.ForceManual}
 	case engine.QRCodesExpired:

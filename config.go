@@ -86,6 +86,13 @@ type Config struct {
 	// names the request). Tests use it to meet watest's Handler over
 	// net.Pipe. Default nil: dial ServerURL.
 	Dial func(ctx context.Context) (net.Conn, error)
+	// DialGate, when set, is called before every dial, reconnects and the
+	// restart after pairing included, and holds the slot it returns until
+	// the server answered the login (pairing offered, paired, connected),
+	// the connection ended, or twice HandshakeTimeout passed. Give one
+	// gate (e.g. LimitDials(n)) to many clients to bound their handshakes
+	// in flight, after an outage too. Default nil: no limit.
+	DialGate DialGate
 	// Proxy returns the HTTP or SOCKS5 proxy for the WebSocket request
 	// (e.g. http.ProxyFromEnvironment, or http.ProxyURL(u) with a
 	// socks5:// URL); nil means a direct connection.

@@ -53,6 +53,11 @@ type conn struct {
 
 	// Published for other goroutines; guarded by c.mu.
 	ready, paired, connected, everConn bool
+
+	// endEvent is the terminal event the session emitted (LoggedOut,
+	// StreamReplaced, …), for WaitReady's error. Written by the driver,
+	// read after serve returns.
+	endEvent Event
 }
 
 // maxQueuedFrames bounds the frames read ahead of the driver: beyond it
@@ -117,6 +122,7 @@ func (cn *conn) serve() engine.EndReason {
 	cn.qmu.Unlock()
 	cn.wg.Wait() // the last driver and the tasks
 	cn.timer.stop()
+	c.releaseGate() // a login that never got its answer
 	for id, ch := range cn.calls {
 		ch <- callResult{err: fmt.Errorf("walink: %w", errConnClosed)}
 		delete(cn.calls, id)
@@ -273,6 +279,9 @@ func (cn *conn) step(in engine.Input) {
 	cn.everConn = cn.everConn || connected
 	c.mu.Unlock()
 	if changed {
+		if ready || paired || connected {
+			c.releaseGate() // the login is answered: the dial is done
+		}
 		c.notifyConnState()
 	}
 }
@@ -287,7 +296,11 @@ func (cn *conn) run(acts []engine.Action) {
 		case engine.Send:
 			cn.send(a.Node)
 		case engine.Emit:
-			c.emit(c.event(a.Event))
+			ev := c.event(a.Event)
+			if terminal(ev) {
+				cn.endEvent = ev
+			}
+			c.emit(ev)
 		case engine.ArmTimer:
 			cn.timers[a.Kind] = a.At
 		case engine.CancelTimer:

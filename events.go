@@ -22,9 +22,12 @@ type PairingQRCode struct {
 
 // PairingCode is the 8-character code returned by PairWithCode, to be typed
 // on the phone (WhatsApp > Linked devices > Link with phone number).
+// Expires is the instant (of Config.Now's clock) after which WhatsApp no
+// longer accepts it: the moment it was issued plus Timeout.
 type PairingCode struct {
 	Code    string
 	Timeout time.Duration
+	Expires time.Time
 }
 
 // PairingCodeRefresh says the server wants a new pair code: cancel the

@@ -135,7 +135,7 @@ func (s *Session) helloAnswered(out *actions, now time.Time, p pendingIQ, resp b
 	f.requesting = false
 	f.Phone, f.Ref, f.Started = f.req.Phone, ref, now
 	s.arm(out, TimerCode, now.Add(f.lifetime()))
-	out.emit(PairingCode{Code: f.Code, Timeout: f.lifetime()})
+	out.emit(PairingCode{Code: f.Code, Timeout: f.lifetime(), Expires: now.Add(f.lifetime())})
 	out.add(Reply{Call: f.call, Value: f.Code})
 	f.call = 0
 }

@@ -261,6 +261,7 @@ type (
 	PairingCode struct {
 		Code    string
 		Timeout time.Duration
+		Expires time.Time // the step's now + Timeout
 	}
 	PairingCodeRefresh struct{ ForceManual bool }
 	QRCodesExpired     struct{}

@@ -202,7 +202,7 @@ func (s *Service) view(ss *session) SessionView {
 	defer ss.mu.Unlock()
 	r := ss.rec
 	v := SessionView{ID: r.ID, Name: r.Name, Status: r.Status, Reason: r.Reason, Device: r.Device, Running: ss.cli != nil,
-		Transitions: append([]Transition{}, r.Transitions...), CreatedAt: r.Created, UpdatedAt: r.Updated, Platform: ss.platform}
+		Transitions: append([]Transition{}, r.Transitions...), CreatedAt: r.Created, UpdatedAt: r.Updated, Platform: r.Platform}
 	if d, err := jid.Parse(r.Device); err == nil && r.Device != "" {
 		v.Phone = d.User
 	}
@@ -622,10 +622,6 @@ type pairCodeRequest struct {
 	Push  bool   `json:"push"`
 }
 
-// pairCodeLifetime is how long WhatsApp keeps a pair code (PROTOCOL.md:
-// 180 s), unless Config.Client.PairCodeTimeout says otherwise.
-const pairCodeLifetime = 180 * time.Second
-
 func (s *Service) handlePairCode(w http.ResponseWriter, r *http.Request) {
 	ss := s.session(w, r)
 	if ss == nil {
@@ -649,7 +645,7 @@ func (s *Service) handlePairCode(w http.ResponseWriter, r *http.Request) {
 	}
 	ctx, cancel := context.WithTimeout(r.Context(), 30*time.Second)
 	defer cancel()
-	code, err := cli.PairWithCode(ctx, walink.PairCodeOptions{PhoneNumber: req.Phone, CustomCode: req.Code, ShowPushNotification: req.Push})
+	pc, err := cli.RequestPairCode(ctx, walink.PairCodeOptions{PhoneNumber: req.Phone, CustomCode: req.Code, ShowPushNotification: req.Push})
 	if err != nil {
 		s.pairCodeProblem(w, r, ss, err)
 		return
@@ -660,11 +656,9 @@ func (s *Service) handlePairCode(w http.ResponseWriter, r *http.Request) {
 	}
 	ss.mu.Unlock()
 	s.met.pairStarted.WithLabelValues("code").Inc()
-	life := s.cfg.Client.PairCodeTimeout
-	if life <= 0 {
-		life = pairCodeLifetime
-	}
-	writeJSON(w, http.StatusOK, PairCodeView{Code: code, ExpiresAt: s.now().Add(life).UTC()})
+	// The expiry is the library's (Config.Client.Now's clock, the
+	// code's lifetime as the session armed it), not a guess here.
+	writeJSON(w, http.StatusOK, PairCodeView{Code: pc.Code, ExpiresAt: pc.Expires.UTC()})
 }
 
 func (s *Service) pairCodeProblem(w http.ResponseWriter, r *http.Request, ss *session, err error) {

@@ -140,6 +140,9 @@ var migrations = map[Dialect][]string{
 			last_error TEXT NOT NULL DEFAULT ''
 		);
 		CREATE INDEX serve_outbox_due ON serve_outbox (next_ms);`,
+		// The phone's platform, kept by the service (from PairSuccess and
+		// Client.Device) rather than read from the store behind a client.
+		`ALTER TABLE serve_sessions ADD COLUMN platform TEXT NOT NULL DEFAULT ''`,
 	},
 	Postgres: {
 		`CREATE TABLE serve_sessions (
@@ -176,6 +179,7 @@ var migrations = map[Dialect][]string{
 			last_error TEXT NOT NULL DEFAULT ''
 		);
 		CREATE INDEX serve_outbox_due ON serve_outbox (next_ms);`,
+		`ALTER TABLE serve_sessions ADD COLUMN platform TEXT NOT NULL DEFAULT ''`,
 	},
 }
 

@@ -43,7 +43,25 @@
 // [Service.Start] reconnects the sessions that were running and linked,
 // at most Config.StartConcurrency logins in flight, each after a random
 // delay below Config.StartJitter; a first connect that fails is retried
-// with jittered backoff. [Service.Shutdown] ends the streams, closes
+// with jittered backoff. A start slot is held until the login's outcome
+// (walink.Client.WaitReady: connected, QR codes shown, or refused).
+// Every session's client shares one dial gate (walink.LimitDials with
+// StartConcurrency, unless Config.Client.DialGate is set), so the
+// reconnects the library makes by itself, after an outage for instance,
+// are bounded across all sessions too.
+//
+// A session that was linking when the service stopped (scan_qr or
+// pair_code) cannot resume: its QR or code died with the connection. On
+// start it links again from scratch, as if started by the user: starting,
+// then scan_qr with a fresh QR (a pair code must be asked for again);
+// left unwatched it ends as failed (qr_codes_expired) when the QR codes
+// run out. The unpaired device of the earlier attempt is deleted.
+//
+// The phone's platform of a linked session is kept in the service's own
+// table (from the pairing, refreshed from walink.Client.Device on each
+// login); pair codes' expires_at is the library's (PairingCode.Expires).
+//
+// [Service.Shutdown] ends the streams, closes
 // every connection without logging out and flushes the outbox until its
 // context ends; what is left is sent after the next start.
 //

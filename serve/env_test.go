@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/walinkdev/walink"
+	wakeys "github.com/walinkdev/walink/keys"
 	"github.com/walinkdev/walink/store"
 	"github.com/walinkdev/walink/store/postgres"
 	"github.com/walinkdev/walink/store/sqlite"
@@ -47,13 +48,14 @@ type envOpts struct {
 	scenario  func(*watest.Scenario)
 	srv       *watest.Server
 	serverURL string
+	external  bool // the local WhatsApp runs elsewhere (serverURL, mutate sets the root)
 }
 
 func newEnv(t testing.TB, o envOpts) *env {
 	t.Helper()
 	ctx := context.Background()
 	srv := o.srv
-	if srv == nil {
+	if srv == nil && !o.external {
 		sc := watest.DefaultScenario()
 		if o.scenario != nil {
 			o.scenario(&sc)
@@ -82,12 +84,15 @@ func newEnv(t testing.TB, o envOpts) *env {
 			return st, db
 		}
 	}
-	surl := srv.URL()
+	surl := ""
+	if srv != nil {
+		surl = srv.URL()
+	}
 	if o.serverURL != "" {
 		surl = o.serverURL
 	}
 	e.cfg = Config{
-		Client: walink.Config{ServerURL: surl, ServerRoot: srv.RootKey(),
+		Client: walink.Config{ServerURL: surl, ServerRoot: rootOf(srv),
 			Reconnect: walink.ReconnectPolicy{MinDelay: 50 * time.Millisecond, MaxDelay: time.Second},
 			// Fewer pre-keys: linking is what the tests exercise, not the upload.
 			PreKeyCount: 30},
@@ -387,4 +392,11 @@ func (e *env) scan(id, phone string) {
 		}
 	}
 	e.t.Fatal("scan: timed out")
+}
+
+func rootOf(srv *watest.Server) wakeys.PublicKey {
+	if srv == nil {
+		return wakeys.PublicKey{}
+	}
+	return srv.RootKey()
 }

@@ -13,6 +13,9 @@ import (
 // or the local WhatsApp outlives the tests: every goroutine has an owner
 // that Shutdown or Close stops.
 func TestMain(m *testing.M) {
+	if os.Getenv("WALINK_SERVE_WATEST_CHILD") == "1" {
+		runWatestChild() // TestIdleScale's local WhatsApp
+	}
 	code := m.Run()
 	if code == 0 {
 		if left := leftGoroutines(5 * time.Second); left != "" {

@@ -56,6 +56,7 @@ type record struct {
 	Reason      string
 	Transitions []Transition
 	WantRunning bool
+	Platform    string // the phone's platform once linked, "" before
 	Created     time.Time
 	Updated     time.Time
 }
@@ -72,14 +73,14 @@ func boolInt(b bool) int {
 
 var errNoSession = errors.New("serve: no such session")
 
-const sessionCols = `id, name, webhook_url, webhook_events, webhook_secret, device_jid, status, reason, transitions, want_running, created_ms, updated_ms`
+const sessionCols = `id, name, webhook_url, webhook_events, webhook_secret, device_jid, status, reason, transitions, want_running, created_ms, updated_ms, platform`
 
 func scanRecord(sc interface{ Scan(...any) error }) (*record, error) {
 	var r record
 	var evs, trs string
 	var want int
 	var c, u int64
-	if err := sc.Scan(&r.ID, &r.Name, &r.Webhook.URL, &evs, &r.Webhook.Secret, &r.Device, &r.Status, &r.Reason, &trs, &want, &c, &u); err != nil {
+	if err := sc.Scan(&r.ID, &r.Name, &r.Webhook.URL, &evs, &r.Webhook.Secret, &r.Device, &r.Status, &r.Reason, &trs, &want, &c, &u, &r.Platform); err != nil {
 		return nil, err
 	}
 	if err := json.Unmarshal([]byte(evs), &r.Webhook.Events); err != nil {
@@ -111,15 +112,15 @@ func (d *DB) loadSessions(ctx context.Context) ([]*record, error) {
 }
 
 func (d *DB) insertSession(ctx context.Context, tx *sql.Tx, r *record) error {
-	_, err := tx.ExecContext(ctx, d.q(`INSERT INTO serve_sessions (`+sessionCols+`) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)`),
+	_, err := tx.ExecContext(ctx, d.q(`INSERT INTO serve_sessions (`+sessionCols+`) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)`),
 		r.ID, r.Name, r.Webhook.URL, jsonText(nonNil(r.Webhook.Events)), r.Webhook.Secret, r.Device, string(r.Status), r.Reason,
-		jsonText(r.Transitions), boolInt(r.WantRunning), ms(r.Created), ms(r.Updated))
+		jsonText(r.Transitions), boolInt(r.WantRunning), ms(r.Created), ms(r.Updated), r.Platform)
 	return err
 }
 
 func (d *DB) updateSession(ctx context.Context, tx *sql.Tx, r *record) error {
-	res, err := tx.ExecContext(ctx, d.q(`UPDATE serve_sessions SET name=?, device_jid=?, status=?, reason=?, transitions=?, want_running=?, updated_ms=? WHERE id=?`),
-		r.Name, r.Device, string(r.Status), r.Reason, jsonText(r.Transitions), boolInt(r.WantRunning), ms(r.Updated), r.ID)
+	res, err := tx.ExecContext(ctx, d.q(`UPDATE serve_sessions SET name=?, device_jid=?, status=?, reason=?, transitions=?, want_running=?, updated_ms=?, platform=? WHERE id=?`),
+		r.Name, r.Device, string(r.Status), r.Reason, jsonText(r.Transitions), boolInt(r.WantRunning), ms(r.Updated), r.Platform, r.ID)
 	if err != nil {
 		return err
 	}

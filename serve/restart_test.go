@@ -91,6 +91,8 @@ type countingProxy struct {
 	maxIn    atomic.Int64
 	base     atomic.Int64 // accepted - settled when reset: connections of before
 	wg       sync.WaitGroup
+	mu       sync.Mutex
+	live     map[net.Conn]bool // both ends of every proxied connection
 }
 
 func newCountingProxy(t *testing.T, srv *watest.Server) *countingProxy {
@@ -104,6 +106,32 @@ func newCountingProxy(t *testing.T, srv *watest.Server) *countingProxy {
 	go p.loop()
 	t.Cleanup(func() { ln.Close(); p.wg.Wait() })
 	return p
+}
+
+func (p *countingProxy) track(c, u net.Conn, on bool) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.live == nil {
+		p.live = map[net.Conn]bool{}
+	}
+	if on {
+		p.live[c], p.live[u] = true, true
+	} else {
+		delete(p.live, c)
+		delete(p.live, u)
+	}
+}
+
+// dropAll cuts every proxied connection at once, as a network outage
+// does (no stream error, the sockets just die); it returns how many
+// connections it cut.
+func (p *countingProxy) dropAll() int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for c := range p.live {
+		c.Close()
+	}
+	return len(p.live) / 2
 }
 
 func (p *countingProxy) url() string { return "ws://" + p.ln.Addr().String() + "/ws/chat" }
@@ -149,6 +177,8 @@ func (p *countingProxy) loop() {
 				return
 			}
 			defer u.Close()
+			p.track(c, u, true)
+			defer p.track(c, u, false)
 			done := make(chan struct{}, 2)
 			go func() { io.Copy(u, c); u.(*net.TCPConn).CloseWrite(); done <- struct{}{} }()
 			go func() { io.Copy(c, u); done <- struct{}{} }()

@@ -38,8 +38,13 @@ type Config struct {
 	// Webhook, when URL is set, receives the events of every session
 	// (besides each session's own webhook). Its Secret signs them.
 	Webhook WebhookConfig
-	// StartConcurrency bounds the handshakes the service starts at once
-	// (on start-up and for API starts). Default 8.
+	// StartConcurrency bounds the logins the service starts at once (on
+	// start-up and for API starts): each start holds a slot until its
+	// login's outcome (walink.Client.WaitReady). Unless Client.DialGate is
+	// set, it is also the limit of walink.LimitDials given to every
+	// session's client, so the reconnects the library makes by itself
+	// (after an outage, a 515 restart) are bounded across all sessions
+	// too. Default 8.
 	StartConcurrency int
 	// StartJitter: each reconnect on start-up first waits a random time in
 	// [0, StartJitter), so that a restart does not knock on WhatsApp with
@@ -163,11 +168,6 @@ type session struct {
 	linkStart time.Time
 	method    string // how the current link attempt goes: "qr" or "code"
 	connected bool   // has been connected with this client (reconnect metric)
-	platform  string // the phone's platform, once known
-	// settled, while a start slot is held, is closed by the first event
-	// that ends the login (connected, a QR, a failure): the slot covers
-	// the whole login as WhatsApp sees it, not only the Noise handshake.
-	settled chan struct{}
 }
 
 func (s *Service) now() time.Time { return s.cfg.Now() }
@@ -185,6 +185,9 @@ func New(ctx context.Context, cfg Config) (*Service, error) {
 	}
 	if cfg.EventHistory <= 0 {
 		cfg.EventHistory = 256
+	}
+	if cfg.Client.DialGate == nil {
+		cfg.Client.DialGate = walink.LimitDials(cfg.StartConcurrency)
 	}
 	if cfg.Owner == nil {
 		cfg.Owner = localOwner{}
@@ -247,27 +250,16 @@ func (s *Service) Start() {
 	sort.Slice(resume, func(i, j int) bool { return resume[i].rec.Created.Before(resume[j].rec.Created) })
 	for _, ss := range resume {
 		ss.mu.Lock()
-		linked, want := ss.rec.Device != "", ss.rec.WantRunning
+		want := ss.rec.WantRunning
 		ss.mu.Unlock()
-		if linked {
-			if d, err := jid.Parse(ss.rec.Device); err == nil {
-				if dev, err := s.cfg.Store.DeviceByJID(s.ctx, d); err == nil {
-					ss.mu.Lock()
-					ss.platform = dev.Platform
-					ss.mu.Unlock()
-				}
-			}
-		}
-		switch {
-		case linked && want:
+		if want {
+			// A linked session logs in again. A link in progress cannot be
+			// resumed (its QR or code died with the connection), so it
+			// starts over: a new device, status starting then scan_qr
+			// with a fresh QR, as if the user had pressed start; a pair
+			// code must be asked for again. Unwatched, it ends as failed
+			// (qr_codes_expired) when its QR codes run out.
 			s.startSession(ss, true)
-		case !linked && want:
-			// A link in progress when the service stopped cannot be
-			// resumed (the QR or code died with the connection).
-			s.apply(ss, 0, func(r *record) []StoredEvent {
-				r.WantRunning = false
-				return s.setStatus(r, StatusDisconnected, "service restarted before linking finished")
-			})
 		}
 	}
 	s.ready.Store(true)
@@ -488,16 +480,6 @@ func secs(d time.Duration) int { return int(d.Round(time.Second) / time.Second) 
 // events to report. It runs on the client's event goroutine, in order.
 func (s *Service) onEvent(ss *session, gen uint64, cli *walink.Client, ev walink.Event) {
 	var closeCli bool
-	switch ev.(type) {
-	case walink.Connected, walink.PairingQRCode, walink.LoggedOut, walink.ConnectFailure, walink.Disconnected,
-		walink.ClientOutdated, walink.TemporaryBan, walink.StreamReplaced:
-		ss.mu.Lock()
-		if ss.gen == gen && ss.settled != nil {
-			close(ss.settled)
-			ss.settled = nil
-		}
-		ss.mu.Unlock()
-	}
 	s.apply(ss, gen, func(r *record) []StoredEvent {
 		now := s.now()
 		one := func(name string, data map[string]any) []StoredEvent {
@@ -514,7 +496,7 @@ func (s *Service) onEvent(ss *session, gen uint64, cli *walink.Client, ev walink
 				s.setStatus(r, StatusScanQR, "")...)
 		case walink.PairingCode:
 			ss.qr = ""
-			ss.code, ss.codeExp = ev.Code, now.Add(ev.Timeout)
+			ss.code, ss.codeExp = ev.Code, ev.Expires
 			return append(one("pairing_code", map[string]any{"code": ev.Code, "timeout_s": secs(ev.Timeout)}),
 				s.setStatus(r, StatusPairCode, "")...)
 		case walink.PairingCodeRefresh:
@@ -525,8 +507,7 @@ func (s *Service) onEvent(ss *session, gen uint64, cli *walink.Client, ev walink
 			return append(one("qr_codes_expired", map[string]any{}), s.setStatus(r, StatusFailed, "qr_codes_expired")...)
 		case walink.PairSuccess:
 			ss.qr, ss.code = "", ""
-			r.Device = ev.ID.String()
-			ss.platform = ev.Platform
+			r.Device, r.Platform = ev.ID.String(), ev.Platform
 			s.met.pairLinked.WithLabelValues(orQR(ss.method)).Inc()
 			if !ss.linkStart.IsZero() {
 				s.met.linkDuration.Observe(now.Sub(ss.linkStart).Seconds())
@@ -544,14 +525,17 @@ func (s *Service) onEvent(ss *session, gen uint64, cli *walink.Client, ev walink
 				s.met.reconnects.Inc()
 			}
 			ss.connected = true
-			if id := cli.ID(); !id.IsEmpty() {
-				r.Device = id.String()
+			if info, ok := cli.Device(); ok {
+				r.Device = info.ID.String()
+				if info.Platform != "" {
+					r.Platform = info.Platform
+				}
 			}
 			return append(one("connected", map[string]any{}), s.setStatus(r, StatusConnected, "")...)
 		case walink.Disconnected:
 			return append(one("disconnected", map[string]any{}), s.setStatus(r, StatusDisconnected, "connection lost; reconnecting")...)
 		case walink.LoggedOut:
-			r.Device, r.WantRunning = "", false
+			r.Device, r.Platform, r.WantRunning = "", "", false
 			ss.qr, ss.code = "", ""
 			closeCli = true
 			return append(one("logged_out", map[string]any{"on_connect": ev.OnConnect, "reason": fmt.Sprint(ev.Reason)}),
@@ -714,32 +698,23 @@ func (s *Service) connect(ss *session, gen uint64, cli *walink.Client, resume bo
 		case <-s.ctx.Done():
 			return
 		}
-		settled := make(chan struct{})
-		ss.mu.Lock()
-		if ss.gen != gen {
-			ss.mu.Unlock()
+		if !current() {
 			<-s.start
 			return
 		}
-		ss.settled = settled
-		ss.mu.Unlock()
 		t0 := time.Now()
 		err = cli.Connect(s.ctx)
 		if err == nil {
-			// Hold the slot until the login is answered (bounded).
-			t := time.NewTimer(loginWait)
-			select {
-			case <-settled:
-			case <-t.C:
-			case <-s.ctx.Done():
+			// Hold the slot until the login is answered: connected, QR
+			// codes shown, or refused (the events report which). The
+			// bound only guards against a login that never settles,
+			// e.g. a client reconnecting through a long outage.
+			wctx, cancel := context.WithTimeout(s.ctx, loginWaitMax)
+			if werr := cli.WaitReady(wctx); werr != nil && wctx.Err() == nil {
+				s.log.Debug("login ended", "session", ss.id, "err", werr)
 			}
-			t.Stop()
+			cancel()
 		}
-		ss.mu.Lock()
-		if ss.settled == settled {
-			ss.settled = nil
-		}
-		ss.mu.Unlock()
 		<-s.start
 		if err == nil {
 			s.met.handshake.Observe(time.Since(t0).Seconds())
@@ -760,9 +735,10 @@ func (s *Service) connect(ss *session, gen uint64, cli *walink.Client, resume bo
 	}
 }
 
-// loginWait bounds how long a start slot waits for the login's answer
-// after the handshake.
-const loginWait = 20 * time.Second
+// loginWaitMax bounds how long a start slot waits for the login's
+// outcome after the handshake; WaitReady normally answers within one
+// round trip.
+const loginWaitMax = 2 * time.Minute
 
 // detachGen stops ss's connection if it still runs client gen (the lease
 // was lost): the session keeps wanting to run, for its next owner.

@@ -24,8 +24,10 @@ import (
 )
 
 // wire counts a client's connections and, per connection, the round
-// trips (a read that follows a write) made before the client's reader
-// saw its first stanza.
+// trips made before the client's reader saw its first stanza: the bursts
+// of writes, each started by the first write after data arrived (or the
+// connection's first write). During a handshake each burst waits for its
+// answer, so this does not depend on when a reader calls Read.
 type wire struct {
 	dials atomic.Int32
 	mu    sync.Mutex
@@ -35,27 +37,32 @@ type wire struct {
 
 type tripConn struct {
 	net.Conn
-	mu        sync.Mutex
-	lastWrite bool
-	trips     int
-	seen      bool // the first stanza was read
+	mu      sync.Mutex
+	gotData bool // data arrived since the last write
+	writes  int
+	trips   int
+	seen    bool // the first stanza was read
 }
 
 func (c *tripConn) Write(p []byte) (int, error) {
 	c.mu.Lock()
-	c.lastWrite = true
+	if c.writes == 0 || c.gotData {
+		c.trips++
+		c.gotData = false
+	}
+	c.writes++
 	c.mu.Unlock()
 	return c.Conn.Write(p)
 }
 
 func (c *tripConn) Read(p []byte) (int, error) {
-	c.mu.Lock()
-	if c.lastWrite {
-		c.trips++
-		c.lastWrite = false
+	n, err := c.Conn.Read(p)
+	if n > 0 {
+		c.mu.Lock()
+		c.gotData = true
+		c.mu.Unlock()
 	}
-	c.mu.Unlock()
-	return c.Conn.Read(p)
+	return n, err
 }
 
 // dialer dials srv over TCP and counts.

@@ -74,9 +74,11 @@ func (c *Client) VersionInUse() (version, source string) {
 	return ch.Version.String(), ch.Source.String()
 }
 
-// LastHandshake returns how the last connection's handshake went: "xx",
-// "ik" (resumed), "xxfallback" (resume answered with a full handshake
-// after a server key rotation), "resume-failed", or "" before any.
+// LastHandshake returns how the last handshake went: "xx", "ik"
+// (resumed), "xxfallback" (the resume answered with a full handshake after
+// a server key rotation), "resume-failed" (then retried at once with XX,
+// whose result replaces it), "failed" (network, timeout, bad
+// certificate), or "" before any.
 func (c *Client) LastHandshake() string {
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -227,10 +229,23 @@ func (cn *conn) refetchForExpiry() {
 	c.mu.Lock()
 	inUse := c.ver.inUse.Version
 	c.mu.Unlock()
-	cn.wg.Add(1)
+	// The fetch ends with the connection, so that serve (which joins it)
+	// never waits out a slow fetch before the next dial; the next
+	// client_expiration, or a 405, fetches again.
+	ctx, cancel := context.WithCancel(cn.ctx)
+	cn.wg.Add(2)
 	go func() {
 		defer cn.wg.Done()
-		v, err := c.fetchVersion(cn.ctx)
+		select {
+		case <-cn.ended:
+			cancel()
+		case <-ctx.Done():
+		}
+	}()
+	go func() {
+		defer cn.wg.Done()
+		defer cancel()
+		v, err := c.fetchVersion(ctx)
 		if !engine.AfterExpiryFetch(inUse, v, err) {
 			if err != nil && !errors.Is(err, context.Canceled) {
 				c.log.Warn("fetching the version ahead of its expiration", "err", err)

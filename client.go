@@ -49,6 +49,9 @@ type Client struct {
 	gateHeld   func()         // releases the Config.DialGate slot of the current dial; nil when none is held
 
 	modes []pairMode // set before Connect, read-only after
+
+	pinned, builtIn engine.Version // Config.Version (zero: not pinned), DefaultVersion
+	ver             versionState   // guarded by mu
 }
 
 // runner owns the goroutine that dials, runs and re-dials connections
@@ -75,6 +78,10 @@ func NewClient(st store.Store, cfg Config) *Client {
 	}
 	c.ids = ids
 	c.ev = newDispatcher()
+	c.builtIn, _ = engine.ParseVersion(DefaultVersion)
+	if cfg.Version != "" {
+		c.pinned = v
+	}
 	return c
 }
 
@@ -340,6 +347,7 @@ func (c *Client) runLoop(r *runner, firstCtx context.Context, first chan<- error
 		close(r.done)
 	}()
 	attempt := 0
+	recovered := false // a 405 was answered with a fetch since the last connect
 	for {
 		var cn *conn
 		tc, d, err := c.dialAttempt(r.ctx, firstCtx, first != nil)
@@ -369,14 +377,27 @@ func (c *Client) runLoop(r *runner, firstCtx context.Context, first chan<- error
 		stopped = &StoppedError{Reason: end.String(), Event: cn.endEvent}
 		if cn.everConn {
 			attempt = 0
+			recovered = false
 		}
 		c.log.Debug("connection ended", "reason", end.String())
-		if end != engine.EndRestart {
+		if end != engine.EndRestart && end != engine.EndOutdated {
 			c.emit(Disconnected{})
 		}
 		switch end {
 		case engine.EndRestart:
 			continue
+		case engine.EndOutdated:
+			// Decided before Disconnected, so that a ClientOutdated
+			// (giving up) precedes it, as the event docs promise.
+			again, gaveUp := c.recoverOutdated(r.ctx, recovered)
+			if gaveUp != nil {
+				stopped.Event = gaveUp
+			}
+			c.emit(Disconnected{})
+			if !again {
+				return
+			}
+			recovered = true
 		case engine.EndNetwork, engine.EndRateLimited:
 			if r.ctx.Err() != nil || c.cfg.Reconnect.Disabled || c.isLoggingOut() {
 				return
@@ -452,11 +473,18 @@ func (c *Client) dial(ctx context.Context) (*transport.Conn, *store.Device, erro
 	if err != nil {
 		return nil, nil, err
 	}
+	d = c.applyPrefetched(ctx, d)
+	vc := engine.ChooseVersion(c.pinned, c.builtIn, d, c.now())
+	c.mu.Lock()
+	c.ver.inUse = vc
+	c.mu.Unlock()
+	pc := c.pc
+	pc.Version = vc.Version
 	var payload []byte
 	if d.Paired() {
-		payload, err = engine.LoginPayload(d, c.pc)
+		payload, err = engine.LoginPayload(d, pc)
 	} else {
-		payload, err = engine.RegistrationPayload(d, c.pc)
+		payload, err = engine.RegistrationPayload(d, pc)
 	}
 	if err != nil {
 		return nil, nil, fmt.Errorf("walink: %w", err)
@@ -468,6 +496,30 @@ func (c *Client) dial(ctx context.Context) (*transport.Conn, *store.Device, erro
 	if err := c.acquireGate(ctx); err != nil {
 		return nil, nil, err
 	}
+	hs := c.chooseHandshake(d)
+	tc, err := c.handshake(ctx, serverURL, root, d, payload, hs)
+	v := engine.ClassifyHandshake(d.ServerChain, modeOf(tc), certOf(tc), err)
+	if hs.Mode != noise.ModeIK && v.Result == engine.ResultResumeFailed {
+		v = engine.HandshakeVerdict{Result: engine.ResultFailed} // not a resume: nothing to forget
+	}
+	d = c.afterHandshake(context.WithoutCancel(ctx), d, v, err)
+	if v.RetryNow {
+		// The resume's failure, not the server's: at once, with XX.
+		tc, err = c.handshake(ctx, serverURL, root, d, payload, engine.HandshakeChoice{Mode: noise.ModeXX, Why: "resume failed"})
+		v = engine.ClassifyHandshake(d.ServerChain, modeOf(tc), certOf(tc), err)
+		d = c.afterHandshake(context.WithoutCancel(ctx), d, v, err)
+	}
+	if err != nil {
+		c.releaseGate()
+		return nil, nil, err
+	}
+	c.log.Debug("handshake done", "paired", d.Paired(), "mode", v.Result.String(), "why", hs.Why, "version", vc.Version.String())
+	return tc, d, nil
+}
+
+// handshake dials and runs one Noise handshake, resuming to hs.Resume
+// when hs says IK.
+func (c *Client) handshake(ctx context.Context, serverURL string, root keys.PublicKey, d *store.Device, payload []byte, hs engine.HandshakeChoice) (*transport.Conn, error) {
 	hctx, cancel := context.WithTimeout(ctx, c.cfg.HandshakeTimeout)
 	defer cancel()
 	opts := &transport.DialOptions{Proxy: c.cfg.Proxy}
@@ -476,23 +528,38 @@ func (c *Client) dial(ctx context.Context) (*transport.Conn, *store.Device, erro
 	}
 	nc, err := transport.Dial(hctx, serverURL, opts)
 	if err != nil {
-		c.releaseGate()
-		return nil, nil, fmt.Errorf("walink: dialing %s: %w", serverURL, err)
+		return nil, fmt.Errorf("walink: dialing %s: %w", serverURL, err)
 	}
-	tc, err := transport.Handshake(hctx, nc, transport.ClientConfig{
+	cc := transport.ClientConfig{
 		NoiseKey: d.NoiseKey,
 		RootKey:  root,
 		Payload:  payload,
 		Rand:     c.cfg.Rand,
 		Now:      c.cfg.Now,
-	})
+	}
+	if hs.Mode == noise.ModeIK {
+		cc.Resume = hs.Resume
+	}
+	tc, err := transport.Handshake(hctx, nc, cc)
 	if err != nil {
 		nc.Close()
-		c.releaseGate()
-		return nil, nil, fmt.Errorf("walink: handshake: %w", err)
+		return nil, fmt.Errorf("walink: handshake: %w", err)
 	}
-	c.log.Debug("handshake done", "paired", d.Paired())
-	return tc, d, nil
+	return tc, nil
+}
+
+func modeOf(tc *transport.Conn) noise.Mode {
+	if tc == nil {
+		return noise.ModeXX
+	}
+	return tc.Mode()
+}
+
+func certOf(tc *transport.Conn) *noise.CertInfo {
+	if tc == nil {
+		return nil
+	}
+	return tc.ServerCert()
 }
 
 // setCur publishes cn as the live connection (nil to clear) and wakes
@@ -635,10 +702,9 @@ func (c *Client) event(e engine.Event) Event {
 	case engine.Replaced:
 		return StreamReplaced{}
 	case engine.ClientOutdated:
-		return ClientOutdated{Message: fmt.Sprintf(
-			"walink: WhatsApp refused client version %s as outdated: set Config.Version to the current "+
-				"WhatsApp Web revision (\"2.3000.\" + the client_revision in https://web.whatsapp.com/sw.js) "+
-				"or upgrade walink", c.cfg.Version)}
+		// Not reached from a connection (the runner answers the 405);
+		// kept so that the mapping stays total.
+		return ClientOutdated{Message: fmt.Sprintf("walink: WhatsApp refused client version %s as outdated", c.cfg.Version)}
 	case engine.TemporaryBan:
 		return TemporaryBan{Code: e.Code, Expire: e.Expire}
 	case engine.ConnectFailure:

@@ -17,6 +17,7 @@ import (
 	"github.com/walinkdev/walink/pairing"
 	"github.com/walinkdev/walink/transport"
 	"github.com/walinkdev/walink/waproto"
+	"github.com/walinkdev/walink/waversion"
 )
 
 // DefaultVersion is the WhatsApp Web client revision sent when
@@ -97,8 +98,26 @@ type Config struct {
 	// (e.g. http.ProxyFromEnvironment, or http.ProxyURL(u) with a
 	// socks5:// URL); nil means a direct connection.
 	Proxy func(*http.Request) (*url.URL, error)
-	// Version is the WhatsApp Web revision "2.3000.N"; default DefaultVersion.
+	// Version pins the WhatsApp Web revision "2.3000.N". Empty (the
+	// default) follows WhatsApp: DefaultVersion, or a newer one fetched
+	// from VersionURL and kept in the store when WhatsApp refuses it
+	// (failure 405: one fetch, one reconnect) or announces its
+	// expiration. A pinned version is never replaced: a 405 then ends in
+	// ClientOutdated.
 	Version string
+	// VersionURL is WhatsApp Web's service-worker script, whose
+	// client_revision is the current version; default
+	// waversion.DefaultURL (https://web.whatsapp.com/sw.js). Tests point it
+	// at watest's /sw.js. The fetch goes through Proxy.
+	VersionURL string
+	// VersionFetchTimeout bounds one version fetch; default 20 s.
+	VersionFetchTimeout time.Duration
+	// DisableResume makes every connect a full Noise XX handshake. By
+	// default a registered device resumes with Noise IK (one round trip
+	// fewer) to the server certificate chain verified on its last
+	// connect, as WhatsApp Web does; a resume that fails before the
+	// handshake completes turns IK off for the rest of the process.
+	DisableResume bool
 	// OSName is the name shown on the phone's linked-devices list;
 	// default "walink".
 	OSName string
@@ -175,6 +194,9 @@ func (cfg Config) resolved() (Config, engine.Version, error) {
 	if cfg.Version == "" {
 		cfg.Version = DefaultVersion
 	}
+	if cfg.VersionURL == "" {
+		cfg.VersionURL = waversion.DefaultURL
+	}
 	if cfg.OSName == "" {
 		cfg.OSName = "walink"
 	}
@@ -199,6 +221,7 @@ func (cfg Config) resolved() (Config, engine.Version, error) {
 	setDur(&cfg.KeepaliveTimeout, 10*time.Second)
 	setDur(&cfg.KeepaliveGiveUp, 3*time.Minute)
 	setDur(&cfg.HandshakeTimeout, 20*time.Second)
+	setDur(&cfg.VersionFetchTimeout, waversion.DefaultTimeout)
 	setDur(&cfg.IQTimeout, 75*time.Second)
 	setDur(&cfg.LogoutTimeout, 10*time.Second)
 	r := &cfg.Reconnect

@@ -232,6 +232,17 @@ func (cn *conn) handle(it item) {
 	case it.tick:
 		cn.fireDue()
 	default:
+		if ni, ok := it.in.(engine.NodeIn); ok {
+			// The session ignores <ib>; a version deadline is the
+			// driver's (it decides the fetches and the dials).
+			if at, isExp, err := engine.ParseClientExpiration(ni.Node); isExp {
+				if err != nil {
+					cn.log.Warn("ignoring malformed client_expiration", "err", err)
+				} else {
+					cn.clientExpiration(at)
+				}
+			}
+		}
 		cn.step(it.in)
 	}
 	if cn.end != engine.EndNone {
@@ -296,6 +307,11 @@ func (cn *conn) run(acts []engine.Action) {
 		case engine.Send:
 			cn.send(a.Node)
 		case engine.Emit:
+			if _, ok := a.Event.(engine.ClientOutdated); ok {
+				// The runner answers the 405 (fetch, reconnect once) and
+				// emits ClientOutdated only when it gives up.
+				continue
+			}
 			ev := c.event(a.Event)
 			if terminal(ev) {
 				cn.endEvent = ev
@@ -378,6 +394,10 @@ func (cn *conn) fireDue() {
 	for k, at := range cn.timers { // pairing modes' kinds
 		if !at.After(due) && cn.end == engine.EndNone {
 			delete(cn.timers, k)
+			if k == timerVersionRefetch {
+				cn.refetchForExpiry()
+				continue
+			}
 			cn.step(engine.TimerFired{Kind: k})
 		}
 	}

@@ -79,10 +79,19 @@ type LoggedOut struct {
 // client does not reconnect, so the two do not fight.
 type StreamReplaced struct{}
 
-// ClientOutdated says WhatsApp refused the client version (failure 405).
-// Message says how to fix it: set Config.Version to the current web
-// client revision.
+// ClientOutdated says WhatsApp refused the client version (failure 405)
+// and the client could not recover: the version is pinned (Config.Version),
+// fetching the current one failed, or WhatsApp refused the version just
+// fetched. Message says why. Without a pin the client first fetches the
+// current WhatsApp Web version and reconnects once with it, silently.
 type ClientOutdated struct{ Message string }
+
+// ClientExpiration says WhatsApp announced that the client version in use
+// expires At (<ib><client_expiration/>); after it the version is refused.
+// Unless Config.Version pins one, the client fetches the current version
+// before At (an hour before, or halfway when At is nearer) and uses it
+// from the next connect on.
+type ClientExpiration struct{ At time.Time }
 
 // TemporaryBan says the account is banned for Expire (failure 402).
 type TemporaryBan struct {
@@ -104,6 +113,7 @@ type ConnectFailure struct {
 type QRScannedWithoutMultidevice struct{}
 
 func (PairingQRCode) isEvent()               {}
+func (ClientExpiration) isEvent()            {}
 func (PairingCode) isEvent()                 {}
 func (PairingCodeRefresh) isEvent()          {}
 func (QRCodesExpired) isEvent()              {}

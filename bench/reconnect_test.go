@@ -15,11 +15,13 @@ import (
 	"testing"
 	"time"
 
+	"github.com/walinkdev/walink"
 	"github.com/walinkdev/walink/binxml"
 	"github.com/walinkdev/walink/engine"
 	"github.com/walinkdev/walink/jid"
 	"github.com/walinkdev/walink/keys"
 	"github.com/walinkdev/walink/noise"
+	"github.com/walinkdev/walink/store/memstore"
 	"github.com/walinkdev/walink/store/storetest"
 	"github.com/walinkdev/walink/transport"
 	"github.com/walinkdev/walink/watest"
@@ -315,6 +317,70 @@ func BenchmarkResumeClientCrypto(b *testing.B) {
 				if (m3 == nil) != (mode == "client-ik") {
 					b.Fatalf("%s: message 3 present: %v", mode, m3 != nil)
 				}
+			}
+		})
+	}
+}
+
+// BenchmarkReconnectClient: BenchmarkReconnect through walink.Client, as
+// an application sees it: Connect of a linked device (its record and
+// stored chain in a memstore) until the Connected event (login and the
+// pre-key check included), then Disconnect; mode=xx with
+// Config.DisableResume, mode=ik resuming to the chain the first connect
+// stored. The server runs in a child process: cpu-ns/op is the client's.
+func BenchmarkReconnectClient(b *testing.B) {
+	info, stop := startReconnectChild(b)
+	defer stop()
+	rootRaw, err := hex.DecodeString(info.Root)
+	if err != nil {
+		b.Fatal(err)
+	}
+	root, err := keys.PublicKeyFromBytes(rootRaw)
+	if err != nil {
+		b.Fatal(err)
+	}
+	id, err := jid.Parse(info.Device)
+	if err != nil {
+		b.Fatal(err)
+	}
+	d := storetest.NewDevice(b, reconnectDeviceSeed, false)
+	d.ID = id
+	st := memstore.New()
+	if err := st.PutDevice(context.Background(), d); err != nil {
+		b.Fatal(err)
+	}
+	for _, mode := range []string{"xx", "ik"} {
+		b.Run("mode="+mode+"/impl=walink-client", func(b *testing.B) {
+			cli := walink.NewClient(st, walink.Config{ServerURL: info.WSURL, ServerRoot: root, Device: id, DisableResume: mode == "xx"})
+			defer cli.Close()
+			connected := make(chan struct{}, 1)
+			cli.AddEventHandler(func(e walink.Event) {
+				if _, ok := e.(walink.Connected); ok {
+					connected <- struct{}{}
+				}
+			})
+			once := func() {
+				ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+				defer cancel()
+				if err := cli.Connect(ctx); err != nil {
+					b.Fatal(err)
+				}
+				select {
+				case <-connected:
+				case <-ctx.Done():
+					b.Fatal("no Connected")
+				}
+				cli.Disconnect()
+			}
+			once() // stores the chain (and uploads pre-keys the first time)
+			b.ReportAllocs()
+			cpu0 := cpuTime()
+			for b.Loop() {
+				once()
+			}
+			b.ReportMetric(float64(cpuTime()-cpu0)/float64(b.N), "cpu-ns/op")
+			if got := cli.LastHandshake(); got != mode {
+				b.Fatalf("handshake %q, want %s", got, mode)
 			}
 		})
 	}

@@ -28,10 +28,11 @@ type linkFlags struct {
 	qrFirst    time.Duration
 	qrNext     time.Duration
 	scanDelay  time.Duration
+	versionURL string
 }
 
 func cmdLink(ctx context.Context, e env, args []string, imageOnly bool) error {
-	name, synopsis := "link", "[--store PATH] [--phone NUMBER [--code CUSTOM] [--push]] [--server URL --server-root HEX] [--json] [--sim]"
+	name, synopsis := "link", "[--store PATH] [--phone NUMBER [--code CUSTOM] [--push]] [--server URL --server-root HEX] [--version-url URL] [--json] [--sim]"
 	if imageOnly {
 		name, synopsis = "qr", "--png FILE | --svg FILE [link flags]"
 	}
@@ -43,6 +44,7 @@ func cmdLink(ctx context.Context, e env, args []string, imageOnly bool) error {
 	fs.BoolVar(&f.push, "push", false, "ask the phone to show a notification for the pair code (with --phone)")
 	fs.StringVar(&f.server, "server", "", "WhatsApp-compatible server WebSocket `URL` (default WhatsApp's)")
 	fs.StringVar(&f.serverRoot, "server-root", "", "root public key of --server's certificates, 64 `hex` characters")
+	fs.StringVar(&f.versionURL, "version-url", "", "where to fetch the current WhatsApp Web version when WhatsApp refuses this one, a service-worker script `URL` (default https://web.whatsapp.com/sw.js; with --sim the local WhatsApp's /sw.js)")
 	fs.BoolVar(&f.json, "json", false, "print one JSON object per event instead of drawing")
 	fs.BoolVar(&f.sim, "sim", false, "run the local WhatsApp in-process and let its virtual phone scan the QR (or enter the code)")
 	pngFlag, svgFlag := "qr-png", "qr-svg"
@@ -96,6 +98,9 @@ func cmdLink(ctx context.Context, e env, args []string, imageOnly bool) error {
 		}
 		defer closeQuietly(sim)
 		f.server, root = sim.URL(), sim.RootKey()
+		if f.versionURL == "" {
+			f.versionURL = sim.VersionURL()
+		}
 		if f.store == "" {
 			dir, err := os.MkdirTemp("", "walink-sim-")
 			if err != nil {
@@ -123,7 +128,7 @@ func cmdLink(ctx context.Context, e env, args []string, imageOnly bool) error {
 		f.server, root = dev.ServerURL, dev.ServerRoot
 	}
 
-	cfg := walink.Config{ServerURL: f.server, ServerRoot: root, QRFirstTimeout: f.qrFirst, QRNextTimeout: f.qrNext}
+	cfg := walink.Config{ServerURL: f.server, ServerRoot: root, QRFirstTimeout: f.qrFirst, QRNextTimeout: f.qrNext, VersionURL: f.versionURL}
 	cfg.Reconnect.Disabled = true // a one-shot command reports failures instead of retrying forever
 	cli := walink.NewClient(st, cfg)
 	defer closeQuietly(cli)
@@ -220,7 +225,9 @@ func cmdLink(ctx context.Context, e env, args []string, imageOnly bool) error {
 					return connectError(err)
 				}
 			case walink.ClientOutdated:
-				return fail(exitRefused, "WhatsApp refused this client version as outdated; set a newer version (walink.Config.Version)")
+				// The client already fetched the current version and
+				// retried once; the message says why that did not help.
+				return fail(exitRefused, "WhatsApp refused this client version as outdated: %s", strings.TrimPrefix(ev.Message, "walink: "))
 			case walink.TemporaryBan:
 				return fail(exitRefused, "temporarily banned (code %d, expires in %s)", ev.Code, ev.Expire)
 			case walink.StreamReplaced:

@@ -41,6 +41,7 @@ func cmdServe(ctx context.Context, e env, args []string) error {
 	sim := fs.Bool("sim", false, "run the local WhatsApp in-process with a virtual phone on the page (a demo; no real account is touched)")
 	server := fs.String("server", "", "WhatsApp WebSocket `URL` (default: the real one)")
 	serverRoot := fs.String("server-root", "", "`hex` root public key of --server")
+	versionURL := fs.String("version-url", "", "service-worker script `URL` the sessions fetch the current WhatsApp Web version from when WhatsApp refuses theirs (default https://web.whatsapp.com/sw.js; --sim: the local WhatsApp's /sw.js)")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
@@ -73,7 +74,7 @@ func cmdServe(ctx context.Context, e env, args []string) error {
 	if err != nil {
 		return err
 	}
-	ccfg := walink.Config{ServerURL: *server, ServerRoot: root}
+	ccfg := walink.Config{ServerURL: *server, ServerRoot: root, VersionURL: *versionURL}
 	var simSrv *watest.Server
 	if *sim {
 		simSrv, err = watest.Start(ctx, watest.Config{Logger: log.With("component", "sim")})
@@ -82,6 +83,9 @@ func cmdServe(ctx context.Context, e env, args []string) error {
 		}
 		defer simSrv.Close()
 		ccfg.ServerURL, ccfg.ServerRoot = simSrv.URL(), simSrv.RootKey()
+		if ccfg.VersionURL == "" {
+			ccfg.VersionURL = simSrv.VersionURL()
+		}
 	}
 
 	// Store and the service's tables, in the same database.

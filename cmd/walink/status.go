@@ -8,6 +8,8 @@ import (
 	"io/fs"
 	"os"
 	"time"
+
+	"github.com/walinkdev/walink"
 )
 
 func cmdStatus(ctx context.Context, e env, args []string) error {
@@ -52,6 +54,17 @@ func cmdStatus(ctx context.Context, e env, args []string) error {
 			if dev.ServerURL != "" {
 				out["server"] = dev.ServerURL
 			}
+			// What the next connect of walink link / serve would use: the
+			// built-in version or the newer one fetched after a 405, and
+			// Noise IK when a verified server chain is stored and valid.
+			now := time.Now()
+			v, src, _ := walink.VersionStatus(dev, "", now)
+			out["version"], out["version_source"] = v, src
+			if !dev.WebVersionFetchedAt.IsZero() {
+				out["version_fetched_at"] = dev.WebVersionFetchedAt.UTC().Format(time.RFC3339)
+			}
+			ik, why := walink.ResumeStatus(dev, now, false)
+			out["resume_ik"], out["resume"] = ik, why
 		}
 	}
 	if *asJSON {
@@ -71,5 +84,11 @@ func cmdStatus(ctx context.Context, e env, args []string) error {
 	if s, ok := out["server"]; ok {
 		fmt.Fprintf(e.stdout, "  server:    %s\n", s)
 	}
+	fmt.Fprintf(e.stdout, "  version:   %s (%s)\n", out["version"], out["version_source"])
+	resume := "no, full XX handshake"
+	if out["resume_ik"] == true {
+		resume = "yes, Noise IK"
+	}
+	fmt.Fprintf(e.stdout, "  resume:    %s (%s)\n", resume, out["resume"])
 	return nil
 }

@@ -72,6 +72,7 @@ func NewClient(st store.Store, cfg Config) *Client {
 	}
 	c.ids = ids
 	c.ev = newDispatcher()
+	c.modes = append(c.modes, c.passkeyModeDef())
 	return c
 }
 
@@ -642,7 +643,7 @@ func (c *Client) event(e engine.Event) Event {
 // session with callMode.
 type pairMode struct {
 	name  string
-	new   func() engine.PairingMode
+	new   func(ctx context.Context) engine.PairingMode // ctx: done when the connection ends
 	event func(any) Event
 }
 
@@ -672,6 +673,8 @@ func (c *Client) apiErr(err error, pairCode bool) error {
 		return ErrAlreadyPaired
 	case errors.Is(err, engine.ErrCodeOutstanding):
 		return ErrCodeAlreadyOutstanding
+	case errors.Is(err, engine.ErrModeHolding):
+		return fmt.Errorf("walink: a passkey step holds the pairing: %w", ErrPasskeyInProgress)
 	case errors.Is(err, engine.ErrMissingPairingRef):
 		return ErrMissingPairingRef
 	case errors.Is(err, engine.ErrNotConnected):

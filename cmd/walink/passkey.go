@@ -2,10 +2,13 @@ package main
 
 import (
 	"bufio"
+	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"strings"
 	"time"
@@ -32,6 +35,7 @@ type passkeyLink struct {
 	deadline time.Time // of the live request
 	refused  bool      // the last assertion was refused: wait for a new request
 	timer    *time.Timer
+	fileSeen time.Time // modification time of the assertion file last read
 }
 
 // passkeyResult is the outcome of a SendPasskeyResponse or ConfirmPasskey
@@ -62,41 +66,52 @@ func (p *passkeyLink) request(ctx context.Context, ev walink.PairPasskeyRequest)
 	p.ui.line(fmt.Sprintf("\nThis WhatsApp account is protected by a passkey. Use the passkey of the account\n"+
 		"(phone, security key or password manager) for %s to approve this device,\nbefore %s (%s left).",
 		o.RPID(), ev.Deadline.Local().Format("15:04:05"), time.Until(ev.Deadline).Round(time.Second)))
-	var a passkey.Assertion
-	var err error
 	switch {
 	case p.f.passkeyAssertion != "":
-		a, err = p.readAssertion()
-		if err != nil {
-			return err
+		if p.f.passkeyAssertion != "-" {
+			p.ui.line("waiting for the assertion (WebAuthn JSON) in " + p.f.passkeyAssertion + "…")
 		}
+		// Read off the event loop: the file may appear later (the
+		// assertion needs this request's challenge).
+		dl := ev.Deadline
+		go func() {
+			a, err := p.readAssertion(ctx, dl)
+			if err == nil {
+				err = p.cli.SendPasskeyResponse(ctx, a)
+			} else {
+				err = &exitError{code: exitNotLinked, err: err}
+			}
+			p.results <- passkeyResult{err: err}
+		}()
+		return nil
 	case p.phone != nil:
 		p.ui.line("virtual phone: approving with its passkey…")
 		b, err := p.phone.Assert(o.JSON())
+		var a passkey.Assertion
 		if err == nil {
 			a, err = passkey.ParseAssertion(b)
 		}
 		if err != nil {
 			return fail(exitFailure, "virtual phone: passkey: %v", err)
 		}
-	default:
-		return fail(exitNotLinked, "this account needs a passkey: get a WebAuthn assertion for these request options and pass it with --passkey-assertion FILE (or - for stdin):\n%s", o.JSON())
+		go func() {
+			err := p.cli.SendPasskeyResponse(ctx, a)
+			p.results <- passkeyResult{err: err}
+		}()
+		return nil
 	}
-	go func() {
-		err := p.cli.SendPasskeyResponse(ctx, a)
-		p.results <- passkeyResult{err: err}
-	}()
-	return nil
+	return fail(exitNotLinked, "this account needs a passkey: get a WebAuthn assertion for these request options and pass it with --passkey-assertion FILE (or - for stdin):\n%s", o.JSON())
 }
 
-// readAssertion reads one JSON document: the whole file, or the next line
-// of standard input (one line per request).
-func (p *passkeyLink) readAssertion() (passkey.Assertion, error) {
+// readAssertion reads one JSON document: the next line of standard input
+// (one line per request), or the file once it exists and, for a later
+// request, once it changed (an assertion answers one challenge only).
+func (p *passkeyLink) readAssertion(ctx context.Context, deadline time.Time) (passkey.Assertion, error) {
 	var b []byte
 	var err error
 	if p.f.passkeyAssertion == "-" {
 		if p.stdin == nil {
-			return passkey.Assertion{}, fail(exitUsage, "link: --passkey-assertion -: no standard input")
+			return passkey.Assertion{}, errors.New("--passkey-assertion -: no standard input")
 		}
 		var line string
 		line, err = p.stdin.ReadString('\n')
@@ -105,16 +120,43 @@ func (p *passkeyLink) readAssertion() (passkey.Assertion, error) {
 		}
 		b = []byte(line)
 	} else {
-		b, err = os.ReadFile(p.f.passkeyAssertion)
+		b, err = p.waitFile(ctx, deadline)
 	}
 	if err != nil {
-		return passkey.Assertion{}, fail(exitNotLinked, "link: reading the passkey assertion: %v", err)
+		return passkey.Assertion{}, fmt.Errorf("reading the passkey assertion: %w", err)
 	}
 	a, err := passkey.ParseAssertion([]byte(strings.TrimSpace(string(b))))
 	if err != nil {
-		return passkey.Assertion{}, fail(exitUsage, "link: --passkey-assertion: %v", err)
+		return passkey.Assertion{}, fmt.Errorf("--passkey-assertion: %w", err)
 	}
 	return a, nil
+}
+
+// waitFile polls --passkey-assertion until it holds a new document.
+func (p *passkeyLink) waitFile(ctx context.Context, deadline time.Time) ([]byte, error) {
+	tick := time.NewTicker(100 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		fi, err := os.Stat(p.f.passkeyAssertion)
+		switch {
+		case err == nil && fi.Size() > 0 && !fi.ModTime().Equal(p.fileSeen):
+			b, err := os.ReadFile(p.f.passkeyAssertion)
+			if err == nil && json.Valid(bytes.TrimSpace(b)) { // not half-written
+				p.fileSeen = fi.ModTime()
+				return b, nil
+			}
+		case err != nil && !errors.Is(err, fs.ErrNotExist):
+			return nil, err
+		}
+		if time.Now().After(deadline) {
+			return nil, fmt.Errorf("%s: no assertion before the step's deadline", p.f.passkeyAssertion)
+		}
+		select {
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-tick.C:
+		}
+	}
 }
 
 // confirmation handles a PairPasskeyConfirmation: show the code, then
@@ -150,6 +192,10 @@ func (p *passkeyLink) result(r passkeyResult) error {
 			p.ui.line("passkey accepted; waiting for the phone…")
 		}
 		return nil
+	}
+	var xe *exitError
+	if errors.As(r.err, &xe) {
+		return fail(xe.code, "link: %v", xe.err)
 	}
 	p.ui.event(walink.PairPasskeyError{Err: r.err, Continuation: r.confirm})
 	if !r.confirm && errors.Is(r.err, walink.ErrPasskeyRefused) && time.Until(p.deadline) > 0 {

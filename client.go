@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/walinkdev/walink/engine"
@@ -46,6 +47,8 @@ type Client struct {
 	fresh      keys.PublicKey // the device Config.NewDevice made, until Close
 
 	modes []pairMode // set before Connect, read-only after
+
+	pkReq atomic.Pointer[PairPasskeyRequest] // the latest passkey request (PasskeyRequest)
 }
 
 // runner owns the goroutine that dials, runs and re-dials connections

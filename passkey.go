@@ -103,7 +103,9 @@ func (c *Client) passkeyModeDef() pairMode {
 		event: func(v any) Event {
 			switch e := v.(engine.PasskeyEvent).Event.(type) {
 			case passkey.RequestEvent:
-				return PairPasskeyRequest{Options: e.Options, Deadline: e.Deadline}
+				req := PairPasskeyRequest{Options: e.Options, Deadline: e.Deadline}
+				c.pkReq.Store(&req)
+				return req
 			case passkey.ConfirmationEvent:
 				return PairPasskeyConfirmation{Code: e.Code, SkipHandoffUX: e.SkipHandoffUX}
 			case passkey.ErrorEvent:
@@ -119,6 +121,18 @@ func passkeyErr(err error) error {
 		return nil
 	}
 	return fmt.Errorf("walink: passkey: %w", err)
+}
+
+// PasskeyRequest returns the latest PairPasskeyRequest while it can still
+// be answered (before its Deadline, device not linked); ok is false
+// otherwise. For services that hand the options to a browser later than
+// the event.
+func (c *Client) PasskeyRequest() (req PairPasskeyRequest, ok bool) {
+	p := c.pkReq.Load()
+	if p == nil || c.IsLoggedIn() || !c.now().Before(p.Deadline) {
+		return PairPasskeyRequest{}, false
+	}
+	return *p, true
 }
 
 // SendPasskeyResponse answers the live PairPasskeyRequest with a WebAuthn

@@ -374,3 +374,51 @@ func TestE2EPasskeyTimeout(t *testing.T) {
 		cli.Disconnect()
 	})
 }
+
+// After companion_finish the user takes minutes over the passkey: the
+// pair code's own wait for pair-success (60 s) must not refresh the code
+// or rotate the secret meanwhile, nor the QR refs end the connection; the
+// late answer links.
+func TestE2EPasskeyCodeSlowCeremony(t *testing.T) {
+	runSync(t, "slow", func(t *testing.T) {
+		ctx, cancel := context.WithCancel(context.Background())
+		defer cancel()
+		srv, cfg := startPipeServer(t, pkScenario(watest.PasskeyCode, watest.PasskeyConfirmAuto))
+		phone := srv.Phone(testPhone)
+		st := memstore.New()
+		cli, rec := newClient(t, st, cfg)
+		from := 0
+		if err := cli.Connect(ctx); err != nil {
+			t.Fatal(err)
+		}
+		code, err := cli.PairWithCode(ctx, walink.PairCodeOptions{PhoneNumber: testPhone})
+		if err != nil {
+			t.Fatal(err)
+		}
+		entered := make(chan scanResult, 1)
+		go func() {
+			dev, err := phone.EnterCode(ctx, code[:4]+"-"+code[4:])
+			entered <- scanResult{dev, err}
+		}()
+		req := waitFor[walink.PairPasskeyRequest](t, rec, &from, 5*time.Second)
+		qrAdv := storedAdv(t, ctx, st)
+		quiet(4 * time.Minute) // past the code's 60 s and every QR ref
+		for _, e := range rec.all()[from:] {
+			t.Fatalf("%T during the ceremony", e)
+		}
+		storedUnpaired(t, ctx, st, qrAdv)
+		if err := cli.SendPasskeyResponse(ctx, assertFor(t, phone, req.Options.JSON())); err != nil {
+			t.Fatalf("SendPasskeyResponse: %v", err)
+		}
+		waitFor[walink.PairPasskeyConfirmation](t, rec, &from, 5*time.Second)
+		if err := cli.ConfirmPasskey(ctx); err != nil {
+			t.Fatalf("ConfirmPasskey: %v", err)
+		}
+		r := <-entered
+		if r.err != nil {
+			t.Fatalf("EnterCode: %v", r.err)
+		}
+		linkedAndStored(t, ctx, st, rec, &from, r.dev, qrAdv)
+		cli.Disconnect()
+	})
+}

@@ -199,6 +199,10 @@ func (s *Session) codeTimer(out *actions, now time.Time) {
 		return
 	}
 	switch {
+	case f.finishAccepted && s.modeHolding():
+		// A passkey step followed companion_finish: pair-success waits
+		// for the user's ceremony, bounded by the mode's own deadline.
+		out.log(LevelDebug, "pair-success after companion_finish waits for a pairing mode")
 	case f.finishAccepted:
 		out.log(LevelWarn, "no pair-success after companion_finish")
 		s.endFlow(out, f)

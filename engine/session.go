@@ -548,6 +548,21 @@ func (s *Session) regRefresh(out *actions) {
 	out.add(SaveDevice{Tag: SaveAdvSecret, Device: &nd})
 }
 
+// heldSecrets returns the secrets of the modes that hold the pairing: a
+// mode that retired every other secret (a passkey step, PASSKEY.md §4.7)
+// is then the only one whose secret may verify a pair-success.
+func (s *Session) heldSecrets() [][32]byte {
+	var secrets [][32]byte
+	for _, m := range s.pairModes {
+		if hm, ok := m.(HoldingMode); ok && hm.Holding() {
+			if sec, ok := m.AdvSecret(); ok {
+				secrets = append(secrets, sec)
+			}
+		}
+	}
+	return secrets
+}
+
 // pairSave is a verified pair-success waiting for its SaveDevice.
 type pairSave struct {
 	ps    PairSuccess
@@ -577,29 +592,18 @@ func (s *Session) pairSuccess(out *actions, now time.Time, n binxml.Node) {
 	// Try the secrets of the live pairing modes first (a pair code whose
 	// stage 2 ran), then the QR's: both may be live, whichever the phone
 	// used wins.
-	var secrets [][32]byte
-	for _, m := range s.pairModes {
-		if hm, ok := m.(HoldingMode); ok && hm.Holding() {
-			// The mode retired every other secret (a passkey step,
-			// PASSKEY.md §4.7): its own is the only one that may verify.
+	secrets := s.heldSecrets()
+	if len(secrets) == 0 {
+		if s.code != nil && s.code.haveSecret {
+			secrets = append(secrets, s.code.advSecret)
+		}
+		for _, m := range s.pairModes {
 			if sec, ok := m.AdvSecret(); ok {
 				secrets = append(secrets, sec)
 			}
 		}
+		secrets = append(secrets, d.AdvSecret)
 	}
-	if len(secrets) > 0 {
-		goto verify
-	}
-	if s.code != nil && s.code.haveSecret {
-		secrets = append(secrets, s.code.advSecret)
-	}
-	for _, m := range s.pairModes {
-		if sec, ok := m.AdvSecret(); ok {
-			secrets = append(secrets, sec)
-		}
-	}
-	secrets = append(secrets, d.AdvSecret)
-verify:
 	var v *pairing.Verified
 	var used [32]byte
 	for _, sec := range secrets {

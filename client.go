@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/walinkdev/walink/engine"
@@ -50,8 +51,9 @@ type Client struct {
 
 	modes []pairMode // set before Connect, read-only after
 
-	pinned, builtIn engine.Version // Config.Version (zero: not pinned), DefaultVersion
-	ver             versionState   // guarded by mu
+	pinned, builtIn engine.Version                     // Config.Version (zero: not pinned), DefaultVersion
+	ver             versionState                       // guarded by mu
+	pkReq           atomic.Pointer[PairPasskeyRequest] // the latest passkey request (PasskeyRequest)
 }
 
 // runner owns the goroutine that dials, runs and re-dials connections
@@ -82,6 +84,7 @@ func NewClient(st store.Store, cfg Config) *Client {
 	if cfg.Version != "" {
 		c.pinned = v
 	}
+	c.modes = append(c.modes, c.passkeyModeDef())
 	return c
 }
 
@@ -726,7 +729,7 @@ func (c *Client) event(e engine.Event) Event {
 // session with callMode.
 type pairMode struct {
 	name  string
-	new   func() engine.PairingMode
+	new   func(ctx context.Context) engine.PairingMode // ctx: done when the connection ends
 	event func(any) Event
 }
 
@@ -756,6 +759,8 @@ func (c *Client) apiErr(err error, pairCode bool) error {
 		return ErrAlreadyPaired
 	case errors.Is(err, engine.ErrCodeOutstanding):
 		return ErrCodeAlreadyOutstanding
+	case errors.Is(err, engine.ErrModeHolding):
+		return fmt.Errorf("walink: a passkey step holds the pairing: %w", ErrPasskeyInProgress)
 	case errors.Is(err, engine.ErrMissingPairingRef):
 		return ErrMissingPairingRef
 	case errors.Is(err, engine.ErrNotConnected):

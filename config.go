@@ -184,6 +184,19 @@ type Config struct {
 	// fires when the runtime has waited out the difference to Now), and
 	// event Timeouts follow it. Nil means time.Now.
 	Now func() time.Time
+	// PasskeyAuthenticator, when set, answers every passkey request
+	// (PairPasskeyRequest) by itself: the client runs it off its own
+	// goroutines with a ctx that ends at the step's deadline, and sends
+	// the assertion as SendPasskeyResponse would; an error becomes a
+	// PairPasskeyError. The events are emitted all the same. Default nil:
+	// the application calls SendPasskeyResponse.
+	PasskeyAuthenticator PasskeyAuthenticator
+	// PasskeyAutoConfirm confirms the passkey step's code by itself when a
+	// handoff proof went with the assertion (PairPasskeyConfirmation's
+	// SkipHandoffUX: the phone itself vouched for this companion); the
+	// event is emitted all the same, and a failure is a PairPasskeyError.
+	// Default false: the application calls ConfirmPasskey.
+	PasskeyAutoConfirm bool
 }
 
 // resolved returns cfg with every default filled in.

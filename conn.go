@@ -34,6 +34,8 @@ type conn struct {
 	log  *slog.Logger
 	ctx  context.Context // the runner's: done on Disconnect/Close
 
+	modeCancel context.CancelFunc // ends the pairing modes' ctx when the session ends
+
 	qmu     sync.Mutex
 	qcond   sync.Cond // the reader waits here while the queue is full
 	queue   []item
@@ -89,10 +91,12 @@ type callResult struct {
 
 func (c *Client) newConn(ctx context.Context, tc *transport.Conn, d *store.Device) *conn {
 	sess := engine.NewSession(c.sessionConfig(), d)
+	// The modes' tasks (a passkey authenticator) stop with the connection.
+	mctx, mcancel := context.WithCancel(ctx)
 	for _, m := range c.modes {
-		sess.AddPairingMode(m.new())
+		sess.AddPairingMode(m.new(mctx))
 	}
-	cn := &conn{c: c, tc: tc, sess: sess, log: c.log, ctx: ctx,
+	cn := &conn{c: c, tc: tc, sess: sess, log: c.log, ctx: ctx, modeCancel: mcancel,
 		ended: make(chan struct{}), done: make(chan struct{}),
 		calls: map[engine.CallID]chan callResult{}, timers: map[engine.TimerKind]time.Time{}}
 	cn.qcond.L = &cn.qmu
@@ -247,6 +251,7 @@ func (cn *conn) handle(it item) {
 	}
 	if cn.end != engine.EndNone {
 		cn.timer.cancel()
+		cn.modeCancel()
 		cn.tc.Close() // unblocks the reader
 		close(cn.ended)
 		return

@@ -38,6 +38,19 @@
 // The key derivation (PBKDF2, 2^17 rounds) runs as a task of its own,
 // never on the goroutine that steps the connection.
 //
+// # Passkey step
+//
+// Since 2026 WhatsApp may ask for the account's passkey (WebAuthn) after a
+// QR scan or a pair code, before it links (PASSKEY.md): the client emits
+// [PairPasskeyRequest]; answer with [Client.SendPasskeyResponse] (or set
+// [Config.PasskeyAuthenticator]), then, on [PairPasskeyConfirmation],
+// check the code the phone shows and call [Client.ConfirmPasskey] (or set
+// [Config.PasskeyAutoConfirm]). Meanwhile the QR stops rotating and the
+// connection is kept; nothing is stored until pair-success verifies with
+// the step's new adv secret, which is stored with the device. Failures no
+// call returns are [PairPasskeyError]. The step is the session's pairing
+// mode engine.PasskeyMode.
+//
 // # Events
 //
 // Events are typed values ([Event] is sealed), delivered in order, one at

@@ -70,6 +70,12 @@
 //   - pair-success: a secret from AdvSecret is tried before the QR's; on
 //     success every mode gets Paired; Outstanding keeps the connection when
 //     the QR refs run out, and FlowEnded ends it once nothing is left.
+//   - a HoldingMode (PasskeyMode) that reports Holding takes the whole
+//     pairing while its flow is live: the QR rotation pauses, reg
+//     refreshes are ignored, a new pair code gets ErrModeHolding, the pair
+//     code's wait for pair-success does not give up, and pair-success
+//     verifies with the mode's secret only; h.End ends the connection
+//     when its flow failed for good.
 //
 // Its events are ModeEvent{Mode, Value}, mapped by the driver to public
 // types. So a mode is: its crypto in pairing (both roles), its state and

@@ -502,6 +502,12 @@ func (s *Session) qrTick(out *actions, now time.Time) {
 	if s.qr == nil || s.paired {
 		return
 	}
+	if s.modeHolding() {
+		// The QR's secret is retired and the user is in a mode's ceremony
+		// (a passkey step): no new QR, no QRCodesExpired disconnect.
+		out.log(LevelDebug, "QR rotation paused by a pairing mode")
+		return
+	}
 	s.qr.Advance(maxTime(now, s.qr.Deadline()))
 	if !s.qr.Exhausted() {
 		s.renderQR(out, now)
@@ -530,7 +536,7 @@ func maxTime(a, b time.Time) time.Time {
 // QR; the current ref is re-rendered once the new secret is saved, without
 // touching its timer (CHANGES-2026.md §1).
 func (s *Session) regRefresh(out *actions) {
-	if s.dev.Paired() || s.paired || s.pairing != nil || (s.code != nil && s.code.Finishing) {
+	if s.dev.Paired() || s.paired || s.pairing != nil || (s.code != nil && s.code.Finishing) || s.modeHolding() {
 		out.log(LevelDebug, "ignoring companion_reg_refresh")
 		return
 	}
@@ -540,6 +546,21 @@ func (s *Session) regRefresh(out *actions) {
 		return
 	}
 	out.add(SaveDevice{Tag: SaveAdvSecret, Device: &nd})
+}
+
+// heldSecrets returns the secrets of the modes that hold the pairing: a
+// mode that retired every other secret (a passkey step, PASSKEY.md §4.7)
+// is then the only one whose secret may verify a pair-success.
+func (s *Session) heldSecrets() [][32]byte {
+	var secrets [][32]byte
+	for _, m := range s.pairModes {
+		if hm, ok := m.(HoldingMode); ok && hm.Holding() {
+			if sec, ok := m.AdvSecret(); ok {
+				secrets = append(secrets, sec)
+			}
+		}
+	}
+	return secrets
 }
 
 // pairSave is a verified pair-success waiting for its SaveDevice.
@@ -571,16 +592,18 @@ func (s *Session) pairSuccess(out *actions, now time.Time, n binxml.Node) {
 	// Try the secrets of the live pairing modes first (a pair code whose
 	// stage 2 ran), then the QR's: both may be live, whichever the phone
 	// used wins.
-	var secrets [][32]byte
-	if s.code != nil && s.code.haveSecret {
-		secrets = append(secrets, s.code.advSecret)
-	}
-	for _, m := range s.pairModes {
-		if sec, ok := m.AdvSecret(); ok {
-			secrets = append(secrets, sec)
+	secrets := s.heldSecrets()
+	if len(secrets) == 0 {
+		if s.code != nil && s.code.haveSecret {
+			secrets = append(secrets, s.code.advSecret)
 		}
+		for _, m := range s.pairModes {
+			if sec, ok := m.AdvSecret(); ok {
+				secrets = append(secrets, sec)
+			}
+		}
+		secrets = append(secrets, d.AdvSecret)
 	}
-	secrets = append(secrets, d.AdvSecret)
 	var v *pairing.Verified
 	var used [32]byte
 	for _, sec := range secrets {
@@ -821,6 +844,7 @@ var (
 	ErrAlreadyPaired     = errors.New("engine: device is already paired")
 	ErrNotReady          = errors.New("engine: the server has not offered pairing yet")
 	ErrCodeOutstanding   = errors.New("engine: a pair code is already outstanding")
+	ErrModeHolding       = errors.New("engine: a pairing step (passkey) is in progress")
 	ErrCodeCancelled     = errors.New("engine: pair code cancelled")
 	ErrMissingPairingRef = errors.New("engine: companion_hello reply has no pairing ref")
 	ErrNotConnected      = errors.New("engine: not connected")

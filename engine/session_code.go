@@ -31,6 +31,16 @@ func (f *codeState) outstanding(now time.Time) bool {
 	return f.requesting || f.CodeFlow.Outstanding(now)
 }
 
+// modeHolding reports whether a HoldingMode's flow holds the pairing.
+func (s *Session) modeHolding() bool {
+	for _, m := range s.pairModes {
+		if hm, ok := m.(HoldingMode); ok && hm.Holding() {
+			return true
+		}
+	}
+	return false
+}
+
 func (s *Session) modeOutstanding(now time.Time) bool {
 	for _, m := range s.pairModes {
 		if m.Outstanding(now) {
@@ -80,6 +90,9 @@ func (s *Session) pairCodeCall(out *actions, now time.Time, in PairCodeCall) {
 		return
 	case s.code.outstanding(now):
 		out.add(Reply{Call: in.Call, Err: ErrCodeOutstanding})
+		return
+	case s.modeHolding():
+		out.add(Reply{Call: in.Call, Err: ErrModeHolding})
 		return
 	}
 	f := &codeState{call: in.Call, req: in.Req, requesting: true}
@@ -186,6 +199,10 @@ func (s *Session) codeTimer(out *actions, now time.Time) {
 		return
 	}
 	switch {
+	case f.finishAccepted && s.modeHolding():
+		// A passkey step followed companion_finish: pair-success waits
+		// for the user's ceremony, bounded by the mode's own deadline.
+		out.log(LevelDebug, "pair-success after companion_finish waits for a pairing mode")
 	case f.finishAccepted:
 		out.log(LevelWarn, "no pair-success after companion_finish")
 		s.endFlow(out, f)

@@ -403,6 +403,17 @@ type PairingMode interface {
 	Paired(h ModeHooks)
 }
 
+// HoldingMode is a PairingMode that can hold the whole pairing while its
+// flow is live (a passkey step: the phone retired the QR's and the code's
+// adv secret). While Holding: QR rotation pauses (no new QR, no
+// QRCodesExpired disconnect), companion_reg_refresh is ignored, a new pair
+// code is refused with ErrModeHolding, and pair-success is verified with
+// the mode's AdvSecret only.
+type HoldingMode interface {
+	PairingMode
+	Holding() bool
+}
+
 // ModeHooks are a PairingMode's handle on the session during one Step.
 type ModeHooks struct {
 	s   *Session
@@ -459,3 +470,7 @@ func (h ModeHooks) Log(level LogLevel, msg string, args ...any) { h.out.log(leve
 // are spent too and nothing else is outstanding, the connection ends
 // (EndQRExpired), as nothing is left to pair with.
 func (h ModeHooks) FlowEnded() { h.s.flowEnded(h.out) }
+
+// End ends the connection: a mode whose flow failed for good after it held
+// the pairing (nothing is left to pair with on this connection).
+func (h ModeHooks) End(r EndReason) { h.s.finish(h.out, r) }

@@ -76,6 +76,7 @@
 //
 // The passkey step (statuses passkey_required and passkey_confirm, routes
 // under /v1/sessions/{id}/passkey) is carried out by Config.Passkey
-// ([Passkey]); without it those routes answer 501
+// ([Passkey]); [ClientPasskey] drives it with the client's passkey API
+// (walink serve uses it); without one those routes answer 501
 // urn:walink:problem:passkey-not-available.
 package serve

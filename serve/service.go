@@ -472,7 +472,7 @@ var EventNames = []string{"status", "session_created", "session_deleted",
 	"pairing_qr_code", "pairing_code", "pairing_code_refresh", "qr_codes_expired",
 	"pair_success", "pair_error", "connected", "disconnected", "logged_out",
 	"stream_replaced", "client_outdated", "temporary_ban", "connect_failure",
-	"qr_scanned_without_multidevice", "passkey_required", "passkey_confirm"}
+	"qr_scanned_without_multidevice", "passkey_required", "passkey_confirm", "pair_passkey_error"}
 
 func secs(d time.Duration) int { return int(d.Round(time.Second) / time.Second) }
 

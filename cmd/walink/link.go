@@ -29,10 +29,14 @@ type linkFlags struct {
 	qrNext     time.Duration
 	scanDelay  time.Duration
 	versionURL string
+
+	passkeyAssertion string // --passkey-assertion FILE or -
+	yes              bool   // --yes: confirm the passkey code at once
+	simPasskey       bool   // --sim --passkey
 }
 
 func cmdLink(ctx context.Context, e env, args []string, imageOnly bool) error {
-	name, synopsis := "link", "[--store PATH] [--phone NUMBER [--code CUSTOM] [--push]] [--server URL --server-root HEX] [--version-url URL] [--json] [--sim]"
+	name, synopsis := "link", "[--store PATH] [--phone NUMBER [--code CUSTOM] [--push]] [--server URL --server-root HEX] [--version-url URL] [--json] [--sim [--passkey]] [--passkey-assertion FILE|-] [--yes]"
 	if imageOnly {
 		name, synopsis = "qr", "--png FILE | --svg FILE [link flags]"
 	}
@@ -47,6 +51,9 @@ func cmdLink(ctx context.Context, e env, args []string, imageOnly bool) error {
 	fs.StringVar(&f.versionURL, "version-url", "", "where to fetch the current WhatsApp Web version when WhatsApp refuses this one, a service-worker script `URL` (default https://web.whatsapp.com/sw.js; with --sim the local WhatsApp's /sw.js)")
 	fs.BoolVar(&f.json, "json", false, "print one JSON object per event instead of drawing")
 	fs.BoolVar(&f.sim, "sim", false, "run the local WhatsApp in-process and let its virtual phone scan the QR (or enter the code)")
+	fs.StringVar(&f.passkeyAssertion, "passkey-assertion", "", "when the account asks for a passkey, read the WebAuthn assertion (JSON) from this `file` (- for standard input: one JSON line per request)")
+	fs.BoolVar(&f.yes, "yes", false, "confirm the passkey step's code at once, without asking")
+	fs.BoolVar(&f.simPasskey, "passkey", false, "with --sim, gate the account behind a passkey; the virtual phone provides the assertion")
 	pngFlag, svgFlag := "qr-png", "qr-svg"
 	if imageOnly {
 		pngFlag, svgFlag = "png", "svg"
@@ -74,6 +81,9 @@ func cmdLink(ctx context.Context, e env, args []string, imageOnly bool) error {
 	if f.sim && (f.server != "" || f.serverRoot != "") {
 		return fail(exitUsage, "link: --sim runs its own server; drop --server and --server-root")
 	}
+	if f.simPasskey && !f.sim {
+		return fail(exitUsage, "link: --passkey needs --sim (a real account asks for its passkey by itself)")
+	}
 	root, err := parseRoot(f.serverRoot)
 	if err != nil {
 		return err
@@ -92,7 +102,11 @@ func cmdLink(ctx context.Context, e env, args []string, imageOnly bool) error {
 
 	var sim *watest.Server
 	if f.sim {
-		sim, err = watest.Start(ctx, watest.Config{})
+		sc := watest.DefaultScenario()
+		if f.simPasskey {
+			sc.Passkey = watest.PasskeyBoth
+		}
+		sim, err = watest.Start(ctx, watest.Config{Scenario: &sc})
 		if err != nil {
 			return fmt.Errorf("starting the local WhatsApp: %w", err)
 		}
@@ -158,6 +172,12 @@ func cmdLink(ctx context.Context, e env, args []string, imageOnly bool) error {
 		}
 	}
 
+	var pkPhone *watest.Phone
+	if f.simPasskey {
+		pkPhone = phone
+	}
+	pk := newPasskeyLink(e, f, ui, cli, pkPhone)
+
 	if err := cli.Connect(ctx); err != nil {
 		return connectError(err)
 	}
@@ -209,6 +229,18 @@ func cmdLink(ctx context.Context, e env, args []string, imageOnly bool) error {
 					ui.done()
 					return nil
 				}
+			case walink.PairPasskeyRequest:
+				if err := pk.request(ctx, ev); err != nil {
+					return err
+				}
+			case walink.PairPasskeyConfirmation:
+				if err := pk.confirmation(ctx, ev); err != nil {
+					return err
+				}
+			case walink.PairPasskeyError:
+				if err := pk.stepError(ev); err != nil {
+					return err
+				}
 			case walink.QRCodesExpired:
 				return fail(exitNotLinked, "QR codes expired before one was scanned; run 'walink link' again")
 			case walink.PairError:
@@ -241,6 +273,12 @@ func cmdLink(ctx context.Context, e env, args []string, imageOnly bool) error {
 			}
 		case err := <-codeErrs:
 			return fail(pairCodeExit(err), "pair code: %v", err)
+		case r := <-pk.results:
+			if err := pk.result(r); err != nil {
+				return err
+			}
+		case <-pk.expired():
+			return fail(exitNotLinked, "passkey refused and no new request before the deadline")
 		}
 	}
 }

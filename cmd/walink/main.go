@@ -46,6 +46,7 @@ var version = "devel"
 // env lets tests replace the process environment.
 type env struct {
 	stdout, stderr io.Writer
+	stdin          io.Reader // nil: none
 	getenv         func(string) string
 	isTTY          bool // stdout is a terminal
 }
@@ -53,7 +54,7 @@ type env struct {
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	e := env{stdout: os.Stdout, stderr: os.Stderr, getenv: os.Getenv, isTTY: isTerminal(os.Stdout)}
+	e := env{stdout: os.Stdout, stderr: os.Stderr, stdin: os.Stdin, getenv: os.Getenv, isTTY: isTerminal(os.Stdout)}
 	os.Exit(run(ctx, e, os.Args[1:]))
 }
 

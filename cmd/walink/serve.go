@@ -134,7 +134,7 @@ func cmdServe(ctx context.Context, e env, args []string) error {
 	defer db.Close()
 
 	cfg := serve.Config{Store: st, DB: db, Client: ccfg, APIKeys: keys, StartConcurrency: *conc,
-		MetricsOnOwnListener: *metricsListen != "", Logger: log}
+		MetricsOnOwnListener: *metricsListen != "", Logger: log, Passkey: serve.ClientPasskey{}}
 	if *webhookURL != "" {
 		cfg.Webhook = serve.WebhookConfig{URL: *webhookURL, Secret: whSecret}
 	}

@@ -57,7 +57,7 @@ func jsonEvent(ev walink.Event) map[string]any {
 	case walink.LoggedOut:
 		return map[string]any{"event": "logged_out", "on_connect": ev.OnConnect, "reason": fmt.Sprint(ev.Reason)}
 	}
-	return nil
+	return jsonPasskeyEvent(ev)
 }
 
 func (u *linkUI) event(ev walink.Event) {
@@ -91,6 +91,10 @@ func (u *linkUI) event(ev walink.Event) {
 		u.clearQR()
 	case walink.QRCodesExpired:
 		u.clearQR()
+	case walink.PairPasskeyRequest:
+		u.clearQR() // the QR stops rotating during the passkey step
+	case walink.PairPasskeyError:
+		fmt.Fprintf(u.e.stdout, "pair_passkey_error: %v\n", ev.Err)
 	}
 }
 

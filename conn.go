@@ -286,14 +286,17 @@ func (cn *conn) call(ctx context.Context, mk, onCancel func(engine.CallID) engin
 
 // step feeds the session one input and carries out its actions.
 func (cn *conn) step(in engine.Input) {
-	cn.run(cn.sess.Step(cn.c.now(), in))
+	acts := cn.sess.Step(cn.c.now(), in)
 	c := cn.c
+	// The state is published before the actions run, so that a handler
+	// that sees Connected (emitted among them) also sees IsConnected.
 	ready, paired, connected := cn.sess.Ready(), cn.sess.Paired(), cn.sess.Connected()
 	c.mu.Lock()
 	changed := ready != cn.ready || paired != cn.paired || connected != cn.connected
 	cn.ready, cn.paired, cn.connected = ready, paired, connected
 	cn.everConn = cn.everConn || connected
 	c.mu.Unlock()
+	cn.run(acts)
 	if changed {
 		if ready || paired || connected {
 			c.releaseGate() // the login is answered: the dial is done

@@ -172,7 +172,7 @@ type SessionView struct {
 	Device      string        `json:"device,omitempty"`   // the linked device's JID
 	Phone       string        `json:"phone,omitempty"`    // the linked account's number
 	Platform    string        `json:"platform,omitempty"` // the phone's platform
-	Running     bool          `json:"running"`
+	Running     bool          `json:"running"` // a client is kept for it (false from the moment it is logged out or stopped)
 	Webhook     *WebhookView  `json:"webhook,omitempty"`
 	Transitions []Transition  `json:"transitions"`
 	QR          *QRView       `json:"qr,omitempty"`
@@ -201,7 +201,7 @@ func (s *Service) view(ss *session) SessionView {
 	ss.mu.Lock()
 	defer ss.mu.Unlock()
 	r := ss.rec
-	v := SessionView{ID: r.ID, Name: r.Name, Status: r.Status, Reason: r.Reason, Device: r.Device, Running: ss.cli != nil,
+	v := SessionView{ID: r.ID, Name: r.Name, Status: r.Status, Reason: r.Reason, Device: r.Device, Running: ss.cli != nil && r.WantRunning,
 		Transitions: append([]Transition{}, r.Transitions...), CreatedAt: r.Created, UpdatedAt: r.Updated, Platform: r.Platform}
 	if d, err := jid.Parse(r.Device); err == nil && r.Device != "" {
 		v.Phone = d.User

@@ -172,7 +172,7 @@ type SessionView struct {
 	Device      string        `json:"device,omitempty"`   // the linked device's JID
 	Phone       string        `json:"phone,omitempty"`    // the linked account's number
 	Platform    string        `json:"platform,omitempty"` // the phone's platform
-	Running     bool          `json:"running"` // a client is kept for it (false from the moment it is logged out or stopped)
+	Running     bool          `json:"running"`            // a client is kept for it (false from the moment it is logged out or stopped)
 	Webhook     *WebhookView  `json:"webhook,omitempty"`
 	Transitions []Transition  `json:"transitions"`
 	QR          *QRView       `json:"qr,omitempty"`

@@ -6,6 +6,7 @@
   const sim = document.querySelector('meta[name="walink-sim"]').content === "1";
   const $ = (id) => document.getElementById(id);
   const sessions = new Map();
+  const passkeyCodes = new Map(); // session id -> the passkey confirmation code (from its event)
   let current = null; // id of the session shown in the link view
   let qrTimer = null, qrExpires = 0, codeExpires = 0;
 
@@ -92,6 +93,9 @@
     $("qr-view").hidden = s.status !== "scan_qr";
     $("code-view").hidden = s.status !== "pair_code";
     $("passkey-view").hidden = !(s.status === "passkey_required" || s.status === "passkey_confirm");
+    $("passkey-go").hidden = s.status !== "passkey_required";
+    $("passkey-confirm-view").hidden = s.status !== "passkey_confirm";
+    $("passkey-code").textContent = passkeyCodes.get(s.id) || "";
     $("linked-view").hidden = s.status !== "connected";
     $("failed-view").hidden = !(s.status === "failed" || s.status === "logged_out" || (s.status === "disconnected" && !s.device));
     $("sim-panel").hidden = !sim || !(s.status === "scan_qr" || s.status === "pair_code");
@@ -117,9 +121,11 @@
   function listen() {
     const es = new EventSource("/v1/events");
     es.onmessage = null;
-    const names = ["status", "pairing_qr_code", "pairing_code", "pair_success", "connected", "disconnected", "logged_out", "session_created", "session_deleted", "qr_codes_expired", "pair_error"];
+    const names = ["status", "pairing_qr_code", "pairing_code", "pair_success", "connected", "disconnected", "logged_out", "session_created", "session_deleted", "qr_codes_expired", "pair_error", "passkey_required", "passkey_confirm", "pair_passkey_error"];
     for (const n of names) es.addEventListener(n, (ev) => {
       const d = JSON.parse(ev.data);
+      // The confirmation code is only in the event: keep it for the view.
+      if (n === "passkey_confirm" && d.code) passkeyCodes.set(d.session_id, d.code);
       if (n === "session_deleted") { sessions.delete(d.session_id); render(); return; }
       refresh(d.session_id);
     });
@@ -150,6 +156,11 @@
       await api("POST", `/v1/sessions/${current}/passkey/response`, { id: cred.id, rawId: enc(cred.rawId), type: cred.type,
         response: { clientDataJSON: enc(cred.response.clientDataJSON), authenticatorData: enc(cred.response.authenticatorData), signature: enc(cred.response.signature), userHandle: cred.response.userHandle ? enc(cred.response.userHandle) : null } });
     } catch (e) { $("passkey-error").textContent = e.message; $("passkey-error").hidden = false; }
+  });
+  $("passkey-confirm").addEventListener("click", () => {
+    $("passkey-error").hidden = true;
+    api("POST", `/v1/sessions/${current}/passkey/confirm`).then(() => refresh(current))
+      .catch((e) => { $("passkey-error").textContent = e.message; $("passkey-error").hidden = false; });
   });
   $("sim-scan").addEventListener("click", () => { $("sim-msg").textContent = "Scanning…"; api("POST", `/v1/sessions/${current}/sim/scan`, { phone: $("sim-phone").value }).then(() => ($("sim-msg").textContent = "Scanned.")).catch((e) => ($("sim-msg").textContent = e.message)); });
   $("sim-type").addEventListener("click", () => { $("sim-msg").textContent = "Typing the code…"; api("POST", `/v1/sessions/${current}/sim/enter-code`, { phone: $("sim-phone").value }).then(() => ($("sim-msg").textContent = "Code entered.")).catch((e) => ($("sim-msg").textContent = e.message)); });

@@ -422,3 +422,55 @@ func TestE2EPasskeyCodeSlowCeremony(t *testing.T) {
 		cli.Disconnect()
 	})
 }
+
+// After a QR scan, by hand, through the client: assertions WhatsApp
+// refuses (a wrong rpId, user verification missing, a bad signature) are
+// each SendPasskeyResponse's 401 ErrPasskeyRefused and store nothing; the
+// right assertion on the same connection then links.
+func TestE2EPasskeyClientRefusals(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	srv := startServer(t, pkScenario(watest.PasskeyQR, watest.PasskeyConfirmAuto))
+	phone := srv.Phone(testPhone)
+	st := memstore.New()
+	cli, rec := newClient(t, st, clientConfig(t, srv))
+	from := 0
+	if err := cli.Connect(ctx); err != nil {
+		t.Fatal(err)
+	}
+	res := scanAsync(t, ctx, phone, rec, &from)
+	req := waitFor[walink.PairPasskeyRequest](t, rec, &from, 5*time.Second)
+	qrAdv := storedAdv(t, ctx, st)
+	for name, o := range map[string]watest.AssertOptions{
+		"wrong rpId":    {RPID: "evil.example"},
+		"no UV":         {NoUV: true},
+		"bad signature": {BadSignature: true},
+	} {
+		b, err := phone.AssertWith(req.Options.JSON(), o)
+		if err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		a, err := passkey.ParseAssertion(b)
+		if err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		err = cli.SendPasskeyResponse(ctx, a)
+		var ie *passkey.IQError
+		if !errors.Is(err, walink.ErrPasskeyRefused) || !errors.As(err, &ie) || ie.Code != 401 {
+			t.Fatalf("%s: SendPasskeyResponse = %v, want 401 ErrPasskeyRefused", name, err)
+		}
+		storedUnpaired(t, ctx, st, qrAdv)
+	}
+	if err := cli.SendPasskeyResponse(ctx, assertFor(t, phone, req.Options.JSON())); err != nil {
+		t.Fatalf("SendPasskeyResponse: %v", err)
+	}
+	waitFor[walink.PairPasskeyConfirmation](t, rec, &from, 5*time.Second)
+	if err := cli.ConfirmPasskey(ctx); err != nil {
+		t.Fatalf("ConfirmPasskey: %v", err)
+	}
+	r := <-res
+	if r.err != nil {
+		t.Fatalf("scan: %v", r.err)
+	}
+	linkedAndStored(t, ctx, st, rec, &from, r.dev, qrAdv)
+}

@@ -226,6 +226,26 @@ type assertOpts struct {
 	typ      string  // "" = webauthn.get
 	credID   []byte  // nil = the phone's own
 	otherKey bool    // sign with a key that is not the credential's
+	rpID     string  // "" = the options' rpId
+}
+
+// AssertOptions make Phone.AssertWith's assertion faulty in one way, so
+// tests of clients can see WhatsApp refuse it. The zero value changes
+// nothing.
+type AssertOptions struct {
+	RPID         string // sign for this rpId instead of the options'
+	NoUV         bool   // user present but not verified
+	BadSignature bool   // sign with a key that is not the credential's
+}
+
+// AssertWith is Assert with the faults o asks for; it is for tests of
+// clients (a real authenticator cannot be made to send these).
+func (p *Phone) AssertWith(options []byte, o AssertOptions) ([]byte, error) {
+	ao := assertOpts{otherKey: o.BadSignature, rpID: o.RPID}
+	if o.NoUV {
+		ao.flags = flagUP
+	}
+	return p.assert(options, ao)
 }
 
 // Assert is the phone's passkey standing in for the user's authenticator:
@@ -249,6 +269,9 @@ func (p *Phone) assert(options []byte, o assertOpts) ([]byte, error) {
 	rpID := opts.RPID()
 	if rpID == "" {
 		rpID = passkeyRPID
+	}
+	if o.rpID != "" {
+		rpID = o.rpID
 	}
 	s := p.srv
 	s.mu.Lock()

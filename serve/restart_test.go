@@ -200,7 +200,8 @@ func TestRestartReconnects(t *testing.T) {
 	const conc = 4
 	sc := watest.DefaultScenario()
 	sc.QRRefresh = false
-	srv, err := watest.Start(t.Context(), watest.Config{Scenario: &sc})
+	// The proxy counts settled logins from the node log: keep all of them.
+	srv, err := watest.Start(t.Context(), watest.Config{Scenario: &sc, EventLogSize: 128 * n})
 	if err != nil {
 		t.Fatal(err)
 	}

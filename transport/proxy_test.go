@@ -104,9 +104,16 @@ func connectProxy(t *testing.T, used *atomic.Int32) *httptest.Server {
 			http.Error(w, err.Error(), http.StatusBadGateway)
 			return
 		}
-		w.WriteHeader(http.StatusOK)
+		// Hijack first, then answer on the raw connection: a 200 written
+		// through the ResponseWriter before Hijack is sometimes lost, and
+		// the client then reads EOF (seen as a rare flake under -race).
 		down, _, err := http.NewResponseController(w).Hijack()
 		if err != nil {
+			up.Close()
+			return
+		}
+		if _, err := io.WriteString(down, "HTTP/1.1 200 Connection established\r\n\r\n"); err != nil {
+			down.Close()
 			up.Close()
 			return
 		}

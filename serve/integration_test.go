@@ -56,8 +56,18 @@ func TestOutageReconnectsBounded(t *testing.T) {
 	if cut := proxy.dropAll(); cut != n {
 		t.Fatalf("cut %d connections, want %d", cut, n)
 	}
+	// A status may still read connected before its client noticed the
+	// cut: first wait for every session's new connection, then for the
+	// statuses.
+	limit := time.Now().Add(time.Duration(n)*200*time.Millisecond + 30*time.Second)
+	for proxy.accepted.Load()-before < int64(n) {
+		if time.Now().After(limit) {
+			t.Fatalf("%d connections after the outage, want >= %d", proxy.accepted.Load()-before, n)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
 	for _, id := range ids {
-		e.waitStatus(id, StatusConnected, time.Duration(n)*200*time.Millisecond+30*time.Second)
+		e.waitStatus(id, StatusConnected, time.Until(limit)+time.Second)
 	}
 	got := proxy.accepted.Load() - before
 	t.Logf("%d sessions reconnected after an outage; %d connections; at most %d handshakes in flight (limit %d)",

@@ -101,6 +101,7 @@ func (c *Client) newConn(ctx context.Context, tc *transport.Conn, d *store.Devic
 		calls: map[engine.CallID]chan callResult{}, timers: map[engine.TimerKind]time.Time{}}
 	cn.qcond.L = &cn.qmu
 	cn.timer.f = func() { cn.enqueue(item{tick: true}) }
+	cn.armStaleRefetch()
 	return cn
 }
 

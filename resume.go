@@ -111,7 +111,8 @@ func VersionStatus(d *store.Device, pinned string, now time.Time) (version, sour
 	return ch.Version.String(), ch.Source.String(), nil
 }
 
-// applyPrefetched writes a version fetched ahead of an expiration into d
+// applyPrefetched writes a version fetched ahead of an expiration (or
+// refreshed because the stored one was stale) into d
 // before a dial (the runner is the only writer then) and returns the
 // device to dial with.
 func (c *Client) applyPrefetched(ctx context.Context, d *store.Device) *store.Device {
@@ -119,7 +120,7 @@ func (c *Client) applyPrefetched(ctx context.Context, d *store.Device) *store.De
 	v, at := c.ver.prefetched, c.ver.prefetchAt
 	c.ver.prefetched = engine.Version{}
 	c.mu.Unlock()
-	if v == (engine.Version{}) || d.WebVersion == v.String() {
+	if v == (engine.Version{}) || (d.WebVersion == v.String() && !d.WebVersionFetchedAt.Before(at)) {
 		return d
 	}
 	nd := *d
@@ -223,12 +224,28 @@ func (cn *conn) clientExpiration(at time.Time) {
 	cn.timers[timerVersionRefetch] = engine.VersionRefetchAt(at, c.now())
 }
 
-// refetchForExpiry runs the fetch armed by clientExpiration off the
-// driver; a newer version is kept for the next dial.
+// armStaleRefetch arms the version fetch at once when the stored version
+// is older than engine.VersionCacheTTL: the connection goes on with it
+// (it worked a day ago) while a fresh one is fetched for the next dial,
+// as WhatsApp Web refreshes its version in the background.
+func (cn *conn) armStaleRefetch() {
+	c := cn.c
+	c.mu.Lock()
+	stale := c.ver.inUse.RefetchInBackground
+	c.mu.Unlock()
+	if stale {
+		cn.timers[timerVersionRefetch] = c.now()
+	}
+}
+
+// refetchForExpiry runs the fetch armed by clientExpiration (or by
+// armStaleRefetch) off the driver; a newer version (or, for a stale one,
+// the same version fetched anew) is kept for the next dial.
 func (cn *conn) refetchForExpiry() {
 	c := cn.c
 	c.mu.Lock()
 	inUse := c.ver.inUse.Version
+	stale := c.ver.inUse.RefetchInBackground && c.ver.expiresAt.IsZero()
 	c.mu.Unlock()
 	// The fetch ends with the connection, so that serve (which joins it)
 	// never waits out a slow fetch before the next dial; the next
@@ -247,7 +264,11 @@ func (cn *conn) refetchForExpiry() {
 		defer cn.wg.Done()
 		defer cancel()
 		v, err := c.fetchVersion(ctx)
-		if !engine.AfterExpiryFetch(inUse, v, err) {
+		keep := engine.AfterExpiryFetch(inUse, v, err)
+		if stale {
+			keep = engine.AfterStaleFetch(inUse, v, err)
+		}
+		if !keep {
 			if err != nil && !errors.Is(err, context.Canceled) {
 				c.log.Warn("fetching the version ahead of its expiration", "err", err)
 			}
@@ -256,6 +277,10 @@ func (cn *conn) refetchForExpiry() {
 		c.mu.Lock()
 		c.ver.prefetched, c.ver.prefetchAt = v, c.now()
 		c.mu.Unlock()
+		if stale {
+			c.log.Info("refreshed the stored WhatsApp Web version, older than a day", "version", v.String())
+			return
+		}
 		c.log.Info("fetched the current WhatsApp Web version ahead of the expiration", "version", v.String())
 	}()
 }

@@ -512,3 +512,90 @@ func TestE2EClientExpiration(t *testing.T) {
 		t.Fatalf("stored version %q, want %s", d.WebVersion, want)
 	}
 }
+
+// A stored version older than a day is used for the connect and fetched
+// anew in the background (engine.VersionCacheTTL): the same version gets a
+// new fetch time, a newer one is used from the next connect on.
+func TestE2EStaleVersionRefetch(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	srv := startServer(t, nil)
+	clis, _, _, _, sts := linkedClients(t, ctx, srv, 1)
+	st := sts[0]
+	id := clis[0].ID()
+	clis[0].Close()
+	age := func(version string) {
+		t.Helper()
+		d, err := st.DeviceByJID(ctx, id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		d.WebVersion, d.WebVersionFetchedAt = version, time.Now().Add(-25*time.Hour)
+		if err := st.PutDevice(ctx, d); err != nil {
+			t.Fatal(err)
+		}
+	}
+	refreshed := make(chan struct{}, 4)
+	start := func() (*walink.Client, *recorder, *int) {
+		t.Helper()
+		cli, rec := resumeClient(t, srv, st, &wire{}, nil, func(r slog.Record) {
+			if strings.HasPrefix(r.Message, "refreshed the stored WhatsApp Web version") {
+				refreshed <- struct{}{}
+			}
+		})
+		from := 0
+		if err := cli.Connect(ctx); err != nil {
+			t.Fatal(err)
+		}
+		waitFor[walink.Connected](t, rec, &from, 10*time.Second)
+		return cli, rec, &from
+	}
+	waitRefresh := func() {
+		t.Helper()
+		select {
+		case <-refreshed:
+		case <-ctx.Done():
+			t.Fatal("no background fetch of a stale version")
+		}
+	}
+
+	// The same version as WhatsApp Web serves: only its fetch time moves.
+	age(walink.DefaultVersion)
+	cli, rec, from := start()
+	if v, src := cli.VersionInUse(); v != walink.DefaultVersion || src != "fetched" {
+		t.Fatalf("version in use %s (%s)", v, src)
+	}
+	waitRefresh()
+	reconnect(t, ctx, cli, rec, from)
+	if d := storedDevice(t, ctx, st, cli); d.WebVersion != walink.DefaultVersion || time.Since(d.WebVersionFetchedAt) > time.Minute {
+		t.Fatalf("stored %q fetched at %v, want %s fetched now", d.WebVersion, d.WebVersionFetchedAt, walink.DefaultVersion)
+	}
+	// Fresh now: the reconnect fetched nothing more.
+	select {
+	case <-refreshed:
+		t.Fatal("a fresh version was fetched again")
+	case <-time.After(300 * time.Millisecond):
+	}
+	cli.Close()
+
+	// WhatsApp Web moved on: the connect still uses the stored version,
+	// the next one the fetched.
+	const next = watest.DefaultWebRevision + 5
+	if err := srv.SetWebRevision(next); err != nil {
+		t.Fatal(err)
+	}
+	age(walink.DefaultVersion)
+	cli, rec, from = start()
+	if v, _ := cli.VersionInUse(); v != walink.DefaultVersion {
+		t.Fatalf("version in use %s, want the stored %s until the next connect", v, walink.DefaultVersion)
+	}
+	waitRefresh()
+	reconnect(t, ctx, cli, rec, from)
+	want := "2.3000.1045368839"
+	if v, src := cli.VersionInUse(); v != want || src != "fetched" {
+		t.Fatalf("version after reconnect %s (%s), want %s fetched", v, src, want)
+	}
+	if d := storedDevice(t, ctx, st, cli); d.WebVersion != want {
+		t.Fatalf("stored version %q, want %s", d.WebVersion, want)
+	}
+}

@@ -163,3 +163,14 @@ func VersionRefetchAt(expiration, now time.Time) time.Time {
 func AfterExpiryFetch(inUse, fetched Version, fetchErr error) bool {
 	return fetchErr == nil && inUse.Less(fetched)
 }
+
+// AfterStaleFetch says whether to store the version fetched in the
+// background because the stored one was older than VersionCacheTTL
+// (VersionChoice.RefetchInBackground): yes when the fetch worked and its
+// version is not older than inUse. The same version is stored too, with
+// its new fetch time, so that the next connects do not fetch again for a
+// day; an older one (WhatsApp Web rolled back) is ignored, as ChooseVersion
+// would keep the newer built-in one anyway.
+func AfterStaleFetch(inUse, fetched Version, fetchErr error) bool {
+	return fetchErr == nil && fetched != (Version{}) && !fetched.Less(inUse)
+}

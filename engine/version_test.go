@@ -128,3 +128,22 @@ func TestAfterExpiryFetch(t *testing.T) {
 		}
 	}
 }
+
+func TestAfterStaleFetch(t *testing.T) {
+	inUse := Version{2, 3000, 1045368834}
+	for _, tc := range []struct {
+		fetched Version
+		err     error
+		want    bool
+	}{
+		{Version{2, 3000, 1045368999}, nil, true},
+		{inUse, nil, true}, // same version: its fetch time is renewed
+		{Version{2, 3000, 1}, nil, false},
+		{Version{}, nil, false},
+		{Version{2, 3000, 1045368999}, errors.New("timeout"), false},
+	} {
+		if got := AfterStaleFetch(inUse, tc.fetched, tc.err); got != tc.want {
+			t.Errorf("AfterStaleFetch(%v, %v) = %v", tc.fetched, tc.err, got)
+		}
+	}
+}

@@ -42,13 +42,8 @@ func TestPairWithCodeLosesToQR(t *testing.T) {
 				t.Fatal(err)
 			}
 			fc := fs.accept()
-			ident, _ := keys.PublicKeyFromBytes(fc.registration().EIdent)
-			fc.pairDevice()
 			from := 0
-			qr, err := pairing.ParseQR(waitFor[walink.PairingQRCode](t, rec, &from, 5*time.Second).Code)
-			if err != nil {
-				t.Fatal(err)
-			}
+			ident, qr := fc.showQR(rec, &from)
 			errCh := make(chan error, 1)
 			go func() {
 				code, err := cli.PairWithCode(ctx, walink.PairCodeOptions{PhoneNumber: testPhone})
@@ -60,10 +55,7 @@ func TestPairWithCodeLosesToQR(t *testing.T) {
 			hello := fc.next("companion_hello", func(n binxml.Node) bool { return hasStage(n, "companion_hello") })
 
 			account, _ := keys.NewKeyPair(rand.Reader)
-			container, err := pairing.SignDeviceIdentity(rand.Reader, account, ident, qr.AdvSecret, pairing.DeviceIdentity{RawID: 1, Timestamp: 1795597893, KeyIndex: 2})
-			if err != nil {
-				t.Fatal(err)
-			}
+			container := signIdentity(t, account, ident, qr, 2)
 			fc.send(pairSuccessIQ("ps-1", container, jid.NewAD(testPhone, 9, jid.DefaultUserServer)))
 			if reply := fc.next("pair-device-sign", isIQ("ps-1")); !hasChild(reply, "pair-device-sign") {
 				t.Fatalf("pair-success not signed: %v", reply)

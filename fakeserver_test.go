@@ -211,6 +211,34 @@ func (fc *fakeConn) pairDevice() {
 	}
 }
 
+// showQR has the fake server send pair-device and returns the
+// companion's identity key (from its registration payload) and the QR
+// code the client then shows: what a phone scanning it would learn.
+func (fc *fakeConn) showQR(rec *recorder, from *int) (keys.PublicKey, pairing.QR) {
+	fc.t.Helper()
+	ident, err := keys.PublicKeyFromBytes(fc.registration().EIdent)
+	if err != nil {
+		fc.t.Fatal(err)
+	}
+	fc.pairDevice()
+	qr, err := pairing.ParseQR(waitFor[walink.PairingQRCode](fc.t, rec, from, 5*time.Second).Code)
+	if err != nil {
+		fc.t.Fatal(err)
+	}
+	return ident, qr
+}
+
+// signIdentity is the phone's side of a scan: account signs the
+// companion's identity key, keyed by the QR's adv secret.
+func signIdentity(t testing.TB, account keys.KeyPair, ident keys.PublicKey, qr pairing.QR, keyIndex uint32) []byte {
+	t.Helper()
+	c, err := pairing.SignDeviceIdentity(rand.Reader, account, ident, qr.AdvSecret, pairing.DeviceIdentity{RawID: 1, Timestamp: 1795597893, KeyIndex: keyIndex})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
 func pairSuccessIQ(id string, container []byte, dev jid.JID) binxml.Node {
 	return binxml.Node{Tag: "iq", Attrs: []binxml.Attr{srvFrom, binxml.A("id", id), binxml.A("type", "set"), binxml.A("xmlns", "md"), binxml.A("t", "1795597893")},
 		Children: []binxml.Node{{Tag: "pair-success", Children: []binxml.Node{
@@ -267,22 +295,10 @@ func TestPairSuccessTampered(t *testing.T) {
 				t.Fatal(err)
 			}
 			fc := fs.accept()
-			reg := fc.registration()
-			fc.pairDevice()
 			from := 0
-			qr, err := pairing.ParseQR(waitFor[walink.PairingQRCode](t, rec, &from, 5*time.Second).Code)
-			if err != nil {
-				t.Fatal(err)
-			}
-			ident, err := keys.PublicKeyFromBytes(reg.EIdent)
-			if err != nil {
-				t.Fatal(err)
-			}
+			ident, qr := fc.showQR(rec, &from)
 			account, _ := keys.NewKeyPair(rand.Reader)
-			container, err := pairing.SignDeviceIdentity(rand.Reader, account, ident, qr.AdvSecret, pairing.DeviceIdentity{RawID: 1, Timestamp: 1795597893, KeyIndex: 5})
-			if err != nil {
-				t.Fatal(err)
-			}
+			container := signIdentity(t, account, ident, qr, 5)
 			dev := jid.NewAD(testPhone, 5, jid.DefaultUserServer)
 			fc.send(pairSuccessIQ("ps-1", tc.tamper(t, container, qr.AdvSecret), dev))
 			reply := fc.next("pair-success reply", isIQ("ps-1"))
@@ -416,17 +432,11 @@ func TestDoublePairSuccess(t *testing.T) {
 				t.Fatal(err)
 			}
 			fc := fs.accept()
-			ident, _ := keys.PublicKeyFromBytes(fc.registration().EIdent)
-			fc.pairDevice()
 			from := 0
-			qr, _ := pairing.ParseQR(waitFor[walink.PairingQRCode](t, rec, &from, 5*time.Second).Code)
+			ident, qr := fc.showQR(rec, &from)
 			devs := []jid.JID{jid.NewAD(testPhone, 7, jid.DefaultUserServer), jid.NewAD(testPhone, 8, jid.DefaultUserServer)}
 			for j, dev := range devs {
-				c, err := pairing.SignDeviceIdentity(rand.Reader, account, ident, qr.AdvSecret, pairing.DeviceIdentity{RawID: 1, Timestamp: 1795597893, KeyIndex: uint32(j + 1)})
-				if err != nil {
-					t.Fatal(err)
-				}
-				fc.send(pairSuccessIQ(fmt.Sprintf("ps-%d", j), c, dev))
+				fc.send(pairSuccessIQ(fmt.Sprintf("ps-%d", j), signIdentity(t, account, ident, qr, uint32(j+1)), dev))
 			}
 			reply := fc.next("pair-device-sign", isIQ("ps-0"))
 			if _, ok := reply.Child("pair-device-sign"); !ok {

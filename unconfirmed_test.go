@@ -15,7 +15,6 @@ import (
 	"github.com/walinkdev/walink/binxml"
 	"github.com/walinkdev/walink/jid"
 	"github.com/walinkdev/walink/keys"
-	"github.com/walinkdev/walink/pairing"
 	"github.com/walinkdev/walink/store"
 	"github.com/walinkdev/walink/store/memstore"
 	"github.com/walinkdev/walink/waproto"
@@ -138,22 +137,10 @@ func TestPairConfirmTimeout(t *testing.T) {
 			t.Fatal(err)
 		}
 		fc := fs.accept()
-		reg := fc.registration()
-		fc.pairDevice()
 		from := 0
-		qr, err := pairing.ParseQR(waitFor[walink.PairingQRCode](t, rec, &from, 5*time.Second).Code)
-		if err != nil {
-			t.Fatal(err)
-		}
-		ident, err := keys.PublicKeyFromBytes(reg.EIdent)
-		if err != nil {
-			t.Fatal(err)
-		}
+		ident, qr := fc.showQR(rec, &from)
 		account, _ := keys.NewKeyPair(rand.Reader)
-		container, err := pairing.SignDeviceIdentity(rand.Reader, account, ident, qr.AdvSecret, pairing.DeviceIdentity{RawID: 1, Timestamp: 1795597893, KeyIndex: 5})
-		if err != nil {
-			t.Fatal(err)
-		}
+		container := signIdentity(t, account, ident, qr, 5)
 		dev := jid.NewAD(testPhone, 5, jid.DefaultUserServer)
 		fc.send(pairSuccessIQ("ps-1", container, dev))
 		if reply := fc.next("pair-success reply", isIQ("ps-1")); reply.Attr("type") != "result" {

@@ -194,7 +194,7 @@ type Flow struct {
 	confBusy  bool
 	link      *linking // of the last accepted prologue
 	next      *linking // of the prologue waiting for its reply
-	finishing bool // the encrypted request was accepted: waiting for pair-success
+	finishing bool     // the encrypted request was accepted: waiting for pair-success
 }
 
 // NewFlow returns an idle flow. Rand and NewID are required

@@ -29,7 +29,7 @@ type passkeyLink struct {
 	cli   *walink.Client
 	phone *watest.Phone // --sim --passkey: the virtual phone is the authenticator
 
-	stdin *bufio.Reader // shared by --passkey-assertion - and the Enter prompt
+	stdin *bufio.Reader  // shared by --passkey-assertion - and the Enter prompt
 	lines chan stdinLine // standard input's lines, read by one goroutine (see line)
 
 	results  chan passkeyResult

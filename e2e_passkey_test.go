@@ -28,22 +28,28 @@ func pkScenario(mode, confirm string) *watest.Scenario {
 // phone's credential (what the user's authenticator does for real).
 func phoneAuthenticator(p *watest.Phone) walink.PasskeyAuthenticator {
 	return func(ctx context.Context, o passkey.RequestOptions) (passkey.Assertion, error) {
-		b, err := p.Assert(o.JSON())
-		if err != nil {
-			return passkey.Assertion{}, err
-		}
-		return passkey.ParseAssertion(b)
+		return phoneAssert(p, o.JSON(), watest.AssertOptions{})
 	}
+}
+
+// phoneAssert is the phone's assertion for options, faulty as ao says.
+func phoneAssert(p *watest.Phone, options []byte, ao watest.AssertOptions) (passkey.Assertion, error) {
+	b, err := p.AssertWith(options, ao)
+	if err != nil {
+		return passkey.Assertion{}, err
+	}
+	return passkey.ParseAssertion(b)
 }
 
 // assertFor makes the phone's assertion for o (the manual path).
 func assertFor(t *testing.T, p *watest.Phone, o []byte) passkey.Assertion {
 	t.Helper()
-	b, err := p.Assert(o)
-	if err != nil {
-		t.Fatal(err)
-	}
-	a, err := passkey.ParseAssertion(b)
+	return assertWith(t, p, o, watest.AssertOptions{})
+}
+
+func assertWith(t *testing.T, p *watest.Phone, o []byte, ao watest.AssertOptions) passkey.Assertion {
+	t.Helper()
+	a, err := phoneAssert(p, o, ao)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -247,6 +253,60 @@ func (r *pkRig) linked(t *testing.T, res <-chan scanResult, qrAdv [32]byte) jid.
 	return x.dev
 }
 
+// confirmAsync runs ConfirmPasskey in the background: with
+// passkey_confirm manual it returns once the phone's user typed the code.
+func (r *pkRig) confirmAsync() <-chan error {
+	confirmed := make(chan error, 1)
+	go func() { confirmed <- r.cli.ConfirmPasskey(r.ctx) }()
+	return confirmed
+}
+
+// typeCode is the phone's user typing the right code while confirmed
+// (confirmAsync) waits; both succeed and the phone's side (res) links the
+// device the phone names.
+func (r *pkRig) typeCode(t *testing.T, code string, confirmed <-chan error, res <-chan scanResult, qrAdv [32]byte) {
+	t.Helper()
+	dev, err := r.phone.ConfirmPasskey(r.ctx, code)
+	if err != nil {
+		t.Fatalf("the phone refused the right code: %v", err)
+	}
+	if err := <-confirmed; err != nil {
+		t.Fatalf("ConfirmPasskey: %v", err)
+	}
+	if got := r.linked(t, res, qrAdv); got != dev {
+		t.Fatalf("the phone's side linked %v, its confirmation %v", got, dev)
+	}
+}
+
+// startRig starts a local WhatsApp with sc on loopback and connects a
+// rig's client to it; the rig's context ends with the test (60 s at most).
+func startRig(t *testing.T, sc *watest.Scenario, mut func(*walink.Config, *watest.Phone)) *pkRig {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	t.Cleanup(cancel)
+	srv := startServer(t, sc)
+	return newRig(t, ctx, srv, clientConfig(t, srv), mut)
+}
+
+// startPipeRig is startRig over net.Pipe, for tests in a synctest
+// bubble (runSync).
+func startPipeRig(t *testing.T, sc *watest.Scenario) *pkRig {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	t.Cleanup(cancel)
+	srv, cfg := startPipeServer(t, sc)
+	return newRig(t, ctx, srv, cfg, nil)
+}
+
+// respond answers with the phone's assertion for options; WhatsApp must
+// accept it.
+func (r *pkRig) respond(t *testing.T, options []byte) {
+	t.Helper()
+	if err := r.cli.SendPasskeyResponse(r.ctx, assertFor(t, r.phone, options)); err != nil {
+		t.Fatalf("SendPasskeyResponse: %v", err)
+	}
+}
+
 // nodeLogged checks that the local WhatsApp's node log says why.
 func nodeLogged(t *testing.T, srv *watest.Server, why string) {
 	t.Helper()
@@ -261,10 +321,7 @@ func nodeLogged(t *testing.T, srv *watest.Server, why string) {
 // After a QR scan, with Config.PasskeyAuthenticator and
 // PasskeyAutoConfirm: the client answers by itself.
 func TestE2EPasskeyQRAutomatic(t *testing.T) {
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	srv := startServer(t, pkScenario(watest.PasskeyQR, watest.PasskeyConfirmAuto))
-	r := newRig(t, ctx, srv, clientConfig(t, srv), func(cfg *walink.Config, p *watest.Phone) {
+	r := startRig(t, pkScenario(watest.PasskeyQR, watest.PasskeyConfirmAuto), func(cfg *walink.Config, p *watest.Phone) {
 		cfg.PasskeyAuthenticator = phoneAuthenticator(p)
 		cfg.PasskeyAutoConfirm = true
 	})
@@ -302,40 +359,24 @@ func (r *pkRig) codeStep(t *testing.T) <-chan scanResult {
 // After companion_finish (pair code), by hand: SendPasskeyResponse and
 // ConfirmPasskey, the phone's user typing the code.
 func TestE2EPasskeyCodeManual(t *testing.T) {
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	srv := startServer(t, pkScenario(watest.PasskeyCode, watest.PasskeyConfirmManual))
-	r := newRig(t, ctx, srv, clientConfig(t, srv), nil)
+	r := startRig(t, pkScenario(watest.PasskeyCode, watest.PasskeyConfirmManual), nil)
 	entered := r.codeStep(t)
 	req, qrAdv := r.request(t)
 	// Early calls get their typed errors.
-	if err := r.cli.ConfirmPasskey(ctx); !errors.Is(err, passkey.ErrNoLinkingState) {
+	if err := r.cli.ConfirmPasskey(r.ctx); !errors.Is(err, passkey.ErrNoLinkingState) {
 		t.Fatalf("ConfirmPasskey before a response: %v", err)
 	}
-	if err := r.cli.SendPasskeyResponse(ctx, passkey.Assertion{}); !errors.Is(err, walink.ErrPasskeyInvalidAssertion) {
+	if err := r.cli.SendPasskeyResponse(r.ctx, passkey.Assertion{}); !errors.Is(err, walink.ErrPasskeyInvalidAssertion) {
 		t.Fatalf("empty assertion: %v", err)
 	}
 	// No new pair code while the step holds the pairing.
-	if _, err := r.cli.PairWithCode(ctx, walink.PairCodeOptions{PhoneNumber: testPhone}); !errors.Is(err, walink.ErrPasskeyInProgress) && !errors.Is(err, walink.ErrCodeAlreadyOutstanding) {
+	if _, err := r.cli.PairWithCode(r.ctx, walink.PairCodeOptions{PhoneNumber: testPhone}); !errors.Is(err, walink.ErrPasskeyInProgress) && !errors.Is(err, walink.ErrCodeAlreadyOutstanding) {
 		t.Fatalf("PairWithCode during the step: %v", err)
 	}
-	if err := r.cli.SendPasskeyResponse(ctx, assertFor(t, r.phone, req.Options.JSON())); err != nil {
-		t.Fatalf("SendPasskeyResponse: %v", err)
-	}
+	r.respond(t, req.Options.JSON())
 	conf := waitFor[walink.PairPasskeyConfirmation](t, r.rec, &r.from, 5*time.Second)
-	confirmed := make(chan error, 1)
-	go func() { confirmed <- r.cli.ConfirmPasskey(ctx) }()
-	dev, err := r.phone.ConfirmPasskey(ctx, conf.Code)
-	if err != nil {
-		t.Fatalf("phone confirm: %v", err)
-	}
-	if err := <-confirmed; err != nil {
-		t.Fatalf("ConfirmPasskey: %v", err)
-	}
-	if got := r.linked(t, entered, qrAdv); got != dev {
-		t.Fatalf("EnterCode linked %v, ConfirmPasskey %v", got, dev)
-	}
-	if err := r.cli.SendPasskeyResponse(ctx, assertFor(t, r.phone, req.Options.JSON())); !errors.Is(err, walink.ErrAlreadyPaired) || !errors.Is(err, walink.ErrPasskeyNoRequest) {
+	r.typeCode(t, conf.Code, r.confirmAsync(), entered, qrAdv)
+	if err := r.cli.SendPasskeyResponse(r.ctx, assertFor(t, r.phone, req.Options.JSON())); !errors.Is(err, walink.ErrAlreadyPaired) || !errors.Is(err, walink.ErrPasskeyNoRequest) {
 		t.Fatalf("SendPasskeyResponse after linking: %v", err)
 	}
 }
@@ -346,17 +387,10 @@ func TestE2EPasskeyCodeManual(t *testing.T) {
 // authenticator, 401 from SendPasskeyResponse), a wrong code typed on the
 // phone links nothing; nothing is stored until the right code.
 func TestE2EPasskeyRefusalsThenLink(t *testing.T) {
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	srv := startServer(t, pkScenario(watest.PasskeyQR, watest.PasskeyConfirmManual))
-	r := newRig(t, ctx, srv, clientConfig(t, srv), func(cfg *walink.Config, p *watest.Phone) {
+	r := startRig(t, pkScenario(watest.PasskeyQR, watest.PasskeyConfirmManual), func(cfg *walink.Config, p *watest.Phone) {
 		// The authenticator answers for another challenge: WhatsApp refuses.
 		cfg.PasskeyAuthenticator = func(ctx context.Context, o passkey.RequestOptions) (passkey.Assertion, error) {
-			b, err := p.Assert(otherChallenge(t, o.JSON()))
-			if err != nil {
-				return passkey.Assertion{}, err
-			}
-			return passkey.ParseAssertion(b)
+			return phoneAssert(p, otherChallenge(t, o.JSON()), watest.AssertOptions{})
 		}
 	})
 	res := r.scan(t)
@@ -366,34 +400,22 @@ func TestE2EPasskeyRefusalsThenLink(t *testing.T) {
 	if !errors.Is(pe.Err, walink.ErrPasskeyRefused) || !errors.As(pe.Err, &ie) || ie.Code != 401 || pe.Continuation {
 		t.Fatalf("PairPasskeyError %+v", pe)
 	}
-	storedUnpaired(t, ctx, r.st, qrAdv)
+	storedUnpaired(t, r.ctx, r.st, qrAdv)
 	// By hand, the same refusal is the call's error.
 	r.refused(t, assertFor(t, r.phone, otherChallenge(t, req.Options.JSON())), qrAdv, "assertion is for another challenge")
 	// The right assertion on the same connection.
-	if err := r.cli.SendPasskeyResponse(ctx, assertFor(t, r.phone, req.Options.JSON())); err != nil {
-		t.Fatalf("SendPasskeyResponse: %v", err)
-	}
+	r.respond(t, req.Options.JSON())
 	conf := waitFor[walink.PairPasskeyConfirmation](t, r.rec, &r.from, 5*time.Second)
-	confirmed := make(chan error, 1)
-	go func() { confirmed <- r.cli.ConfirmPasskey(ctx) }()
+	confirmed := r.confirmAsync()
 	wrong := "AAAA-AAAA"
 	if conf.Code == wrong {
 		wrong = "BBBB-BBBB"
 	}
-	if _, err := r.phone.ConfirmPasskey(ctx, wrong); !errors.Is(err, watest.ErrPasskeyCodeMismatch) {
+	if _, err := r.phone.ConfirmPasskey(r.ctx, wrong); !errors.Is(err, watest.ErrPasskeyCodeMismatch) {
 		t.Fatalf("wrong code on the phone: %v", err)
 	}
-	storedUnpaired(t, ctx, r.st, qrAdv)
-	dev, err := r.phone.ConfirmPasskey(ctx, conf.Code)
-	if err != nil {
-		t.Fatalf("right code: %v", err)
-	}
-	if err := <-confirmed; err != nil {
-		t.Fatalf("ConfirmPasskey: %v", err)
-	}
-	if got := r.linked(t, res, qrAdv); got != dev {
-		t.Fatalf("scan linked %v, ConfirmPasskey %v", got, dev)
-	}
+	storedUnpaired(t, r.ctx, r.st, qrAdv)
+	r.typeCode(t, conf.Code, confirmed, res, qrAdv)
 }
 
 // Nobody answers the request: the QR stops rotating and the connection is
@@ -401,10 +423,7 @@ func TestE2EPasskeyRefusalsThenLink(t *testing.T) {
 // PairPasskeyError{ErrPasskeyTimeout}, the connection ends, nothing stored.
 func TestE2EPasskeyTimeout(t *testing.T) {
 	runSync(t, "timeout", func(t *testing.T) {
-		ctx, cancel := context.WithCancel(context.Background())
-		defer cancel()
-		srv, cfg := startPipeServer(t, pkScenario(watest.PasskeyQR, watest.PasskeyConfirmManual))
-		r := newRig(t, ctx, srv, cfg, nil)
+		r := startPipeRig(t, pkScenario(watest.PasskeyQR, watest.PasskeyConfirmManual))
 		res := r.scan(t)
 		req, qrAdv := r.request(t)
 		start := time.Now()
@@ -431,7 +450,7 @@ func TestE2EPasskeyTimeout(t *testing.T) {
 		if n != 2 { // the first and the one re-rendered by the reg refresh
 			t.Fatalf("%d QR codes shown", n)
 		}
-		storedUnpaired(t, ctx, r.st, qrAdv)
+		storedUnpaired(t, r.ctx, r.st, qrAdv)
 		r.cli.Disconnect()
 	})
 }
@@ -442,20 +461,15 @@ func TestE2EPasskeyTimeout(t *testing.T) {
 // late answer links.
 func TestE2EPasskeyCodeSlowCeremony(t *testing.T) {
 	runSync(t, "slow", func(t *testing.T) {
-		ctx, cancel := context.WithCancel(context.Background())
-		defer cancel()
-		srv, cfg := startPipeServer(t, pkScenario(watest.PasskeyCode, watest.PasskeyConfirmAuto))
-		r := newRig(t, ctx, srv, cfg, nil)
+		r := startPipeRig(t, pkScenario(watest.PasskeyCode, watest.PasskeyConfirmAuto))
 		entered := r.codeStep(t)
 		req, qrAdv := r.request(t)
 		quiet(4 * time.Minute) // past the code's 60 s and every QR ref
 		for _, e := range r.rec.all()[r.from:] {
 			t.Fatalf("%T during the ceremony", e)
 		}
-		storedUnpaired(t, ctx, r.st, qrAdv)
-		if err := r.cli.SendPasskeyResponse(ctx, assertFor(t, r.phone, req.Options.JSON())); err != nil {
-			t.Fatalf("SendPasskeyResponse: %v", err)
-		}
+		storedUnpaired(t, r.ctx, r.st, qrAdv)
+		r.respond(t, req.Options.JSON())
 		r.confirm(t, true)
 		r.linked(t, entered, qrAdv)
 		r.cli.Disconnect()
@@ -467,10 +481,7 @@ func TestE2EPasskeyCodeSlowCeremony(t *testing.T) {
 // each SendPasskeyResponse's 401 ErrPasskeyRefused and store nothing; the
 // right assertion on the same connection then links.
 func TestE2EPasskeyClientRefusals(t *testing.T) {
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	srv := startServer(t, pkScenario(watest.PasskeyQR, watest.PasskeyConfirmAuto))
-	r := newRig(t, ctx, srv, clientConfig(t, srv), nil)
+	r := startRig(t, pkScenario(watest.PasskeyQR, watest.PasskeyConfirmAuto), nil)
 	res := r.scan(t)
 	req, qrAdv := r.request(t)
 	for _, c := range []struct {
@@ -481,19 +492,9 @@ func TestE2EPasskeyClientRefusals(t *testing.T) {
 		{watest.AssertOptions{NoUV: true}, "UV flag is clear"},
 		{watest.AssertOptions{BadSignature: true}, "signature over authenticatorData"},
 	} {
-		b, err := r.phone.AssertWith(req.Options.JSON(), c.o)
-		if err != nil {
-			t.Fatalf("%s: %v", c.why, err)
-		}
-		a, err := passkey.ParseAssertion(b)
-		if err != nil {
-			t.Fatalf("%s: %v", c.why, err)
-		}
-		r.refused(t, a, qrAdv, c.why)
+		r.refused(t, assertWith(t, r.phone, req.Options.JSON(), c.o), qrAdv, c.why)
 	}
-	if err := r.cli.SendPasskeyResponse(ctx, assertFor(t, r.phone, req.Options.JSON())); err != nil {
-		t.Fatalf("SendPasskeyResponse: %v", err)
-	}
+	r.respond(t, req.Options.JSON())
 	r.confirm(t, true)
 	r.linked(t, res, qrAdv)
 }
@@ -505,36 +506,24 @@ func TestE2EPasskeyClientRefusals(t *testing.T) {
 // so is an assertion for the new challenge whose sign counter did not grow
 // (a cloned authenticator); then a fresh one links.
 func TestE2EPasskeyReplayedAssertion(t *testing.T) {
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-	defer cancel()
-	srv := startServer(t, pkScenario(watest.PasskeyQR, watest.PasskeyConfirmAuto))
-	r := newRig(t, ctx, srv, clientConfig(t, srv), nil)
+	r := startRig(t, pkScenario(watest.PasskeyQR, watest.PasskeyConfirmAuto), nil)
 	res := r.scan(t)
 	req, qrAdv := r.request(t)
 	first := assertFor(t, r.phone, req.Options.JSON())
-	if err := r.cli.SendPasskeyResponse(ctx, first); err != nil {
+	if err := r.cli.SendPasskeyResponse(r.ctx, first); err != nil {
 		t.Fatalf("SendPasskeyResponse: %v", err)
 	}
 	r.refused(t, first, qrAdv, "replayed assertion: its challenge was already used")
 	r.confirm(t, true)
 	r.linked(t, res, qrAdv)
 
-	r2 := newRig(t, ctx, srv, clientConfig(t, srv), nil)
+	r2 := newRig(t, r.ctx, r.srv, clientConfig(t, r.srv), nil)
 	res2 := r2.scan(t)
 	req2, qrAdv2 := r2.request(t)
 	r2.refused(t, first, qrAdv2, "replayed assertion: its challenge was already used")
-	b, err := r2.phone.AssertWith(req2.Options.JSON(), watest.AssertOptions{ReuseSignCount: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	cloned, err := passkey.ParseAssertion(b)
-	if err != nil {
-		t.Fatal(err)
-	}
+	cloned := assertWith(t, r2.phone, req2.Options.JSON(), watest.AssertOptions{ReuseSignCount: true})
 	r2.refused(t, cloned, qrAdv2, "sign counter 1 did not grow past 1")
-	if err := r2.cli.SendPasskeyResponse(ctx, assertFor(t, r2.phone, req2.Options.JSON())); err != nil {
-		t.Fatalf("SendPasskeyResponse: %v", err)
-	}
+	r2.respond(t, req2.Options.JSON())
 	r2.confirm(t, true)
 	r2.linked(t, res2, qrAdv2)
 	if n := len(r2.phone.Devices()); n != 2 {
@@ -551,27 +540,22 @@ func TestE2EPasskeyReplayedAssertion(t *testing.T) {
 // TestPasskeyRefusals), so the client sends none and the user compares the
 // code; the step links with the newest secret.
 func TestE2EPasskeyStaleHandoff(t *testing.T) {
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-	defer cancel()
 	sc := pkScenario(watest.PasskeyQR, watest.PasskeyConfirmAuto)
 	sc.PasskeyTimeoutMS = 1500
-	srv := startServer(t, sc)
-	r := newRig(t, ctx, srv, clientConfig(t, srv), nil)
+	r := startRig(t, sc, nil)
 	res := r.scan(t)
 	_, qrAdv := r.request(t)
-	if _, err := r.phone.ScanQR(ctx, r.qr[0]); !errors.Is(err, watest.ErrStaleQR) {
+	if _, err := r.phone.ScanQR(r.ctx, r.qr[0]); !errors.Is(err, watest.ErrStaleQR) {
 		t.Fatalf("scan of the retired QR: %v", err)
 	}
 	if x := <-res; !errors.Is(x.err, watest.ErrPasskeyTimeout) {
 		t.Fatalf("first step: %v", x.err)
 	}
-	storedUnpaired(t, ctx, r.st, qrAdv)
+	storedUnpaired(t, r.ctx, r.st, qrAdv)
 	res = r.rescan(r.qr[1])
 	req, _ := r.request(t)
-	if err := r.cli.SendPasskeyResponse(ctx, assertFor(t, r.phone, req.Options.JSON())); err != nil {
-		t.Fatalf("SendPasskeyResponse: %v", err)
-	}
-	nodeLogged(t, srv, "no handoff proof")
+	r.respond(t, req.Options.JSON())
+	nodeLogged(t, r.srv, "no handoff proof")
 	r.confirm(t, false)
 	r.linked(t, res, qrAdv)
 }

@@ -6,6 +6,7 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"errors"
+	"strings"
 	"testing"
 	"time"
 
@@ -27,22 +28,28 @@ func pkScenario(mode, confirm string) *watest.Scenario {
 // phone's credential (what the user's authenticator does for real).
 func phoneAuthenticator(p *watest.Phone) walink.PasskeyAuthenticator {
 	return func(ctx context.Context, o passkey.RequestOptions) (passkey.Assertion, error) {
-		b, err := p.Assert(o.JSON())
-		if err != nil {
-			return passkey.Assertion{}, err
-		}
-		return passkey.ParseAssertion(b)
+		return phoneAssert(p, o.JSON(), watest.AssertOptions{})
 	}
+}
+
+// phoneAssert is the phone's assertion for options, faulty as ao says.
+func phoneAssert(p *watest.Phone, options []byte, ao watest.AssertOptions) (passkey.Assertion, error) {
+	b, err := p.AssertWith(options, ao)
+	if err != nil {
+		return passkey.Assertion{}, err
+	}
+	return passkey.ParseAssertion(b)
 }
 
 // assertFor makes the phone's assertion for o (the manual path).
 func assertFor(t *testing.T, p *watest.Phone, o []byte) passkey.Assertion {
 	t.Helper()
-	b, err := p.Assert(o)
-	if err != nil {
-		t.Fatal(err)
-	}
-	a, err := passkey.ParseAssertion(b)
+	return assertWith(t, p, o, watest.AssertOptions{})
+}
+
+func assertWith(t *testing.T, p *watest.Phone, o []byte, ao watest.AssertOptions) passkey.Assertion {
+	t.Helper()
+	a, err := phoneAssert(p, o, ao)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -66,23 +73,6 @@ func otherChallenge(t *testing.T, o []byte) []byte {
 type scanResult struct {
 	dev jid.JID
 	err error
-}
-
-// scanAsync scans like scanQR (through the reg refresh) in the background:
-// with a passkey step, ScanQR only returns once linking ended.
-func scanAsync(t *testing.T, ctx context.Context, phone *watest.Phone, rec *recorder, from *int) <-chan scanResult {
-	t.Helper()
-	code := waitFor[walink.PairingQRCode](t, rec, from, 5*time.Second).Code
-	if _, err := phone.ScanQR(ctx, code); !errors.Is(err, watest.ErrRescan) {
-		t.Fatalf("first scan: %v", err)
-	}
-	code = waitFor[walink.PairingQRCode](t, rec, from, 5*time.Second).Code
-	res := make(chan scanResult, 1)
-	go func() {
-		dev, err := phone.ScanQR(ctx, code)
-		res <- scanResult{dev, err}
-	}()
-	return res
 }
 
 // storedUnpaired checks that the store holds no paired device and that the
@@ -164,96 +154,229 @@ func eventOrder(t *testing.T, rec *recorder) {
 	}
 }
 
-// After a QR scan, with Config.PasskeyAuthenticator and
-// PasskeyAutoConfirm: the client answers by itself.
-func TestE2EPasskeyQRAutomatic(t *testing.T) {
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	srv := startServer(t, pkScenario(watest.PasskeyQR, watest.PasskeyConfirmAuto))
-	phone := srv.Phone(testPhone)
-	st := memstore.New()
-	cfg := clientConfig(t, srv)
-	cfg.PasskeyAuthenticator = phoneAuthenticator(phone)
-	cfg.PasskeyAutoConfirm = true
-	cli, rec := newClient(t, st, cfg)
-	from := 0
-	if err := cli.Connect(ctx); err != nil {
+// pkRig is one client of a passkey test with its store, events and the
+// phone that links it.
+type pkRig struct {
+	ctx   context.Context
+	srv   *watest.Server
+	phone *watest.Phone
+	st    store.Store
+	cli   *walink.Client
+	rec   *recorder
+	from  int
+	qr    []string // the QR codes scanned, in order
+}
+
+// newRig connects a client with a fresh store to srv (cfg from
+// clientConfig or startPipeServer, changed by mut when set).
+func newRig(t *testing.T, ctx context.Context, srv *watest.Server, cfg walink.Config, mut func(*walink.Config, *watest.Phone)) *pkRig {
+	t.Helper()
+	r := &pkRig{ctx: ctx, srv: srv, phone: srv.Phone(testPhone), st: memstore.New()}
+	if mut != nil {
+		mut(&cfg, r.phone)
+	}
+	r.cli, r.rec = newClient(t, r.st, cfg)
+	if err := r.cli.Connect(ctx); err != nil {
 		t.Fatal(err)
 	}
-	res := scanAsync(t, ctx, phone, rec, &from)
-	req := waitFor[walink.PairPasskeyRequest](t, rec, &from, 5*time.Second)
-	if req.Options.RPID() != "whatsapp.com" || len(req.Options.Challenge()) != 32 || req.Deadline.IsZero() {
-		t.Fatalf("request %s deadline %v", req.Options.JSON(), req.Deadline)
+	return r
+}
+
+// scan scans like scanQR (through the reg refresh) in the background:
+// with a passkey step, ScanQR only returns once linking ended.
+func (r *pkRig) scan(t *testing.T) <-chan scanResult {
+	t.Helper()
+	code := waitFor[walink.PairingQRCode](t, r.rec, &r.from, 5*time.Second).Code
+	if _, err := r.phone.ScanQR(r.ctx, code); !errors.Is(err, watest.ErrRescan) {
+		t.Fatalf("first scan: %v", err)
 	}
-	qrAdv := storedAdv(t, ctx, st)
-	conf := waitFor[walink.PairPasskeyConfirmation](t, rec, &from, 5*time.Second)
-	if len(conf.Code) != 9 || conf.Code[4] != '-' || !conf.SkipHandoffUX {
-		t.Fatalf("confirmation %+v", conf)
+	r.qr = append(r.qr, code)
+	code = waitFor[walink.PairingQRCode](t, r.rec, &r.from, 5*time.Second).Code
+	r.qr = append(r.qr, code)
+	return r.rescan(code)
+}
+
+// rescan has the phone scan code in the background.
+func (r *pkRig) rescan(code string) <-chan scanResult {
+	res := make(chan scanResult, 1)
+	go func() {
+		dev, err := r.phone.ScanQR(r.ctx, code)
+		res <- scanResult{dev, err}
+	}()
+	return res
+}
+
+// request waits for the passkey request and returns it with the adv
+// secret stored then (the QR's or the code's: the step stores nothing).
+func (r *pkRig) request(t *testing.T) (walink.PairPasskeyRequest, [32]byte) {
+	t.Helper()
+	req := waitFor[walink.PairPasskeyRequest](t, r.rec, &r.from, 5*time.Second)
+	return req, storedAdv(t, r.ctx, r.st)
+}
+
+// refused sends a, which WhatsApp must refuse with 401 (ErrPasskeyRefused,
+// a *passkey.IQError) logging why; nothing may be stored.
+func (r *pkRig) refused(t *testing.T, a passkey.Assertion, qrAdv [32]byte, why string) {
+	t.Helper()
+	err := r.cli.SendPasskeyResponse(r.ctx, a)
+	var ie *passkey.IQError
+	if !errors.Is(err, walink.ErrPasskeyRefused) || !errors.As(err, &ie) || ie.Code != 401 {
+		t.Fatalf("SendPasskeyResponse = %v, want 401 ErrPasskeyRefused (%s)", err, why)
 	}
-	r := <-res
-	if r.err != nil {
-		t.Fatalf("scan: %v", r.err)
+	nodeLogged(t, r.srv, why)
+	storedUnpaired(t, r.ctx, r.st, qrAdv)
+}
+
+// confirm waits for the confirmation, checks SkipHandoffUX, confirms by
+// hand (the phone confirms by itself) and returns the code.
+func (r *pkRig) confirm(t *testing.T, skipUX bool) string {
+	t.Helper()
+	conf := waitFor[walink.PairPasskeyConfirmation](t, r.rec, &r.from, 5*time.Second)
+	if len(conf.Code) != 9 || conf.Code[4] != '-' || conf.SkipHandoffUX != skipUX {
+		t.Fatalf("confirmation %+v, want SkipHandoffUX %v", conf, skipUX)
 	}
-	linkedAndStored(t, ctx, st, rec, &from, r.dev, qrAdv)
-	eventOrder(t, rec)
-	if phone.Passkey().SignCount != 1 {
-		t.Fatalf("sign count %d", phone.Passkey().SignCount)
+	if err := r.cli.ConfirmPasskey(r.ctx); err != nil {
+		t.Fatalf("ConfirmPasskey: %v", err)
+	}
+	return conf.Code
+}
+
+// linked waits for the phone's side (a scan or a typed code) and checks
+// the client's end with linkedAndStored.
+func (r *pkRig) linked(t *testing.T, res <-chan scanResult, qrAdv [32]byte) jid.JID {
+	t.Helper()
+	x := <-res
+	if x.err != nil {
+		t.Fatalf("phone: %v", x.err)
+	}
+	linkedAndStored(t, r.ctx, r.st, r.rec, &r.from, x.dev, qrAdv)
+	return x.dev
+}
+
+// confirmAsync runs ConfirmPasskey in the background: with
+// passkey_confirm manual it returns once the phone's user typed the code.
+func (r *pkRig) confirmAsync() <-chan error {
+	confirmed := make(chan error, 1)
+	go func() { confirmed <- r.cli.ConfirmPasskey(r.ctx) }()
+	return confirmed
+}
+
+// typeCode is the phone's user typing the right code while confirmed
+// (confirmAsync) waits; both succeed and the phone's side (res) links the
+// device the phone names.
+func (r *pkRig) typeCode(t *testing.T, code string, confirmed <-chan error, res <-chan scanResult, qrAdv [32]byte) {
+	t.Helper()
+	dev, err := r.phone.ConfirmPasskey(r.ctx, code)
+	if err != nil {
+		t.Fatalf("the phone refused the right code: %v", err)
+	}
+	if err := <-confirmed; err != nil {
+		t.Fatalf("ConfirmPasskey: %v", err)
+	}
+	if got := r.linked(t, res, qrAdv); got != dev {
+		t.Fatalf("the phone's side linked %v, its confirmation %v", got, dev)
 	}
 }
 
-// After companion_finish (pair code), by hand: SendPasskeyResponse and
-// ConfirmPasskey, the phone's user typing the code.
-func TestE2EPasskeyCodeManual(t *testing.T) {
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	srv := startServer(t, pkScenario(watest.PasskeyCode, watest.PasskeyConfirmManual))
-	phone := srv.Phone(testPhone)
-	st := memstore.New()
-	cli, rec := newClient(t, st, clientConfig(t, srv))
-	from := 0
-	if err := cli.Connect(ctx); err != nil {
-		t.Fatal(err)
+// startRig starts a local WhatsApp with sc on loopback and connects a
+// rig's client to it; the rig's context ends with the test (60 s at most).
+func startRig(t *testing.T, sc *watest.Scenario, mut func(*walink.Config, *watest.Phone)) *pkRig {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	t.Cleanup(cancel)
+	srv := startServer(t, sc)
+	return newRig(t, ctx, srv, clientConfig(t, srv), mut)
+}
+
+// startPipeRig is startRig over net.Pipe, for tests in a synctest
+// bubble (runSync).
+func startPipeRig(t *testing.T, sc *watest.Scenario) *pkRig {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	t.Cleanup(cancel)
+	srv, cfg := startPipeServer(t, sc)
+	return newRig(t, ctx, srv, cfg, nil)
+}
+
+// respond answers with the phone's assertion for options; WhatsApp must
+// accept it.
+func (r *pkRig) respond(t *testing.T, options []byte) {
+	t.Helper()
+	if err := r.cli.SendPasskeyResponse(r.ctx, assertFor(t, r.phone, options)); err != nil {
+		t.Fatalf("SendPasskeyResponse: %v", err)
 	}
-	code, err := cli.PairWithCode(ctx, walink.PairCodeOptions{PhoneNumber: testPhone})
+}
+
+// nodeLogged checks that the local WhatsApp's node log says why.
+func nodeLogged(t *testing.T, srv *watest.Server, why string) {
+	t.Helper()
+	for _, e := range srv.Events() {
+		if e.Dir == watest.DirInfo && strings.Contains(e.Note, why) {
+			return
+		}
+	}
+	t.Fatalf("node log never says %q", why)
+}
+
+// After a QR scan, with Config.PasskeyAuthenticator and
+// PasskeyAutoConfirm: the client answers by itself.
+func TestE2EPasskeyQRAutomatic(t *testing.T) {
+	r := startRig(t, pkScenario(watest.PasskeyQR, watest.PasskeyConfirmAuto), func(cfg *walink.Config, p *watest.Phone) {
+		cfg.PasskeyAuthenticator = phoneAuthenticator(p)
+		cfg.PasskeyAutoConfirm = true
+	})
+	res := r.scan(t)
+	req, qrAdv := r.request(t)
+	if req.Options.RPID() != "whatsapp.com" || len(req.Options.Challenge()) != 32 || req.Deadline.IsZero() {
+		t.Fatalf("request %s deadline %v", req.Options.JSON(), req.Deadline)
+	}
+	conf := waitFor[walink.PairPasskeyConfirmation](t, r.rec, &r.from, 5*time.Second)
+	if len(conf.Code) != 9 || conf.Code[4] != '-' || !conf.SkipHandoffUX {
+		t.Fatalf("confirmation %+v", conf)
+	}
+	r.linked(t, res, qrAdv)
+	eventOrder(t, r.rec)
+	if r.phone.Passkey().SignCount != 1 {
+		t.Fatalf("sign count %d", r.phone.Passkey().SignCount)
+	}
+}
+
+// codeStep starts a pair code that the phone types in the background.
+func (r *pkRig) codeStep(t *testing.T) <-chan scanResult {
+	t.Helper()
+	code, err := r.cli.PairWithCode(r.ctx, walink.PairCodeOptions{PhoneNumber: testPhone})
 	if err != nil {
 		t.Fatal(err)
 	}
 	entered := make(chan scanResult, 1)
 	go func() {
-		dev, err := phone.EnterCode(ctx, code[:4]+"-"+code[4:])
+		dev, err := r.phone.EnterCode(r.ctx, code[:4]+"-"+code[4:])
 		entered <- scanResult{dev, err}
 	}()
-	req := waitFor[walink.PairPasskeyRequest](t, rec, &from, 5*time.Second)
-	qrAdv := storedAdv(t, ctx, st)
+	return entered
+}
+
+// After companion_finish (pair code), by hand: SendPasskeyResponse and
+// ConfirmPasskey, the phone's user typing the code.
+func TestE2EPasskeyCodeManual(t *testing.T) {
+	r := startRig(t, pkScenario(watest.PasskeyCode, watest.PasskeyConfirmManual), nil)
+	entered := r.codeStep(t)
+	req, qrAdv := r.request(t)
 	// Early calls get their typed errors.
-	if err := cli.ConfirmPasskey(ctx); !errors.Is(err, passkey.ErrNoLinkingState) {
+	if err := r.cli.ConfirmPasskey(r.ctx); !errors.Is(err, passkey.ErrNoLinkingState) {
 		t.Fatalf("ConfirmPasskey before a response: %v", err)
 	}
-	if err := cli.SendPasskeyResponse(ctx, passkey.Assertion{}); !errors.Is(err, walink.ErrPasskeyInvalidAssertion) {
+	if err := r.cli.SendPasskeyResponse(r.ctx, passkey.Assertion{}); !errors.Is(err, walink.ErrPasskeyInvalidAssertion) {
 		t.Fatalf("empty assertion: %v", err)
 	}
 	// No new pair code while the step holds the pairing.
-	if _, err := cli.PairWithCode(ctx, walink.PairCodeOptions{PhoneNumber: testPhone}); !errors.Is(err, walink.ErrPasskeyInProgress) && !errors.Is(err, walink.ErrCodeAlreadyOutstanding) {
+	if _, err := r.cli.PairWithCode(r.ctx, walink.PairCodeOptions{PhoneNumber: testPhone}); !errors.Is(err, walink.ErrPasskeyInProgress) && !errors.Is(err, walink.ErrCodeAlreadyOutstanding) {
 		t.Fatalf("PairWithCode during the step: %v", err)
 	}
-	if err := cli.SendPasskeyResponse(ctx, assertFor(t, phone, req.Options.JSON())); err != nil {
-		t.Fatalf("SendPasskeyResponse: %v", err)
-	}
-	conf := waitFor[walink.PairPasskeyConfirmation](t, rec, &from, 5*time.Second)
-	confirmed := make(chan error, 1)
-	go func() { confirmed <- cli.ConfirmPasskey(ctx) }()
-	dev, err := phone.ConfirmPasskey(ctx, conf.Code)
-	if err != nil {
-		t.Fatalf("phone confirm: %v", err)
-	}
-	if err := <-confirmed; err != nil {
-		t.Fatalf("ConfirmPasskey: %v", err)
-	}
-	if r := <-entered; r.err != nil || r.dev != dev {
-		t.Fatalf("EnterCode = %v %v", r.dev, r.err)
-	}
-	linkedAndStored(t, ctx, st, rec, &from, dev, qrAdv)
-	if err := cli.SendPasskeyResponse(ctx, assertFor(t, phone, req.Options.JSON())); !errors.Is(err, walink.ErrAlreadyPaired) || !errors.Is(err, walink.ErrPasskeyNoRequest) {
+	r.respond(t, req.Options.JSON())
+	conf := waitFor[walink.PairPasskeyConfirmation](t, r.rec, &r.from, 5*time.Second)
+	r.typeCode(t, conf.Code, r.confirmAsync(), entered, qrAdv)
+	if err := r.cli.SendPasskeyResponse(r.ctx, assertFor(t, r.phone, req.Options.JSON())); !errors.Is(err, walink.ErrAlreadyPaired) || !errors.Is(err, walink.ErrPasskeyNoRequest) {
 		t.Fatalf("SendPasskeyResponse after linking: %v", err)
 	}
 }
@@ -264,65 +387,35 @@ func TestE2EPasskeyCodeManual(t *testing.T) {
 // authenticator, 401 from SendPasskeyResponse), a wrong code typed on the
 // phone links nothing; nothing is stored until the right code.
 func TestE2EPasskeyRefusalsThenLink(t *testing.T) {
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	srv := startServer(t, pkScenario(watest.PasskeyQR, watest.PasskeyConfirmManual))
-	phone := srv.Phone(testPhone)
-	st := memstore.New()
-	cfg := clientConfig(t, srv)
-	// The authenticator answers for another challenge: WhatsApp refuses.
-	cfg.PasskeyAuthenticator = func(ctx context.Context, o passkey.RequestOptions) (passkey.Assertion, error) {
-		b, err := phone.Assert(otherChallenge(t, o.JSON()))
-		if err != nil {
-			return passkey.Assertion{}, err
+	r := startRig(t, pkScenario(watest.PasskeyQR, watest.PasskeyConfirmManual), func(cfg *walink.Config, p *watest.Phone) {
+		// The authenticator answers for another challenge: WhatsApp refuses.
+		cfg.PasskeyAuthenticator = func(ctx context.Context, o passkey.RequestOptions) (passkey.Assertion, error) {
+			return phoneAssert(p, otherChallenge(t, o.JSON()), watest.AssertOptions{})
 		}
-		return passkey.ParseAssertion(b)
-	}
-	cli, rec := newClient(t, st, cfg)
-	from := 0
-	if err := cli.Connect(ctx); err != nil {
-		t.Fatal(err)
-	}
-	res := scanAsync(t, ctx, phone, rec, &from)
-	req := waitFor[walink.PairPasskeyRequest](t, rec, &from, 5*time.Second)
-	qrAdv := storedAdv(t, ctx, st)
-	pe := waitFor[walink.PairPasskeyError](t, rec, &from, 5*time.Second)
+	})
+	res := r.scan(t)
+	req, qrAdv := r.request(t)
+	pe := waitFor[walink.PairPasskeyError](t, r.rec, &r.from, 5*time.Second)
 	var ie *passkey.IQError
 	if !errors.Is(pe.Err, walink.ErrPasskeyRefused) || !errors.As(pe.Err, &ie) || ie.Code != 401 || pe.Continuation {
 		t.Fatalf("PairPasskeyError %+v", pe)
 	}
-	storedUnpaired(t, ctx, st, qrAdv)
+	storedUnpaired(t, r.ctx, r.st, qrAdv)
 	// By hand, the same refusal is the call's error.
-	err := cli.SendPasskeyResponse(ctx, assertFor(t, phone, otherChallenge(t, req.Options.JSON())))
-	if !errors.Is(err, walink.ErrPasskeyRefused) || !errors.As(err, &ie) || ie.Code != 401 {
-		t.Fatalf("refused assertion: %v", err)
-	}
+	r.refused(t, assertFor(t, r.phone, otherChallenge(t, req.Options.JSON())), qrAdv, "assertion is for another challenge")
 	// The right assertion on the same connection.
-	if err := cli.SendPasskeyResponse(ctx, assertFor(t, phone, req.Options.JSON())); err != nil {
-		t.Fatalf("SendPasskeyResponse: %v", err)
-	}
-	conf := waitFor[walink.PairPasskeyConfirmation](t, rec, &from, 5*time.Second)
-	confirmed := make(chan error, 1)
-	go func() { confirmed <- cli.ConfirmPasskey(ctx) }()
+	r.respond(t, req.Options.JSON())
+	conf := waitFor[walink.PairPasskeyConfirmation](t, r.rec, &r.from, 5*time.Second)
+	confirmed := r.confirmAsync()
 	wrong := "AAAA-AAAA"
 	if conf.Code == wrong {
 		wrong = "BBBB-BBBB"
 	}
-	if _, err := phone.ConfirmPasskey(ctx, wrong); !errors.Is(err, watest.ErrPasskeyCodeMismatch) {
+	if _, err := r.phone.ConfirmPasskey(r.ctx, wrong); !errors.Is(err, watest.ErrPasskeyCodeMismatch) {
 		t.Fatalf("wrong code on the phone: %v", err)
 	}
-	storedUnpaired(t, ctx, st, qrAdv)
-	dev, err := phone.ConfirmPasskey(ctx, conf.Code)
-	if err != nil {
-		t.Fatalf("right code: %v", err)
-	}
-	if err := <-confirmed; err != nil {
-		t.Fatalf("ConfirmPasskey: %v", err)
-	}
-	if r := <-res; r.err != nil || r.dev != dev {
-		t.Fatalf("scan = %v %v", r.dev, r.err)
-	}
-	linkedAndStored(t, ctx, st, rec, &from, dev, qrAdv)
+	storedUnpaired(t, r.ctx, r.st, qrAdv)
+	r.typeCode(t, conf.Code, confirmed, res, qrAdv)
 }
 
 // Nobody answers the request: the QR stops rotating and the connection is
@@ -330,48 +423,35 @@ func TestE2EPasskeyRefusalsThenLink(t *testing.T) {
 // PairPasskeyError{ErrPasskeyTimeout}, the connection ends, nothing stored.
 func TestE2EPasskeyTimeout(t *testing.T) {
 	runSync(t, "timeout", func(t *testing.T) {
-		ctx, cancel := context.WithCancel(context.Background())
-		defer cancel()
-		srv, cfg := startPipeServer(t, pkScenario(watest.PasskeyQR, watest.PasskeyConfirmManual))
-		phone := srv.Phone(testPhone)
-		st := memstore.New()
-		cli, rec := newClient(t, st, cfg)
-		from := 0
-		if err := cli.Connect(ctx); err != nil {
-			t.Fatal(err)
-		}
-		res := scanAsync(t, ctx, phone, rec, &from)
-		req := waitFor[walink.PairPasskeyRequest](t, rec, &from, 5*time.Second)
-		qrAdv := storedAdv(t, ctx, st)
+		r := startPipeRig(t, pkScenario(watest.PasskeyQR, watest.PasskeyConfirmManual))
+		res := r.scan(t)
+		req, qrAdv := r.request(t)
 		start := time.Now()
-		pe := waitFor[walink.PairPasskeyError](t, rec, &from, 30*time.Minute)
-		if !errors.Is(pe.Err, walink.ErrPasskeyTimeout) {
+		pe := waitFor[walink.PairPasskeyError](t, r.rec, &r.from, 30*time.Minute)
+		if !errors.Is(pe.Err, walink.ErrPasskeyTimeout) || pe.Continuation {
 			t.Fatalf("PairPasskeyError %+v", pe)
 		}
 		if waited := time.Since(start); waited < req.Options.Timeout() {
 			t.Fatalf("gave up after %v, options say %v", waited, req.Options.Timeout())
 		}
-		waitFor[walink.Disconnected](t, rec, &from, 5*time.Second)
-		if r := <-res; r.err == nil {
+		waitFor[walink.Disconnected](t, r.rec, &r.from, 5*time.Second)
+		if x := <-res; x.err == nil {
 			t.Fatal("the phone linked after the timeout")
 		}
-		for _, e := range rec.all() {
+		n := 0
+		for _, e := range r.rec.all() {
 			switch e.(type) {
 			case walink.PairSuccess, walink.QRCodesExpired:
 				t.Fatalf("%T during the step", e)
-			}
-		}
-		n := 0
-		for _, e := range rec.all() {
-			if _, ok := e.(walink.PairingQRCode); ok {
+			case walink.PairingQRCode:
 				n++
 			}
 		}
 		if n != 2 { // the first and the one re-rendered by the reg refresh
 			t.Fatalf("%d QR codes shown", n)
 		}
-		storedUnpaired(t, ctx, st, qrAdv)
-		cli.Disconnect()
+		storedUnpaired(t, r.ctx, r.st, qrAdv)
+		r.cli.Disconnect()
 	})
 }
 
@@ -381,45 +461,18 @@ func TestE2EPasskeyTimeout(t *testing.T) {
 // late answer links.
 func TestE2EPasskeyCodeSlowCeremony(t *testing.T) {
 	runSync(t, "slow", func(t *testing.T) {
-		ctx, cancel := context.WithCancel(context.Background())
-		defer cancel()
-		srv, cfg := startPipeServer(t, pkScenario(watest.PasskeyCode, watest.PasskeyConfirmAuto))
-		phone := srv.Phone(testPhone)
-		st := memstore.New()
-		cli, rec := newClient(t, st, cfg)
-		from := 0
-		if err := cli.Connect(ctx); err != nil {
-			t.Fatal(err)
-		}
-		code, err := cli.PairWithCode(ctx, walink.PairCodeOptions{PhoneNumber: testPhone})
-		if err != nil {
-			t.Fatal(err)
-		}
-		entered := make(chan scanResult, 1)
-		go func() {
-			dev, err := phone.EnterCode(ctx, code[:4]+"-"+code[4:])
-			entered <- scanResult{dev, err}
-		}()
-		req := waitFor[walink.PairPasskeyRequest](t, rec, &from, 5*time.Second)
-		qrAdv := storedAdv(t, ctx, st)
+		r := startPipeRig(t, pkScenario(watest.PasskeyCode, watest.PasskeyConfirmAuto))
+		entered := r.codeStep(t)
+		req, qrAdv := r.request(t)
 		quiet(4 * time.Minute) // past the code's 60 s and every QR ref
-		for _, e := range rec.all()[from:] {
+		for _, e := range r.rec.all()[r.from:] {
 			t.Fatalf("%T during the ceremony", e)
 		}
-		storedUnpaired(t, ctx, st, qrAdv)
-		if err := cli.SendPasskeyResponse(ctx, assertFor(t, phone, req.Options.JSON())); err != nil {
-			t.Fatalf("SendPasskeyResponse: %v", err)
-		}
-		waitFor[walink.PairPasskeyConfirmation](t, rec, &from, 5*time.Second)
-		if err := cli.ConfirmPasskey(ctx); err != nil {
-			t.Fatalf("ConfirmPasskey: %v", err)
-		}
-		r := <-entered
-		if r.err != nil {
-			t.Fatalf("EnterCode: %v", r.err)
-		}
-		linkedAndStored(t, ctx, st, rec, &from, r.dev, qrAdv)
-		cli.Disconnect()
+		storedUnpaired(t, r.ctx, r.st, qrAdv)
+		r.respond(t, req.Options.JSON())
+		r.confirm(t, true)
+		r.linked(t, entered, qrAdv)
+		r.cli.Disconnect()
 	})
 }
 
@@ -428,49 +481,81 @@ func TestE2EPasskeyCodeSlowCeremony(t *testing.T) {
 // each SendPasskeyResponse's 401 ErrPasskeyRefused and store nothing; the
 // right assertion on the same connection then links.
 func TestE2EPasskeyClientRefusals(t *testing.T) {
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	srv := startServer(t, pkScenario(watest.PasskeyQR, watest.PasskeyConfirmAuto))
-	phone := srv.Phone(testPhone)
-	st := memstore.New()
-	cli, rec := newClient(t, st, clientConfig(t, srv))
-	from := 0
-	if err := cli.Connect(ctx); err != nil {
-		t.Fatal(err)
-	}
-	res := scanAsync(t, ctx, phone, rec, &from)
-	req := waitFor[walink.PairPasskeyRequest](t, rec, &from, 5*time.Second)
-	qrAdv := storedAdv(t, ctx, st)
-	for name, o := range map[string]watest.AssertOptions{
-		"wrong rpId":    {RPID: "evil.example"},
-		"no UV":         {NoUV: true},
-		"bad signature": {BadSignature: true},
+	r := startRig(t, pkScenario(watest.PasskeyQR, watest.PasskeyConfirmAuto), nil)
+	res := r.scan(t)
+	req, qrAdv := r.request(t)
+	for _, c := range []struct {
+		o   watest.AssertOptions
+		why string
+	}{
+		{watest.AssertOptions{RPID: "evil.example"}, "wrong rpId"},
+		{watest.AssertOptions{NoUV: true}, "UV flag is clear"},
+		{watest.AssertOptions{BadSignature: true}, "signature over authenticatorData"},
 	} {
-		b, err := phone.AssertWith(req.Options.JSON(), o)
-		if err != nil {
-			t.Fatalf("%s: %v", name, err)
-		}
-		a, err := passkey.ParseAssertion(b)
-		if err != nil {
-			t.Fatalf("%s: %v", name, err)
-		}
-		err = cli.SendPasskeyResponse(ctx, a)
-		var ie *passkey.IQError
-		if !errors.Is(err, walink.ErrPasskeyRefused) || !errors.As(err, &ie) || ie.Code != 401 {
-			t.Fatalf("%s: SendPasskeyResponse = %v, want 401 ErrPasskeyRefused", name, err)
-		}
-		storedUnpaired(t, ctx, st, qrAdv)
+		r.refused(t, assertWith(t, r.phone, req.Options.JSON(), c.o), qrAdv, c.why)
 	}
-	if err := cli.SendPasskeyResponse(ctx, assertFor(t, phone, req.Options.JSON())); err != nil {
+	r.respond(t, req.Options.JSON())
+	r.confirm(t, true)
+	r.linked(t, res, qrAdv)
+}
+
+// A replayed assertion, through the client. The same assertion sent twice
+// in one step: the second is refused (its challenge is spent) and leaves
+// the accepted step as it was, so the code still links. A second device
+// linking to the same account reusing that assertion is refused too, and
+// so is an assertion for the new challenge whose sign counter did not grow
+// (a cloned authenticator); then a fresh one links.
+func TestE2EPasskeyReplayedAssertion(t *testing.T) {
+	r := startRig(t, pkScenario(watest.PasskeyQR, watest.PasskeyConfirmAuto), nil)
+	res := r.scan(t)
+	req, qrAdv := r.request(t)
+	first := assertFor(t, r.phone, req.Options.JSON())
+	if err := r.cli.SendPasskeyResponse(r.ctx, first); err != nil {
 		t.Fatalf("SendPasskeyResponse: %v", err)
 	}
-	waitFor[walink.PairPasskeyConfirmation](t, rec, &from, 5*time.Second)
-	if err := cli.ConfirmPasskey(ctx); err != nil {
-		t.Fatalf("ConfirmPasskey: %v", err)
+	r.refused(t, first, qrAdv, "replayed assertion: its challenge was already used")
+	r.confirm(t, true)
+	r.linked(t, res, qrAdv)
+
+	r2 := newRig(t, r.ctx, r.srv, clientConfig(t, r.srv), nil)
+	res2 := r2.scan(t)
+	req2, qrAdv2 := r2.request(t)
+	r2.refused(t, first, qrAdv2, "replayed assertion: its challenge was already used")
+	cloned := assertWith(t, r2.phone, req2.Options.JSON(), watest.AssertOptions{ReuseSignCount: true})
+	r2.refused(t, cloned, qrAdv2, "sign counter 1 did not grow past 1")
+	r2.respond(t, req2.Options.JSON())
+	r2.confirm(t, true)
+	r2.linked(t, res2, qrAdv2)
+	if n := len(r2.phone.Devices()); n != 2 {
+		t.Fatalf("%d devices linked", n)
 	}
-	r := <-res
-	if r.err != nil {
-		t.Fatalf("scan: %v", r.err)
+}
+
+// A handoff proof keyed by a retired adv secret, through the client. The
+// QR the reg refresh retired cannot start a step (the phone refuses it).
+// When WhatsApp ends a step the user let pass and the phone scans again,
+// the client gets a second request on the same connection while it holds
+// the secret it drew at the first, which no QR carried: a proof keyed by
+// it would be stale (the local WhatsApp refuses one, see watest's
+// TestPasskeyRefusals), so the client sends none and the user compares the
+// code; the step links with the newest secret.
+func TestE2EPasskeyStaleHandoff(t *testing.T) {
+	sc := pkScenario(watest.PasskeyQR, watest.PasskeyConfirmAuto)
+	sc.PasskeyTimeoutMS = 1500
+	r := startRig(t, sc, nil)
+	res := r.scan(t)
+	_, qrAdv := r.request(t)
+	if _, err := r.phone.ScanQR(r.ctx, r.qr[0]); !errors.Is(err, watest.ErrStaleQR) {
+		t.Fatalf("scan of the retired QR: %v", err)
 	}
-	linkedAndStored(t, ctx, st, rec, &from, r.dev, qrAdv)
+	if x := <-res; !errors.Is(x.err, watest.ErrPasskeyTimeout) {
+		t.Fatalf("first step: %v", x.err)
+	}
+	storedUnpaired(t, r.ctx, r.st, qrAdv)
+	res = r.rescan(r.qr[1])
+	req, _ := r.request(t)
+	r.respond(t, req.Options.JSON())
+	nodeLogged(t, r.srv, "no handoff proof")
+	r.confirm(t, false)
+	r.linked(t, res, qrAdv)
 }

@@ -120,7 +120,7 @@ func passkeyErr(err error) error {
 	if err == nil {
 		return nil
 	}
-	return fmt.Errorf("walink: passkey: %w", err)
+	return fmt.Errorf("walink: %w", err) // passkey errors say "passkey: "
 }
 
 // PasskeyRequest returns the latest PairPasskeyRequest while it can still
@@ -145,7 +145,7 @@ func (c *Client) PasskeyRequest() (req PairPasskeyRequest, ok bool) {
 // connection errors, or ctx's error.
 func (c *Client) SendPasskeyResponse(ctx context.Context, a passkey.Assertion) error {
 	if c.IsLoggedIn() {
-		return fmt.Errorf("walink: passkey: %w (%w)", ErrPasskeyNoRequest, ErrAlreadyPaired)
+		return fmt.Errorf("walink: %w (%w)", ErrPasskeyNoRequest, ErrAlreadyPaired)
 	}
 	_, err := c.callMode(ctx, engine.PasskeyModeName, func(id engine.CallID) any {
 		return engine.PasskeyRespond{Call: id, Assertion: a}
@@ -161,7 +161,7 @@ func (c *Client) SendPasskeyResponse(ctx context.Context, a passkey.Assertion) e
 // ErrPasskeyRefused, ErrPasskeyTimeout, connection errors or ctx's later.
 func (c *Client) ConfirmPasskey(ctx context.Context) error {
 	if c.IsLoggedIn() {
-		return fmt.Errorf("walink: passkey: %w (%w)", ErrPasskeyNoRequest, ErrAlreadyPaired)
+		return fmt.Errorf("walink: %w (%w)", ErrPasskeyNoRequest, ErrAlreadyPaired)
 	}
 	_, err := c.callMode(ctx, engine.PasskeyModeName, func(id engine.CallID) any {
 		return engine.PasskeyConfirm{Call: id}

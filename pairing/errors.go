@@ -39,11 +39,19 @@ type ParseError struct {
 	What string // what was being parsed, e.g. "qr", "wrapped key"
 	Msg  string // what is wrong with it
 	Err  error  // underlying cause, or nil
+	// Pkg names the package that reports it at the start of the message;
+	// "" is "pairing" (pairing/passkey shares the type).
+	Pkg string
 }
 
 func (e *ParseError) Error() string {
 	var b strings.Builder
-	b.WriteString("pairing: malformed ")
+	if e.Pkg == "" {
+		b.WriteString("pairing")
+	} else {
+		b.WriteString(e.Pkg)
+	}
+	b.WriteString(": malformed ")
 	b.WriteString(e.What)
 	if e.Msg != "" {
 		b.WriteString(": ")

@@ -177,6 +177,7 @@ type SessionView struct {
 	Transitions []Transition  `json:"transitions"`
 	QR          *QRView       `json:"qr,omitempty"`
 	PairCode    *PairCodeView `json:"pair_code,omitempty"`
+	Passkey     *PasskeyView  `json:"passkey,omitempty"` // status passkey_confirm
 	CreatedAt   time.Time     `json:"created_at"`
 	UpdatedAt   time.Time     `json:"updated_at"`
 }
@@ -214,6 +215,10 @@ func (s *Service) view(ss *session) SessionView {
 	}
 	if r.Status == StatusPairCode && ss.code != "" {
 		v.PairCode = &PairCodeView{Code: ss.code, ExpiresAt: ss.codeExp.UTC()}
+	}
+	if r.Status == StatusPasskeyConfirm && ss.passkey != nil {
+		pk := *ss.passkey
+		v.Passkey = &pk
 	}
 	return v
 }

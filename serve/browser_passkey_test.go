@@ -140,6 +140,10 @@ func TestBrowserPasskey(t *testing.T) {
 		t.Fatalf("status shows %q", v)
 	}
 	t.Logf("confirmation code on the page: %q", code)
+	// A reload loses the event; the session object still has the code.
+	run("reload", chromedp.Reload(), chromedp.WaitVisible(`li[data-id="`+id+`"] .actions button`),
+		chromedp.Click(`li[data-id="`+id+`"] .actions button`), chromedp.WaitVisible("#passkey-confirm-view"),
+		poll(`document.getElementById("passkey-code").textContent === "`+code+`"`), shot("10b-passkey-confirm-reloaded"))
 
 	// The phone's user types the code the page shows (passkey_confirm
 	// manual): the phone checks it against its own, so a wrong or stale

@@ -78,5 +78,8 @@
 // under /v1/sessions/{id}/passkey) is carried out by Config.Passkey
 // ([Passkey]); [ClientPasskey] drives it with the client's passkey API
 // (walink serve uses it); without one those routes answer 501
-// urn:walink:problem:passkey-not-available.
+// urn:walink:problem:passkey-not-available. While the status is
+// passkey_confirm the session object carries passkey{code,
+// skip_handoff_ux}, the code the phone shows too, so a page loaded after
+// the passkey_confirm event still shows it.
 package serve

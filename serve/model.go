@@ -38,6 +38,15 @@ type Transition struct {
 	At     time.Time `json:"at"`
 }
 
+// PasskeyView is the passkey step in a session object while its status is
+// passkey_confirm: the code the phone shows too, so a page reloaded after
+// the passkey_confirm event still shows it. It lives in memory only, like
+// the QR and the pair code: the step dies with the connection.
+type PasskeyView struct {
+	Code          string `json:"code"` // "XXXX-XXXX"
+	SkipHandoffUX bool   `json:"skip_handoff_ux"`
+}
+
 // WebhookConfig is a session's webhook: events (by name; empty = all) are
 // POSTed to URL, signed with Secret.
 type WebhookConfig struct {

@@ -68,3 +68,16 @@ func (ClientPasskey) Classify(ev walink.Event) (string, map[string]any, Status, 
 	}
 	return "", nil, "", false
 }
+
+// notePasskey returns what a session object shows of the passkey step
+// after ev: the code of the last PairPasskeyConfirmation, dropped at a new
+// request (its code will differ).
+func notePasskey(cur *PasskeyView, ev walink.Event) *PasskeyView {
+	switch ev := ev.(type) {
+	case walink.PairPasskeyConfirmation:
+		return &PasskeyView{Code: ev.Code, SkipHandoffUX: ev.SkipHandoffUX}
+	case walink.PairPasskeyRequest:
+		return nil
+	}
+	return cur
+}

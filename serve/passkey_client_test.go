@@ -15,7 +15,8 @@ import (
 // client's API, against the local WhatsApp's passkey step after a QR scan:
 // the options the route hands out are the request's, a refused assertion
 // (another challenge) is a 422 problem and the step stays live, the right
-// one and the confirm route link the session.
+// one and the confirm route link the session; meanwhile the session
+// object shows the confirmation code.
 func TestClientPasskeyAgainstWatest(t *testing.T) {
 	const phone = "15550002222"
 	e := newEnv(t, envOpts{
@@ -75,8 +76,26 @@ func TestClientPasskeyAgainstWatest(t *testing.T) {
 
 	e.must(200, "POST", "/v1/sessions/"+id+"/passkey/response", assert(o))
 	e.waitStatus(id, StatusPasskeyConfirm, 10*time.Second)
+	// The session object keeps the code of the passkey_confirm event (a
+	// page reloaded after the event shows it from there).
+	evs, err := e.svc.db.eventsAfter(ctx, id, 0, 1000)
+	if err != nil {
+		t.Fatal(err)
+	}
+	code := ""
+	for _, ev := range evs {
+		if ev.Name == "passkey_confirm" {
+			code, _ = ev.Data["code"].(string)
+		}
+	}
+	pk, _ := e.must(200, "GET", "/v1/sessions/"+id, nil)["passkey"].(map[string]any)
+	if code == "" || pk["code"] != code || pk["skip_handoff_ux"] != true {
+		t.Fatalf("session's passkey %v, event's code %q", pk, code)
+	}
 	e.must(200, "POST", "/v1/sessions/"+id+"/passkey/confirm", nil)
-	e.waitStatus(id, StatusConnected, 20*time.Second)
+	if s := e.waitStatus(id, StatusConnected, 20*time.Second); s["passkey"] != nil {
+		t.Fatalf("linked session still shows the passkey step: %v", s)
+	}
 	if err := <-scanned; err != nil {
 		t.Fatalf("scan: %v", err)
 	}

@@ -165,6 +165,7 @@ type session struct {
 	qrExp     time.Time
 	code      string
 	codeExp   time.Time
+	passkey   *PasskeyView // shown while the status is passkey_confirm
 	linkStart time.Time
 	method    string // how the current link attempt goes: "qr" or "code"
 	connected bool   // has been connected with this client (reconnect metric)
@@ -554,6 +555,7 @@ func (s *Service) onEvent(ss *session, gen uint64, cli *walink.Client, ev walink
 		}
 		if s.cfg.Passkey != nil {
 			if name, data, st, ok := s.cfg.Passkey.Classify(ev); ok {
+				ss.passkey = notePasskey(ss.passkey, ev)
 				return append(one(name, data), s.setStatus(r, st, "")...)
 			}
 		}

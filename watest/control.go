@@ -45,12 +45,7 @@ const maxBody = 64 << 10
 func (s *Server) Handler() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /ws/chat", s.serveWS)
-	mux.HandleFunc("POST /phones/{phone}/scan", s.handleScan)
-	mux.HandleFunc("POST /phones/{phone}/link-code", s.handleLinkCode)
-	mux.HandleFunc("POST /phones/{phone}/refresh-code", s.handleRefreshCode)
-	mux.HandleFunc("GET /phones/{phone}/devices", s.handleDevices)
-	mux.HandleFunc("DELETE /phones/{phone}/devices/{device}", s.handleUnlink)
-	mux.HandleFunc("POST /phones/{phone}/devices/{device}/kick", s.handleKick)
+	s.phoneRoutes(mux)
 	s.passkeyRoutes(mux)
 	mux.HandleFunc("GET /events", s.handleEvents)
 	mux.HandleFunc("GET /config", s.handleGetConfig)
@@ -84,60 +79,102 @@ func (s *Server) phoneFromPath(w http.ResponseWriter, r *http.Request) (*Phone, 
 	return s.Phone(num), true
 }
 
-func (s *Server) handleScan(w http.ResponseWriter, r *http.Request) {
-	p, ok := s.phoneFromPath(w, r)
-	if !ok {
-		return
-	}
-	var body struct {
-		QR string `json:"qr"`
-	}
-	if !readJSON(w, r, &body) {
-		return
-	}
-	dev, err := p.ScanQR(r.Context(), body.QR)
-	writeLinkResult(w, dev, err)
+// bodyMode says how a phone endpoint reads its JSON body.
+type bodyMode int
+
+const (
+	noBody       bodyMode = iota // not read
+	jsonBody                     // a JSON object, required
+	optionalBody                 // a JSON object, or nothing at all
+)
+
+// statusError gives an endpoint's error its own status instead of
+// statusFor's.
+type statusError struct {
+	status int
+	err    error
 }
 
-func (s *Server) handleLinkCode(w http.ResponseWriter, r *http.Request) {
-	p, ok := s.phoneFromPath(w, r)
-	if !ok {
-		return
+func (e statusError) Error() string { return e.err.Error() }
+func (e statusError) Unwrap() error { return e.err }
+
+// phoneEndpoint is the shape of the phone endpoints: the phone of the path
+// ({device} too when device), the body into a B, then do, whose value is
+// the 200 answer and whose error gets statusFor's status (or a
+// statusError's) with {"error"}.
+func phoneEndpoint[B any](s *Server, device bool, mode bodyMode, do func(ctx context.Context, p *Phone, dev uint16, body B) (any, error)) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		p, ok := s.phoneFromPath(w, r)
+		if !ok {
+			return
+		}
+		var dev uint16
+		if device {
+			if dev, ok = deviceFromPath(w, r); !ok {
+				return
+			}
+		}
+		var body B
+		if (mode == jsonBody || mode == optionalBody && r.ContentLength != 0) && !readJSON(w, r, &body) {
+			return
+		}
+		v, err := do(r.Context(), p, dev, body)
+		if err != nil {
+			status := statusFor(err)
+			var se statusError
+			if errors.As(err, &se) {
+				status = se.status
+			}
+			writeError(w, status, err)
+			return
+		}
+		writeJSON(w, http.StatusOK, v)
 	}
-	var body struct {
-		Code string `json:"code"`
-	}
-	if !readJSON(w, r, &body) {
-		return
-	}
-	dev, err := p.EnterCode(r.Context(), body.Code)
-	writeLinkResult(w, dev, err)
 }
 
-func (s *Server) handleRefreshCode(w http.ResponseWriter, r *http.Request) {
-	p, ok := s.phoneFromPath(w, r)
-	if !ok {
-		return
-	}
-	var body struct {
-		ForceManual bool `json:"force_manual"`
-	}
-	if r.ContentLength != 0 && !readJSON(w, r, &body) {
-		return
-	}
-	if err := p.RefreshCode(r.Context(), body.ForceManual); err != nil {
-		writeError(w, statusFor(err), err)
-		return
-	}
-	writeJSON(w, http.StatusOK, map[string]any{})
-}
+// none is an endpoint without a body.
+type none struct{}
 
-func writeLinkResult(w http.ResponseWriter, dev jid.JID, err error) {
+// linked is the answer of the endpoints that end when linking ends.
+func linked(dev jid.JID, err error) (any, error) {
 	if err != nil {
-		writeError(w, statusFor(err), err)
-		return
+		return nil, err
 	}
-	writeJSON(w, http.StatusOK, map[string]string{"device": dev.String()})
+	return map[string]string{"device": dev.String()}, nil
+}
+
+// phoneRoutes adds the endpoints of a phone and its devices.
+func (s *Server) phoneRoutes(mux *http.ServeMux) {
+	mux.HandleFunc("POST /phones/{phone}/scan", phoneEndpoint(s, false, jsonBody, func(ctx context.Context, p *Phone, _ uint16, b struct {
+		QR string `json:"qr"`
+	}) (any, error) {
+		return linked(p.ScanQR(ctx, b.QR))
+	}))
+	mux.HandleFunc("POST /phones/{phone}/link-code", phoneEndpoint(s, false, jsonBody, func(ctx context.Context, p *Phone, _ uint16, b struct {
+		Code string `json:"code"`
+	}) (any, error) {
+		return linked(p.EnterCode(ctx, b.Code))
+	}))
+	mux.HandleFunc("POST /phones/{phone}/refresh-code", phoneEndpoint(s, false, optionalBody, func(ctx context.Context, p *Phone, _ uint16, b struct {
+		ForceManual bool `json:"force_manual"`
+	}) (any, error) {
+		return map[string]any{}, p.RefreshCode(ctx, b.ForceManual)
+	}))
+	mux.HandleFunc("GET /phones/{phone}/devices", phoneEndpoint(s, false, noBody, func(_ context.Context, p *Phone, _ uint16, _ none) (any, error) {
+		out := []deviceJSON{}
+		for _, d := range p.Devices() {
+			out = append(out, deviceJSON{JID: d.JID.String(), LID: d.LID.String(), Platform: d.Platform, LinkedAt: d.LinkedAt.UTC().Format(time.RFC3339)})
+		}
+		return map[string]any{"devices": out}, nil
+	}))
+	mux.HandleFunc("DELETE /phones/{phone}/devices/{device}", phoneEndpoint(s, true, noBody, func(ctx context.Context, p *Phone, dev uint16, _ none) (any, error) {
+		return map[string]string{"unlinked": jid.NewAD(p.number, dev, jid.DefaultUserServer).String()}, p.Unlink(ctx, dev)
+	}))
+	mux.HandleFunc("POST /phones/{phone}/devices/{device}/kick", phoneEndpoint(s, true, jsonBody, func(ctx context.Context, p *Phone, dev uint16, b struct {
+		Kind string `json:"kind"`
+	}) (any, error) {
+		return map[string]any{}, s.Kick(ctx, jid.NewAD(p.number, dev, jid.DefaultUserServer), b.Kind)
+	}))
 }
 
 // statusFor maps the phone's errors onto HTTP statuses.
@@ -171,18 +208,6 @@ type deviceJSON struct {
 	LinkedAt string `json:"linked_at"`
 }
 
-func (s *Server) handleDevices(w http.ResponseWriter, r *http.Request) {
-	p, ok := s.phoneFromPath(w, r)
-	if !ok {
-		return
-	}
-	out := []deviceJSON{}
-	for _, d := range p.Devices() {
-		out = append(out, deviceJSON{JID: d.JID.String(), LID: d.LID.String(), Platform: d.Platform, LinkedAt: d.LinkedAt.UTC().Format(time.RFC3339)})
-	}
-	writeJSON(w, http.StatusOK, map[string]any{"devices": out})
-}
-
 func deviceFromPath(w http.ResponseWriter, r *http.Request) (uint16, bool) {
 	n, err := strconv.ParseUint(r.PathValue("device"), 10, 16)
 	if err != nil || n == 0 {
@@ -190,44 +215,6 @@ func deviceFromPath(w http.ResponseWriter, r *http.Request) (uint16, bool) {
 		return 0, false
 	}
 	return uint16(n), true
-}
-
-func (s *Server) handleUnlink(w http.ResponseWriter, r *http.Request) {
-	p, ok := s.phoneFromPath(w, r)
-	if !ok {
-		return
-	}
-	dev, ok := deviceFromPath(w, r)
-	if !ok {
-		return
-	}
-	if err := p.Unlink(r.Context(), dev); err != nil {
-		writeError(w, statusFor(err), err)
-		return
-	}
-	writeJSON(w, http.StatusOK, map[string]string{"unlinked": jid.NewAD(p.number, dev, jid.DefaultUserServer).String()})
-}
-
-func (s *Server) handleKick(w http.ResponseWriter, r *http.Request) {
-	p, ok := s.phoneFromPath(w, r)
-	if !ok {
-		return
-	}
-	dev, ok := deviceFromPath(w, r)
-	if !ok {
-		return
-	}
-	var body struct {
-		Kind string `json:"kind"`
-	}
-	if !readJSON(w, r, &body) {
-		return
-	}
-	if err := s.Kick(r.Context(), jid.NewAD(p.number, dev, jid.DefaultUserServer), body.Kind); err != nil {
-		writeError(w, statusFor(err), err)
-		return
-	}
-	writeJSON(w, http.StatusOK, map[string]any{})
 }
 
 // handleEvents writes the node log as JSON lines; with follow=1 it keeps

@@ -227,6 +227,8 @@ type assertOpts struct {
 	credID   []byte  // nil = the phone's own
 	otherKey bool    // sign with a key that is not the credential's
 	rpID     string  // "" = the options' rpId
+	// reuseCount: the authenticator's last counter, not the next
+	reuseCount bool
 }
 
 // AssertOptions make Phone.AssertWith's assertion faulty in one way, so
@@ -236,12 +238,15 @@ type AssertOptions struct {
 	RPID         string // sign for this rpId instead of the options'
 	NoUV         bool   // user present but not verified
 	BadSignature bool   // sign with a key that is not the credential's
+	// ReuseSignCount signs with the counter of the phone's last assertion
+	// instead of the next one (a cloned authenticator).
+	ReuseSignCount bool
 }
 
 // AssertWith is Assert with the faults o asks for; it is for tests of
 // clients (a real authenticator cannot be made to send these).
 func (p *Phone) AssertWith(options []byte, o AssertOptions) ([]byte, error) {
-	ao := assertOpts{otherKey: o.BadSignature, rpID: o.RPID}
+	ao := assertOpts{otherKey: o.BadSignature, rpID: o.RPID, reuseCount: o.ReuseSignCount}
 	if o.NoUV {
 		ao.flags = flagUP
 	}
@@ -286,7 +291,9 @@ func (p *Phone) assert(options []byte, o assertOpts) ([]byte, error) {
 			return nil, fmt.Errorf("%w: the phone's credential is not allowed", ErrBadOptions)
 		}
 	}
-	c.authCount++
+	if !o.reuseCount {
+		c.authCount++
+	}
 	count := c.authCount
 	key := c.key
 	credID, uh := bytes.Clone(c.id), bytes.Clone(c.userHandle)

@@ -1,6 +1,7 @@
 package watest
 
 import (
+	"context"
 	"encoding/base64"
 	"encoding/json"
 	"net/http"
@@ -8,59 +9,31 @@ import (
 
 // passkeyRoutes adds the passkey endpoints of the control API.
 func (s *Server) passkeyRoutes(mux *http.ServeMux) {
-	mux.HandleFunc("POST /phones/{phone}/passkey/assert", s.handlePasskeyAssert)
-	mux.HandleFunc("GET /phones/{phone}/passkey", s.handlePasskeyInfo)
-	mux.HandleFunc("POST /phones/{phone}/passkey/confirm", s.handlePasskeyConfirm)
-}
-
-// handlePasskeyAssert: {"options": <request options JSON>} →
-// {"assertion": <assertion JSON>}, made by the phone's credential.
-func (s *Server) handlePasskeyAssert(w http.ResponseWriter, r *http.Request) {
-	p, ok := s.phoneFromPath(w, r)
-	if !ok {
-		return
-	}
-	var body struct {
+	// {"options": <request options JSON>} → {"assertion": <assertion
+	// JSON>}, made by the phone's credential; unusable options are 400.
+	mux.HandleFunc("POST /phones/{phone}/passkey/assert", phoneEndpoint(s, false, jsonBody, func(_ context.Context, p *Phone, _ uint16, b struct {
 		Options json.RawMessage `json:"options"`
-	}
-	if !readJSON(w, r, &body) {
-		return
-	}
-	a, err := p.Assert(body.Options)
-	if err != nil {
-		writeError(w, http.StatusBadRequest, err)
-		return
-	}
-	writeJSON(w, http.StatusOK, map[string]json.RawMessage{"assertion": a})
-}
-
-func (s *Server) handlePasskeyInfo(w http.ResponseWriter, r *http.Request) {
-	p, ok := s.phoneFromPath(w, r)
-	if !ok {
-		return
-	}
-	info := p.Passkey()
-	enc := base64.RawURLEncoding
-	writeJSON(w, http.StatusOK, map[string]any{
-		"credential_id": enc.EncodeToString(info.CredentialID),
-		"public_key":    enc.EncodeToString(info.PublicKey),
-		"sign_count":    info.SignCount,
-	})
-}
-
-// handlePasskeyConfirm types the code on the phone: 200 {"device"} once
-// linked, 409 for a wrong code.
-func (s *Server) handlePasskeyConfirm(w http.ResponseWriter, r *http.Request) {
-	p, ok := s.phoneFromPath(w, r)
-	if !ok {
-		return
-	}
-	var body struct {
+	}) (any, error) {
+		a, err := p.Assert(b.Options)
+		if err != nil {
+			return nil, statusError{http.StatusBadRequest, err}
+		}
+		return map[string]json.RawMessage{"assertion": a}, nil
+	}))
+	mux.HandleFunc("GET /phones/{phone}/passkey", phoneEndpoint(s, false, noBody, func(_ context.Context, p *Phone, _ uint16, _ none) (any, error) {
+		info := p.Passkey()
+		enc := base64.RawURLEncoding
+		return map[string]any{
+			"credential_id": enc.EncodeToString(info.CredentialID),
+			"public_key":    enc.EncodeToString(info.PublicKey),
+			"sign_count":    info.SignCount,
+		}, nil
+	}))
+	// The code typed on the phone: 200 {"device"} once linked, 409 for a
+	// wrong code.
+	mux.HandleFunc("POST /phones/{phone}/passkey/confirm", phoneEndpoint(s, false, jsonBody, func(ctx context.Context, p *Phone, _ uint16, b struct {
 		Code string `json:"code"`
-	}
-	if !readJSON(w, r, &body) {
-		return
-	}
-	dev, err := p.ConfirmPasskey(r.Context(), body.Code)
-	writeLinkResult(w, dev, err)
+	}) (any, error) {
+		return linked(p.ConfirmPasskey(ctx, b.Code))
+	}))
 }

@@ -19,7 +19,7 @@ const DefaultWebRevision = 1045368834
 // versionRoutes adds the endpoints of this file to the control mux.
 func (s *Server) versionRoutes(mux *http.ServeMux) {
 	mux.HandleFunc("GET /sw.js", s.serveServiceWorker)
-	mux.HandleFunc("POST /phones/{phone}/devices/{device}/client-expiration", s.handleClientExpiration)
+	mux.HandleFunc("POST /phones/{phone}/devices/{device}/client-expiration", phoneEndpoint(s, true, jsonBody, s.clientExpiration))
 	mux.HandleFunc("POST /server/rotate-key", s.handleRotateKey)
 }
 
@@ -118,30 +118,14 @@ func (s *Server) StaticKey() keys.PublicKey {
 	return s.static.Public
 }
 
-func (s *Server) handleClientExpiration(w http.ResponseWriter, r *http.Request) {
-	p, ok := s.phoneFromPath(w, r)
-	if !ok {
-		return
+// clientExpiration is POST …/client-expiration {"t": unix seconds}.
+func (s *Server) clientExpiration(ctx context.Context, p *Phone, dev uint16, b struct {
+	T int64 `json:"t"`
+}) (any, error) {
+	if b.T <= 0 {
+		return nil, statusError{http.StatusBadRequest, fmt.Errorf("watest: client-expiration: t must be unix seconds")}
 	}
-	dev, ok := deviceFromPath(w, r)
-	if !ok {
-		return
-	}
-	var body struct {
-		T int64 `json:"t"`
-	}
-	if !readJSON(w, r, &body) {
-		return
-	}
-	if body.T <= 0 {
-		writeError(w, http.StatusBadRequest, fmt.Errorf("watest: client-expiration: t must be unix seconds"))
-		return
-	}
-	if err := s.SendClientExpiration(r.Context(), jid.NewAD(p.number, dev, jid.DefaultUserServer), time.Unix(body.T, 0)); err != nil {
-		writeError(w, statusFor(err), err)
-		return
-	}
-	writeJSON(w, http.StatusOK, map[string]any{})
+	return map[string]any{}, s.SendClientExpiration(ctx, jid.NewAD(p.number, dev, jid.DefaultUserServer), time.Unix(b.T, 0))
 }
 
 func (s *Server) handleRotateKey(w http.ResponseWriter, r *http.Request) {

@@ -278,7 +278,7 @@ func cmdLink(ctx context.Context, e env, args []string, imageOnly bool) error {
 				return err
 			}
 		case <-pk.expired():
-			return fail(exitNotLinked, "passkey refused and no new request before the deadline")
+			return errPasskeyRefusedForGood
 		}
 	}
 }

@@ -29,20 +29,29 @@ type passkeyLink struct {
 	cli   *walink.Client
 	phone *watest.Phone // --sim --passkey: the virtual phone is the authenticator
 
-	stdin *bufio.Reader // shared by --passkey-assertion - and the Enter prompt
+	stdin *bufio.Reader  // shared by --passkey-assertion - and the Enter prompt
+	lines chan stdinLine // standard input's lines, read by one goroutine (see line)
 
 	results  chan passkeyResult
-	deadline time.Time // of the live request
-	refused  bool      // the last assertion was refused: wait for a new request
+	seq      int                // of the live request; results of older ones are dropped
+	cancel   context.CancelFunc // ends the live request's assertion read
+	window   time.Time          // end of the live request's ceremony (its options' timeout)
+	refused  bool               // the last assertion was refused: wait for a new request
 	timer    *time.Timer
 	fileSeen time.Time // modification time of the assertion file last read
 }
 
 // passkeyResult is the outcome of a SendPasskeyResponse or ConfirmPasskey
-// run off the event loop.
+// run off the event loop, for request seq.
 type passkeyResult struct {
+	seq     int
 	confirm bool
 	err     error
+}
+
+type stdinLine struct {
+	s   string
+	err error
 }
 
 func newPasskeyLink(e env, f linkFlags, ui *linkUI, cli *walink.Client, phone *watest.Phone) *passkeyLink {
@@ -55,14 +64,75 @@ func newPasskeyLink(e env, f linkFlags, ui *linkUI, cli *walink.Client, phone *w
 	return p
 }
 
-// expired fires when a refused step's deadline passes with no new request.
+// line returns standard input's next line. One goroutine reads them all
+// (started at the first call), so a request that supersedes another whose
+// read is still pending does not read concurrently with it; that goroutine
+// ends at end of input (a read from a terminal or pipe cannot be
+// interrupted; the process exits after the run).
+func (p *passkeyLink) line(ctx context.Context) (string, error) {
+	if p.stdin == nil {
+		return "", errors.New("no standard input")
+	}
+	if p.lines == nil {
+		p.lines = make(chan stdinLine)
+		go func() {
+			for {
+				s, err := p.stdin.ReadString('\n')
+				if err == io.EOF && strings.TrimSpace(s) != "" {
+					err = nil
+				}
+				p.lines <- stdinLine{s, err}
+				if err != nil {
+					close(p.lines)
+					return
+				}
+			}
+		}()
+	}
+	select {
+	case l, ok := <-p.lines:
+		if !ok {
+			return "", io.EOF
+		}
+		return l.s, l.err
+	case <-ctx.Done():
+		return "", ctx.Err()
+	}
+}
+
+// expired fires when a refused request's ceremony window passes with no
+// new request.
 func (p *passkeyLink) expired() <-chan time.Time { return p.timer.C }
+
+// stop ends the live request's background read.
+func (p *passkeyLink) stop() {
+	if p.cancel != nil {
+		p.cancel()
+		p.cancel = nil
+	}
+}
 
 // request handles a PairPasskeyRequest: describe it, then answer it.
 func (p *passkeyLink) request(ctx context.Context, ev walink.PairPasskeyRequest) error {
-	p.deadline, p.refused = ev.Deadline, false
+	// A new request supersedes the last: its assertion is for another
+	// challenge, so a read still waiting for one is dropped.
+	p.stop()
+	p.seq++
+	seq := p.seq
+	ctx, p.cancel = context.WithCancel(ctx)
+	p.refused = false
 	p.timer.Stop()
 	o := ev.Options
+	// WhatsApp gives the user the options' timeout for the ceremony and
+	// ends its step then (PASSKEY.md §6.1); the client's Deadline adds a
+	// minute's grace for the rest of an accepted step. After a refusal only
+	// a new request can help, and it needs the phone to start over: the
+	// run waits for it until the window ends, not a minute more (a user who
+	// starts over later runs walink link again).
+	p.window = ev.Deadline
+	if t := o.Timeout(); t > 0 && time.Now().Add(t).Before(p.window) {
+		p.window = time.Now().Add(t)
+	}
 	p.ui.line(fmt.Sprintf("\nThis WhatsApp account is protected by a passkey. Use the passkey of the account\n"+
 		"(phone, security key or password manager) for %s to approve this device,\nbefore %s (%s left).",
 		o.RPID(), ev.Deadline.Local().Format("15:04:05"), time.Until(ev.Deadline).Round(time.Second)))
@@ -81,7 +151,7 @@ func (p *passkeyLink) request(ctx context.Context, ev walink.PairPasskeyRequest)
 			} else {
 				err = &exitError{code: exitNotLinked, err: err}
 			}
-			p.results <- passkeyResult{err: err}
+			p.results <- passkeyResult{seq: seq, err: err}
 		}()
 		return nil
 	case p.phone != nil:
@@ -96,11 +166,11 @@ func (p *passkeyLink) request(ctx context.Context, ev walink.PairPasskeyRequest)
 		}
 		go func() {
 			err := p.cli.SendPasskeyResponse(ctx, a)
-			p.results <- passkeyResult{err: err}
+			p.results <- passkeyResult{seq: seq, err: err}
 		}()
 		return nil
 	}
-	return fail(exitNotLinked, "this account needs a passkey: get a WebAuthn assertion for these request options and pass it with --passkey-assertion FILE (or - for stdin):\n%s", o.JSON())
+	return fail(exitNotLinked, "link: this account needs a passkey: get a WebAuthn assertion for these request options and pass it with --passkey-assertion FILE (or - for stdin):\n%s", o.JSON())
 }
 
 // readAssertion reads one JSON document: the next line of standard input
@@ -110,14 +180,8 @@ func (p *passkeyLink) readAssertion(ctx context.Context, deadline time.Time) (pa
 	var b []byte
 	var err error
 	if p.f.passkeyAssertion == "-" {
-		if p.stdin == nil {
-			return passkey.Assertion{}, errors.New("--passkey-assertion -: no standard input")
-		}
 		var line string
-		line, err = p.stdin.ReadString('\n')
-		if err == io.EOF && strings.TrimSpace(line) != "" {
-			err = nil
-		}
+		line, err = p.line(ctx)
 		b = []byte(line)
 	} else {
 		b, err = p.waitFile(ctx, deadline)
@@ -168,7 +232,7 @@ func (p *passkeyLink) confirmation(ctx context.Context, ev walink.PairPasskeyCon
 	case p.f.yes:
 	case p.ui.terminal() && p.stdin != nil:
 		p.ui.line("  Press Enter here once the codes match (Ctrl-C to cancel).")
-		if _, err := p.stdin.ReadString('\n'); err != nil {
+		if _, err := p.line(ctx); err != nil {
 			return fail(exitNotLinked, "link: no confirmation: %v", err)
 		}
 	case ev.SkipHandoffUX:
@@ -176,9 +240,10 @@ func (p *passkeyLink) confirmation(ctx context.Context, ev walink.PairPasskeyCon
 	default:
 		return fail(exitNotLinked, "link: the passkey step's code must be confirmed: run on a terminal and press Enter, or pass --yes")
 	}
+	seq := p.seq
 	go func() {
 		err := p.cli.ConfirmPasskey(ctx)
-		p.results <- passkeyResult{confirm: true, err: err}
+		p.results <- passkeyResult{seq: seq, confirm: true, err: err}
 	}()
 	return nil
 }
@@ -187,6 +252,9 @@ func (p *passkeyLink) confirmation(ctx context.Context, ev walink.PairPasskeyCon
 // pair_passkey_error and the step waits for a new request until its
 // deadline; any other failure ends the run.
 func (p *passkeyLink) result(r passkeyResult) error {
+	if r.seq != p.seq {
+		return nil // a superseded request's read or call
+	}
 	if r.err == nil {
 		if !r.confirm {
 			p.ui.line("passkey accepted; waiting for the phone…")
@@ -198,10 +266,10 @@ func (p *passkeyLink) result(r passkeyResult) error {
 		return fail(xe.code, "link: %v", xe.err)
 	}
 	p.ui.event(walink.PairPasskeyError{Err: r.err, Continuation: r.confirm})
-	if !r.confirm && errors.Is(r.err, walink.ErrPasskeyRefused) && time.Until(p.deadline) > 0 {
+	if !r.confirm && errors.Is(r.err, walink.ErrPasskeyRefused) && time.Until(p.window) > 0 {
 		p.refused = true
-		p.timer.Reset(time.Until(p.deadline))
-		p.ui.line("WhatsApp refused the passkey; waiting for a new request until " + p.deadline.Local().Format("15:04:05") + "…")
+		p.timer.Reset(time.Until(p.window))
+		p.ui.line("WhatsApp refused the passkey; waiting for a new request until " + p.window.Local().Format("15:04:05") + "…")
 		return nil
 	}
 	return fail(exitNotLinked, "passkey: %v", r.err)
@@ -209,11 +277,18 @@ func (p *passkeyLink) result(r passkeyResult) error {
 
 // stepError handles a PairPasskeyError event of the client.
 func (p *passkeyLink) stepError(ev walink.PairPasskeyError) error {
+	if errors.Is(ev.Err, walink.ErrPasskeyTimeout) && p.refused {
+		return errPasskeyRefusedForGood
+	}
 	if errors.Is(ev.Err, walink.ErrPasskeyTimeout) {
 		return fail(exitNotLinked, "passkey step timed out: %v", ev.Err)
 	}
 	return nil
 }
+
+// errPasskeyRefusedForGood ends a run whose last assertion was refused
+// when no new request came in the ceremony window.
+var errPasskeyRefusedForGood = fail(exitNotLinked, "link: passkey refused and no new request before the deadline")
 
 func jsonPasskeyEvent(ev walink.Event) map[string]any {
 	switch ev := ev.(type) {

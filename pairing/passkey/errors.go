@@ -3,7 +3,8 @@ package passkey
 import (
 	"errors"
 	"fmt"
-	"strings"
+
+	"github.com/walinkdev/walink/pairing"
 )
 
 // Errors. Every error of this package matches one of these with errors.Is;
@@ -11,8 +12,9 @@ import (
 // never contain secrets (adv secrets, keys, nonces, codes).
 var (
 	// ErrMalformed reports input that does not parse: JSON, base64url,
-	// protobuf, node shapes, wrong lengths.
-	ErrMalformed = errors.New("passkey: malformed input")
+	// protobuf, node shapes, wrong lengths. It is pairing.ErrMalformed: the
+	// passkey step is part of pairing.
+	ErrMalformed = pairing.ErrMalformed
 	// ErrNotFromServer reports a passkey notification whose from is not the
 	// JID s.whatsapp.net; it is ignored (PASSKEY.md §2).
 	ErrNotFromServer = errors.New("passkey: notification not from the server")
@@ -52,39 +54,12 @@ var (
 	ErrProof = errors.New("passkey: handoff proof does not verify")
 )
 
-// ParseError describes malformed input. It matches ErrMalformed and, when
-// set, Err.
-type ParseError struct {
-	What string // what was parsed, e.g. "request options", "crsc_continuation"
-	Msg  string
-	Err  error
-}
-
-func (e *ParseError) Error() string {
-	var b strings.Builder
-	b.WriteString("passkey: malformed ")
-	b.WriteString(e.What)
-	if e.Msg != "" {
-		b.WriteString(": ")
-		b.WriteString(e.Msg)
-	}
-	if e.Err != nil {
-		b.WriteString(": ")
-		b.WriteString(e.Err.Error())
-	}
-	return b.String()
-}
-
-// Unwrap returns ErrMalformed and the cause.
-func (e *ParseError) Unwrap() []error {
-	if e.Err == nil {
-		return []error{ErrMalformed}
-	}
-	return []error{ErrMalformed, e.Err}
-}
+// ParseError describes malformed input: pairing's, with this package's
+// name in its message. It matches ErrMalformed and, when set, Err.
+type ParseError = pairing.ParseError
 
 func parseErr(what, msg string, cause error) error {
-	return &ParseError{What: what, Msg: msg, Err: cause}
+	return &ParseError{What: what, Msg: msg, Err: cause, Pkg: "passkey"}
 }
 
 // IQError is an error reply of the server to one of the companion's

@@ -192,8 +192,9 @@ type Flow struct {
 	respJSON  []byte
 	respCred  []byte
 	confBusy  bool
-	link      *linking
-	finishing bool // the encrypted request was accepted: waiting for pair-success
+	link      *linking // of the last accepted prologue
+	next      *linking // of the prologue waiting for its reply
+	finishing bool     // the encrypted request was accepted: waiting for pair-success
 }
 
 // NewFlow returns an idle flow. Rand and NewID are required
@@ -368,9 +369,14 @@ func (f *Flow) reply(now time.Time, p pendingIQ, n binxml.Node) Output {
 		return f.prologue(now, ref)
 	case kindPrologue:
 		if err := ParseReply(n, TagPrologue); err != nil {
-			return f.respDone(err) // the handoff key is kept for a retry
+			// A refused prologue leaves the accepted one's state (a
+			// replayed assertion must not undo a step that went on); the
+			// handoff key is kept for a retry.
+			f.next = nil
+			return f.respDone(err)
 		}
 		f.hkLive = false
+		f.promote()
 		return f.respDone(nil)
 	case kindNonce:
 		if err := ParseReply(n, TagCompanionNonce); err != nil {
@@ -409,6 +415,13 @@ func (f *Flow) confDone(auto bool, err error) Output {
 	return Output{Done: []Completion{{Call: CallConfirm, Err: err}}}
 }
 
+// promote makes the prologue waiting for its reply the accepted one.
+func (f *Flow) promote() {
+	if f.next != nil {
+		f.link, f.next = f.next, nil
+	}
+}
+
 // prologue builds the companion identity, the commitment and the prologue
 // (PASSKEY.md §7.2-7.4) and sends it, saving the linking state first.
 func (f *Flow) prologue(now time.Time, ref string) Output {
@@ -427,7 +440,7 @@ func (f *Flow) prologue(now time.Time, ref string) Output {
 		// user compares the code instead.
 		out.Notes = append(out.Notes, "passkey: no handoff proof: the adv secret held at this request was never shown to the phone")
 	}
-	f.link = &linking{eph: f.respEph, nonce: f.respNonce, ref: ref, proofSent: st.Proof != nil}
+	f.next = &linking{eph: f.respEph, nonce: f.respNonce, ref: ref, proofSent: st.Proof != nil}
 	f.send(now, &out, PrologueIQ(f.cfg.NewID(), st), pendingIQ{kind: kindPrologue})
 	return out
 }
@@ -440,6 +453,7 @@ func (f *Flow) continuation(now time.Time, n binxml.Node) Output {
 	if err != nil {
 		return Output{Events: []Event{ErrorEvent{Err: err, Continuation: true}}}
 	}
+	f.promote() // the server continues only after accepting the prologue
 	if f.link == nil {
 		return Output{Events: []Event{ErrorEvent{Err: ErrNoLinkingState, Continuation: true}}}
 	}
@@ -564,7 +578,7 @@ func (f *Flow) stop(err error) Output {
 	}
 	clear(f.pending)
 	f.active, f.finishing, f.hkLive = false, false, false
-	f.link, f.deadline, f.opts = nil, time.Time{}, RequestOptions{}
+	f.link, f.next, f.deadline, f.opts = nil, nil, time.Time{}, RequestOptions{}
 	f.hk = [32]byte{}
 	return out
 }

@@ -491,3 +491,43 @@ func TestFlowStop(t *testing.T) {
 		t.Fatalf("invalid assertion: %v", err)
 	}
 }
+
+// A prologue refused after one was accepted (the same assertion sent
+// twice: WhatsApp refuses the replay) leaves the accepted step as it was:
+// the code still confirms; and a step whose only prologue was refused
+// times out as a request failure (Continuation false).
+func TestFlowRefusedReplayKeepsAcceptedState(t *testing.T) {
+	h := newHarness(t, nil)
+	h.node(h.requestNotification(h.p.options))
+	h.respond()
+	conf, ok := h.lastEvent().(ConfirmationEvent)
+	if !ok {
+		t.Fatalf("events = %#v", h.events)
+	}
+	accepted := h.p.prologue
+	h.p.refuse[TagPrologue] = 401
+	h.respond()
+	var iqe *IQError
+	if len(h.done) != 2 || !errors.As(h.done[1].Err, &iqe) || iqe.Code != 401 {
+		t.Fatalf("completions = %+v", h.done)
+	}
+	h.p.prologue = accepted // the phone keeps the accepted prologue
+	out, err := h.f.Confirm(h.now)
+	if err != nil {
+		t.Fatalf("confirm after a refused replay: %v", err)
+	}
+	h.run(out)
+	if len(h.done) != 3 || h.done[2].Err != nil || !h.p.gotRequest || h.p.code != conf.Code {
+		t.Fatalf("completions = %+v, phone got the request %v", h.done, h.p.gotRequest)
+	}
+
+	h = newHarness(t, nil)
+	h.node(h.requestNotification(h.p.options))
+	h.p.refuse[TagPrologue] = 401
+	h.respond()
+	h.now = h.f.Deadline()
+	h.run(h.f.Tick(h.now))
+	if ev, ok := h.lastEvent().(ErrorEvent); !ok || !errors.Is(ev.Err, ErrTimeout) || ev.Continuation {
+		t.Fatalf("events = %#v", h.events)
+	}
+}

@@ -6,7 +6,7 @@
   const sim = document.querySelector('meta[name="walink-sim"]').content === "1";
   const $ = (id) => document.getElementById(id);
   const sessions = new Map();
-  const passkeyCodes = new Map(); // session id -> the passkey confirmation code (from its event)
+  const passkeyCodes = new Map(); // session id -> the passkey confirmation code (from its event, until the session is fetched again)
   let current = null; // id of the session shown in the link view
   let qrTimer = null, qrExpires = 0, codeExpires = 0;
 
@@ -95,7 +95,7 @@
     $("passkey-view").hidden = !(s.status === "passkey_required" || s.status === "passkey_confirm");
     $("passkey-go").hidden = s.status !== "passkey_required";
     $("passkey-confirm-view").hidden = s.status !== "passkey_confirm";
-    $("passkey-code").textContent = passkeyCodes.get(s.id) || "";
+    $("passkey-code").textContent = (s.passkey && s.passkey.code) || passkeyCodes.get(s.id) || ""; // the session keeps it across reloads
     $("linked-view").hidden = s.status !== "connected";
     $("failed-view").hidden = !(s.status === "failed" || s.status === "logged_out" || (s.status === "disconnected" && !s.device));
     $("sim-panel").hidden = !sim || !(s.status === "scan_qr" || s.status === "pair_code");

@@ -447,7 +447,10 @@ func (m *Manager) renewLoop() {
 }
 
 func (m *Manager) renewTick() {
-	if h := m.renewHook; h != nil {
+	m.mu.Lock()
+	h := m.renewHook
+	m.mu.Unlock()
+	if h != nil {
 		if err := h(); err != nil {
 			m.renewFailed(err)
 			return
@@ -553,7 +556,10 @@ func (m *Manager) watchdog() {
 		m.mu.Unlock()
 		wait := time.Until(deadline)
 		if wait <= 0 {
-			if h := m.watchHook; h != nil {
+			m.mu.Lock()
+			h := m.watchHook
+			m.mu.Unlock()
+			if h != nil {
 				h()
 			}
 			m.mu.Lock()

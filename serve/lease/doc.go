@@ -20,7 +20,7 @@
 //
 // Acquire. Sessions waiting in Acquire are tried together every Poll (and
 // at once when a new one waits): missing rows are inserted free, then one
-// conditional UPDATE takes up to `room` rows that are free (owner '') or
+// conditional UPDATE takes up to `room` rows that are free (empty owner) or
 // expired (expires_at <= now()), setting owner, epoch = epoch+1 and
 // expires_at = now()+TTL, with FOR UPDATE SKIP LOCKED so replicas polling at
 // once do not wait on each other. Expiry is decided by the database's
@@ -42,7 +42,7 @@
 // scheduling pause). The service then closes those connections.
 //
 // Release. After closing the connection the service calls Release; the row
-// is freed (owner '', expires_at = now()) by a batched UPDATE that also
+// is freed (owner emptied, expires_at = now()) by a batched UPDATE that also
 // names the epoch, so a late release never frees someone else's lease.
 // Other replicas take it at their next poll (Poll, default 500ms): no
 // LISTEN connection is needed.

@@ -600,6 +600,7 @@ func (m *Manager) watchdog() {
 func (m *Manager) acquireLoop() {
 	t := time.NewTicker(m.cfg.Poll)
 	defer t.Stop()
+	var lastLog time.Time
 	for {
 		select {
 		case <-m.ctx.Done():
@@ -609,7 +610,11 @@ func (m *Manager) acquireLoop() {
 		}
 		m.flushReleases(m.ctx)
 		if err := m.acquireTick(m.ctx); err != nil && m.ctx.Err() == nil {
-			m.log.Warn("lease: acquiring", "err", err)
+			// Every Poll during an outage: once per TTL is enough.
+			if time.Since(lastLog) >= m.cfg.TTL {
+				m.log.Warn("lease: acquiring", "err", err)
+				lastLog = time.Now()
+			}
 		}
 	}
 }

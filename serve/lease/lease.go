@@ -147,6 +147,7 @@ type Manager struct {
 
 	mu        sync.Mutex
 	held      map[string]*Lease
+	hasRow    map[string]bool // sessions whose lease row exists
 	waiting   map[string][]*waiter
 	releases  []relEntry // released, not yet written
 	lastOK    time.Time  // send time (monotonic) of the last successful renewal
@@ -225,7 +226,7 @@ func New(ctx context.Context, cfg Config) (*Manager, error) {
 	}
 	m := &Manager{cfg: cfg, pool: pool, ownPool: own, log: cfg.Logger,
 		kick: make(chan struct{}, 1), okCh: make(chan struct{}, 1),
-		held: map[string]*Lease{}, waiting: map[string][]*waiter{}}
+		held: map[string]*Lease{}, hasRow: map[string]bool{}, waiting: map[string][]*waiter{}}
 	if cfg.WriteLog {
 		m.fenceT = WriteLogTable
 	}
@@ -670,9 +671,11 @@ func (m *Manager) acquireTick(ctx context.Context) error {
 			known++
 		}
 	}
-	heldNow := 0
+	heldNow, shedding := 0, 0
 	for _, l := range m.held {
-		if !l.shed {
+		if l.shed {
+			shedding++ // given up, not yet released
+		} else {
 			heldNow++
 		}
 	}
@@ -680,10 +683,12 @@ func (m *Manager) acquireTick(ctx context.Context) error {
 
 	ctx, cancel := context.WithTimeout(ctx, m.cfg.Renew)
 	defer cancel()
-	var live, global int
+	var live, global, free int
 	if err := m.pool.QueryRow(ctx, `SELECT
 			(SELECT count(*) FROM serve_replicas WHERE expires_at > now() AND NOT draining),
-			(SELECT count(*) FROM serve_leases WHERE owner <> '' AND expires_at > now())`).Scan(&live, &global); err != nil {
+			(SELECT count(*) FROM serve_leases WHERE owner <> '' AND expires_at > now()),
+			(SELECT count(*) FROM serve_leases WHERE session_id = ANY($1::text[]) AND (owner = '' OR expires_at <= now()))`,
+		want).Scan(&live, &global, &free); err != nil {
 		return err
 	}
 	n := max(global, known, 1)
@@ -691,11 +696,12 @@ func (m *Manager) acquireTick(ctx context.Context) error {
 	limit := ceilDiv(n, r) + m.cfg.Slack
 	m.mu.Lock()
 	m.replicas, m.sessions, m.limit = live, n, limit
-	// Balance: above the bound, give up a few leases per tick (their
-	// sessions go back to waiting here and are taken by a replica with
-	// room). Only leases held for a while are shed: a fresh one is
-	// where the balance put it.
-	if excess := heldNow - limit; excess > 0 {
+	// Balance: above the bound, give up a few leases per tick; their
+	// sessions wait here again and are taken by a replica with room. No
+	// more is given up while one given up is not released yet or a
+	// session this replica knows lies free, so at most Shed sessions are
+	// between owners at once.
+	if excess := heldNow - limit; excess > 0 && free == 0 && shedding == 0 {
 		k := min(excess, m.cfg.Shed)
 		for _, l := range m.held {
 			if k == 0 {
@@ -713,9 +719,25 @@ func (m *Manager) acquireTick(ctx context.Context) error {
 	if room <= 0 || len(want) == 0 {
 		return nil
 	}
-	// Rows for sessions that never had a lease.
-	if _, err := m.pool.Exec(ctx, `INSERT INTO serve_leases (session_id) SELECT unnest($1::text[]) ON CONFLICT DO NOTHING`, want); err != nil {
-		return err
+	// Rows for sessions that never had a lease here (rows are never
+	// deleted, so each is inserted once per Manager at most).
+	var fresh []string
+	m.mu.Lock()
+	for _, id := range want {
+		if !m.hasRow[id] {
+			fresh = append(fresh, id)
+		}
+	}
+	m.mu.Unlock()
+	if len(fresh) > 0 {
+		if _, err := m.pool.Exec(ctx, `INSERT INTO serve_leases (session_id) SELECT unnest($1::text[]) ON CONFLICT DO NOTHING`, fresh); err != nil {
+			return err
+		}
+		m.mu.Lock()
+		for _, id := range fresh {
+			m.hasRow[id] = true
+		}
+		m.mu.Unlock()
 	}
 	// One conditional UPDATE takes free or expired rows, by the
 	// database's clock; SKIP LOCKED leaves rows another replica is taking

@@ -450,11 +450,17 @@ func TestDrainHandsOver(t *testing.T) {
 	for _, id := range ids {
 		s.run(ctx, b, id)
 	}
-	// b joined: a sheds down to ⌈20/2⌉+1 = 11 and b takes the rest.
+	// b joined: a sheds down to ⌈20/2⌉+1 = 11 and b takes the rest, with
+	// at most Shed sessions between owners at any moment.
+	maxGap := 0
 	waitFor(t, 10*time.Second, "rebalanced", func() bool {
 		n, by := s.count()
+		maxGap = max(maxGap, len(ids)-n)
 		return n == len(ids) && by["a"] <= 11 && by["b"] <= 11
 	})
+	if maxGap > a.cfg.Shed {
+		t.Errorf("%d sessions unconnected at once while rebalancing, want at most %d", maxGap, a.cfg.Shed)
+	}
 	_, by := s.count()
 	t.Logf("after b joined: %v", by)
 	t0 := time.Now()
@@ -573,4 +579,79 @@ func TestAcquireCancelAndClose(t *testing.T) {
 	if d := time.Since(t0); d > time.Second {
 		t.Errorf("acquired a closed replica's lease after %v", d)
 	}
+}
+
+// TestWriteLog: fenced writes under successive holders pass the audit; a
+// stale holder's write smuggled in after a newer epoch fails it.
+func TestWriteLog(t *testing.T) {
+	dsn := testSchema(t)
+	ctx := t.Context()
+	cfg := fast(dsn, "a")
+	cfg.WriteLog = true
+	a := newManager(t, cfg)
+	cfg = fast(dsn, "b")
+	cfg.WriteLog = true
+	b := newManager(t, cfg)
+	la, err := a.AcquireLease(ctx, "s1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for range 3 {
+		if err := logWrite(ctx, a, la); err != nil {
+			t.Fatal(err)
+		}
+	}
+	la.Release()
+	lb, err := b.AcquireLease(ctx, "s1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := logWrite(ctx, b, lb); err != nil {
+		t.Fatal(err)
+	}
+	if err := logWrite(ctx, a, la); err == nil {
+		t.Fatal("released holder's write accepted")
+	}
+	n, err := CheckWriteLog(ctx, a.pool)
+	if err != nil || n != 4 {
+		t.Fatalf("CheckWriteLog = %d, %v; want 4 writes, no violation", n, err)
+	}
+	// What an unfenced stale write would leave behind.
+	if _, err := a.pool.Exec(ctx, `INSERT INTO serve_write_log (session_id, owner, epoch, what) VALUES ('s1', 'a', $1, 'put device')`, la.Epoch()); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := CheckWriteLog(ctx, a.pool); !errors.Is(err, ErrWriteLog) {
+		t.Errorf("CheckWriteLog after a stale write: %v", err)
+	} else {
+		t.Log(err)
+	}
+}
+
+// logWrite is a fenced write with a write-log row, as the store's are.
+func logWrite(ctx context.Context, m *Manager, l *Lease) error {
+	f := l.Fence()
+	tx, err := m.pool.Begin(ctx)
+	if err != nil {
+		return err
+	}
+	defer tx.Rollback(ctx)
+	q, args := f.CheckSQL()
+	var owner string
+	var epoch int64
+	var live bool
+	err = tx.QueryRow(ctx, q, args...).Scan(&owner, &epoch, &live)
+	if err != nil && !errors.Is(err, pgx.ErrNoRows) {
+		return err
+	}
+	if err := f.Verdict(err == nil, owner, epoch, live); err != nil {
+		return err
+	}
+	q, args, ok := f.LogSQL("put device")
+	if !ok {
+		return errors.New("write log off")
+	}
+	if _, err := tx.Exec(ctx, q, args...); err != nil {
+		return err
+	}
+	return tx.Commit(ctx)
 }

@@ -35,11 +35,12 @@
 // connected it), and the row lock orders such a renewal with a concurrent
 // takeover: exactly one of them wins.
 //
-// Self-stop. The Manager notes t0, its monotonic clock read just before
-// sending each renewal; when a renewal succeeds, lastOK = t0. A watchdog
-// closes Lost on every held lease when lastOK+TTL-StopMargin passes without
-// a newer success (database unreachable, partition, a long GC or
-// scheduling pause). The service then closes those connections.
+// Self-stop. For each lease the Manager keeps t0, its monotonic clock read
+// just before sending the last statement that extended it (the acquisition,
+// then every renewal that returned it). A watchdog closes Lost on a lease
+// when t0+TTL-StopMargin passes without a newer extension (database
+// unreachable, partition, a long GC or scheduling pause). The service
+// then closes the connection.
 //
 // Release. After closing the connection the service calls Release; the row
 // is freed (owner emptied, expires_at = now()) by a batched UPDATE that also
@@ -77,8 +78,8 @@
 //
 // # Why two replicas never hold one device
 //
-// Let a renewal be sent at local time t0 and executed by the database at
-// real time T ≥ t0 (a statement runs after it is sent). It sets
+// Let an acquisition or renewal be sent at local time t0 and executed by
+// the database at real time T ≥ t0 (a statement runs after it is sent). It sets
 // expires_at = now_db(T)+TTL, so no other replica can take the lease
 // before the database's clock has advanced TTL past T. The holder stops by
 // itself at t0+TTL-StopMargin on its own monotonic clock, i.e. at least

@@ -191,8 +191,9 @@ type Lease struct {
 	reason   atomic.Value // string: why Lost closed
 
 	// Under m.mu.
-	renewing bool // in the renewal set (not lost, not released)
-	shed     bool // given up for balance or drain: Lost closed, still renewed until Release
+	extended time.Time // local send time of the last statement that extended the lease
+	renewing bool      // in the renewal set (not lost, not released)
+	shed     bool      // given up for balance or drain: Lost closed, still renewed until Release
 	released bool
 }
 
@@ -466,10 +467,13 @@ func (m *Manager) renewTick() {
 	}
 	m.mu.Unlock()
 	// The send time, taken before the request: the database computes the
-	// new expiry after it, so the local deadline lastOK+TTL-StopMargin is
+	// new expiry after it, so the local deadline t0+TTL-StopMargin is
 	// before the database's expiry whatever the request's latency.
 	t0 := time.Now()
-	ctx, cancel := context.WithTimeout(m.ctx, m.cfg.Renew)
+	// A slow renewal still helps as long as it lands before the
+	// deadlines (a later tick is skipped meanwhile); past this bound a
+	// fresh connection is more likely to get through.
+	ctx, cancel := context.WithTimeout(m.ctx, m.cfg.TTL-m.cfg.StopMargin-m.cfg.Renew)
 	got, err := m.renewOnce(ctx, ls)
 	cancel()
 	if err != nil {
@@ -484,6 +488,9 @@ func (m *Manager) renewTick() {
 	}
 	m.renewErr = nil
 	for _, l := range ls {
+		if got[l.id] && l.renewing && t0.After(l.extended) {
+			l.extended = t0
+		}
 		if !got[l.id] && l.renewing {
 			// The row no longer names us with this epoch: taken over
 			// after an expiry, or gone.
@@ -543,42 +550,55 @@ func (m *Manager) renewOnce(ctx context.Context, ls []*Lease) (map[string]bool, 
 	return got, rows.Err()
 }
 
-// watchdog closes Lost on every held lease once the last successful
-// renewal was sent TTL-StopMargin ago: from then on the database may
-// consider the leases expired (after the margin), so the connections must
-// be closed first.
+// watchdog closes Lost on each held lease once TTL-StopMargin passed
+// since the send time of the last statement that extended it (its
+// acquisition or a renewal that returned it): from then on the database
+// may consider it expired (after the margin), so the connection must be
+// closed first.
 func (m *Manager) watchdog() {
 	budget := m.cfg.TTL - m.cfg.StopMargin
 	t := time.NewTimer(budget)
 	defer t.Stop()
 	for {
 		m.mu.Lock()
-		deadline := m.lastOK.Add(budget)
+		now := time.Now()
+		var next time.Time
+		overdue := false
+		for _, l := range m.held {
+			if !l.renewing {
+				continue
+			}
+			d := l.extended.Add(budget)
+			if !now.Before(d) {
+				overdue = true
+			} else if next.IsZero() || d.Before(next) {
+				next = d
+			}
+		}
+		h := m.watchHook
 		m.mu.Unlock()
-		wait := time.Until(deadline)
-		if wait <= 0 {
-			m.mu.Lock()
-			h := m.watchHook
-			m.mu.Unlock()
+		if overdue {
 			if h != nil {
 				h()
 			}
 			m.mu.Lock()
 			// Re-read: a renewal may have landed while the hook ran.
-			if !time.Now().Before(m.lastOK.Add(budget)) {
-				n := 0
-				for _, l := range m.held {
-					if l.renewing {
-						m.loseLocked(l, "renewal overdue")
-						n++
-					}
-				}
-				if n > 0 {
-					m.log.Error("lease: renewals failed for TTL-StopMargin; gave up every lease", "leases", n)
+			now, n := time.Now(), 0
+			for _, l := range m.held {
+				if l.renewing && !now.Before(l.extended.Add(budget)) {
+					m.loseLocked(l, "renewal overdue")
+					n++
 				}
 			}
 			m.mu.Unlock()
-			wait = m.cfg.Renew // nothing to watch until the next renewal
+			if n > 0 {
+				m.log.Error("lease: not renewed for TTL-StopMargin; gave the leases up", "leases", n)
+			}
+			continue
+		}
+		wait := m.cfg.Renew // nothing held: a new lease's deadline is later
+		if !next.IsZero() {
+			wait = next.Sub(now)
 		}
 		t.Reset(wait)
 		select {
@@ -739,6 +759,7 @@ func (m *Manager) acquireTick(ctx context.Context) error {
 		}
 		m.mu.Unlock()
 	}
+	a0 := time.Now() // before the statement: as for renewals
 	// One conditional UPDATE takes free or expired rows, by the
 	// database's clock; SKIP LOCKED leaves rows another replica is taking
 	// (or a fenced write is holding) for the next round.
@@ -775,7 +796,7 @@ func (m *Manager) acquireTick(ctx context.Context) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	for _, g := range gs {
-		l := &Lease{m: m, id: g.id, epoch: g.epoch, lost: make(chan struct{}), renewing: true}
+		l := &Lease{m: m, id: g.id, epoch: g.epoch, lost: make(chan struct{}), renewing: true, extended: a0}
 		m.acquired.Add(1)
 		ws := m.waiting[g.id]
 		if len(ws) == 0 || m.closed || m.draining {

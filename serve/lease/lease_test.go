@@ -133,7 +133,11 @@ type sim struct {
 
 func newSim() *sim { return &sim{conn: map[string]string{}, connects: map[string]int{}} }
 
-func (s *sim) run(ctx context.Context, m *Manager, id string) {
+func (s *sim) run(ctx context.Context, m *Manager, id string) { s.runWith(ctx, m, id, nil) }
+
+// runWith is run calling connected (when not nil) while the session is
+// connected; it returns when Lost closes or ctx ends.
+func (s *sim) runWith(ctx context.Context, m *Manager, id string, connected func(*Lease)) {
 	s.wg.Add(1)
 	go func() {
 		defer s.wg.Done()
@@ -149,6 +153,9 @@ func (s *sim) run(ctx context.Context, m *Manager, id string) {
 			s.conn[id] = m.cfg.ReplicaID
 			s.connects[m.cfg.ReplicaID]++
 			s.mu.Unlock()
+			if connected != nil {
+				connected(l)
+			}
 			select {
 			case <-l.Lost():
 			case <-ctx.Done():

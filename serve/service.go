@@ -650,7 +650,7 @@ func (s *Service) startSession(ss *session, resume bool) error {
 	// The client writes through a view bound to its lease once acquired
 	// (fenced under serve/lease).
 	lst := newLeaseStore(s.cfg.Store)
-	cli := walink.NewClient(lst, cfg)
+	cli := walink.NewClient(lst, lst.gated(cfg))
 	cli.AddEventHandler(func(ev walink.Event) { s.onEvent(ss, gen, cli, ev) })
 	ss.cli = cli
 	ss.mu.Unlock()

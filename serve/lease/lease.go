@@ -26,6 +26,8 @@ var (
 	// ErrDraining is returned by Acquire on a draining Manager when its
 	// context ends (a draining replica acquires nothing).
 	ErrDraining = errors.New("lease: manager draining")
+	// ErrLost is returned by Lease.Check once the lease no longer holds.
+	ErrLost = errors.New("lease: lost")
 	// ErrSchemaTooNew: the lease tables were written by a newer walink.
 	ErrSchemaTooNew = errors.New("lease: lease tables are from a newer walink")
 )
@@ -345,6 +347,31 @@ func (l *Lease) Lost() <-chan struct{} { return l.lost }
 func (l *Lease) Reason() string {
 	r, _ := l.reason.Load().(string)
 	return r
+}
+
+// Check reports, by this replica's own clock and without asking the
+// database, whether the lease still holds: ErrLost once Lost is closed, the
+// lease was released, or its self-stop deadline passed even if the
+// watchdog has not run yet (right after the process was paused, every
+// goroutine resumes at once). Call it right before doing what needs the
+// lease and is not a fenced write, such as dialing WhatsApp.
+func (l *Lease) Check() error {
+	select {
+	case <-l.lost:
+		return fmt.Errorf("%w: %s", ErrLost, l.Reason())
+	default:
+	}
+	m := l.m
+	m.mu.Lock()
+	renewing, ext := l.renewing, l.extended
+	m.mu.Unlock()
+	if !renewing {
+		return fmt.Errorf("%w: released", ErrLost)
+	}
+	if !time.Now().Before(ext.Add(m.cfg.TTL - m.cfg.StopMargin)) {
+		return fmt.Errorf("%w: renewal overdue", ErrLost)
+	}
+	return nil
 }
 
 // Fence is what writes made under this lease must check: the view of the

@@ -329,6 +329,14 @@ func TestTakeoverAfterExpiryAndFence(t *testing.T) {
 		t.Fatal("a frozen replica closed Lost")
 	default:
 	}
+	// Its watchdog has not run, but its own clock already says no: what a
+	// resumed process checks before dialing.
+	if err := la.Check(); !errors.Is(err, ErrLost) {
+		t.Errorf("Check of an overdue lease: %v, want ErrLost", err)
+	}
+	if err := lb.Check(); err != nil {
+		t.Errorf("Check of the new holder's lease: %v", err)
+	}
 	if rid, url, ok, err := b.Owner(ctx, "s1"); err != nil || !ok || rid != "b" || url != "http://b.test" {
 		t.Errorf("Owner = %q %q %v %v", rid, url, ok, err)
 	}

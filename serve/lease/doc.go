@@ -21,11 +21,13 @@
 // Acquire. Sessions waiting in Acquire are tried together every Poll (and
 // at once when a new one waits): missing rows are inserted free, then one
 // conditional UPDATE takes up to `room` rows that are free (empty owner) or
-// expired (expires_at <= now()), setting owner, epoch = epoch+1 and
+// expired (expires_at <= now()), setting owner, a new epoch and
 // expires_at = now()+TTL, with FOR UPDATE SKIP LOCKED so replicas polling at
 // once do not wait on each other. Expiry is decided by the database's
 // clock, never by a replica's. Every acquisition, even by the previous
-// holder, gets a new epoch: the epoch is the fencing token.
+// holder, takes its epoch from one sequence (serve_lease_epochs), so epochs
+// grow at every takeover and are never reused, even if rows are deleted:
+// the epoch is the fencing token.
 //
 // Renew. Every Renew, one statement upserts the replica's heartbeat row
 // and extends every held lease (WHERE owner = me AND epoch = the one I

@@ -149,7 +149,6 @@ type Manager struct {
 
 	mu        sync.Mutex
 	held      map[string]*Lease
-	hasRow    map[string]bool // sessions whose lease row exists
 	waiting   map[string][]*waiter
 	releases  []relEntry // released, not yet written
 	lastOK    time.Time  // send time (monotonic) of the last successful renewal
@@ -229,7 +228,7 @@ func New(ctx context.Context, cfg Config) (*Manager, error) {
 	}
 	m := &Manager{cfg: cfg, pool: pool, ownPool: own, log: cfg.Logger,
 		kick: make(chan struct{}, 1), okCh: make(chan struct{}, 1),
-		held: map[string]*Lease{}, hasRow: map[string]bool{}, waiting: map[string][]*waiter{}}
+		held: map[string]*Lease{}, waiting: map[string][]*waiter{}}
 	if cfg.WriteLog {
 		m.fenceT = WriteLogTable
 	}
@@ -731,13 +730,17 @@ func (m *Manager) acquireTick(ctx context.Context) error {
 	ctx, cancel := context.WithTimeout(ctx, m.cfg.Renew)
 	defer cancel()
 	var live, global, free int
+	var missing []string // waited for here, no lease row yet
 	if err := m.pool.QueryRow(ctx, `SELECT
 			(SELECT count(*) FROM serve_replicas WHERE expires_at > now() AND NOT draining),
 			(SELECT count(*) FROM serve_leases WHERE owner <> '' AND expires_at > now()),
-			(SELECT count(*) FROM serve_leases WHERE session_id = ANY($1::text[]) AND (owner = '' OR expires_at <= now()))`,
-		want).Scan(&live, &global, &free); err != nil {
+			(SELECT count(*) FROM serve_leases WHERE session_id = ANY($1::text[]) AND (owner = '' OR expires_at <= now())),
+			array(SELECT w.id FROM unnest($1::text[]) AS w (id)
+				WHERE NOT EXISTS (SELECT 1 FROM serve_leases l WHERE l.session_id = w.id))`,
+		want).Scan(&live, &global, &free, &missing); err != nil {
 		return err
 	}
+	free += len(missing)
 	n := max(global, known, 1)
 	r := max(live, 1)
 	limit := ceilDiv(n, r) + m.cfg.Slack
@@ -766,31 +769,17 @@ func (m *Manager) acquireTick(ctx context.Context) error {
 	if room <= 0 || len(want) == 0 {
 		return nil
 	}
-	// Rows for sessions that never had a lease here (rows are never
-	// deleted, so each is inserted once per Manager at most).
-	var fresh []string
-	m.mu.Lock()
-	for _, id := range want {
-		if !m.hasRow[id] {
-			fresh = append(fresh, id)
-		}
-	}
-	m.mu.Unlock()
-	if len(fresh) > 0 {
-		if _, err := m.pool.Exec(ctx, `INSERT INTO serve_leases (session_id) SELECT unnest($1::text[]) ON CONFLICT DO NOTHING`, fresh); err != nil {
+	// Free rows for sessions that never had one.
+	if len(missing) > 0 {
+		if _, err := m.pool.Exec(ctx, `INSERT INTO serve_leases (session_id) SELECT unnest($1::text[]) ON CONFLICT DO NOTHING`, missing); err != nil {
 			return err
 		}
-		m.mu.Lock()
-		for _, id := range fresh {
-			m.hasRow[id] = true
-		}
-		m.mu.Unlock()
 	}
 	a0 := time.Now() // before the statement: as for renewals
 	// One conditional UPDATE takes free or expired rows, by the
 	// database's clock; SKIP LOCKED leaves rows another replica is taking
 	// (or a fenced write is holding) for the next round.
-	rows, err := m.pool.Query(ctx, `UPDATE serve_leases l SET owner = $1, epoch = l.epoch + 1,
+	rows, err := m.pool.Query(ctx, `UPDATE serve_leases l SET owner = $1, epoch = nextval('serve_lease_epochs'),
 			expires_at = now() + $2 * interval '1 microsecond', acquired_at = now()
 		FROM (SELECT session_id FROM serve_leases
 			WHERE session_id = ANY($3::text[]) AND (owner = '' OR expires_at <= now())

@@ -674,3 +674,28 @@ func logWrite(ctx context.Context, m *Manager, l *Lease) error {
 	}
 	return tx.Commit(ctx)
 }
+
+// TestRowsDeleted: lease rows wiped by an operator are made again.
+func TestRowsDeleted(t *testing.T) {
+	dsn := testSchema(t)
+	ctx := t.Context()
+	a := newManager(t, fast(dsn, "a"))
+	l, err := a.AcquireLease(ctx, "s1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	l.Release()
+	waitFor(t, 5*time.Second, "released row", func() bool { _, _, ok, _ := a.Owner(ctx, "s1"); return !ok })
+	if _, err := a.pool.Exec(ctx, `DELETE FROM serve_leases`); err != nil {
+		t.Fatal(err)
+	}
+	actx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	l2, err := a.AcquireLease(actx, "s1")
+	if err != nil {
+		t.Fatalf("acquire after the rows were deleted: %v", err)
+	}
+	if l2.Epoch() <= l.Epoch() {
+		t.Errorf("epoch %d on a new row after epoch %d: an epoch came back", l2.Epoch(), l.Epoch())
+	}
+}

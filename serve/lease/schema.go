@@ -21,7 +21,7 @@ var migrations = []string{
 	`CREATE TABLE serve_leases (
 		session_id  TEXT PRIMARY KEY,
 		owner       TEXT NOT NULL DEFAULT '',           -- replica id; '' = free
-		epoch       BIGINT NOT NULL DEFAULT 0,           -- +1 at every acquisition
+		epoch       BIGINT NOT NULL DEFAULT 0,           -- fencing token, new at every acquisition
 		expires_at  TIMESTAMPTZ NOT NULL DEFAULT '-infinity',
 		acquired_at TIMESTAMPTZ
 	);
@@ -42,6 +42,10 @@ var migrations = []string{
 		at         TIMESTAMPTZ NOT NULL DEFAULT clock_timestamp()
 	);
 	CREATE INDEX serve_write_log_session ON serve_write_log (session_id, id);`,
+	// Epochs from one sequence: unique across every row and never reused,
+	// even when rows are deleted and made again.
+	`CREATE SEQUENCE serve_lease_epochs;
+	SELECT setval('serve_lease_epochs', greatest(1, (SELECT max(epoch) FROM serve_leases)));`,
 }
 
 // migrate brings the lease tables up to date in one transaction under a

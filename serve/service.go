@@ -59,6 +59,10 @@ type Config struct {
 	// Passkey carries out the passkey step; nil answers its routes with a
 	// 501 problem.
 	Passkey Passkey
+	// Cluster, when set, makes this service one replica among several on
+	// one PostgreSQL database (see Cluster); Owner is then the lease
+	// manager. Default: a single replica.
+	Cluster *Cluster
 	// Sim, set by `walink serve --sim`, plays the virtual phone for the
 	// page's demo panel; nil disables the /sim routes (404).
 	Sim Sim
@@ -149,6 +153,12 @@ type Service struct {
 	wg     sync.WaitGroup // every goroutine the service starts
 	ready  atomic.Bool
 	outbox *outbox
+
+	cl         *cluster // nil: a single replica
+	cmet       *clusterMetrics
+	listenerUp atomic.Bool
+	acqCtx     context.Context // ends when Shutdown starts: no lease is taken after
+	acqCancel  context.CancelFunc
 }
 
 // session is one account slot. Fields under mu; gen counts clients so
@@ -168,6 +178,9 @@ type session struct {
 	linkStart time.Time
 	method    string // how the current link attempt goes: "qr" or "code"
 	connected bool   // has been connected with this client (reconnect metric)
+	// acquiring, set while this replica waits for the session's lease
+	// (Config.Cluster), cancels the wait.
+	acquiring context.CancelFunc
 }
 
 func (s *Service) now() time.Time { return s.cfg.Now() }
@@ -214,12 +227,20 @@ func New(ctx context.Context, cfg Config) (*Service, error) {
 	s := &Service{cfg: cfg, log: cfg.Logger, db: cfg.DB, hub: newHub(), start: make(chan struct{}, cfg.StartConcurrency),
 		sessions: map[string]*session{}, ctx: sctx, cancel: cancel}
 	s.met = newMetrics(s)
+	s.cmet = newClusterMetrics(s.met.reg, cfg.Owner)
 	a, err := newAuth(cfg.APIKeys)
 	if err != nil {
 		cancel()
 		return nil, err
 	}
 	s.auth = a
+	s.acqCtx, s.acqCancel = context.WithCancel(sctx)
+	if cfg.Cluster != nil {
+		if s.cl, err = newCluster(ctx, s, *cfg.Cluster); err != nil {
+			cancel()
+			return nil, err
+		}
+	}
 	recs, err := s.db.loadSessions(ctx)
 	if err != nil {
 		cancel()
@@ -241,6 +262,13 @@ func (s *Service) Start() {
 		defer s.wg.Done()
 		s.outbox.run(s.ctx)
 	}()
+	if s.cl != nil {
+		s.wg.Add(1)
+		go func() {
+			defer s.wg.Done()
+			s.listen(s.ctx)
+		}()
+	}
 	var resume []*session
 	s.mu.Lock()
 	for _, ss := range s.sessions {
@@ -273,6 +301,14 @@ func (s *Service) Ready(ctx context.Context) error {
 	if err := s.db.Ping(ctx); err != nil {
 		return fmt.Errorf("serve: database: %w", err)
 	}
+	if h, ok := s.cfg.Owner.(interface{ Healthy() error }); ok {
+		if err := h.Healthy(); err != nil {
+			return fmt.Errorf("serve: leases: %w", err)
+		}
+	}
+	if s.cl != nil && !s.listenerUp.Load() {
+		return errors.New("serve: event listener not connected")
+	}
 	return nil
 }
 
@@ -287,6 +323,9 @@ func (s *Service) Shutdown(ctx context.Context) error {
 		return nil
 	}
 	s.closed = true
+	// No lease is taken from now on: the sessions released below go to
+	// the other replicas.
+	s.acqCancel()
 	all := make([]*session, 0, len(s.sessions))
 	for _, ss := range s.sessions {
 		all = append(all, ss)
@@ -324,6 +363,10 @@ func (s *Service) detach(ss *session) {
 	cli, lease := ss.cli, ss.lease
 	ss.cli, ss.lease = nil, nil
 	ss.gen++
+	if ss.acquiring != nil {
+		ss.acquiring()
+		ss.acquiring = nil
+	}
 	ss.mu.Unlock()
 	if cli != nil {
 		cli.Close()
@@ -440,6 +483,9 @@ func (s *Service) insertEvents(ctx context.Context, tx *sql.Tx, r *record, evs [
 		}
 	}
 	if len(evs) > 0 {
+		if err := s.notifyTx(ctx, tx, evs); err != nil {
+			return err
+		}
 		return s.db.pruneEvents(ctx, tx, r.ID, s.cfg.EventHistory)
 	}
 	return nil
@@ -606,6 +652,9 @@ func (s *Service) goClose(cli *walink.Client, lease Lease) {
 // resume marks a reconnect on start-up (jittered). It does nothing when a
 // client already runs.
 func (s *Service) startSession(ss *session, resume bool) error {
+	if s.cl != nil {
+		return s.startClustered(ss, resume)
+	}
 	ss.mu.Lock()
 	if ss.cli != nil {
 		ss.mu.Unlock()
@@ -613,23 +662,11 @@ func (s *Service) startSession(ss *session, resume bool) error {
 	}
 	ss.gen++
 	gen := ss.gen
-	cfg := s.cfg.Client
-	cfg.Logger = s.log.With("session", ss.id)
-	cfg.NewDevice, cfg.Device = false, jid.JID{}
-	if ss.rec.Device != "" {
-		d, err := jid.Parse(ss.rec.Device)
-		if err != nil {
-			ss.mu.Unlock()
-			return fmt.Errorf("serve: session %s: stored device: %w", ss.id, err)
-		}
-		cfg.Device = d
-	} else {
-		cfg.NewDevice = true
-		ss.linkStart = s.now()
+	cli, err := s.newClientLocked(ss, gen)
+	if err != nil {
+		ss.mu.Unlock()
+		return err
 	}
-	ss.method, ss.qr, ss.code, ss.connected = "", "", "", false
-	cli := walink.NewClient(s.cfg.Store, cfg)
-	cli.AddEventHandler(func(ev walink.Event) { s.onEvent(ss, gen, cli, ev) })
 	ss.cli = cli
 	ss.mu.Unlock()
 	if err := s.apply(ss, gen, func(r *record) []StoredEvent {
@@ -647,15 +684,31 @@ func (s *Service) startSession(ss *session, resume bool) error {
 	return nil
 }
 
+// newClientLocked makes ss's client for generation gen (ss.mu held).
+func (s *Service) newClientLocked(ss *session, gen uint64) (*walink.Client, error) {
+	cfg := s.cfg.Client
+	cfg.Logger = s.log.With("session", ss.id)
+	cfg.NewDevice, cfg.Device = false, jid.JID{}
+	if ss.rec.Device != "" {
+		d, err := jid.Parse(ss.rec.Device)
+		if err != nil {
+			return nil, fmt.Errorf("serve: session %s: stored device: %w", ss.id, err)
+		}
+		cfg.Device = d
+	} else {
+		cfg.NewDevice = true
+		ss.linkStart = s.now()
+	}
+	ss.method, ss.qr, ss.code, ss.connected = "", "", "", false
+	cli := walink.NewClient(s.cfg.Store, cfg)
+	cli.AddEventHandler(func(ev walink.Event) { s.onEvent(ss, gen, cli, ev) })
+	return cli, nil
+}
+
 // connect runs the first handshake of cli, holding a start slot; it
 // retries a failed first connect of a linked device with jittered
 // backoff (a restart with WhatsApp unreachable must not strand sessions).
 func (s *Service) connect(ss *session, gen uint64, cli *walink.Client, resume bool) {
-	current := func() bool {
-		ss.mu.Lock()
-		defer ss.mu.Unlock()
-		return ss.gen == gen
-	}
 	lease, err := s.cfg.Owner.Acquire(s.ctx, ss.id)
 	if err != nil {
 		return // shutting down
@@ -668,6 +721,12 @@ func (s *Service) connect(ss *session, gen uint64, cli *walink.Client, resume bo
 	}
 	ss.lease = lease
 	ss.mu.Unlock()
+	s.watchLease(ss, gen, lease)
+	s.dial(ss, gen, cli, resume)
+}
+
+// watchLease stops generation gen of ss when its lease is lost.
+func (s *Service) watchLease(ss *session, gen uint64, lease Lease) {
 	if lost := lease.Lost(); lost != nil {
 		s.wg.Add(1)
 		go func() {
@@ -679,6 +738,16 @@ func (s *Service) connect(ss *session, gen uint64, cli *walink.Client, resume bo
 			}
 		}()
 	}
+}
+
+// dial runs the first handshake of cli (the lease is held).
+func (s *Service) dial(ss *session, gen uint64, cli *walink.Client, resume bool) {
+	current := func() bool {
+		ss.mu.Lock()
+		defer ss.mu.Unlock()
+		return ss.gen == gen
+	}
+	var err error
 	backoff := time.Second
 	for attempt := 0; ; attempt++ {
 		if resume || attempt > 0 {
@@ -750,6 +819,14 @@ func (s *Service) detachGen(ss *session, gen uint64) {
 	}
 	ss.mu.Unlock()
 	s.detach(ss)
+	if s.cl != nil {
+		// Another replica holds the session now (or will): it writes
+		// the session's state; a write from here would be fenced. Wait
+		// for the lease again, to take over if that replica goes.
+		s.cmet.leaseStops.Inc()
+		s.startSession(ss, true)
+		return
+	}
 	s.apply(ss, 0, func(r *record) []StoredEvent { return s.setStatus(r, StatusDisconnected, "ownership lost") })
 }
 
@@ -757,7 +834,13 @@ func (s *Service) detachGen(ss *session, gen uint64) {
 // session should run after a restart; reason, when set, is the status
 // reason of the resulting disconnected state.
 func (s *Service) stopSession(ss *session, want bool, reason string) error {
-	s.detach(ss)
+	if s.cl != nil && !want {
+		// Replicas: others learn the session is stopped before its
+		// lease is free (see letGo).
+		s.letGo(ss)
+	} else {
+		s.detach(ss)
+	}
 	return s.apply(ss, 0, func(r *record) []StoredEvent {
 		r.WantRunning = want
 		ss.qr, ss.code = "", ""

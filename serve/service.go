@@ -333,6 +333,15 @@ func (s *Service) Shutdown(ctx context.Context) error {
 	s.mu.Unlock()
 	s.ready.Store(false)
 	s.hub.close()
+	if d, ok := s.cfg.Owner.(interface{ Drain(context.Context) error }); ok {
+		// Hand the sessions over: Lost closes on every lease, the
+		// watchers close the connections and release, and the other
+		// replicas take them at their next poll. What is left when ctx
+		// ends is closed below all the same.
+		if err := d.Drain(ctx); err != nil {
+			s.log.Warn("serve: draining leases", "err", err)
+		}
+	}
 	var wg sync.WaitGroup
 	sem := make(chan struct{}, 64)
 	for _, ss := range all {

@@ -407,7 +407,10 @@ func (s *Service) contend(ctx context.Context, cancel context.CancelFunc, ss *se
 	}
 	ss.acquiring = nil
 	ss.rec = *rec
-	cli, err := s.newClientLocked(ss, gen)
+	cli, lst, err := s.newClientLocked(ss, gen)
+	if err == nil {
+		err = lst.bind(lease)
+	}
 	if err != nil {
 		ss.mu.Unlock()
 		lease.Release()

@@ -19,6 +19,7 @@ import (
 	"github.com/walinkdev/walink"
 	"github.com/walinkdev/walink/jid"
 	"github.com/walinkdev/walink/store"
+	"github.com/walinkdev/walink/store/postgres"
 )
 
 // Config configures a Service. Zero values mean the documented defaults.
@@ -423,6 +424,12 @@ func (s *Service) setStatus(r *record, st Status, reason string) []StoredEvent {
 // generation (events of a closed client are dropped). On a write error
 // nothing changes.
 func (s *Service) apply(ss *session, gen uint64, fn func(r *record) []StoredEvent) error {
+	return s.applyFenced(ss, gen, nil, fn)
+}
+
+// applyFenced is apply checking fence (nil: the fence of ss's lease, if
+// any) in the transaction.
+func (s *Service) applyFenced(ss *session, gen uint64, fence *postgres.Fence, fn func(r *record) []StoredEvent) error {
 	s.writeMu.Lock()
 	defer s.writeMu.Unlock()
 	ss.mu.Lock()
@@ -434,7 +441,15 @@ func (s *Service) apply(ss *session, gen uint64, fn func(r *record) []StoredEven
 	r.Transitions = append([]Transition(nil), ss.rec.Transitions...)
 	evs := fn(&r)
 	r.Updated = s.now()
+	if fence == nil {
+		fence = leaseFence(ss.lease)
+	}
 	err := s.writeTx(func(ctx context.Context, tx *sql.Tx) error {
+		// Under a fenced lease the record, its events and their outbox
+		// rows are written only while the lease is still ours.
+		if err := s.db.checkFence(ctx, tx, fence, "session"); err != nil {
+			return err
+		}
 		if err := s.db.updateSession(ctx, tx, &r); err != nil {
 			return err
 		}
@@ -445,7 +460,11 @@ func (s *Service) apply(ss *session, gen uint64, fn func(r *record) []StoredEven
 	}
 	ss.mu.Unlock()
 	if err != nil {
-		s.log.Error("serve: writing session state", "session", ss.id, "err", err)
+		if errors.Is(err, store.ErrFenced) {
+			s.log.Warn("serve: session write refused: lease lost", "session", ss.id, "err", err)
+		} else {
+			s.log.Error("serve: writing session state", "session", ss.id, "err", err)
+		}
 		return err
 	}
 	s.published(evs)
@@ -671,7 +690,7 @@ func (s *Service) startSession(ss *session, resume bool) error {
 	}
 	ss.gen++
 	gen := ss.gen
-	cli, err := s.newClientLocked(ss, gen)
+	cli, lst, err := s.newClientLocked(ss, gen)
 	if err != nil {
 		ss.mu.Unlock()
 		return err
@@ -688,20 +707,20 @@ func (s *Service) startSession(ss *session, resume bool) error {
 	s.wg.Add(1)
 	go func() {
 		defer s.wg.Done()
-		s.connect(ss, gen, cli, resume)
+		s.connect(ss, gen, cli, lst, resume)
 	}()
 	return nil
 }
 
 // newClientLocked makes ss's client for generation gen (ss.mu held).
-func (s *Service) newClientLocked(ss *session, gen uint64) (*walink.Client, error) {
+func (s *Service) newClientLocked(ss *session, gen uint64) (*walink.Client, *leaseStore, error) {
 	cfg := s.cfg.Client
 	cfg.Logger = s.log.With("session", ss.id)
 	cfg.NewDevice, cfg.Device = false, jid.JID{}
 	if ss.rec.Device != "" {
 		d, err := jid.Parse(ss.rec.Device)
 		if err != nil {
-			return nil, fmt.Errorf("serve: session %s: stored device: %w", ss.id, err)
+			return nil, nil, fmt.Errorf("serve: session %s: stored device: %w", ss.id, err)
 		}
 		cfg.Device = d
 	} else {
@@ -709,15 +728,18 @@ func (s *Service) newClientLocked(ss *session, gen uint64) (*walink.Client, erro
 		ss.linkStart = s.now()
 	}
 	ss.method, ss.qr, ss.code, ss.connected = "", "", "", false
-	cli := walink.NewClient(s.cfg.Store, cfg)
+	// The client writes through a view bound to its lease once acquired
+	// (fenced under serve/lease).
+	lst := newLeaseStore(s.cfg.Store)
+	cli := walink.NewClient(lst, cfg)
 	cli.AddEventHandler(func(ev walink.Event) { s.onEvent(ss, gen, cli, ev) })
-	return cli, nil
+	return cli, lst, nil
 }
 
 // connect runs the first handshake of cli, holding a start slot; it
 // retries a failed first connect of a linked device with jittered
 // backoff (a restart with WhatsApp unreachable must not strand sessions).
-func (s *Service) connect(ss *session, gen uint64, cli *walink.Client, resume bool) {
+func (s *Service) connect(ss *session, gen uint64, cli *walink.Client, lst *leaseStore, resume bool) {
 	lease, err := s.cfg.Owner.Acquire(s.ctx, ss.id)
 	if err != nil {
 		return // shutting down
@@ -726,6 +748,12 @@ func (s *Service) connect(ss *session, gen uint64, cli *walink.Client, resume bo
 	if ss.gen != gen {
 		ss.mu.Unlock()
 		lease.Release()
+		return
+	}
+	if err := lst.bind(lease); err != nil {
+		ss.mu.Unlock()
+		lease.Release()
+		s.log.Error("serve: session lease", "session", ss.id, "err", err)
 		return
 	}
 	ss.lease = lease
@@ -826,17 +854,31 @@ func (s *Service) detachGen(ss *session, gen uint64) {
 		ss.mu.Unlock()
 		return
 	}
+	cli, lease := ss.cli, ss.lease
+	ss.cli, ss.lease = nil, nil
+	ss.gen++
 	ss.mu.Unlock()
-	s.detach(ss)
+	if cli != nil {
+		cli.Close()
+	}
+	// The status is written under the lost lease's fence before it is
+	// released: a lease given up (balance, drain) still holds, so the
+	// write lands before the next owner's; one taken over refuses it, and
+	// the next owner's record stands.
+	f := leaseFence(lease)
+	err := s.applyFenced(ss, 0, f, func(r *record) []StoredEvent { return s.setStatus(r, StatusDisconnected, "ownership lost") })
+	if err != nil && f == nil {
+		s.log.Error("serve: writing session state", "session", ss.id, "err", err)
+	}
+	if lease != nil {
+		lease.Release()
+	}
 	if s.cl != nil {
-		// Another replica holds the session now (or will): it writes
-		// the session's state; a write from here would be fenced. Wait
-		// for the lease again, to take over if that replica goes.
+		// Another replica holds the session now (or will). Wait for the
+		// lease again, to take over if that replica goes.
 		s.cmet.leaseStops.Inc()
 		s.startSession(ss, true)
-		return
 	}
-	s.apply(ss, 0, func(r *record) []StoredEvent { return s.setStatus(r, StatusDisconnected, "ownership lost") })
 }
 
 // stopSession closes ss's client (no logout). want records whether the

@@ -17,6 +17,12 @@ import (
 // ErrNotFound is returned when a device or pre-key does not exist.
 var ErrNotFound = errors.New("store: not found")
 
+// ErrFenced is returned by a write made through a fenced view of a store
+// (one limited to the holder of a lease, as several `walink serve`
+// replicas use) once that lease is no longer held: it expired, was
+// released, or another process took it over. The write did not happen.
+var ErrFenced = errors.New("store: write fenced off: lease no longer held")
+
 // Device is one companion device: its long-term keys, made before the first
 // connect, and what pairing taught it. A Device with an empty ID is not
 // paired yet.

@@ -14,8 +14,8 @@ import (
 	"strings"
 	"time"
 
-	"github.com/walinkdev/walink"
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/walinkdev/walink"
 
 	"github.com/walinkdev/walink/serve"
 	"github.com/walinkdev/walink/serve/lease"

@@ -103,11 +103,15 @@ func (s *Store) DeviceByJID(ctx context.Context, id jid.JID) (*store.Device, err
 // PutDevice inserts or replaces d, keeping its pre-keys, and rewrites its
 // LID mapping, in one transaction.
 func (s *Store) PutDevice(ctx context.Context, d *store.Device) error {
+	return s.putDevice(ctx, d, nil)
+}
+
+func (s *Store) putDevice(ctx context.Context, d *store.Device, fence *Fence) error {
 	r, err := encodeDevice(d, s.sec)
 	if err != nil {
 		return err
 	}
-	return s.write(ctx, "put device", func(tx pgx.Tx) error {
+	return s.writeFenced(ctx, "put device", fence, func(tx pgx.Tx) error {
 		// The device row first: the upsert locks it, so concurrent writers
 		// of one device serialize here before touching its mapping.
 		if _, err := tx.Exec(ctx, upsertDevice, r.Args()...); err != nil {
@@ -134,8 +138,12 @@ func (s *Store) PutDevice(ctx context.Context, d *store.Device) error {
 
 // DeleteDevice removes the device with its pre-keys and mappings.
 func (s *Store) DeleteDevice(ctx context.Context, noisePub keys.PublicKey) error {
+	return s.deleteDevice(ctx, noisePub, nil)
+}
+
+func (s *Store) deleteDevice(ctx context.Context, noisePub keys.PublicKey, fence *Fence) error {
 	pub := noisePub.Bytes()
-	return s.write(ctx, "delete device", func(tx pgx.Tx) error {
+	return s.writeFenced(ctx, "delete device", fence, func(tx pgx.Tx) error {
 		// Lock the device row before its children, the order every writer
 		// uses, so a delete racing PutPreKeys cannot deadlock.
 		if _, err := tx.Exec(ctx, `SELECT 1 FROM walink_devices WHERE noise_pub = $1 FOR UPDATE`, pub); err != nil {
@@ -160,6 +168,10 @@ func (s *Store) DeleteDevice(ctx context.Context, noisePub keys.PublicKey) error
 // PutPreKeys stores pks for the device and sets its NextPreKeyID to next.
 // A pre-key id given twice keeps the later key.
 func (s *Store) PutPreKeys(ctx context.Context, noisePub keys.PublicKey, pks []keys.PreKey, next uint32) error {
+	return s.putPreKeys(ctx, noisePub, pks, next, nil)
+}
+
+func (s *Store) putPreKeys(ctx context.Context, noisePub keys.PublicKey, pks []keys.PreKey, next uint32, fence *Fence) error {
 	// One INSERT … SELECT FROM unnest for the whole batch: one round trip
 	// for 812 keys. ON CONFLICT may not touch a row twice in one statement,
 	// so repeated ids are folded first, the later winning.
@@ -189,7 +201,7 @@ func (s *Store) PutPreKeys(ctx context.Context, noisePub keys.PublicKey, pks []k
 		pubs = append(pubs, pk.Public.Bytes())
 		privs = append(privs, priv)
 	}
-	return s.write(ctx, "put pre-keys", func(tx pgx.Tx) error {
+	return s.writeFenced(ctx, "put pre-keys", fence, func(tx pgx.Tx) error {
 		tag, err := tx.Exec(ctx, `UPDATE walink_devices SET next_pre_key_id = $1 WHERE noise_pub = $2`, int64(next), pub)
 		if err != nil {
 			return err

@@ -147,9 +147,25 @@ func fail(ctx context.Context, op string, err error) error {
 
 // write runs fn in one transaction.
 func (s *Store) write(ctx context.Context, op string, fn func(tx pgx.Tx) error) error {
+	return s.writeFenced(ctx, op, nil, fn)
+}
+
+// writeFenced runs fn in one transaction, after checking fence (when not
+// nil) first: the lease row is locked before any row of the write, the
+// same order for every fenced writer.
+func (s *Store) writeFenced(ctx context.Context, op string, fence *Fence, fn func(tx pgx.Tx) error) error {
 	tx, err := s.pool.Begin(ctx)
 	if err != nil {
 		return fail(ctx, op, err)
+	}
+	if fence != nil {
+		if err := fence.check(ctx, tx, op); err != nil {
+			rollback(ctx, tx)
+			if errors.Is(err, store.ErrFenced) || errors.Is(err, ErrInvalid) {
+				return fmt.Errorf("postgres: %s: %w", op, err)
+			}
+			return fail(ctx, op+": fence", err)
+		}
 	}
 	if err := fn(tx); err != nil {
 		rollback(ctx, tx)

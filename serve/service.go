@@ -861,6 +861,7 @@ func (s *Service) detachGen(ss *session, gen uint64) {
 	if cli != nil {
 		cli.Close()
 	}
+	s.log.Info("serve: lease lost; connection closed", "session", ss.id)
 	// The status is written under the lost lease's fence before it is
 	// released: a lease given up (balance, drain) still holds, so the
 	// write lands before the next owner's; one taken over refuses it, and

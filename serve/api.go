@@ -276,6 +276,10 @@ func decodeBody(w http.ResponseWriter, r *http.Request, v any, optional bool) bo
 
 func (s *Service) session(w http.ResponseWriter, r *http.Request) *session {
 	ss := s.get(r.PathValue("id"))
+	if ss == nil && s.cl != nil {
+		// Made through another replica, and its event not seen here yet.
+		ss = s.loadRemote(r.Context(), r.PathValue("id"))
+	}
 	if ss == nil {
 		writeProblem(w, r, http.StatusNotFound, "not-found", "no session "+strconv.Quote(r.PathValue("id")))
 	}

@@ -472,3 +472,32 @@ func (d *DB) unclaimOutbox(ctx context.Context, ids []int64, now time.Time) erro
 	_, err := d.db.ExecContext(ctx, `UPDATE serve_outbox SET next_ms = $1 WHERE id = ANY($2)`, ms(now), ids)
 	return err
 }
+
+// loadRemote reads a session this replica does not know yet from the
+// table and adds it (nil when it does not exist).
+func (s *Service) loadRemote(ctx context.Context, id string) *session {
+	if !strings.HasPrefix(id, "s_") || len(id) > 64 {
+		return nil
+	}
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	rec, err := s.db.loadSession(ctx, id)
+	cancel()
+	if err != nil || rec == nil {
+		return nil
+	}
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return nil
+	}
+	ss, known := s.sessions[id]
+	if !known {
+		ss = &session{id: id, rec: *rec}
+		s.sessions[id] = ss
+	}
+	s.mu.Unlock()
+	if !known && rec.WantRunning {
+		s.startSession(ss, true) // compete for it, to take over if its holder goes
+	}
+	return ss
+}

@@ -447,7 +447,10 @@ func (m *Manager) renewLoop() {
 }
 
 func (m *Manager) renewTick() {
-	if h := m.renewHook; h != nil {
+	m.mu.Lock()
+	h := m.renewHook
+	m.mu.Unlock()
+	if h != nil {
 		if err := h(); err != nil {
 			m.renewFailed(err)
 			return
@@ -553,7 +556,10 @@ func (m *Manager) watchdog() {
 		m.mu.Unlock()
 		wait := time.Until(deadline)
 		if wait <= 0 {
-			if h := m.watchHook; h != nil {
+			m.mu.Lock()
+			h := m.watchHook
+			m.mu.Unlock()
+			if h != nil {
 				h()
 			}
 			m.mu.Lock()
@@ -594,6 +600,7 @@ func (m *Manager) watchdog() {
 func (m *Manager) acquireLoop() {
 	t := time.NewTicker(m.cfg.Poll)
 	defer t.Stop()
+	var lastLog time.Time
 	for {
 		select {
 		case <-m.ctx.Done():
@@ -603,7 +610,11 @@ func (m *Manager) acquireLoop() {
 		}
 		m.flushReleases(m.ctx)
 		if err := m.acquireTick(m.ctx); err != nil && m.ctx.Err() == nil {
-			m.log.Warn("lease: acquiring", "err", err)
+			// Every Poll during an outage: once per TTL is enough.
+			if time.Since(lastLog) >= m.cfg.TTL {
+				m.log.Warn("lease: acquiring", "err", err)
+				lastLog = time.Now()
+			}
 		}
 	}
 }

@@ -48,6 +48,7 @@ func cmdServe(ctx context.Context, e env, args []string) error {
 	advertise := fs.String("advertise-url", "", "with --postgres: `URL` where the other replicas reach this one's API (default http(s)://HOST:PORT of --listen, HOST the hostname when --listen is a wildcard)")
 	leaseTTL := fs.Duration("lease-ttl", 15*time.Second, "with --postgres: how long a session's lease lives without renewal; a replica cut off from the database closes its connections before that")
 	leaseRenew := fs.Duration("lease-renew", 0, "with --postgres: lease renewal `interval` (default lease-ttl/3; renew*2 + ttl/5 must stay below the TTL)")
+	listenDSN := fs.String("postgres-listen", "", "with --postgres: `DSN` of the connection that LISTENs for the other replicas' events, when --postgres goes through a transaction-pooling proxy (LISTEN needs a session of its own; default --postgres)")
 	writeLog := fs.Bool("lease-write-log", false, "with --postgres: record every fenced store write (session, replica, epoch) in serve_write_log (an audit; grows without bound)")
 	versionURL := fs.String("version-url", "", "service-worker script `URL` the sessions fetch the current WhatsApp Web version from when WhatsApp refuses theirs (default https://web.whatsapp.com/sw.js; --sim: the local WhatsApp's /sw.js)")
 	if err := parseFlags(fs, args); err != nil {
@@ -172,7 +173,11 @@ func cmdServe(ctx context.Context, e env, args []string) error {
 		}
 		defer mgr.Close()
 		cfg.Owner = leaseOwner{mgr}
-		cfg.Cluster = &serve.Cluster{ReplicaID: id, AdvertiseURL: adv, DSN: *pgDSN, Locator: mgr}
+		ldsn := *listenDSN
+		if ldsn == "" {
+			ldsn = *pgDSN
+		}
+		cfg.Cluster = &serve.Cluster{ReplicaID: id, AdvertiseURL: adv, DSN: ldsn, Locator: mgr}
 		log.Info("serve: replica", "id", id, "advertise", adv, "lease_ttl", mgr.Config().TTL, "lease_renew", mgr.Config().Renew)
 	}
 	svc, err := serve.New(ctx, cfg)

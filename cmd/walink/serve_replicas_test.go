@@ -262,7 +262,21 @@ func TestServeReplicas(t *testing.T) {
 	}
 	t.Logf("SIGSTOP r2 (%d sessions) for %v, SIGCONT: others hold them, r2 holds none, fenced writes refused %v → %v, none logged",
 		len(frozen), time.Since(ts).Round(time.Millisecond), fencedBefore, fencedAfter)
-	waitFor(t, 60*time.Second, "balanced after SIGCONT", func() string { return balanced(ctx, db, limit) })
+	// Balance restored (r2 takes its share again, under new epochs) and
+	// settled: nobody connecting or closing for 3 s.
+	waitFor(t, 90*time.Second, "balanced and settled after SIGCONT", func() string {
+		if msg := balanced(ctx, db, limit); msg != "" {
+			return msg
+		}
+		if msg := connectedOnce(srv, devOf); msg != "" {
+			return msg
+		}
+		if len(heldBy(ctx, db, "r2")) == 0 {
+			return "r2 holds nothing yet"
+		}
+		return quiet(srv, 3*time.Second)
+	})
+	t.Logf("after SIGCONT, balanced again: leases %v", leaseCounts(ctx, db))
 
 	// The database unreachable for a moment: nothing moves.
 	markCut := lastSeq(srv)
@@ -503,6 +517,20 @@ func waitFor(t *testing.T, d time.Duration, what string, check func() string) {
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
+}
+
+// quiet: no login and no connection closed in the node log for d.
+func quiet(srv *watest.Server, d time.Duration) string {
+	var last time.Time
+	for _, ev := range srv.Events() {
+		if ev.Dir == watest.DirInfo && (ev.Note == "connection closed" || strings.HasPrefix(ev.Note, "login ")) {
+			last = ev.Time
+		}
+	}
+	if since := time.Since(last); since < d {
+		return fmt.Sprintf("last login or close %v ago", since.Round(time.Millisecond))
+	}
+	return ""
 }
 
 func lastSeq(srv *watest.Server) int64 {

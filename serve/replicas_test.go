@@ -8,6 +8,7 @@ import (
 	"net/http/httptest"
 	"net/url"
 	"os"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -248,4 +249,49 @@ func newEnvClient(srv *watest.Server) walink.Config {
 	return walink.Config{ServerURL: srv.URL(), ServerRoot: srv.RootKey(),
 		Reconnect:   walink.ReconnectPolicy{MinDelay: 50 * time.Millisecond, MaxDelay: time.Second},
 		PreKeyCount: 30}
+}
+
+// TestReplicasInternalAuth: a forwarded request is accepted only with a
+// valid signature of its method, path and body under the shared secret,
+// and a caller cannot claim to be a forwarding replica.
+func TestReplicasInternalAuth(t *testing.T) {
+	leases := &testLeases{allow: func(replica, _ string) bool { return replica == "a" }}
+	rs := newReplicas(t, 2, leases, nil)
+	a, b := rs[0], rs[1]
+	id := a.must(201, "POST", "/v1/sessions", map[string]any{"start": false})["id"].(string)
+	// B knows it at once, from the table, before its event arrives.
+	b.must(200, "GET", "/v1/sessions/"+id, nil)
+	send := func(method, path, body string, hdr map[string]string) int {
+		req, _ := http.NewRequest(method, a.http.URL+path, strings.NewReader(body))
+		for k, v := range hdr {
+			req.Header.Set(k, v)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	c := a.svc.cl
+	ts := time.Now().Unix()
+	good := strconv.FormatInt(ts, 10) + "." + c.internalMAC("GET", "/v1/sessions/"+id, ts, nil)
+	if code := send("GET", "/v1/sessions/"+id, "", map[string]string{internalHeader: good, forwardedBy: "b"}); code != 200 {
+		t.Fatalf("signed forwarded request: %d", code)
+	}
+	for name, hdr := range map[string]map[string]string{
+		"other path":   {internalHeader: good},
+		"stale":        {internalHeader: "1000." + c.internalMAC("GET", "/v1/sessions", 1000, nil)},
+		"garbage":      {internalHeader: "x.y"},
+		"claimed only": {forwardedBy: "b"},
+	} {
+		if code := send("GET", "/v1/sessions", "", hdr); code != http.StatusUnauthorized {
+			t.Errorf("%s: %d, want 401", name, code)
+		}
+	}
+	// The body is signed too.
+	bodyMAC := strconv.FormatInt(ts, 10) + "." + c.internalMAC("POST", "/v1/sessions/"+id+"/stop", ts, []byte(`{}`))
+	if code := send("POST", "/v1/sessions/"+id+"/stop", `{"x":1}`, map[string]string{internalHeader: bodyMAC, "Content-Type": "application/json"}); code != http.StatusUnauthorized {
+		t.Fatalf("changed body: %d, want 401", code)
+	}
 }

@@ -413,6 +413,9 @@ func startReplica(ctx context.Context, t *testing.T, id, key, dsn string, srv *w
 	go io.Copy(io.Discard, rd)
 	r.base = strings.TrimSuffix(strings.TrimSpace(strings.TrimPrefix(line, "walink serve: open ")), "/")
 	t.Cleanup(func() {
+		if strings.Contains(r.logs.String(), "WARNING: DATA RACE") {
+			t.Errorf("replica %s (pid %d): data race:\n%s", id, cmd.Process.Pid, r.logs.String())
+		}
 		if t.Failed() {
 			t.Logf("replica %s log (tail):\n%s", id, tail(r.logs.String(), 40))
 		}

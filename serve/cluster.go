@@ -25,7 +25,8 @@ import (
 // page: events reach every replica's SSE streams through LISTEN/NOTIFY,
 // webhooks are sent once by whichever replica claims the outbox row, and
 // a request that needs a session's live connection is forwarded to the
-// replica that holds it (Locator).
+// replica that holds it (Locator). Config.Owner must hand out leases
+// (a serve/lease Manager, which is also the Locator).
 type Cluster struct {
 	// ReplicaID names this replica (required; unique among replicas).
 	ReplicaID string
@@ -76,6 +77,10 @@ func newCluster(ctx context.Context, s *Service, c Cluster) (*cluster, error) {
 	if c.ReplicaID == "" || c.AdvertiseURL == "" || c.DSN == "" {
 		return nil, fmt.Errorf("%w: ReplicaID, AdvertiseURL and DSN are required", ErrClusterConfig)
 	}
+	if _, local := s.cfg.Owner.(localOwner); local {
+		// Every replica would connect every session.
+		return nil, fmt.Errorf("%w: replicas need an Owner handing out leases (serve/lease)", ErrClusterConfig)
+	}
 	if s.db.dialect != Postgres {
 		return nil, fmt.Errorf("%w: replicas share a PostgreSQL database", ErrClusterConfig)
 	}
@@ -113,7 +118,16 @@ func newCluster(ctx context.Context, s *Service, c Cluster) (*cluster, error) {
 // replica that asks. Whoever can read the database can forge forwarded
 // requests, but could take over every session anyway.
 func (d *DB) clusterSecret(ctx context.Context) ([]byte, error) {
-	if _, err := d.db.ExecContext(ctx, `CREATE TABLE IF NOT EXISTS serve_cluster (k TEXT PRIMARY KEY, v TEXT NOT NULL)`); err != nil {
+	// Replicas starting together race on CREATE TABLE IF NOT EXISTS (it
+	// can fail on the catalog's unique index): the loser tries again.
+	var err error
+	for range 3 {
+		if _, err = d.db.ExecContext(ctx, `CREATE TABLE IF NOT EXISTS serve_cluster (k TEXT PRIMARY KEY, v TEXT NOT NULL)`); err == nil {
+			break
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if err != nil {
 		return nil, fmt.Errorf("serve: cluster secret: %w", err)
 	}
 	if _, err := d.db.ExecContext(ctx, `INSERT INTO serve_cluster (k, v) VALUES ('secret', $1) ON CONFLICT (k) DO NOTHING`, newSecret()); err != nil {

@@ -47,7 +47,6 @@ func (s *Service) notifyTx(ctx context.Context, tx *sql.Tx, evs []StoredEvent) e
 // listen runs the LISTEN connection until ctx ends, reconnecting with
 // jittered backoff.
 func (s *Service) listen(ctx context.Context) {
-	c := s.cl
 	high := s.highSeq(ctx)
 	backoff := 100 * time.Millisecond
 	for ctx.Err() == nil {
@@ -64,7 +63,6 @@ func (s *Service) listen(ctx context.Context) {
 			return
 		case <-time.After(d):
 		}
-		_ = c
 	}
 }
 

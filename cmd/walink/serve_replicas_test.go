@@ -64,10 +64,16 @@ func TestServeReplicas(t *testing.T) {
 	if v, err := strconv.Atoi(os.Getenv("WALINK_SERVE_REPLICAS_N")); err == nil && v > 0 {
 		n = v
 	}
-	const (
-		ttl   = 4 * time.Second
-		renew = time.Second
-	)
+	// Short leases keep the test fast. The stop margin (TTL/5) must cover
+	// the time a replica takes to act on its watchdog; under the race
+	// detector on a loaded machine that is seconds, so the TTL grows.
+	ttl, renew := 4*time.Second, time.Second
+	if raceEnabled {
+		ttl, renew = 10*time.Second, 2*time.Second
+	}
+	if v, err := time.ParseDuration(os.Getenv("WALINK_SERVE_REPLICAS_TTL")); err == nil && v > 0 {
+		ttl, renew = v, v/4
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
 	defer cancel()
 

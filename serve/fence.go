@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"sync/atomic"
 
+	"github.com/walinkdev/walink"
+
 	wkeys "github.com/walinkdev/walink/keys"
 	"github.com/walinkdev/walink/store"
 	"github.com/walinkdev/walink/store/postgres"
@@ -29,8 +31,17 @@ type FencedLease interface {
 // single-process Owner). Reads are never fenced.
 type leaseStore struct {
 	store.Store
-	w atomic.Pointer[store.Store]
+	b atomic.Pointer[binding]
 }
+
+type binding struct {
+	w store.Store
+	l Lease
+}
+
+// leaseChecker is a Lease that can tell by its holder's own clock whether
+// it still holds (serve/lease's Check), with no database round trip.
+type leaseChecker interface{ Check() error }
 
 func newLeaseStore(st store.Store) *leaseStore { return &leaseStore{Store: st} }
 
@@ -44,15 +55,70 @@ func (ls *leaseStore) bind(l Lease) error {
 		}
 		w = ps.Fenced(fl.Fence())
 	}
-	ls.w.Store(&w)
+	ls.b.Store(&binding{w: w, l: l})
 	return nil
 }
 
 func (ls *leaseStore) writer() (store.Store, error) {
-	if w := ls.w.Load(); w != nil {
-		return *w, nil
+	if b := ls.b.Load(); b != nil {
+		return b.w, nil
 	}
 	return nil, fmt.Errorf("serve: store write before the session's lease: %w", store.ErrFenced)
+}
+
+// errNoLease refuses a dial without the session's lease.
+var errNoLease = errors.New("serve: the session's lease is not held")
+
+// check reports whether the bound lease still holds, by this process's
+// clock: not bound yet, Lost closed, or (Check) past its self-stop
+// deadline all refuse.
+func (ls *leaseStore) check() error {
+	b := ls.b.Load()
+	if b == nil {
+		return errNoLease
+	}
+	if lost := b.l.Lost(); lost != nil {
+		select {
+		case <-lost:
+			return errNoLease
+		default:
+		}
+	}
+	if c, ok := b.l.(leaseChecker); ok {
+		if err := c.Check(); err != nil {
+			return fmt.Errorf("%w: %w", errNoLease, err)
+		}
+	}
+	return nil
+}
+
+// gated returns cfg whose DialGate first checks the bound lease: a
+// client never dials (nor redials after a drop) without it, even in the
+// moment between a lease running out and the service closing the client
+// (e.g. a process resumed after a pause, before its watchdog ran). The
+// check runs again after waiting for cfg's own gate.
+func (ls *leaseStore) gated(cfg walink.Config) walink.Config {
+	base := cfg.DialGate
+	cfg.DialGate = func(ctx context.Context) (func(), error) {
+		if err := ls.check(); err != nil {
+			return nil, err
+		}
+		if base == nil {
+			return func() {}, nil
+		}
+		release, err := base(ctx)
+		if err != nil {
+			return nil, err
+		}
+		if err := ls.check(); err != nil {
+			if release != nil {
+				release()
+			}
+			return nil, err
+		}
+		return release, nil
+	}
+	return cfg
 }
 
 func (ls *leaseStore) PutDevice(ctx context.Context, d *store.Device) error {

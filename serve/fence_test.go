@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/walinkdev/walink"
 	"github.com/walinkdev/walink/store"
 	"github.com/walinkdev/walink/store/postgres"
 )
@@ -135,7 +136,7 @@ func TestFencedSessionWrites(t *testing.T) {
 	}
 
 	// A fenced view refuses store writes once its lease is gone, with
-	// store.ErrFenced.
+	// store.ErrFenced; its dial gate refuses to dial.
 	ls := newLeaseStore(e.st)
 	if err := ls.PutDevice(context.Background(), &store.Device{}); !errors.Is(err, store.ErrFenced) {
 		t.Errorf("write before bind: %v", err)
@@ -150,4 +151,53 @@ func TestFencedSessionWrites(t *testing.T) {
 	if err := ls.PutDevice(context.Background(), devs[0]); !errors.Is(err, store.ErrFenced) {
 		t.Errorf("write through a lost lease: %v", err)
 	}
+	if _, err := ls.gated(walink.Config{}).DialGate(context.Background()); !errors.Is(err, errNoLease) {
+		t.Errorf("dial gate under a lost lease: %v", err)
+	}
+}
+
+// TestLeaseDialGate: a session's client dials only while its lease holds
+// by the lease's own check, before and after the service's gate.
+func TestLeaseDialGate(t *testing.T) {
+	ls := newLeaseStore(nil)
+	slots := 0
+	cfg := ls.gated(walink.Config{DialGate: func(context.Context) (func(), error) {
+		slots++
+		return func() { slots-- }, nil
+	}})
+	if _, err := cfg.DialGate(context.Background()); !errors.Is(err, errNoLease) {
+		t.Fatalf("dial before the lease: %v", err)
+	}
+	l := &checkedLease{lost: make(chan struct{})}
+	if err := ls.bind(l); err != nil {
+		t.Fatal(err)
+	}
+	rel, err := cfg.DialGate(context.Background())
+	if err != nil || slots != 1 {
+		t.Fatalf("dial under the lease: %v (slots %d)", err, slots)
+	}
+	rel()
+	l.overdue.Store(true)
+	if _, err := cfg.DialGate(context.Background()); !errors.Is(err, errNoLease) || slots != 0 {
+		t.Errorf("dial past the lease's deadline: %v (slots %d)", err, slots)
+	}
+	l.overdue.Store(false)
+	close(l.lost)
+	if _, err := cfg.DialGate(context.Background()); !errors.Is(err, errNoLease) || slots != 0 {
+		t.Errorf("dial after Lost: %v (slots %d)", err, slots)
+	}
+}
+
+type checkedLease struct {
+	lost    chan struct{}
+	overdue atomic.Bool
+}
+
+func (l *checkedLease) Lost() <-chan struct{} { return l.lost }
+func (l *checkedLease) Release()              {}
+func (l *checkedLease) Check() error {
+	if l.overdue.Load() {
+		return errors.New("renewal overdue")
+	}
+	return nil
 }

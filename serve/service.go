@@ -731,7 +731,7 @@ func (s *Service) newClientLocked(ss *session, gen uint64) (*walink.Client, *lea
 	// The client writes through a view bound to its lease once acquired
 	// (fenced under serve/lease).
 	lst := newLeaseStore(s.cfg.Store)
-	cli := walink.NewClient(lst, cfg)
+	cli := walink.NewClient(lst, lst.gated(cfg))
 	cli.AddEventHandler(func(ev walink.Event) { s.onEvent(ss, gen, cli, ev) })
 	return cli, lst, nil
 }

@@ -35,11 +35,15 @@
 // connected it), and the row lock orders such a renewal with a concurrent
 // takeover: exactly one of them wins.
 //
-// Self-stop. The Manager notes t0, its monotonic clock read just before
-// sending each renewal; when a renewal succeeds, lastOK = t0. A watchdog
-// closes Lost on every held lease when lastOK+TTL-StopMargin passes without
-// a newer success (database unreachable, partition, a long GC or
-// scheduling pause). The service then closes those connections.
+// Self-stop. For each lease the Manager keeps t0, its monotonic clock read
+// just before sending the last statement that extended it (the acquisition,
+// then every renewal that returned it). A watchdog closes Lost on a lease
+// when t0+TTL-StopMargin passes without a newer extension (database
+// unreachable, partition, a long GC or scheduling pause). The service
+// then closes the connection. Lease.Check applies the same deadline
+// synchronously: the service's dial gate calls it before every dial and
+// redial, so a process resumed after a pause cannot reconnect in the
+// instant before its watchdog runs.
 //
 // Release. After closing the connection the service calls Release; the row
 // is freed (owner emptied, expires_at = now()) by a batched UPDATE that also
@@ -77,8 +81,8 @@
 //
 // # Why two replicas never hold one device
 //
-// Let a renewal be sent at local time t0 and executed by the database at
-// real time T ≥ t0 (a statement runs after it is sent). It sets
+// Let an acquisition or renewal be sent at local time t0 and executed by
+// the database at real time T ≥ t0 (a statement runs after it is sent). It sets
 // expires_at = now_db(T)+TTL, so no other replica can take the lease
 // before the database's clock has advanced TTL past T. The holder stops by
 // itself at t0+TTL-StopMargin on its own monotonic clock, i.e. at least
@@ -97,8 +101,11 @@
 //     connection is local and takes milliseconds, but a process paused
 //     longer than StopMargin (SIGSTOP, a VM freeze) cannot. That case is the
 //     fence's: when it resumes, its writes are refused (the epoch moved on),
-//     its renewal finds the lease taken and Lost closes, and its stale socket
-//     is the one WhatsApp's "replaced" closes, never the new owner's.
+//     its renewal finds the lease taken and Lost closes, its dial gate
+//     refuses to reconnect (Check), and its stale socket is the one
+//     WhatsApp's "replaced" closes, never the new owner's. A suspend of the
+//     whole machine is the same case: Linux's monotonic clock does not
+//     count the time suspended.
 //
 // Renew*2 + StopMargin < TTL is enforced by New (ErrConfig otherwise) so
 // that one failed or slow renewal never stops sessions: the deadline is at

@@ -26,6 +26,8 @@ var (
 	// ErrDraining is returned by Acquire on a draining Manager when its
 	// context ends (a draining replica acquires nothing).
 	ErrDraining = errors.New("lease: manager draining")
+	// ErrLost is returned by Lease.Check once the lease no longer holds.
+	ErrLost = errors.New("lease: lost")
 	// ErrSchemaTooNew: the lease tables were written by a newer walink.
 	ErrSchemaTooNew = errors.New("lease: lease tables are from a newer walink")
 )
@@ -147,6 +149,7 @@ type Manager struct {
 
 	mu        sync.Mutex
 	held      map[string]*Lease
+	hasRow    map[string]bool // sessions whose lease row exists
 	waiting   map[string][]*waiter
 	releases  []relEntry // released, not yet written
 	lastOK    time.Time  // send time (monotonic) of the last successful renewal
@@ -190,8 +193,9 @@ type Lease struct {
 	reason   atomic.Value // string: why Lost closed
 
 	// Under m.mu.
-	renewing bool // in the renewal set (not lost, not released)
-	shed     bool // given up for balance or drain: Lost closed, still renewed until Release
+	extended time.Time // local send time of the last statement that extended the lease
+	renewing bool      // in the renewal set (not lost, not released)
+	shed     bool      // given up for balance or drain: Lost closed, still renewed until Release
 	released bool
 }
 
@@ -225,7 +229,7 @@ func New(ctx context.Context, cfg Config) (*Manager, error) {
 	}
 	m := &Manager{cfg: cfg, pool: pool, ownPool: own, log: cfg.Logger,
 		kick: make(chan struct{}, 1), okCh: make(chan struct{}, 1),
-		held: map[string]*Lease{}, waiting: map[string][]*waiter{}}
+		held: map[string]*Lease{}, hasRow: map[string]bool{}, waiting: map[string][]*waiter{}}
 	if cfg.WriteLog {
 		m.fenceT = WriteLogTable
 	}
@@ -343,6 +347,31 @@ func (l *Lease) Lost() <-chan struct{} { return l.lost }
 func (l *Lease) Reason() string {
 	r, _ := l.reason.Load().(string)
 	return r
+}
+
+// Check reports, by this replica's own clock and without asking the
+// database, whether the lease still holds: ErrLost once Lost is closed, the
+// lease was released, or its self-stop deadline passed even if the
+// watchdog has not run yet (right after the process was paused, every
+// goroutine resumes at once). Call it right before doing what needs the
+// lease and is not a fenced write, such as dialing WhatsApp.
+func (l *Lease) Check() error {
+	select {
+	case <-l.lost:
+		return fmt.Errorf("%w: %s", ErrLost, l.Reason())
+	default:
+	}
+	m := l.m
+	m.mu.Lock()
+	renewing, ext := l.renewing, l.extended
+	m.mu.Unlock()
+	if !renewing {
+		return fmt.Errorf("%w: released", ErrLost)
+	}
+	if !time.Now().Before(ext.Add(m.cfg.TTL - m.cfg.StopMargin)) {
+		return fmt.Errorf("%w: renewal overdue", ErrLost)
+	}
+	return nil
 }
 
 // Fence is what writes made under this lease must check: the view of the
@@ -465,10 +494,13 @@ func (m *Manager) renewTick() {
 	}
 	m.mu.Unlock()
 	// The send time, taken before the request: the database computes the
-	// new expiry after it, so the local deadline lastOK+TTL-StopMargin is
+	// new expiry after it, so the local deadline t0+TTL-StopMargin is
 	// before the database's expiry whatever the request's latency.
 	t0 := time.Now()
-	ctx, cancel := context.WithTimeout(m.ctx, m.cfg.Renew)
+	// A slow renewal still helps as long as it lands before the
+	// deadlines (a later tick is skipped meanwhile); past this bound a
+	// fresh connection is more likely to get through.
+	ctx, cancel := context.WithTimeout(m.ctx, m.cfg.TTL-m.cfg.StopMargin-m.cfg.Renew)
 	got, err := m.renewOnce(ctx, ls)
 	cancel()
 	if err != nil {
@@ -483,6 +515,9 @@ func (m *Manager) renewTick() {
 	}
 	m.renewErr = nil
 	for _, l := range ls {
+		if got[l.id] && l.renewing && t0.After(l.extended) {
+			l.extended = t0
+		}
 		if !got[l.id] && l.renewing {
 			// The row no longer names us with this epoch: taken over
 			// after an expiry, or gone.
@@ -542,42 +577,55 @@ func (m *Manager) renewOnce(ctx context.Context, ls []*Lease) (map[string]bool, 
 	return got, rows.Err()
 }
 
-// watchdog closes Lost on every held lease once the last successful
-// renewal was sent TTL-StopMargin ago: from then on the database may
-// consider the leases expired (after the margin), so the connections must
-// be closed first.
+// watchdog closes Lost on each held lease once TTL-StopMargin passed
+// since the send time of the last statement that extended it (its
+// acquisition or a renewal that returned it): from then on the database
+// may consider it expired (after the margin), so the connection must be
+// closed first.
 func (m *Manager) watchdog() {
 	budget := m.cfg.TTL - m.cfg.StopMargin
 	t := time.NewTimer(budget)
 	defer t.Stop()
 	for {
 		m.mu.Lock()
-		deadline := m.lastOK.Add(budget)
+		now := time.Now()
+		var next time.Time
+		overdue := false
+		for _, l := range m.held {
+			if !l.renewing {
+				continue
+			}
+			d := l.extended.Add(budget)
+			if !now.Before(d) {
+				overdue = true
+			} else if next.IsZero() || d.Before(next) {
+				next = d
+			}
+		}
+		h := m.watchHook
 		m.mu.Unlock()
-		wait := time.Until(deadline)
-		if wait <= 0 {
-			m.mu.Lock()
-			h := m.watchHook
-			m.mu.Unlock()
+		if overdue {
 			if h != nil {
 				h()
 			}
 			m.mu.Lock()
 			// Re-read: a renewal may have landed while the hook ran.
-			if !time.Now().Before(m.lastOK.Add(budget)) {
-				n := 0
-				for _, l := range m.held {
-					if l.renewing {
-						m.loseLocked(l, "renewal overdue")
-						n++
-					}
-				}
-				if n > 0 {
-					m.log.Error("lease: renewals failed for TTL-StopMargin; gave up every lease", "leases", n)
+			now, n := time.Now(), 0
+			for _, l := range m.held {
+				if l.renewing && !now.Before(l.extended.Add(budget)) {
+					m.loseLocked(l, "renewal overdue")
+					n++
 				}
 			}
 			m.mu.Unlock()
-			wait = m.cfg.Renew // nothing to watch until the next renewal
+			if n > 0 {
+				m.log.Error("lease: not renewed for TTL-StopMargin; gave the leases up", "leases", n)
+			}
+			continue
+		}
+		wait := m.cfg.Renew // nothing held: a new lease's deadline is later
+		if !next.IsZero() {
+			wait = next.Sub(now)
 		}
 		t.Reset(wait)
 		select {
@@ -670,9 +718,11 @@ func (m *Manager) acquireTick(ctx context.Context) error {
 			known++
 		}
 	}
-	heldNow := 0
+	heldNow, shedding := 0, 0
 	for _, l := range m.held {
-		if !l.shed {
+		if l.shed {
+			shedding++ // given up, not yet released
+		} else {
 			heldNow++
 		}
 	}
@@ -680,10 +730,12 @@ func (m *Manager) acquireTick(ctx context.Context) error {
 
 	ctx, cancel := context.WithTimeout(ctx, m.cfg.Renew)
 	defer cancel()
-	var live, global int
+	var live, global, free int
 	if err := m.pool.QueryRow(ctx, `SELECT
 			(SELECT count(*) FROM serve_replicas WHERE expires_at > now() AND NOT draining),
-			(SELECT count(*) FROM serve_leases WHERE owner <> '' AND expires_at > now())`).Scan(&live, &global); err != nil {
+			(SELECT count(*) FROM serve_leases WHERE owner <> '' AND expires_at > now()),
+			(SELECT count(*) FROM serve_leases WHERE session_id = ANY($1::text[]) AND (owner = '' OR expires_at <= now()))`,
+		want).Scan(&live, &global, &free); err != nil {
 		return err
 	}
 	n := max(global, known, 1)
@@ -691,11 +743,12 @@ func (m *Manager) acquireTick(ctx context.Context) error {
 	limit := ceilDiv(n, r) + m.cfg.Slack
 	m.mu.Lock()
 	m.replicas, m.sessions, m.limit = live, n, limit
-	// Balance: above the bound, give up a few leases per tick (their
-	// sessions go back to waiting here and are taken by a replica with
-	// room). Only leases held for a while are shed: a fresh one is
-	// where the balance put it.
-	if excess := heldNow - limit; excess > 0 {
+	// Balance: above the bound, give up a few leases per tick; their
+	// sessions wait here again and are taken by a replica with room. No
+	// more is given up while one given up is not released yet or a
+	// session this replica knows lies free, so at most Shed sessions are
+	// between owners at once.
+	if excess := heldNow - limit; excess > 0 && free == 0 && shedding == 0 {
 		k := min(excess, m.cfg.Shed)
 		for _, l := range m.held {
 			if k == 0 {
@@ -713,10 +766,27 @@ func (m *Manager) acquireTick(ctx context.Context) error {
 	if room <= 0 || len(want) == 0 {
 		return nil
 	}
-	// Rows for sessions that never had a lease.
-	if _, err := m.pool.Exec(ctx, `INSERT INTO serve_leases (session_id) SELECT unnest($1::text[]) ON CONFLICT DO NOTHING`, want); err != nil {
-		return err
+	// Rows for sessions that never had a lease here (rows are never
+	// deleted, so each is inserted once per Manager at most).
+	var fresh []string
+	m.mu.Lock()
+	for _, id := range want {
+		if !m.hasRow[id] {
+			fresh = append(fresh, id)
+		}
 	}
+	m.mu.Unlock()
+	if len(fresh) > 0 {
+		if _, err := m.pool.Exec(ctx, `INSERT INTO serve_leases (session_id) SELECT unnest($1::text[]) ON CONFLICT DO NOTHING`, fresh); err != nil {
+			return err
+		}
+		m.mu.Lock()
+		for _, id := range fresh {
+			m.hasRow[id] = true
+		}
+		m.mu.Unlock()
+	}
+	a0 := time.Now() // before the statement: as for renewals
 	// One conditional UPDATE takes free or expired rows, by the
 	// database's clock; SKIP LOCKED leaves rows another replica is taking
 	// (or a fenced write is holding) for the next round.
@@ -753,7 +823,7 @@ func (m *Manager) acquireTick(ctx context.Context) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	for _, g := range gs {
-		l := &Lease{m: m, id: g.id, epoch: g.epoch, lost: make(chan struct{}), renewing: true}
+		l := &Lease{m: m, id: g.id, epoch: g.epoch, lost: make(chan struct{}), renewing: true, extended: a0}
 		m.acquired.Add(1)
 		ws := m.waiting[g.id]
 		if len(ws) == 0 || m.closed || m.draining {

@@ -131,14 +131,14 @@ func TestDatabaseOutage(t *testing.T) {
 		t.Error("healthy during the outage")
 	}
 	proxy.setCut(false)
-	waitFor(t, 3*time.Second, "healthy after the outage", func() bool { return a.Healthy() == nil })
+	waitFor(t, 5*time.Second, "healthy after the outage", func() bool { return a.Healthy() == nil })
 	if st := a.Stats(); st.Lost != lost0 || st.Held != len(ids) {
 		t.Fatalf("after a short outage: %+v, want no lease lost", st)
 	}
 
 	// Long outage: past TTL.
 	proxy.setCut(true)
-	waitFor(t, 3*time.Second, "leases given up", func() bool { n, _ := s.count(); return n == 0 })
+	waitFor(t, 5*time.Second, "leases given up", func() bool { n, _ := s.count(); return n == 0 })
 	var live int
 	if err := admin.QueryRow(ctx, `SELECT count(*) FROM serve_leases WHERE owner = 'a' AND expires_at > now()`).Scan(&live); err != nil {
 		t.Fatal(err)
@@ -148,7 +148,7 @@ func TestDatabaseOutage(t *testing.T) {
 	}
 	time.Sleep(a.cfg.TTL)
 	proxy.setCut(false)
-	waitFor(t, 5*time.Second, "a holds everything again", func() bool { n, _ := s.count(); return n == len(ids) })
+	waitFor(t, 10*time.Second, "a holds everything again", func() bool { n, _ := s.count(); return n == len(ids) })
 	cancel()
 	s.wg.Wait()
 	s.check(t)

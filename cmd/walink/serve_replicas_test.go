@@ -60,6 +60,9 @@ func TestServeReplicas(t *testing.T) {
 	if adminDSN == "" {
 		t.Skip("WALINK_TEST_POSTGRES_DSN not set")
 	}
+	if testing.Short() {
+		t.Skip("-short: three serve processes for half a minute")
+	}
 	n := 30
 	if v, err := strconv.Atoi(os.Getenv("WALINK_SERVE_REPLICAS_N")); err == nil && v > 0 {
 		n = v

@@ -57,7 +57,11 @@ func (s *Service) Handler() http.Handler {
 	mux := http.NewServeMux()
 	for _, rt := range apiRoutes {
 		h := rt.h
-		mux.Handle(rt.Method+" "+rt.Pattern, s.authed(func(w http.ResponseWriter, r *http.Request) { h(s, w, r) }))
+		hf := func(w http.ResponseWriter, r *http.Request) { h(s, w, r) }
+		if ownerRoutes[rt.Method+" "+rt.Pattern] {
+			hf = s.forwardable(hf)
+		}
+		mux.Handle(rt.Method+" "+rt.Pattern, s.authed(hf))
 	}
 	mux.HandleFunc("/v1/", func(w http.ResponseWriter, r *http.Request) {
 		s.authed(func(w http.ResponseWriter, r *http.Request) {
@@ -130,6 +134,17 @@ func securityHeaders(h http.Handler) http.Handler {
 // (and, for unsafe methods, its CSRF token and a same-origin Origin).
 func (s *Service) authed(h http.HandlerFunc) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
+		if s.cl != nil && r.Header.Get(internalHeader) != "" {
+			// Forwarded by another replica, which authenticated the
+			// caller; nothing else is looked at.
+			if !s.cl.verifyInternal(r, s.now()) {
+				writeProblem(w, r, http.StatusUnauthorized, "unauthorized", "bad internal signature")
+				return
+			}
+			h(w, r)
+			return
+		}
+		r.Header.Del(forwardedBy) // only a signed request may say it was forwarded
 		kind, cookie := s.auth.identify(r, s.now())
 		switch kind {
 		case authNone:
@@ -202,7 +217,11 @@ func (s *Service) view(ss *session) SessionView {
 	ss.mu.Lock()
 	defer ss.mu.Unlock()
 	r := ss.rec
-	v := SessionView{ID: r.ID, Name: r.Name, Status: r.Status, Reason: r.Reason, Device: r.Device, Running: ss.cli != nil && r.WantRunning,
+	running := ss.cli != nil && r.WantRunning
+	if s.cl != nil {
+		running = r.WantRunning // held here or by another replica
+	}
+	v := SessionView{ID: r.ID, Name: r.Name, Status: r.Status, Reason: r.Reason, Device: r.Device, Running: running,
 		Transitions: append([]Transition{}, r.Transitions...), CreatedAt: r.Created, UpdatedAt: r.Updated, Platform: r.Platform}
 	if d, err := jid.Parse(r.Device); err == nil && r.Device != "" {
 		v.Phone = d.User
@@ -262,6 +281,10 @@ func decodeBody(w http.ResponseWriter, r *http.Request, v any, optional bool) bo
 
 func (s *Service) session(w http.ResponseWriter, r *http.Request) *session {
 	ss := s.get(r.PathValue("id"))
+	if ss == nil && s.cl != nil {
+		// Made through another replica, and its event not seen here yet.
+		ss = s.loadRemote(r.Context(), r.PathValue("id"))
+	}
 	if ss == nil {
 		writeProblem(w, r, http.StatusNotFound, "not-found", "no session "+strconv.Quote(r.PathValue("id")))
 	}
@@ -490,7 +513,7 @@ func (s *Service) handleDelete(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
-	s.detach(ss)
+	s.letGo(ss)
 	ss.mu.Lock()
 	dev := ss.rec.Device
 	ss.mu.Unlock()

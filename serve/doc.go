@@ -70,7 +70,64 @@
 // Which process may hold a session's connection is asked of
 // Config.Owner ([Owner], [Lease]). The default owns everything (one
 // replica); a lease manager for several replicas on one PostgreSQL
-// implements Owner and closes Lease.Lost to make this process let go.
+// implements Owner and closes Lease.Lost to make this process let go
+// (see Replicas).
+//
+// # Replicas
+//
+// Several services ("replicas") can share one PostgreSQL database
+// (Config.Cluster, Config.Owner = a serve/lease Manager; `walink serve
+// --postgres` sets both). Which replica connects a session is decided by
+// leases with fencing epochs: the protocol, the timing argument for why
+// two replicas never hold one device, and what an operator must configure
+// (TTL against the network, connection pooling) are in the package
+// documentation of serve/lease. This package builds the rest on them:
+//
+//   - Placement. Every replica competes (Owner.Acquire) for every session
+//     that should run; the one that gets the lease reads the session's row
+//     again, connects it with a store view fenced by the lease, and writes
+//     its state under the same fence. A new session is thus placed on a
+//     live replica, whichever acquires first within the balance bound. A
+//     replica whose lease is lost closes the connection at once and
+//     competes again, to take the session back if its holder goes. A stop
+//     or delete first records that the session should not run, then lets
+//     the lease go, so nobody takes a lease only to find it stopped.
+//   - Events. A replica writes an event, in the transaction of the state
+//     change, with a NOTIFY of its sequence number on a channel of the
+//     schema; every replica LISTENs on a dedicated connection (reconnected
+//     with backoff; Cluster.DSN may bypass a transaction-pooling proxy),
+//     reads the events it is told about from serve_events and publishes
+//     them to its SSE streams. The table is the source of truth: after a
+//     reconnect and every Cluster.CatchUpEvery, the listener reads the
+//     events after the last it saw (looking back a window, as sequence
+//     numbers commit out of order), and each stream deduplicates by id.
+//     The same events keep each replica's copy of the sessions it does not
+//     hold current (row, QR code, pair code), so GET requests and the page
+//     are answered locally from the database's state.
+//   - Forwarding. Requests that need the live client (QR image, pair code,
+//     passkey, logout, stop, start, delete, the sim routes) go, on a
+//     replica that does not hold the session, to the holder's advertise
+//     URL (Locator.Owner) signed with an HMAC under a secret the replicas
+//     share in the database (serve_cluster); the caller's key or cookie
+//     is never passed on, and a forwarded request is never forwarded again.
+//     The page's cookies are signed with a key derived from the same
+//     secret, so a load balancer may send a browser to any replica.
+//   - Webhooks. The outbox is shared: a replica claims due rows with
+//     UPDATE … WHERE id IN (SELECT … FOR UPDATE SKIP LOCKED), moving their
+//     next attempt past the delivery's timeout, so each row is sent by one
+//     replica; a replica that dies mid-delivery leaves the row to be
+//     claimed again when the claim ends (still at least once, deduplicated
+//     by the event id).
+//   - Shutdown drains: Owner.Drain gives every lease up as its connection
+//     closes, and the others connect the sessions within a poll.
+//
+// Limits: a replica paused past its lease (SIGSTOP, a frozen VM) cannot
+// close its sockets, so its sessions' new holders replace those stale
+// connections at WhatsApp (one conflict "replaced" per session, on the
+// paused side); when it resumes its writes are refused and it reconnects
+// nothing under the lost leases. A Last-Event-ID resume across replicas
+// can miss an event committed after a later one was already streamed
+// (sequence numbers are taken at insert); live streams do not.
 //
 // # Passkeys
 //

@@ -60,6 +60,10 @@ type Config struct {
 	// Passkey carries out the passkey step; nil answers its routes with a
 	// 501 problem.
 	Passkey Passkey
+	// Cluster, when set, makes this service one replica among several on
+	// one PostgreSQL database (see Cluster); Owner is then the lease
+	// manager. Default: a single replica.
+	Cluster *Cluster
 	// Sim, set by `walink serve --sim`, plays the virtual phone for the
 	// page's demo panel; nil disables the /sim routes (404).
 	Sim Sim
@@ -150,6 +154,12 @@ type Service struct {
 	wg     sync.WaitGroup // every goroutine the service starts
 	ready  atomic.Bool
 	outbox *outbox
+
+	cl         *cluster // nil: a single replica
+	cmet       *clusterMetrics
+	listenerUp atomic.Bool
+	acqCtx     context.Context // ends when Shutdown starts: no lease is taken after
+	acqCancel  context.CancelFunc
 }
 
 // session is one account slot. Fields under mu; gen counts clients so
@@ -170,6 +180,9 @@ type session struct {
 	linkStart time.Time
 	method    string // how the current link attempt goes: "qr" or "code"
 	connected bool   // has been connected with this client (reconnect metric)
+	// acquiring, set while this replica waits for the session's lease
+	// (Config.Cluster), cancels the wait.
+	acquiring context.CancelFunc
 }
 
 func (s *Service) now() time.Time { return s.cfg.Now() }
@@ -216,12 +229,20 @@ func New(ctx context.Context, cfg Config) (*Service, error) {
 	s := &Service{cfg: cfg, log: cfg.Logger, db: cfg.DB, hub: newHub(), start: make(chan struct{}, cfg.StartConcurrency),
 		sessions: map[string]*session{}, ctx: sctx, cancel: cancel}
 	s.met = newMetrics(s)
+	s.cmet = newClusterMetrics(s.met.reg, cfg.Owner)
 	a, err := newAuth(cfg.APIKeys)
 	if err != nil {
 		cancel()
 		return nil, err
 	}
 	s.auth = a
+	s.acqCtx, s.acqCancel = context.WithCancel(sctx)
+	if cfg.Cluster != nil {
+		if s.cl, err = newCluster(ctx, s, *cfg.Cluster); err != nil {
+			cancel()
+			return nil, err
+		}
+	}
 	recs, err := s.db.loadSessions(ctx)
 	if err != nil {
 		cancel()
@@ -243,6 +264,13 @@ func (s *Service) Start() {
 		defer s.wg.Done()
 		s.outbox.run(s.ctx)
 	}()
+	if s.cl != nil {
+		s.wg.Add(1)
+		go func() {
+			defer s.wg.Done()
+			s.listen(s.ctx)
+		}()
+	}
 	var resume []*session
 	s.mu.Lock()
 	for _, ss := range s.sessions {
@@ -275,6 +303,14 @@ func (s *Service) Ready(ctx context.Context) error {
 	if err := s.db.Ping(ctx); err != nil {
 		return fmt.Errorf("serve: database: %w", err)
 	}
+	if h, ok := s.cfg.Owner.(interface{ Healthy() error }); ok {
+		if err := h.Healthy(); err != nil {
+			return fmt.Errorf("serve: leases: %w", err)
+		}
+	}
+	if s.cl != nil && !s.listenerUp.Load() {
+		return errors.New("serve: event listener not connected")
+	}
 	return nil
 }
 
@@ -289,6 +325,9 @@ func (s *Service) Shutdown(ctx context.Context) error {
 		return nil
 	}
 	s.closed = true
+	// No lease is taken from now on: the sessions released below go to
+	// the other replicas.
+	s.acqCancel()
 	all := make([]*session, 0, len(s.sessions))
 	for _, ss := range s.sessions {
 		all = append(all, ss)
@@ -296,6 +335,15 @@ func (s *Service) Shutdown(ctx context.Context) error {
 	s.mu.Unlock()
 	s.ready.Store(false)
 	s.hub.close()
+	if d, ok := s.cfg.Owner.(interface{ Drain(context.Context) error }); ok {
+		// Hand the sessions over: Lost closes on every lease, the
+		// watchers close the connections and release, and the other
+		// replicas take them at their next poll. What is left when ctx
+		// ends is closed below all the same.
+		if err := d.Drain(ctx); err != nil {
+			s.log.Warn("serve: draining leases", "err", err)
+		}
+	}
 	var wg sync.WaitGroup
 	sem := make(chan struct{}, 64)
 	for _, ss := range all {
@@ -326,6 +374,10 @@ func (s *Service) detach(ss *session) {
 	cli, lease := ss.cli, ss.lease
 	ss.cli, ss.lease = nil, nil
 	ss.gen++
+	if ss.acquiring != nil {
+		ss.acquiring()
+		ss.acquiring = nil
+	}
 	ss.mu.Unlock()
 	if cli != nil {
 		cli.Close()
@@ -460,6 +512,9 @@ func (s *Service) insertEvents(ctx context.Context, tx *sql.Tx, r *record, evs [
 		}
 	}
 	if len(evs) > 0 {
+		if err := s.notifyTx(ctx, tx, evs); err != nil {
+			return err
+		}
 		return s.db.pruneEvents(ctx, tx, r.ID, s.cfg.EventHistory)
 	}
 	return nil
@@ -627,6 +682,9 @@ func (s *Service) goClose(cli *walink.Client, lease Lease) {
 // resume marks a reconnect on start-up (jittered). It does nothing when a
 // client already runs.
 func (s *Service) startSession(ss *session, resume bool) error {
+	if s.cl != nil {
+		return s.startClustered(ss, resume)
+	}
 	ss.mu.Lock()
 	if ss.cli != nil {
 		ss.mu.Unlock()
@@ -634,26 +692,11 @@ func (s *Service) startSession(ss *session, resume bool) error {
 	}
 	ss.gen++
 	gen := ss.gen
-	cfg := s.cfg.Client
-	cfg.Logger = s.log.With("session", ss.id)
-	cfg.NewDevice, cfg.Device = false, jid.JID{}
-	if ss.rec.Device != "" {
-		d, err := jid.Parse(ss.rec.Device)
-		if err != nil {
-			ss.mu.Unlock()
-			return fmt.Errorf("serve: session %s: stored device: %w", ss.id, err)
-		}
-		cfg.Device = d
-	} else {
-		cfg.NewDevice = true
-		ss.linkStart = s.now()
+	cli, lst, err := s.newClientLocked(ss, gen)
+	if err != nil {
+		ss.mu.Unlock()
+		return err
 	}
-	ss.method, ss.qr, ss.code, ss.connected = "", "", "", false
-	// The client writes through a view bound to its lease once acquired
-	// (fenced under serve/lease).
-	lst := newLeaseStore(s.cfg.Store)
-	cli := walink.NewClient(lst, lst.gated(cfg))
-	cli.AddEventHandler(func(ev walink.Event) { s.onEvent(ss, gen, cli, ev) })
 	ss.cli = cli
 	ss.mu.Unlock()
 	if err := s.apply(ss, gen, func(r *record) []StoredEvent {
@@ -671,15 +714,34 @@ func (s *Service) startSession(ss *session, resume bool) error {
 	return nil
 }
 
+// newClientLocked makes ss's client for generation gen (ss.mu held).
+func (s *Service) newClientLocked(ss *session, gen uint64) (*walink.Client, *leaseStore, error) {
+	cfg := s.cfg.Client
+	cfg.Logger = s.log.With("session", ss.id)
+	cfg.NewDevice, cfg.Device = false, jid.JID{}
+	if ss.rec.Device != "" {
+		d, err := jid.Parse(ss.rec.Device)
+		if err != nil {
+			return nil, nil, fmt.Errorf("serve: session %s: stored device: %w", ss.id, err)
+		}
+		cfg.Device = d
+	} else {
+		cfg.NewDevice = true
+		ss.linkStart = s.now()
+	}
+	ss.method, ss.qr, ss.code, ss.connected = "", "", "", false
+	// The client writes through a view bound to its lease once acquired
+	// (fenced under serve/lease).
+	lst := newLeaseStore(s.cfg.Store)
+	cli := walink.NewClient(lst, lst.gated(cfg))
+	cli.AddEventHandler(func(ev walink.Event) { s.onEvent(ss, gen, cli, ev) })
+	return cli, lst, nil
+}
+
 // connect runs the first handshake of cli, holding a start slot; it
 // retries a failed first connect of a linked device with jittered
 // backoff (a restart with WhatsApp unreachable must not strand sessions).
 func (s *Service) connect(ss *session, gen uint64, cli *walink.Client, lst *leaseStore, resume bool) {
-	current := func() bool {
-		ss.mu.Lock()
-		defer ss.mu.Unlock()
-		return ss.gen == gen
-	}
 	lease, err := s.cfg.Owner.Acquire(s.ctx, ss.id)
 	if err != nil {
 		return // shutting down
@@ -698,6 +760,12 @@ func (s *Service) connect(ss *session, gen uint64, cli *walink.Client, lst *leas
 	}
 	ss.lease = lease
 	ss.mu.Unlock()
+	s.watchLease(ss, gen, lease)
+	s.dial(ss, gen, cli, resume)
+}
+
+// watchLease stops generation gen of ss when its lease is lost.
+func (s *Service) watchLease(ss *session, gen uint64, lease Lease) {
 	if lost := lease.Lost(); lost != nil {
 		s.wg.Add(1)
 		go func() {
@@ -709,6 +777,16 @@ func (s *Service) connect(ss *session, gen uint64, cli *walink.Client, lst *leas
 			}
 		}()
 	}
+}
+
+// dial runs the first handshake of cli (the lease is held).
+func (s *Service) dial(ss *session, gen uint64, cli *walink.Client, resume bool) {
+	current := func() bool {
+		ss.mu.Lock()
+		defer ss.mu.Unlock()
+		return ss.gen == gen
+	}
+	var err error
 	backoff := time.Second
 	for attempt := 0; ; attempt++ {
 		if resume || attempt > 0 {
@@ -785,6 +863,7 @@ func (s *Service) detachGen(ss *session, gen uint64) {
 	if cli != nil {
 		cli.Close()
 	}
+	s.log.Info("serve: lease lost; connection closed", "session", ss.id)
 	// The status is written under the lost lease's fence before it is
 	// released: a lease given up (balance, drain) still holds, so the
 	// write lands before the next owner's; one taken over refuses it, and
@@ -797,13 +876,25 @@ func (s *Service) detachGen(ss *session, gen uint64) {
 	if lease != nil {
 		lease.Release()
 	}
+	if s.cl != nil {
+		// Another replica holds the session now (or will). Wait for the
+		// lease again, to take over if that replica goes.
+		s.cmet.leaseStops.Inc()
+		s.startSession(ss, true)
+	}
 }
 
 // stopSession closes ss's client (no logout). want records whether the
 // session should run after a restart; reason, when set, is the status
 // reason of the resulting disconnected state.
 func (s *Service) stopSession(ss *session, want bool, reason string) error {
-	s.detach(ss)
+	if s.cl != nil && !want {
+		// Replicas: others learn the session is stopped before its
+		// lease is free (see letGo).
+		s.letGo(ss)
+	} else {
+		s.detach(ss)
+	}
 	return s.apply(ss, 0, func(r *record) []StoredEvent {
 		r.WantRunning = want
 		ss.qr, ss.code = "", ""

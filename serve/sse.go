@@ -25,6 +25,11 @@ func (s *Service) handleAllEvents(w http.ResponseWriter, r *http.Request) { s.st
 // Last-Event-ID (or ?last_event_id=) first gets the stored events after
 // it, then the live ones, without gaps or repeats: it subscribes before
 // reading the history and skips live events already sent.
+//
+// With several replicas, events of different sessions can commit (and so
+// arrive) out of sequence order: a live event is skipped only when the
+// client named a later id or it was sent from the history, not merely
+// because a higher id went out before it.
 func (s *Service) stream(w http.ResponseWriter, r *http.Request, session string) {
 	fl, ok := w.(http.Flusher)
 	if !ok {
@@ -52,6 +57,8 @@ func (s *Service) stream(w http.ResponseWriter, r *http.Request, session string)
 	w.WriteHeader(http.StatusOK)
 	fmt.Fprintf(w, "retry: 2000\n\n")
 	fl.Flush()
+	resumed := last
+	fromHistory := map[int64]bool{}
 	send := func(e StoredEvent) bool {
 		b, _ := json.Marshal(e.payload())
 		if _, err := fmt.Fprintf(w, "id: %d\nevent: %s\ndata: %s\n\n", e.Seq, e.Name, b); err != nil {
@@ -70,6 +77,7 @@ func (s *Service) stream(w http.ResponseWriter, r *http.Request, session string)
 				if !send(e) {
 					return
 				}
+				fromHistory[e.Seq] = true
 			}
 			fl.Flush()
 			if len(evs) < 500 {
@@ -93,7 +101,7 @@ func (s *Service) stream(w http.ResponseWriter, r *http.Request, session string)
 			}
 			fl.Flush()
 		case e := <-sub.ch:
-			if e.Seq <= last {
+			if e.Seq <= resumed || fromHistory[e.Seq] {
 				continue
 			}
 			if !send(e) {

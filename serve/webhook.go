@@ -104,7 +104,14 @@ func (o *outbox) run(ctx context.Context) {
 
 func (o *outbox) pass(ctx context.Context, sem chan struct{}) int {
 	t0 := time.Now()
-	rows, err := o.s.db.dueOutbox(ctx, o.s.now(), outboxBatch)
+	var rows []outboxRow
+	var err error
+	if o.s.cl != nil {
+		// Replicas share the outbox: each row is claimed by one of them.
+		rows, err = o.s.db.claimOutbox(ctx, o.s.now(), o.s.cfg.WebhookTimeout+30*time.Second, min(outboxBatch, cap(sem)-len(sem)))
+	} else {
+		rows, err = o.s.db.dueOutbox(ctx, o.s.now(), outboxBatch)
+	}
 	o.s.met.storeLatency.WithLabelValues("outbox_due").Observe(time.Since(t0).Seconds())
 	if err != nil {
 		if ctx.Err() == nil {
@@ -113,16 +120,28 @@ func (o *outbox) pass(ctx context.Context, sem chan struct{}) int {
 		return 0
 	}
 	n := 0
-	for _, row := range rows {
+	var unclaim []int64 // claimed but not sent now: back to the others
+	defer func() {
+		if len(unclaim) > 0 {
+			o.s.db.unclaimOutbox(ctx, unclaim, o.s.now())
+		}
+	}()
+	for i, row := range rows {
 		o.mu.Lock()
 		if o.busy[row.ID] || o.byURL[row.URL] >= outboxPerURL {
 			o.mu.Unlock()
+			if !o.busy[row.ID] {
+				unclaim = append(unclaim, row.ID)
+			}
 			continue
 		}
 		select {
 		case sem <- struct{}{}:
 		default:
 			o.mu.Unlock()
+			for _, r := range rows[i:] {
+				unclaim = append(unclaim, r.ID)
+			}
 			return n
 		}
 		o.busy[row.ID] = true

@@ -14,8 +14,11 @@ import (
 	"strings"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/walinkdev/walink"
+
 	"github.com/walinkdev/walink/serve"
+	"github.com/walinkdev/walink/serve/lease"
 	"github.com/walinkdev/walink/store"
 	"github.com/walinkdev/walink/store/postgres"
 	"github.com/walinkdev/walink/store/seal"
@@ -25,7 +28,7 @@ import (
 // cmdServe runs `walink serve`: many accounts in one process, the HTTP API
 // and the page. Everything but flags and wiring is in package serve.
 func cmdServe(ctx context.Context, e env, args []string) error {
-	fs := newFlagSet(e, "serve", "[--listen ADDR] [--store PATH | --postgres DSN] [--api-key-file FILE] [--sim] [flags]")
+	fs := newFlagSet(e, "serve", "[--listen ADDR] [--store PATH | --postgres DSN [--replica-id ID] [--advertise-url URL]] [--api-key-file FILE] [--sim] [flags]")
 	listen := fs.String("listen", "127.0.0.1:8080", "listen `address` of the API and the page")
 	storePath := fs.String("store", "", "SQLite store `path` (default $WALINK_STORE or the user config dir; --sim: a temporary file)")
 	pgDSN := fs.String("postgres", "", "PostgreSQL `DSN` instead of SQLite (default $WALINK_POSTGRES_DSN)")
@@ -41,6 +44,12 @@ func cmdServe(ctx context.Context, e env, args []string) error {
 	sim := fs.Bool("sim", false, "run the local WhatsApp in-process with a virtual phone on the page (a demo; no real account is touched)")
 	server := fs.String("server", "", "WhatsApp WebSocket `URL` (default: the real one)")
 	serverRoot := fs.String("server-root", "", "`hex` root public key of --server")
+	replicaID := fs.String("replica-id", "", "with --postgres: this replica's `id` among those sharing the database (default HOSTNAME:PORT of --listen)")
+	advertise := fs.String("advertise-url", "", "with --postgres: `URL` where the other replicas reach this one's API (default http(s)://HOST:PORT of --listen, HOST the hostname when --listen is a wildcard)")
+	leaseTTL := fs.Duration("lease-ttl", 15*time.Second, "with --postgres: how long a session's lease lives without renewal; a replica cut off from the database closes its connections before that")
+	leaseRenew := fs.Duration("lease-renew", 0, "with --postgres: lease renewal `interval` (default lease-ttl/3; renew*2 + ttl/5 must stay below the TTL)")
+	listenDSN := fs.String("postgres-listen", "", "with --postgres: `DSN` of the connection that LISTENs for the other replicas' events, when --postgres goes through a transaction-pooling proxy (LISTEN needs a session of its own; default --postgres)")
+	writeLog := fs.Bool("lease-write-log", false, "with --postgres: record every fenced store write (session, replica, epoch) in serve_write_log (an audit; grows without bound)")
 	versionURL := fs.String("version-url", "", "service-worker script `URL` the sessions fetch the current WhatsApp Web version from when WhatsApp refuses theirs (default https://web.whatsapp.com/sw.js; --sim: the local WhatsApp's /sw.js)")
 	if err := parseFlags(fs, args); err != nil {
 		return err
@@ -141,13 +150,39 @@ func cmdServe(ctx context.Context, e env, args []string) error {
 	if simSrv != nil {
 		cfg.Sim = serve.WatestSim{Server: simSrv}
 	}
-	svc, err := serve.New(ctx, cfg)
-	if err != nil {
-		return err
-	}
+	// Listen first: the replica's default id and advertise URL name the
+	// port actually bound.
 	ln, err := net.Listen("tcp", *listen)
 	if err != nil {
 		return fmt.Errorf("serve: %w", err)
+	}
+	defer ln.Close()
+	var mgr *lease.Manager
+	if *pgDSN != "" {
+		id, adv, err := replicaDefaults(*replicaID, *advertise, ln.Addr(), *tlsCert != "")
+		if err != nil {
+			return err
+		}
+		mgr, err = lease.New(ctx, lease.Config{DSN: *pgDSN, ReplicaID: id, AdvertiseURL: adv, TTL: *leaseTTL, Renew: *leaseRenew,
+			WriteLog: *writeLog, Logger: log.With("component", "lease")})
+		if err != nil {
+			if errors.Is(err, lease.ErrConfig) {
+				return fail(exitUsage, "serve: %v", err)
+			}
+			return err
+		}
+		defer mgr.Close()
+		cfg.Owner = leaseOwner{mgr}
+		ldsn := *listenDSN
+		if ldsn == "" {
+			ldsn = *pgDSN
+		}
+		cfg.Cluster = &serve.Cluster{ReplicaID: id, AdvertiseURL: adv, DSN: ldsn, Locator: mgr}
+		log.Info("serve: replica", "id", id, "advertise", adv, "lease_ttl", mgr.Config().TTL, "lease_renew", mgr.Config().Renew)
+	}
+	svc, err := serve.New(ctx, cfg)
+	if err != nil {
+		return err
 	}
 	hs := &http.Server{Handler: svc.Handler(), ReadHeaderTimeout: 10 * time.Second}
 	var ms *http.Server
@@ -200,10 +235,77 @@ func cmdServe(ctx context.Context, e env, args []string) error {
 	if ms != nil {
 		ms.Shutdown(sctx)
 	}
+	// With replicas, Shutdown first drains: each session's lease is
+	// given up as its connection closes, and another replica takes it.
 	if err := svc.Shutdown(sctx); err != nil {
 		log.Warn("serve: shutdown", "err", err)
 	}
 	return nil
+}
+
+// replicaDefaults fills in the replica id (HOSTNAME:PORT) and advertise
+// URL (scheme://HOST:PORT of the bound address, the hostname when it is a
+// wildcard) left empty.
+func replicaDefaults(id, adv string, addr net.Addr, tls bool) (string, string, error) {
+	host, port, err := net.SplitHostPort(addr.String())
+	if err != nil {
+		return "", "", err
+	}
+	hostname, err := os.Hostname()
+	if err != nil || hostname == "" {
+		hostname = "localhost"
+	}
+	if id == "" {
+		id = net.JoinHostPort(hostname, port)
+	}
+	if adv == "" {
+		if ip := net.ParseIP(host); ip == nil || ip.IsUnspecified() {
+			host = hostname
+		}
+		scheme := "http"
+		if tls {
+			scheme = "https"
+		}
+		adv = scheme + "://" + net.JoinHostPort(host, port)
+	}
+	return id, adv, nil
+}
+
+// leaseOwner is the lease manager as the service's Owner, with its
+// counters as Prometheus metrics (the service registers an Owner that is
+// a prometheus.Collector).
+type leaseOwner struct{ *lease.Manager }
+
+var (
+	leasesHeldDesc     = prometheus.NewDesc("walink_leases_held", "Session leases this replica holds.", nil, nil)
+	leasesWaitingDesc  = prometheus.NewDesc("walink_leases_waiting", "Sessions this replica waits to acquire.", nil, nil)
+	leasesAcquiredDesc = prometheus.NewDesc("walink_leases_acquired_total", "Session leases acquired.", nil, nil)
+	leasesLostDesc     = prometheus.NewDesc("walink_leases_lost_total", "Session leases lost (expired, taken over, given up for balance or drain).", nil, nil)
+	leasesReleasedDesc = prometheus.NewDesc("walink_leases_released_total", "Session leases released.", nil, nil)
+	fencedDesc         = prometheus.NewDesc("walink_fenced_writes_refused_total", "Store writes refused because their lease was no longer held.", nil, nil)
+	renewFailDesc      = prometheus.NewDesc("walink_lease_renew_failures_total", "Lease heartbeats that failed.", nil, nil)
+	replicasDesc       = prometheus.NewDesc("walink_replicas_live", "Live replicas (not draining) at the last balance check.", nil, nil)
+)
+
+func (o leaseOwner) Describe(ch chan<- *prometheus.Desc) {
+	for _, d := range []*prometheus.Desc{leasesHeldDesc, leasesWaitingDesc, leasesAcquiredDesc, leasesLostDesc, leasesReleasedDesc, fencedDesc, renewFailDesc, replicasDesc} {
+		ch <- d
+	}
+}
+
+func (o leaseOwner) Collect(ch chan<- prometheus.Metric) {
+	st := o.Stats()
+	g := func(d *prometheus.Desc, t prometheus.ValueType, v float64) {
+		ch <- prometheus.MustNewConstMetric(d, t, v)
+	}
+	g(leasesHeldDesc, prometheus.GaugeValue, float64(st.Held))
+	g(leasesWaitingDesc, prometheus.GaugeValue, float64(st.Waiting))
+	g(leasesAcquiredDesc, prometheus.CounterValue, float64(st.Acquired))
+	g(leasesLostDesc, prometheus.CounterValue, float64(st.Lost))
+	g(leasesReleasedDesc, prometheus.CounterValue, float64(st.Released))
+	g(fencedDesc, prometheus.CounterValue, float64(st.Fenced))
+	g(renewFailDesc, prometheus.CounterValue, float64(st.RenewFailures))
+	g(replicasDesc, prometheus.GaugeValue, float64(st.Replicas))
 }
 
 // loadAPIKeys reads the keys; with --sim and no key configured it makes

@@ -7,7 +7,8 @@
 //
 //	Dial                 WebSocket client as a net.Conn byte stream: upgrade through net/http
 //	                     (proxy, TLS, ctx), then this package's RFC 6455 client framing
-//	Accept               server side: github.com/coder/websocket as a net.Conn byte stream
+//	Accept               server side: upgrade through net/http's Hijack, then this package's
+//	                     RFC 6455 server framing (no buffer held while idle)
 //	Handshake            client side: header + msg1 in one write, verify the server chain, msg3
 //	                     (or an IK resume: msg1 carries the payload, no msg3 if accepted)
 //	ServerHandshake      server side: intro (ED pre-intro, WA 06 02/03), msg1 → msg2, msg3

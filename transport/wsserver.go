@@ -13,6 +13,7 @@ import (
 	"net/url"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 )
 
@@ -536,3 +537,60 @@ func (c *wsServerConn) RemoteAddr() net.Addr               { return c.raw.Remote
 func (c *wsServerConn) SetDeadline(t time.Time) error      { return c.raw.SetDeadline(t) }
 func (c *wsServerConn) SetReadDeadline(t time.Time) error  { return c.raw.SetReadDeadline(t) }
 func (c *wsServerConn) SetWriteDeadline(t time.Time) error { return c.raw.SetWriteDeadline(t) }
+
+// AwaitReadable blocks until a ReadFrame would find bytes to read (or an
+// error, or the end of the stream) without blocking for the first of them,
+// and is meant for a server holding many idle connections, one goroutine
+// each: a goroutine parked here, on a Conn over Accept's WebSocket, has a
+// call chain of a few hundred bytes, so it fits the smallest goroutine
+// stack (2 KiB), where one parked in ReadFrame's chain (WebSocket header,
+// io.ReadFull, the netpoller) needs the next size up. It returns at once
+// when bytes are already buffered, over other streams, on other systems
+// than Linux, and on an error (which ReadFrame then reports). Call it from
+// the goroutine that reads, between ReadFrame calls.
+func (c *Conn) AwaitReadable() {
+	if !canPeek || c.closed.Load() {
+		return
+	}
+	ws, ok := c.nc.(*wsServerConn)
+	if !ok || !ws.idle(c) {
+		return
+	}
+	sc, ok := ws.raw.(syscall.Conn)
+	if !ok {
+		return
+	}
+	rc, err := sc.SyscallConn()
+	if err != nil {
+		return
+	}
+	// RawConn.Read calls peekReadable until it reports data, parking in
+	// the netpoller in between; deadlines and Close end the wait too.
+	_ = rc.Read(peekReadable)
+}
+
+// idle reports whether nothing read from the socket is waiting in c or ws
+// (so that the socket must be waited for), and then releases c's frame
+// buffer.
+func (ws *wsServerConn) idle(c *Conn) bool {
+	c.readMu.Lock()
+	buffered := c.dec.Buffered() > 0 || c.readErr != nil
+	if !buffered {
+		// The last frame's buffer is not needed while waiting (ReadFrame
+		// waiting for a WebSocket header drops it the same way).
+		c.dec.Release()
+	}
+	c.readMu.Unlock()
+	if buffered {
+		return false
+	}
+	ws.rmu.Lock()
+	defer ws.rmu.Unlock()
+	if ws.remaining > 0 || ws.readErr != nil {
+		return false
+	}
+	if p, ok := ws.rd.(*prefixReader); ok && len(p.pre) > 0 {
+		return false
+	}
+	return true
+}

@@ -25,8 +25,8 @@ import (
 // dropped (bytes the client sent behind its request are kept in a slice
 // of their own until read), a frame header is read into a 14-byte array,
 // masked payload bytes are read straight into the caller's buffer and
-// unmasked there, and a frame goes out with one writev of the header
-// array and the payload. The local WhatsApp holds one of these per
+// unmasked there, and a frame goes out in one write (Conn's frames
+// with their header in the room reserved in front of them). The local WhatsApp holds one of these per
 // connected device (bench/RESULTS.md §6).
 
 // ErrBadUpgrade reports an HTTP request that Accept could not upgrade to a
@@ -429,8 +429,9 @@ func (c *wsServerConn) write(b []byte) error {
 	return nil
 }
 
-// Write sends p as one binary message: the header and p go out in one
-// writev, with no copy of p.
+// Write sends p as one binary message in one write: copied behind the
+// header into a borrowed buffer, or, when large, with a writev of the
+// header and p.
 func (c *wsServerConn) Write(p []byte) (int, error) {
 	var hdr [10]byte
 	h := appendServerHeader(hdr[:0], opBinary, len(p))
@@ -438,6 +439,20 @@ func (c *wsServerConn) Write(p []byte) (int, error) {
 	defer c.wmu.Unlock()
 	if err := c.writable(); err != nil {
 		return 0, err
+	}
+	if len(p) <= maxPooledBuf {
+		// Copied behind the header in a borrowed buffer: one write. (A
+		// writev would keep an iovec array in the socket's poll.FD for
+		// the connection's life.)
+		bp := getBuf(len(h) + len(p))
+		b := append(append((*bp)[:0], h...), p...)
+		*bp = b
+		err := c.write(b)
+		putBuf(bp)
+		if err != nil {
+			return 0, err
+		}
+		return len(p), nil
 	}
 	bufs := net.Buffers{h, p}
 	if _, err := bufs.WriteTo(c.raw); err != nil {

@@ -242,7 +242,6 @@ func (s *Server) newSession(id int64, fc frameConn, dict *binxml.Dictionary, sta
 		dict:    dict,
 		static:  static,
 		done:    make(chan struct{}),
-		pending: map[string]chan binxml.Node{},
 	}
 	s.mu.Lock()
 	s.sessions[id] = sess
@@ -359,6 +358,10 @@ func (sess *session) request(ctx context.Context, n binxml.Node) (binxml.Node, e
 	id := n.Attr("id")
 	ch := make(chan binxml.Node, 1)
 	sess.mu.Lock()
+	if sess.pending == nil {
+		// Made on first use: most connections never get a server IQ.
+		sess.pending = map[string]chan binxml.Node{}
+	}
 	sess.pending[id] = ch
 	sess.mu.Unlock()
 	defer func() {

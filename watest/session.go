@@ -60,7 +60,7 @@ type registration struct {
 	skeyID    uint32
 	skey      keys.PublicKey
 	skeySig   []byte
-	platform  string // e.g. "Chrome (Mac OS)", from DeviceProps
+	props     []byte // DeviceProps, for the platform name (platformOf) at link time
 	refs      []string
 	refsAt    time.Time
 	refreshed bool       // companion_reg_refresh already sent
@@ -236,12 +236,12 @@ var modeNote = map[noise.Mode]string{
 // newSession registers a session for a finished handshake.
 func (s *Server) newSession(id int64, fc frameConn, dict *binxml.Dictionary, static keys.PublicKey) *session {
 	sess := &session{
-		srv:     s,
-		id:      id,
-		fc:      fc,
-		dict:    dict,
-		static:  static,
-		done:    make(chan struct{}),
+		srv:    s,
+		id:     id,
+		fc:     fc,
+		dict:   dict,
+		static: static,
+		done:   make(chan struct{}),
 	}
 	s.mu.Lock()
 	s.sessions[id] = sess

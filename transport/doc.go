@@ -39,7 +39,10 @@
 // write only. An idle client Conn over Dial's WebSocket waits for the next
 // frame header in a 10-byte array and holds no read or write buffer: the
 // frame buffer is made when a frame arrives, sized from its header.
-// CloseOnDone ties a Conn to a context without a per-write watch.
+// CloseOnDone ties a Conn to a context without a per-write watch. Accept's
+// server side idles the same way (no bufio kept from the hijack, a 14-byte
+// header array), and AwaitReadable lets a server park an idle
+// connection's goroutine in a call chain that fits the smallest stack.
 //
 // # Resume
 //

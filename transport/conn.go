@@ -568,7 +568,7 @@ func (c *Conn) readFrame(inPlace bool) ([]byte, error) {
 		if c.readErr != nil {
 			return nil, c.readErr
 		}
-		if ws, ok := c.nc.(*wsConn); ok && c.dec.Buffered() == 0 {
+		if ws, ok := c.nc.(wsStream); ok && c.dec.Buffered() == 0 {
 			// Wait for the next WebSocket frame with no buffer, then
 			// make room for all of it at once.
 			c.dec.Release()
@@ -724,7 +724,7 @@ func (c *Conn) sendFrame(ctx context.Context, bp *[]byte, plaintext []byte) (err
 		stop = watchCtx(ctx, c.nc.SetWriteDeadline)
 	}
 	var werr error
-	if ws, ok := c.nc.(*wsConn); ok {
+	if ws, ok := c.nc.(wsStream); ok {
 		werr = ws.writeInPlace(buf)
 	} else {
 		_, werr = c.nc.Write(buf[wsHeadroom:])

@@ -16,8 +16,6 @@ import (
 	"strings"
 	"sync"
 	"time"
-
-	"github.com/coder/websocket"
 )
 
 // Defaults.
@@ -173,27 +171,6 @@ func headerHasToken(h http.Header, name, token string) bool {
 		}
 	}
 	return false
-}
-
-// Accept upgrades an HTTP request to a WebSocket byte stream (server side).
-// Requests whose Origin is https://web.whatsapp.com are accepted besides
-// same-origin ones, since that is what clients send. Checking the path is
-// the caller's job.
-func Accept(w http.ResponseWriter, r *http.Request) (net.Conn, error) {
-	c, err := websocket.Accept(w, r, &websocket.AcceptOptions{
-		OriginPatterns: []string{"web.whatsapp.com"},
-	})
-	if err != nil {
-		return nil, fmt.Errorf("transport: accept: %w", err)
-	}
-	return netConn(c), nil
-}
-
-func netConn(c *websocket.Conn) net.Conn {
-	// NetConn resets the read limit to unlimited; set ours afterwards.
-	nc := websocket.NetConn(context.Background(), c, websocket.MessageBinary)
-	c.SetReadLimit(ReadLimit)
-	return nc
 }
 
 // redactURL drops user info and query from a URL for error messages.

@@ -7,7 +7,8 @@
 //
 //	Dial                 WebSocket client as a net.Conn byte stream: upgrade through net/http
 //	                     (proxy, TLS, ctx), then this package's RFC 6455 client framing
-//	Accept               server side: github.com/coder/websocket as a net.Conn byte stream
+//	Accept               server side: upgrade through net/http's Hijack, then this package's
+//	                     RFC 6455 server framing (no buffer held while idle)
 //	Handshake            client side: header + msg1 in one write, verify the server chain, msg3
 //	                     (or an IK resume: msg1 carries the payload, no msg3 if accepted)
 //	ServerHandshake      server side: intro (ED pre-intro, WA 06 02/03), msg1 → msg2, msg3
@@ -38,7 +39,10 @@
 // write only. An idle client Conn over Dial's WebSocket waits for the next
 // frame header in a 10-byte array and holds no read or write buffer: the
 // frame buffer is made when a frame arrives, sized from its header.
-// CloseOnDone ties a Conn to a context without a per-write watch.
+// CloseOnDone ties a Conn to a context without a per-write watch. Accept's
+// server side idles the same way (no bufio kept from the hijack, a 14-byte
+// header array), and AwaitReadable lets a server park an idle
+// connection's goroutine in a call chain that fits the smallest stack.
 //
 // # Resume
 //

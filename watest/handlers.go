@@ -31,7 +31,11 @@ func (sess *session) beginRegistration(ctx context.Context, p *waproto.ClientPay
 	for _, w := range warnings {
 		sess.srv.lenient(sess.id, "registration payload: "+w)
 	}
-	reg.platform = platformOf(p)
+	// DeviceProps is parsed when the device links (platformOf), not on
+	// every registration connection: most never link (a QR shown and
+	// refreshed, a reconnect storm), and the parse is on the handshake's
+	// path (bench/RESULTS.md §5).
+	reg.props = p.GetDevicePairingData().GetDeviceProps()
 	s := sess.srv
 	refs := make([]binxml.Node, 0, s.Scenario().RefCount)
 	s.mu.Lock()
@@ -114,9 +118,9 @@ func beUint(b []byte) uint64 {
 }
 
 // platformOf names the companion for device lists: "Chrome (Mac OS)".
-func platformOf(p *waproto.ClientPayload) string {
+func platformOf(deviceProps []byte) string {
 	var props waproto.DeviceProps
-	_ = proto.Unmarshal(p.GetDevicePairingData().GetDeviceProps(), &props)
+	_ = proto.Unmarshal(deviceProps, &props)
 	name := strings.ToLower(props.GetPlatformType().String())
 	if name == "" || name == "unknown" {
 		name = "Web"

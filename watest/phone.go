@@ -213,7 +213,7 @@ func (p *Phone) ScanQR(ctx context.Context, qr string) (jid.JID, error) {
 	}
 	reg.busy = true
 	s.mu.Unlock()
-	return p.link(ctx, sess, q.AdvSecret, reg.platform, PasskeyQR)
+	return p.link(ctx, sess, q.AdvSecret, platformOf(reg.props), PasskeyQR)
 }
 
 // pair sends pair-success with a device identity signed by the account

@@ -284,6 +284,15 @@ func (s *Server) Close() error {
 		return nil
 	}
 	s.closed = true
+	// End every connection, as a per-connection watch of ctx would (none
+	// is kept, to save its memory): closing the socket unblocks the read.
+	for _, sess := range s.sessions {
+		s.wg.Add(1)
+		go func() {
+			defer s.wg.Done()
+			sess.close()
+		}()
+	}
 	s.mu.Unlock()
 	s.cancel()
 	var err error

@@ -60,7 +60,7 @@ type registration struct {
 	skeyID    uint32
 	skey      keys.PublicKey
 	skeySig   []byte
-	platform  string // e.g. "Chrome (Mac OS)", from DeviceProps
+	props     []byte // DeviceProps, for the platform name (platformOf) at link time
 	refs      []string
 	refsAt    time.Time
 	refreshed bool       // companion_reg_refresh already sent
@@ -86,23 +86,16 @@ type refEntry struct {
 // connection to a goroutine of its own that runs the session until either
 // side ends it or the server closes. The handler returns at once: its
 // stack grew for the handshake and it would keep the request alive, which
-// an idle connection does not need (bench/NOTES.md, sim memory).
+// an idle connection does not need (bench/NOTES.md, sim memory). Nothing
+// per connection watches the server's context: Close ends the sessions it
+// finds registered (startSession registers under the same lock that Close
+// marks the server closed with).
 func (s *Server) serveWS(w http.ResponseWriter, r *http.Request) {
 	nc, err := transport.Accept(w, r)
 	if err != nil {
 		s.log.Debug("watest: websocket accept", "err", err)
 		return
 	}
-	ctx, cancel := context.WithCancel(s.ctx)
-	// Closing the socket is the only way to unblock a read; do it when the
-	// server shuts down.
-	stop := context.AfterFunc(ctx, func() { nc.Close() })
-	cleanup := func() {
-		stop()
-		nc.Close()
-		cancel()
-	}
-
 	s.mu.Lock()
 	s.nextConn++
 	id := s.nextConn
@@ -121,40 +114,117 @@ func (s *Server) serveWS(w http.ResponseWriter, r *http.Request) {
 	case sc.Faults.LeafMismatch:
 		chain = leafChain
 	}
-	hctx, hcancel := context.WithTimeout(ctx, handshakeTimeout)
+	// The handshake's own timeout, under the server's context: Close
+	// aborts a handshake in progress.
+	hctx, hcancel := context.WithTimeout(s.ctx, handshakeTimeout)
 	tc, hello, err := transport.ServerHandshake(hctx, hsConn, transport.ServerConfig{Static: static, CertChain: chain, Rand: s.rand, IK: sc.ikPolicy()})
 	hcancel()
 	if err != nil {
 		s.info(id, "handshake failed: "+err.Error())
-		cleanup()
+		nc.Close()
 		return
 	}
 	dict, err := binxml.DictionaryFor(hello.Header[3])
 	if err != nil {
 		s.info(id, fmt.Sprintf("unsupported dictionary version %d", hello.Header[3]))
 		tc.Close()
-		cleanup()
 		return
 	}
-	if !s.track() {
+	sess := s.startSession(id, tc, dict, hello.ClientStatic)
+	if sess == nil {
 		tc.Close()
-		cleanup()
 		return
 	}
-	go func() {
-		defer s.wg.Done()
-		defer cleanup()
-		defer tc.Close()
-		sess := s.newSession(id, tc, dict, hello.ClientStatic)
-		sess.raw = nc
-		note := fmt.Sprintf("handshake done (%sdictionary v%d)", modeNote[hello.Mode], hello.Header[3])
-		if hello.EdgeRouting != nil {
-			note += fmt.Sprintf(", edge-routing pre-intro of %d bytes ignored", len(hello.EdgeRouting))
-		}
-		s.info(id, note)
-		defer s.dropSession(sess)
-		sess.run(ctx, tc, hello.Payload)
-	}()
+	sess.raw = nc
+	note := fmt.Sprintf("handshake done (%sdictionary v%d)", modeNote[hello.Mode], hello.Header[3])
+	if hello.EdgeRouting != nil {
+		note += fmt.Sprintf(", edge-routing pre-intro of %d bytes ignored", len(hello.EdgeRouting))
+	}
+	s.info(id, note)
+	go sess.serve(tc, hello.Payload)
+}
+
+// serve is the connection's goroutine (counted in Server.wg by
+// startSession): the first stanza, then the read loop.
+func (sess *session) serve(tc *transport.Conn, payload []byte) {
+	if !sess.start(sess.srv.ctx, payload) {
+		sess.finish(tc)
+		return
+	}
+	// The first stanza grew this goroutine's stack (payload parsing, the
+	// login); wait for the client's stanzas on a fresh one.
+	go sess.readLoop(tc)
+}
+
+// readLoop reads and handles the client's stanzas until the connection
+// ends. It is small on purpose: an idle connection's goroutine waits in
+// AwaitReadable with a call chain that fits the smallest stack (2 KiB),
+// and after handling a frame (which may grow the stack, e.g. a
+// pre-key upload) the loop continues on a fresh goroutine, whose stack
+// starts at the minimum again. A goroutine costs about a microsecond to
+// start, against tens for a stanza.
+func (sess *session) readLoop(tc *transport.Conn) {
+	tc.AwaitReadable()
+	if !sess.readOne(tc) {
+		sess.finish(tc)
+		return
+	}
+	go sess.readLoop(tc)
+}
+
+// readOne reads and handles one frame; false ends the connection.
+//
+//go:noinline
+func (sess *session) readOne(tc *transport.Conn) bool {
+	frame, err := tc.ReadFrame()
+	return err == nil && sess.handleFrame(sess.srv.ctx, frame)
+}
+
+// start sends the first stanza; false ends the connection.
+//
+//go:noinline
+func (sess *session) start(ctx context.Context, payload []byte) bool {
+	sess.prelude(ctx)
+	if err := sess.begin(ctx, payload); err != nil {
+		sess.srv.info(sess.id, "session: "+err.Error())
+		return false
+	}
+	return true
+}
+
+// finish closes the connection and forgets the session; it ends the
+// connection's goroutine.
+//
+//go:noinline
+func (sess *session) finish(tc *transport.Conn) {
+	defer sess.srv.wg.Done()
+	sess.srv.dropSession(sess)
+	tc.Close()
+	if sess.raw != nil {
+		sess.raw.Close()
+	}
+}
+
+// startSession registers a session for a finished handshake and counts
+// its goroutine in s.wg, or returns nil once Close has begun.
+func (s *Server) startSession(id int64, fc frameConn, dict *binxml.Dictionary, static keys.PublicKey) *session {
+	sess := &session{
+		srv:     s,
+		id:      id,
+		fc:      fc,
+		dict:    dict,
+		static:  static,
+		done:    make(chan struct{}),
+		pending: map[string]chan binxml.Node{},
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return nil
+	}
+	s.wg.Add(1)
+	s.sessions[id] = sess
+	return sess
 }
 
 // modeNote names a resume in the node log; a plain XX says nothing.
@@ -166,13 +236,12 @@ var modeNote = map[noise.Mode]string{
 // newSession registers a session for a finished handshake.
 func (s *Server) newSession(id int64, fc frameConn, dict *binxml.Dictionary, static keys.PublicKey) *session {
 	sess := &session{
-		srv:     s,
-		id:      id,
-		fc:      fc,
-		dict:    dict,
-		static:  static,
-		done:    make(chan struct{}),
-		pending: map[string]chan binxml.Node{},
+		srv:    s,
+		id:     id,
+		fc:     fc,
+		dict:   dict,
+		static: static,
+		done:   make(chan struct{}),
 	}
 	s.mu.Lock()
 	s.sessions[id] = sess
@@ -212,8 +281,24 @@ func (s *Server) dropSession(sess *session) {
 type reader interface{ ReadFrame() ([]byte, error) }
 
 // run sends the first stanza and then serves the client's stanzas until the
-// connection ends.
+// connection ends (the loop of sessions driven by tests; serveWS's
+// connections use serve).
 func (sess *session) run(ctx context.Context, r reader, payload []byte) {
+	sess.prelude(ctx)
+	if err := sess.begin(ctx, payload); err != nil {
+		sess.srv.info(sess.id, "session: "+err.Error())
+		return
+	}
+	for {
+		frame, err := r.ReadFrame()
+		if err != nil || !sess.handleFrame(ctx, frame) {
+			return
+		}
+	}
+}
+
+// prelude sends what the fault knobs put before the first stanza.
+func (sess *session) prelude(ctx context.Context) {
 	sc := sess.srv.Scenario()
 	if sc.Faults.GarbageFrame {
 		// A valid frame whose plaintext is no node: flags 0, then LIST_8
@@ -227,27 +312,25 @@ func (sess *session) run(ctx context.Context, r reader, payload []byte) {
 		_, _ = sess.raw.Write(big)
 		sess.srv.info(sess.id, "fault: oversize message sent")
 	}
-	if err := sess.begin(ctx, payload); err != nil {
+}
+
+// handleFrame decodes and handles one frame from the client; false ends
+// the connection.
+//
+//go:noinline
+func (sess *session) handleFrame(ctx context.Context, frame []byte) bool {
+	n, err := sess.dict.Unmarshal(frame)
+	if err != nil {
+		sess.srv.info(sess.id, "undecodable frame: "+err.Error())
+		_ = sess.endStream(ctx, binxml.Node{Tag: "stream:error", Children: []binxml.Node{{Tag: "xml-not-well-formed"}}})
+		return true
+	}
+	sess.srv.logNode(sess.id, DirIn, n)
+	if err := sess.handle(ctx, n); err != nil {
 		sess.srv.info(sess.id, "session: "+err.Error())
-		return
+		return false
 	}
-	for {
-		frame, err := r.ReadFrame()
-		if err != nil {
-			return
-		}
-		n, err := sess.dict.Unmarshal(frame)
-		if err != nil {
-			sess.srv.info(sess.id, "undecodable frame: "+err.Error())
-			_ = sess.endStream(ctx, binxml.Node{Tag: "stream:error", Children: []binxml.Node{{Tag: "xml-not-well-formed"}}})
-			continue
-		}
-		sess.srv.logNode(sess.id, DirIn, n)
-		if err := sess.handle(ctx, n); err != nil {
-			sess.srv.info(sess.id, "session: "+err.Error())
-			return
-		}
-	}
+	return true
 }
 
 // send writes one node (after the fault delay, if any).
@@ -275,6 +358,10 @@ func (sess *session) request(ctx context.Context, n binxml.Node) (binxml.Node, e
 	id := n.Attr("id")
 	ch := make(chan binxml.Node, 1)
 	sess.mu.Lock()
+	if sess.pending == nil {
+		// Made on first use: most connections never get a server IQ.
+		sess.pending = map[string]chan binxml.Node{}
+	}
 	sess.pending[id] = ch
 	sess.mu.Unlock()
 	defer func() {

@@ -123,6 +123,12 @@ func runServer(ctx context.Context, o options) error {
 				pprof.Lookup("heap").WriteTo(pf, 0)
 				pf.Close()
 			}
+			// The goroutine profile beside it: which goroutines an idle
+			// connection keeps, and where they wait.
+			if pf, err := os.Create(f[1] + ".goroutine"); err == nil {
+				pprof.Lookup("goroutine").WriteTo(pf, 1)
+				pf.Close()
+			}
 		}
 		if err := out.Encode(smp); err != nil {
 			return err

@@ -1,0 +1,611 @@
+package transport
+
+import (
+	"crypto/sha1"
+	"encoding/base64"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"math/bits"
+	"net"
+	"net/http"
+	"net/url"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+)
+
+// The server side of RFC 6455 framing, the counterpart of ws.go's client:
+// binary messages (fragmented or not) read as one byte stream, each Write
+// one unmasked binary frame, ping answered with pong, and the closing
+// handshake. Like the client it holds no buffer while idle: the upgrade
+// goes through net/http's Hijack and the hijacked bufio.Reader/Writer are
+// dropped (bytes the client sent behind its request are kept in a slice
+// of their own until read), a frame header is read into a 14-byte array,
+// masked payload bytes are read straight into the caller's buffer and
+// unmasked there, and a frame goes out in one write (Conn's frames
+// with their header in the room reserved in front of them). The local WhatsApp holds one of these per
+// connected device (bench/RESULTS.md §6).
+
+// ErrBadUpgrade reports an HTTP request that Accept could not upgrade to a
+// WebSocket; Accept has answered it with an HTTP error.
+var ErrBadUpgrade = errors.New("transport: not a websocket upgrade")
+
+// wsStream is this package's WebSocket byte stream in either role: Conn
+// waits for a frame with no buffer (waitReady) and sends a frame built
+// with wsHeadroom bytes in front of it without a copy (writeInPlace).
+type wsStream interface {
+	waitReady() (int, error)
+	writeInPlace(b []byte) error
+}
+
+// upgradeTimeout bounds the write of the 101 response.
+const upgradeTimeout = 10 * time.Second
+
+// Accept upgrades an HTTP request to a WebSocket byte stream (server side).
+// Checking the path is the caller's job. It is as lenient as a WhatsApp
+// server can be shown to be and no stricter than the library it replaced
+// (coder/websocket): it requires a GET with an Upgrade: websocket token and
+// a Sec-WebSocket-Key, refuses a Sec-WebSocket-Version other than 13 (RFC
+// 6455 §4.4 prescribes the 426 answer), and refuses an Origin other than
+// https://web.whatsapp.com (what WhatsApp clients send, PROTOCOL.md §1) or
+// the server's own host, so that a web page elsewhere cannot drive a local
+// server from a browser. A missing Connection: Upgrade or Version header is
+// accepted. No extension or subprotocol is negotiated. A refused request is
+// answered with an HTTP error and reported wrapping ErrBadUpgrade.
+func Accept(w http.ResponseWriter, r *http.Request) (net.Conn, error) {
+	if err := checkUpgradeRequest(w, r); err != nil {
+		return nil, err
+	}
+	hj, ok := w.(http.Hijacker)
+	if !ok {
+		http.Error(w, "websocket: connection cannot be taken over", http.StatusInternalServerError)
+		return nil, fmt.Errorf("%w: the response writer cannot hijack (HTTP/2?)", ErrBadUpgrade)
+	}
+	raw, brw, err := hj.Hijack()
+	if err != nil {
+		return nil, fmt.Errorf("transport: accept: %w", err)
+	}
+	// Bytes the client sent behind its request (it may write its first
+	// message without waiting for the 101) are in net/http's reader: keep
+	// just those, and let the 4 KiB bufio buffers go.
+	var pre []byte
+	if n := brw.Reader.Buffered(); n > 0 {
+		b, _ := brw.Reader.Peek(n)
+		pre = append([]byte(nil), b...)
+	}
+	sum := sha1.Sum([]byte(r.Header.Get("Sec-WebSocket-Key") + websocketGUID))
+	var resp [160]byte
+	b := append(resp[:0], "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: "...)
+	b = base64.StdEncoding.AppendEncode(b, sum[:])
+	b = append(b, "\r\n\r\n"...)
+	raw.SetWriteDeadline(time.Now().Add(upgradeTimeout))
+	if _, err := raw.Write(b); err != nil {
+		raw.Close()
+		return nil, fmt.Errorf("transport: accept: %w", err)
+	}
+	raw.SetDeadline(time.Time{})
+	return newWSServerConn(raw, pre), nil
+}
+
+// checkUpgradeRequest answers a request Accept refuses and says why.
+func checkUpgradeRequest(w http.ResponseWriter, r *http.Request) error {
+	refuse := func(code int, why string) error {
+		http.Error(w, "websocket: "+why, code)
+		return fmt.Errorf("%w: %s", ErrBadUpgrade, why)
+	}
+	if !headerHasToken(r.Header, "Upgrade", "websocket") {
+		w.Header().Set("Connection", "Upgrade")
+		w.Header().Set("Upgrade", "websocket")
+		return refuse(http.StatusUpgradeRequired, "no Upgrade: websocket header")
+	}
+	if r.Method != http.MethodGet {
+		w.Header().Set("Allow", http.MethodGet)
+		return refuse(http.StatusMethodNotAllowed, "upgrade request method "+r.Method+", not GET")
+	}
+	if v := r.Header.Get("Sec-WebSocket-Version"); v != "" && v != "13" {
+		w.Header().Set("Sec-WebSocket-Version", "13")
+		return refuse(http.StatusUpgradeRequired, "unsupported Sec-WebSocket-Version "+v)
+	}
+	if strings.TrimSpace(r.Header.Get("Sec-WebSocket-Key")) == "" {
+		return refuse(http.StatusBadRequest, "no Sec-WebSocket-Key")
+	}
+	if o := r.Header.Get("Origin"); o != "" {
+		u, err := url.Parse(o)
+		if err != nil || !(strings.EqualFold(u.Host, r.Host) || strings.EqualFold(u.Host, "web.whatsapp.com")) {
+			return refuse(http.StatusForbidden, fmt.Sprintf("origin %q not allowed", o))
+		}
+	}
+	return nil
+}
+
+// wsServerConn is a server WebSocket as a net.Conn byte stream.
+type wsServerConn struct {
+	raw net.Conn
+	rd  io.Reader // raw, or raw behind bytes read with the upgrade request
+
+	// Read side; rmu serializes readers (Read, Close's drain).
+	rmu       sync.Mutex
+	remaining uint64 // payload bytes left in the current data frame
+	msgLen    uint64 // payload bytes of the current message so far
+	key       uint32 // the current frame's mask key, turned to the next byte
+	inMessage bool   // a fragmented message awaits continuations
+	hdr       [14]byte
+	readErr   error // sticky, as in wsConn
+
+	// Write side; wmu keeps frames whole on the wire.
+	wmu       sync.Mutex
+	closeSent bool
+	writeErr  error // sticky
+
+	// Close handshake.
+	cmu        sync.Mutex
+	peerClosed bool
+	peerDone   chan struct{}
+	closeOnce  sync.Once
+	closeErr   error
+}
+
+func newWSServerConn(raw net.Conn, pre []byte) *wsServerConn {
+	c := &wsServerConn{raw: raw, rd: raw}
+	if len(pre) > 0 {
+		c.rd = &prefixReader{pre: pre, r: raw}
+	}
+	return c
+}
+
+// prefixReader reads pre, then r.
+type prefixReader struct {
+	pre []byte
+	r   io.Reader
+}
+
+func (p *prefixReader) Read(b []byte) (int, error) {
+	if len(p.pre) == 0 {
+		return p.r.Read(b)
+	}
+	n := copy(b, p.pre)
+	p.pre = p.pre[n:]
+	return n, nil
+}
+
+// Read reads payload bytes of binary messages, across message boundaries.
+// A normal close by the peer reads as io.EOF.
+func (c *wsServerConn) Read(p []byte) (int, error) {
+	c.rmu.Lock()
+	defer c.rmu.Unlock()
+	if len(p) == 0 {
+		return 0, nil
+	}
+	if err := c.waitData(); err != nil {
+		return 0, err
+	}
+	n, err := c.rd.Read(p[:min(uint64(len(p)), c.remaining)])
+	c.unmask(p[:n])
+	if err != nil {
+		c.readErr = unexpectedEOF(err) // mid-frame
+		return n, c.readErr
+	}
+	return n, nil
+}
+
+// unmask unmasks b, the next payload bytes of the current frame. rmu is
+// held.
+func (c *wsServerConn) unmask(b []byte) {
+	mask(b, c.key)
+	c.key = bits.RotateLeft32(c.key, -8*(len(b)&3))
+	c.remaining -= uint64(len(b))
+}
+
+// waitReady blocks until payload bytes of a data frame can be read, with no
+// buffer from the caller, and returns how many the frame has left.
+func (c *wsServerConn) waitReady() (int, error) {
+	c.rmu.Lock()
+	defer c.rmu.Unlock()
+	if err := c.waitData(); err != nil {
+		return 0, err
+	}
+	return int(min(c.remaining, 1<<30)), nil
+}
+
+// waitData reads frame headers (answering control frames) until a data
+// frame with payload is current. rmu is held.
+func (c *wsServerConn) waitData() error {
+	for c.remaining == 0 {
+		if c.readErr != nil {
+			return c.readErr
+		}
+		if err := c.nextFrame(); err != nil {
+			c.readErr = err
+			return err
+		}
+	}
+	return nil
+}
+
+// nextFrame reads one frame header; a control frame is handled whole, a
+// data frame becomes current. rmu is held.
+func (c *wsServerConn) nextFrame() error {
+	h, err := readClientFrameHeader(c.rd, &c.hdr)
+	if err != nil {
+		if errors.Is(err, io.EOF) && c.inMessage {
+			return io.ErrUnexpectedEOF
+		}
+		if errors.Is(err, ErrWebSocketProtocol) {
+			c.sendClose(StatusProtocolError)
+		}
+		return err
+	}
+	switch {
+	case h.opcode >= opClose:
+		return c.control(h)
+	case h.opcode == opBinary:
+		if c.inMessage {
+			return c.fail(StatusProtocolError, "new message before the last one ended")
+		}
+		c.msgLen = 0
+	case h.opcode == opContinuation:
+		if !c.inMessage {
+			return c.fail(StatusProtocolError, "continuation outside a message")
+		}
+	case h.opcode == opText:
+		// As before with coder/websocket's binary NetConn: this stream
+		// carries Noise frames, which a text message cannot hold.
+		return c.fail(StatusUnsupportedData, "text message on a binary stream")
+	}
+	// The read limit is per message, as WhatsApp clients set theirs
+	// (PROTOCOL.md §1) and as the server enforced it before.
+	if h.length > ReadLimit-c.msgLen {
+		return c.fail(StatusMessageTooBig, fmt.Sprintf("message over %d bytes", ReadLimit))
+	}
+	c.msgLen += h.length
+	c.inMessage = !h.fin
+	c.remaining = h.length
+	c.key = h.key
+	return nil
+}
+
+// clientFrameHeader is a parsed client frame header.
+type clientFrameHeader struct {
+	fin    bool
+	opcode byte
+	length uint64
+	key    uint32 // little-endian, as mask takes it
+}
+
+// readClientFrameHeader reads and checks the header of a client frame into
+// buf. Every client frame must be masked (RFC 6455 §5.1: the server MUST
+// close the connection otherwise; every WhatsApp client masks, and the
+// server refused unmasked frames before, with coder/websocket). Errors
+// other than the reader's wrap ErrWebSocketProtocol.
+func readClientFrameHeader(r io.Reader, buf *[14]byte) (clientFrameHeader, error) {
+	if _, err := io.ReadFull(r, buf[:2]); err != nil {
+		return clientFrameHeader{}, err
+	}
+	h := clientFrameHeader{fin: buf[0]&0x80 != 0, opcode: buf[0] & 0x0F}
+	if buf[0]&0x70 != 0 {
+		return h, protoErr("reserved bits set (no extension was negotiated)")
+	}
+	if buf[1]&0x80 == 0 {
+		return h, protoErr("unmasked frame from the client")
+	}
+	switch h.opcode {
+	case opContinuation, opText, opBinary, opClose, opPing, opPong:
+	default:
+		return h, protoErr(fmt.Sprintf("reserved opcode %#x", h.opcode))
+	}
+	// The rest of the header in one read: extended length, then the key.
+	ext := 0
+	switch buf[1] & 0x7F {
+	case 126:
+		ext = 2
+	case 127:
+		ext = 8
+	}
+	rest := buf[2 : 2+ext+4]
+	if _, err := io.ReadFull(r, rest); err != nil {
+		return h, unexpectedEOF(err)
+	}
+	switch ext {
+	case 0:
+		h.length = uint64(buf[1] & 0x7F)
+	case 2:
+		h.length = uint64(binary.BigEndian.Uint16(rest))
+		if h.length < 126 {
+			return h, protoErr("length not in its shortest form")
+		}
+	case 8:
+		h.length = binary.BigEndian.Uint64(rest)
+		if h.length>>63 != 0 {
+			return h, protoErr("length with its top bit set")
+		}
+		if h.length <= 0xFFFF {
+			return h, protoErr("length not in its shortest form")
+		}
+	}
+	h.key = binary.LittleEndian.Uint32(rest[ext:])
+	if h.opcode >= opClose && (!h.fin || h.length > 125) {
+		return h, protoErr("fragmented or oversized control frame")
+	}
+	return h, nil
+}
+
+// control handles a ping, pong or close frame. rmu is held.
+func (c *wsServerConn) control(h clientFrameHeader) error {
+	var buf [125]byte
+	payload := buf[:h.length]
+	if _, err := io.ReadFull(c.rd, payload); err != nil {
+		return unexpectedEOF(err)
+	}
+	mask(payload, h.key)
+	switch h.opcode {
+	case opPing:
+		if err := c.writeControl(opPong, payload); err != nil && !errors.Is(err, net.ErrClosed) {
+			return err
+		}
+		return nil
+	case opPong:
+		return nil
+	}
+	code, reason := statusNoStatus, ""
+	if len(payload) == 1 {
+		return c.fail(StatusProtocolError, "close frame with a 1-byte body")
+	}
+	if len(payload) >= 2 {
+		code, reason = int(binary.BigEndian.Uint16(payload)), string(payload[2:])
+	}
+	c.cmu.Lock()
+	c.peerClosed = true
+	if c.peerDone != nil {
+		close(c.peerDone)
+		c.peerDone = nil
+	}
+	c.cmu.Unlock()
+	echo := payload[:min(len(payload), 2)]
+	if code == statusNoStatus {
+		echo = nil
+	}
+	c.writeControl(opClose, echo)
+	switch code {
+	case StatusNormalClosure, StatusGoingAway, statusNoStatus:
+		return io.EOF
+	}
+	return &CloseError{Code: code, Reason: reason}
+}
+
+// fail sends a close frame with code and returns the protocol error.
+func (c *wsServerConn) fail(code int, why string) error {
+	c.sendClose(code)
+	return protoErr(why)
+}
+
+func (c *wsServerConn) sendClose(code int) {
+	var body [2]byte
+	binary.BigEndian.PutUint16(body[:], uint16(code))
+	c.writeControl(opClose, body[:])
+}
+
+// appendServerHeader appends a final frame's header (unmasked) for a
+// payload of n bytes.
+func appendServerHeader(b []byte, op byte, n int) []byte {
+	b = append(b, 0x80|op)
+	switch {
+	case n < 126:
+		return append(b, byte(n))
+	case n <= 0xFFFF:
+		return append(b, 126, byte(n>>8), byte(n))
+	}
+	b = append(b, 127)
+	return binary.BigEndian.AppendUint64(b, uint64(n))
+}
+
+// writeControl sends a control frame unless a close frame was sent.
+func (c *wsServerConn) writeControl(op byte, payload []byte) error {
+	var frame [10 + 125]byte
+	b := appendServerHeader(frame[:0], op, len(payload))
+	b = append(b, payload...)
+	c.wmu.Lock()
+	defer c.wmu.Unlock()
+	if c.closeSent {
+		return ErrClosed
+	}
+	if c.writeErr != nil {
+		return c.writeErr
+	}
+	if op == opClose {
+		c.closeSent = true
+	}
+	return c.write(b)
+}
+
+// write sends bytes of whole frames. wmu is held.
+func (c *wsServerConn) write(b []byte) error {
+	if _, err := c.raw.Write(b); err != nil {
+		c.writeErr = err
+		return err
+	}
+	return nil
+}
+
+// Write sends p as one binary message in one write: copied behind the
+// header into a borrowed buffer, or, when large, with a writev of the
+// header and p.
+func (c *wsServerConn) Write(p []byte) (int, error) {
+	var hdr [10]byte
+	h := appendServerHeader(hdr[:0], opBinary, len(p))
+	c.wmu.Lock()
+	defer c.wmu.Unlock()
+	if err := c.writable(); err != nil {
+		return 0, err
+	}
+	if len(p) <= maxPooledBuf {
+		// Copied behind the header in a borrowed buffer: one write. (A
+		// writev would keep an iovec array in the socket's poll.FD for
+		// the connection's life.)
+		bp := getBuf(len(h) + len(p))
+		b := append(append((*bp)[:0], h...), p...)
+		*bp = b
+		err := c.write(b)
+		putBuf(bp)
+		if err != nil {
+			return 0, err
+		}
+		return len(p), nil
+	}
+	bufs := net.Buffers{h, p}
+	if _, err := bufs.WriteTo(c.raw); err != nil {
+		c.writeErr = err
+		return 0, err
+	}
+	return len(p), nil
+}
+
+// writeInPlace sends b[wsHeadroom:] as one binary message, its header
+// written into the headroom in front of it: one write, no copy.
+func (c *wsServerConn) writeInPlace(b []byte) error {
+	var hdr [10]byte
+	h := appendServerHeader(hdr[:0], opBinary, len(b)-wsHeadroom)
+	start := wsHeadroom - len(h)
+	copy(b[start:], h)
+	c.wmu.Lock()
+	defer c.wmu.Unlock()
+	if err := c.writable(); err != nil {
+		return err
+	}
+	return c.write(b[start:])
+}
+
+// writable reports why no data frame can be sent. wmu is held.
+func (c *wsServerConn) writable() error {
+	if c.closeSent {
+		return ErrClosed
+	}
+	return c.writeErr
+}
+
+// Close runs the closing handshake: it sends a normal-closure frame and
+// waits (at most 5 s) for the client's close frame, read by a Read in
+// progress or by Close itself, then closes the socket.
+func (c *wsServerConn) Close() error {
+	c.closeOnce.Do(func() {
+		c.raw.SetWriteDeadline(time.Now().Add(wsCloseTimeout))
+		var body [2]byte
+		binary.BigEndian.PutUint16(body[:], StatusNormalClosure)
+		if err := c.writeControl(opClose, body[:]); err == nil {
+			c.awaitPeerClose()
+		}
+		c.closeErr = c.raw.Close()
+	})
+	return c.closeErr
+}
+
+// awaitPeerClose waits for the client's close frame, at most
+// wsCloseTimeout.
+func (c *wsServerConn) awaitPeerClose() {
+	if c.rmu.TryLock() {
+		// No reader: drain frames here until the close frame.
+		c.raw.SetReadDeadline(time.Now().Add(wsCloseTimeout))
+		var scratch [512]byte
+		for c.readErr == nil && !c.closedByPeer() {
+			if c.remaining > 0 {
+				n, err := c.rd.Read(scratch[:min(uint64(len(scratch)), c.remaining)])
+				c.unmask(scratch[:n])
+				if err != nil {
+					break
+				}
+				continue
+			}
+			if err := c.nextFrame(); err != nil {
+				c.readErr = err
+			}
+		}
+		c.rmu.Unlock()
+		return
+	}
+	// A reader is blocked in Read: it will see the close frame.
+	c.cmu.Lock()
+	if c.peerClosed {
+		c.cmu.Unlock()
+		return
+	}
+	done := make(chan struct{})
+	c.peerDone = done
+	c.cmu.Unlock()
+	t := time.NewTimer(wsCloseTimeout)
+	defer t.Stop()
+	select {
+	case <-done:
+	case <-t.C:
+	}
+}
+
+func (c *wsServerConn) closedByPeer() bool {
+	c.cmu.Lock()
+	defer c.cmu.Unlock()
+	return c.peerClosed
+}
+
+func (c *wsServerConn) LocalAddr() net.Addr                { return c.raw.LocalAddr() }
+func (c *wsServerConn) RemoteAddr() net.Addr               { return c.raw.RemoteAddr() }
+func (c *wsServerConn) SetDeadline(t time.Time) error      { return c.raw.SetDeadline(t) }
+func (c *wsServerConn) SetReadDeadline(t time.Time) error  { return c.raw.SetReadDeadline(t) }
+func (c *wsServerConn) SetWriteDeadline(t time.Time) error { return c.raw.SetWriteDeadline(t) }
+
+// AwaitReadable blocks until a ReadFrame would find bytes to read (or an
+// error, or the end of the stream) without blocking for the first of them,
+// and is meant for a server holding many idle connections, one goroutine
+// each: a goroutine parked here, on a Conn over Accept's WebSocket, has a
+// call chain of a few hundred bytes, so it fits the smallest goroutine
+// stack (2 KiB), where one parked in ReadFrame's chain (WebSocket header,
+// io.ReadFull, the netpoller) needs the next size up. It returns at once
+// when bytes are already buffered, over other streams, on other systems
+// than Linux, and on an error (which ReadFrame then reports). Call it from
+// the goroutine that reads, between ReadFrame calls.
+func (c *Conn) AwaitReadable() {
+	if !canPeek || c.closed.Load() {
+		return
+	}
+	ws, ok := c.nc.(*wsServerConn)
+	if !ok || !ws.idle(c) {
+		return
+	}
+	sc, ok := ws.raw.(syscall.Conn)
+	if !ok {
+		return
+	}
+	rc, err := sc.SyscallConn()
+	if err != nil {
+		return
+	}
+	// RawConn.Read calls peekReadable until it reports data, parking in
+	// the netpoller in between; deadlines and Close end the wait too.
+	_ = rc.Read(peekReadable)
+}
+
+// idle reports whether nothing read from the socket is waiting in c or ws
+// (so that the socket must be waited for), and then releases c's frame
+// buffer.
+func (ws *wsServerConn) idle(c *Conn) bool {
+	c.readMu.Lock()
+	buffered := c.dec.Buffered() > 0 || c.readErr != nil
+	if !buffered {
+		// The last frame's buffer is not needed while waiting (ReadFrame
+		// waiting for a WebSocket header drops it the same way).
+		c.dec.Release()
+	}
+	c.readMu.Unlock()
+	if buffered {
+		return false
+	}
+	ws.rmu.Lock()
+	defer ws.rmu.Unlock()
+	if ws.remaining > 0 || ws.readErr != nil {
+		return false
+	}
+	if p, ok := ws.rd.(*prefixReader); ok && len(p.pre) > 0 {
+		return false
+	}
+	return true
+}

@@ -286,9 +286,23 @@ func (c *Client) Connect(ctx context.Context) error {
 		}
 		return err
 	case <-ctx.Done():
-		r.cancel()
+		c.stop(r)
 		<-r.done
 		return ctx.Err()
+	}
+}
+
+// stop ends r's ctx and tells its live connection, if any, to close: the
+// connection learns of it from the runner rather than by a hook of its
+// own on the ctx, which would cost every idle connection a registration
+// (and the ctx its children map) for its life.
+func (c *Client) stop(r *runner) {
+	r.cancel()
+	c.mu.Lock()
+	cn := c.cur
+	c.mu.Unlock()
+	if cn != nil && cn.ctx == r.ctx {
+		cn.closeFromRunner()
 	}
 }
 
@@ -299,7 +313,7 @@ func (c *Client) Disconnect() {
 	r := c.run
 	c.mu.Unlock()
 	if r != nil {
-		r.cancel()
+		c.stop(r)
 		<-r.done
 	}
 }
@@ -353,13 +367,16 @@ func (c *Client) runLoop(r *runner, firstCtx context.Context, first chan<- error
 	recovered := false // a 405 was answered with a fetch since the last connect
 	for {
 		var cn *conn
-		tc, d, err := c.dialAttempt(r.ctx, firstCtx, first != nil)
+		tc, d, err := c.dialAside(r.ctx, firstCtx, first != nil)
 		if err == nil {
 			cn = c.newConn(r.ctx, tc, d)
 		}
 		if first != nil {
 			first <- err
 			first = nil
+			// The caller's ctx bounded only this dial: do not keep it
+			// (its timer, its Done channel) for the client's life.
+			firstCtx = nil
 			if err != nil {
 				stopped = &StoppedError{Reason: "dial", Err: err}
 				return
@@ -392,7 +409,9 @@ func (c *Client) runLoop(r *runner, firstCtx context.Context, first chan<- error
 		case engine.EndOutdated:
 			// Decided before Disconnected, so that a ClientOutdated
 			// (giving up) precedes it, as the event docs promise.
-			again, gaveUp := c.recoverOutdated(r.ctx, recovered)
+			var again bool
+			var gaveUp Event
+			aside(func() { again, gaveUp = c.recoverOutdated(r.ctx, recovered) })
 			if gaveUp != nil {
 				stopped.Event = gaveUp
 			}
@@ -456,6 +475,27 @@ func mergeCtx(a, b context.Context) (context.Context, context.CancelFunc) {
 	ctx, cancel := context.WithCancelCause(a)
 	stop := context.AfterFunc(b, func() { cancel(context.Cause(b)) })
 	return ctx, func() { stop(); cancel(nil) }
+}
+
+// dialAside runs dialAttempt on a goroutine of its own and waits for it.
+// The runner's goroutine goes on to read the connection for its whole
+// life, and a goroutine's stack grown by the dial (net/http, TLS, the
+// Noise handshake, the store) would shrink back only partly: dialing on a
+// short-lived goroutine leaves the long-lived reader with a small stack.
+func (c *Client) dialAside(ctx, firstCtx context.Context, isFirst bool) (tc *transport.Conn, d *store.Device, err error) {
+	aside(func() { tc, d, err = c.dialAttempt(ctx, firstCtx, isFirst) })
+	return tc, d, err
+}
+
+// aside runs f on a fresh goroutine and waits for it to return (see
+// dialAside). f must return once its own ctx ends.
+func aside(f func()) {
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		f()
+	}()
+	<-done
 }
 
 // dialAttempt dials with the runner's ctx; the first attempt, made on
@@ -651,7 +691,7 @@ func (c *Client) Logout(ctx context.Context) error {
 		return fmt.Errorf("walink: logout: %w", c.apiErr(err, false))
 	}
 	if r != nil {
-		r.cancel()
+		c.stop(r)
 		<-r.done
 	}
 	c.emit(LoggedOut{OnConnect: false, Reason: ReasonLoggedOut})

@@ -220,7 +220,7 @@ func (cn *conn) clientExpiration(at time.Time) {
 	if c.pinned != (engine.Version{}) {
 		return // a pinned version is the user's to change
 	}
-	cn.timers[timerVersionRefetch] = engine.VersionRefetchAt(at, c.now())
+	cn.timers.set(timerVersionRefetch, engine.VersionRefetchAt(at, c.now()))
 }
 
 // refetchForExpiry runs the fetch armed by clientExpiration off the

@@ -58,10 +58,19 @@ type Client struct {
 
 // runner owns the goroutine that dials, runs and re-dials connections
 // between Connect and Disconnect.
+//
+// ctx is done once the runner stops (Client.stop). Nothing that outlives
+// a dial is derived from it: a context keeps the map of its children for
+// its life once it had one, so each dial runs under a context of its own
+// (attempt), which stop cancels too, and the connection learns of the stop
+// from stop itself.
 type runner struct {
 	ctx    context.Context
 	cancel context.CancelFunc
 	done   chan struct{}
+
+	mu      sync.Mutex
+	attempt context.CancelFunc // cancels the dial in progress, if any
 }
 
 // NewClient returns a client that keeps its session in st. It does no IO:
@@ -298,6 +307,11 @@ func (c *Client) Connect(ctx context.Context) error {
 // (and the ctx its children map) for its life.
 func (c *Client) stop(r *runner) {
 	r.cancel()
+	r.mu.Lock()
+	if r.attempt != nil {
+		r.attempt()
+	}
+	r.mu.Unlock()
 	c.mu.Lock()
 	cn := c.cur
 	c.mu.Unlock()
@@ -367,7 +381,7 @@ func (c *Client) runLoop(r *runner, firstCtx context.Context, first chan<- error
 	recovered := false // a 405 was answered with a fetch since the last connect
 	for {
 		var cn *conn
-		tc, d, err := c.dialAside(r.ctx, firstCtx, first != nil)
+		tc, d, err := c.dialAside(r, firstCtx, first != nil)
 		if err == nil {
 			cn = c.newConn(r.ctx, tc, d)
 		}
@@ -482,7 +496,20 @@ func mergeCtx(a, b context.Context) (context.Context, context.CancelFunc) {
 // life, and a goroutine's stack grown by the dial (net/http, TLS, the
 // Noise handshake, the store) would shrink back only partly: dialing on a
 // short-lived goroutine leaves the long-lived reader with a small stack.
-func (c *Client) dialAside(ctx, firstCtx context.Context, isFirst bool) (tc *transport.Conn, d *store.Device, err error) {
+func (c *Client) dialAside(r *runner, firstCtx context.Context, isFirst bool) (tc *transport.Conn, d *store.Device, err error) {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	r.mu.Lock()
+	r.attempt = cancel
+	r.mu.Unlock()
+	defer func() {
+		r.mu.Lock()
+		r.attempt = nil
+		r.mu.Unlock()
+	}()
+	if r.ctx.Err() != nil { // stopped before attempt was set
+		return nil, nil, fmt.Errorf("walink: dial: %w", r.ctx.Err())
+	}
 	aside(func() { tc, d, err = c.dialAttempt(ctx, firstCtx, isFirst) })
 	return tc, d, err
 }

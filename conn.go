@@ -269,8 +269,11 @@ func (cn *conn) handle(it item) {
 }
 
 // closeFromRunner ends the connection once the runner's ctx is done
-// (Client.stop): the driver closes it. May be called more than once.
+// (Client.stop): a write in progress fails at once (one to a peer that
+// reads nothing would block the driver) and the driver closes the
+// connection. May be called more than once.
 func (cn *conn) closeFromRunner() {
+	cn.tc.CancelWrites()
 	cn.enqueue(item{closing: true})
 }
 
@@ -386,13 +389,14 @@ func (cn *conn) run(acts []engine.Action) {
 // send writes one stanza, encoded straight into the frame buffer and
 // sealed in place. Only the tag and id are logged: contents may carry key
 // material. A failed write is logged; the reader then sees the broken
-// connection and ends it. The write watches the runner's ctx, so a write
-// stuck on a peer that reads nothing ends with Close/Disconnect.
+// connection and ends it. A write stuck on a peer that reads nothing ends
+// with Close/Disconnect (closeFromRunner), so the write itself needs no
+// watch of a ctx (which would cost the ctx a map of children for its life).
 func (cn *conn) send(n binxml.Node) {
 	if cn.log.Enabled(context.Background(), slog.LevelDebug) {
 		cn.log.Debug("send", "tag", n.Tag, "id", n.Attr("id"), "type", n.Attr("type"), "xmlns", n.Attr("xmlns"))
 	}
-	err := cn.tc.WriteNode(cn.ctx, n)
+	err := cn.tc.WriteNode(context.Background(), n)
 	var ee *binxml.EncodeError
 	switch {
 	case err == nil:

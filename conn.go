@@ -98,8 +98,10 @@ func (c *Client) newConn(ctx context.Context, tc *transport.Conn, d *store.Devic
 		// Pairing modes act only while a device pairs; a paired device's
 		// connection (a login) carries none, nor their ctx, for its life.
 		// The modes' tasks (a passkey authenticator) stop with the
-		// connection.
-		mctx, mcancel := context.WithCancel(ctx)
+		// connection: the driver and closeFromRunner cancel mctx. It is
+		// not derived from ctx, which would keep the map of its children
+		// for the client's life after this connection.
+		mctx, mcancel := context.WithCancel(context.Background())
 		for _, m := range c.modes {
 			sess.AddPairingMode(m.new(mctx))
 		}
@@ -273,6 +275,9 @@ func (cn *conn) handle(it item) {
 // reads nothing would block the driver) and the driver closes the
 // connection. May be called more than once.
 func (cn *conn) closeFromRunner() {
+	if cn.modeCancel != nil {
+		cn.modeCancel()
+	}
 	cn.tc.CancelWrites()
 	cn.enqueue(item{closing: true})
 }

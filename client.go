@@ -525,8 +525,8 @@ func aside(f func()) {
 	<-done
 }
 
-// dialAttempt dials with the runner's ctx; the first attempt, made on
-// behalf of Connect, also honours the caller's ctx.
+// dialAttempt dials with ctx (the attempt's, see dialAside); the first
+// attempt, made on behalf of Connect, also honours the caller's ctx.
 func (c *Client) dialAttempt(ctx, firstCtx context.Context, isFirst bool) (*transport.Conn, *store.Device, error) {
 	if !isFirst {
 		return c.dial(ctx)

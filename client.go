@@ -58,10 +58,19 @@ type Client struct {
 
 // runner owns the goroutine that dials, runs and re-dials connections
 // between Connect and Disconnect.
+//
+// ctx is done once the runner stops (Client.stop). Nothing that outlives
+// a dial is derived from it: a context keeps the map of its children for
+// its life once it had one, so each dial runs under a context of its own
+// (attempt), which stop cancels too, and the connection learns of the stop
+// from stop itself.
 type runner struct {
 	ctx    context.Context
 	cancel context.CancelFunc
 	done   chan struct{}
+
+	mu      sync.Mutex
+	attempt context.CancelFunc // cancels the dial in progress, if any
 }
 
 // NewClient returns a client that keeps its session in st. It does no IO:
@@ -286,9 +295,28 @@ func (c *Client) Connect(ctx context.Context) error {
 		}
 		return err
 	case <-ctx.Done():
-		r.cancel()
+		c.stop(r)
 		<-r.done
 		return ctx.Err()
+	}
+}
+
+// stop ends r's ctx and tells its live connection, if any, to close: the
+// connection learns of it from the runner rather than by a hook of its
+// own on the ctx, which would cost every idle connection a registration
+// (and the ctx its children map) for its life.
+func (c *Client) stop(r *runner) {
+	r.cancel()
+	r.mu.Lock()
+	if r.attempt != nil {
+		r.attempt()
+	}
+	r.mu.Unlock()
+	c.mu.Lock()
+	cn := c.cur
+	c.mu.Unlock()
+	if cn != nil && cn.ctx == r.ctx {
+		cn.closeFromRunner()
 	}
 }
 
@@ -299,7 +327,7 @@ func (c *Client) Disconnect() {
 	r := c.run
 	c.mu.Unlock()
 	if r != nil {
-		r.cancel()
+		c.stop(r)
 		<-r.done
 	}
 }
@@ -353,13 +381,16 @@ func (c *Client) runLoop(r *runner, firstCtx context.Context, first chan<- error
 	recovered := false // a 405 was answered with a fetch since the last connect
 	for {
 		var cn *conn
-		tc, d, err := c.dialAttempt(r.ctx, firstCtx, first != nil)
+		tc, d, err := c.dialAside(r, firstCtx, first != nil)
 		if err == nil {
 			cn = c.newConn(r.ctx, tc, d)
 		}
 		if first != nil {
 			first <- err
 			first = nil
+			// The caller's ctx bounded only this dial: do not keep it
+			// (its timer, its Done channel) for the client's life.
+			firstCtx = nil
 			if err != nil {
 				stopped = &StoppedError{Reason: "dial", Err: err}
 				return
@@ -392,7 +423,9 @@ func (c *Client) runLoop(r *runner, firstCtx context.Context, first chan<- error
 		case engine.EndOutdated:
 			// Decided before Disconnected, so that a ClientOutdated
 			// (giving up) precedes it, as the event docs promise.
-			again, gaveUp := c.recoverOutdated(r.ctx, recovered)
+			var again bool
+			var gaveUp Event
+			aside(func() { again, gaveUp = c.recoverOutdated(r.ctx, recovered) })
 			if gaveUp != nil {
 				stopped.Event = gaveUp
 			}
@@ -458,8 +491,42 @@ func mergeCtx(a, b context.Context) (context.Context, context.CancelFunc) {
 	return ctx, func() { stop(); cancel(nil) }
 }
 
-// dialAttempt dials with the runner's ctx; the first attempt, made on
-// behalf of Connect, also honours the caller's ctx.
+// dialAside runs dialAttempt on a goroutine of its own and waits for it.
+// The runner's goroutine goes on to read the connection for its whole
+// life, and a goroutine's stack grown by the dial (net/http, TLS, the
+// Noise handshake, the store) would shrink back only partly: dialing on a
+// short-lived goroutine leaves the long-lived reader with a small stack.
+func (c *Client) dialAside(r *runner, firstCtx context.Context, isFirst bool) (tc *transport.Conn, d *store.Device, err error) {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	r.mu.Lock()
+	r.attempt = cancel
+	r.mu.Unlock()
+	defer func() {
+		r.mu.Lock()
+		r.attempt = nil
+		r.mu.Unlock()
+	}()
+	if r.ctx.Err() != nil { // stopped before attempt was set
+		return nil, nil, fmt.Errorf("walink: dial: %w", r.ctx.Err())
+	}
+	aside(func() { tc, d, err = c.dialAttempt(ctx, firstCtx, isFirst) })
+	return tc, d, err
+}
+
+// aside runs f on a fresh goroutine and waits for it to return (see
+// dialAside). f must return once its own ctx ends.
+func aside(f func()) {
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		f()
+	}()
+	<-done
+}
+
+// dialAttempt dials with ctx (the attempt's, see dialAside); the first
+// attempt, made on behalf of Connect, also honours the caller's ctx.
 func (c *Client) dialAttempt(ctx, firstCtx context.Context, isFirst bool) (*transport.Conn, *store.Device, error) {
 	if !isFirst {
 		return c.dial(ctx)
@@ -651,7 +718,7 @@ func (c *Client) Logout(ctx context.Context) error {
 		return fmt.Errorf("walink: logout: %w", c.apiErr(err, false))
 	}
 	if r != nil {
-		r.cancel()
+		c.stop(r)
 		<-r.done
 	}
 	c.emit(LoggedOut{OnConnect: false, Reason: ReasonLoggedOut})

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"sync"
 	"time"
 
@@ -34,7 +35,7 @@ type conn struct {
 	log  *slog.Logger
 	ctx  context.Context // the runner's: done on Disconnect/Close
 
-	modeCancel context.CancelFunc // ends the pairing modes' ctx when the session ends
+	modeCancel context.CancelFunc // ends the pairing modes' ctx when the session ends; nil without modes
 
 	qmu     sync.Mutex
 	qcond   sync.Cond // the reader waits here while the queue is full
@@ -48,9 +49,9 @@ type conn struct {
 
 	// Owned by the driver (handed from one driver to the next under qmu).
 	end     engine.EndReason
-	calls   map[engine.CallID]chan callResult
+	calls   map[engine.CallID]chan callResult // nil while no call waits
 	callID  engine.CallID
-	timers  map[engine.TimerKind]time.Time
+	timers  timerSet
 	timerAt time.Time // the instant the runtime timer is armed for
 
 	// Published for other goroutines; guarded by c.mu.
@@ -91,14 +92,21 @@ type callResult struct {
 
 func (c *Client) newConn(ctx context.Context, tc *transport.Conn, d *store.Device) *conn {
 	sess := engine.NewSession(c.sessionConfig(), d)
-	// The modes' tasks (a passkey authenticator) stop with the connection.
-	mctx, mcancel := context.WithCancel(ctx)
-	for _, m := range c.modes {
-		sess.AddPairingMode(m.new(mctx))
+	cn := &conn{c: c, tc: tc, sess: sess, log: c.log, ctx: ctx,
+		ended: make(chan struct{}), done: make(chan struct{})}
+	if !d.Paired() {
+		// Pairing modes act only while a device pairs; a paired device's
+		// connection (a login) carries none, nor their ctx, for its life.
+		// The modes' tasks (a passkey authenticator) stop with the
+		// connection: the driver and closeFromRunner cancel mctx. It is
+		// not derived from ctx, which would keep the map of its children
+		// for the client's life after this connection.
+		mctx, mcancel := context.WithCancel(context.Background())
+		for _, m := range c.modes {
+			sess.AddPairingMode(m.new(mctx))
+		}
+		cn.modeCancel = mcancel
 	}
-	cn := &conn{c: c, tc: tc, sess: sess, log: c.log, ctx: ctx, modeCancel: mcancel,
-		ended: make(chan struct{}), done: make(chan struct{}),
-		calls: map[engine.CallID]chan callResult{}, timers: map[engine.TimerKind]time.Time{}}
 	cn.qcond.L = &cn.qmu
 	cn.timer.f = func() { cn.enqueue(item{tick: true}) }
 	cn.armStaleRefetch()
@@ -111,16 +119,13 @@ func (c *Client) newConn(ctx context.Context, tc *transport.Conn, d *store.Devic
 func (cn *conn) serve() engine.EndReason {
 	c := cn.c
 	c.setCur(cn, false)
-	hooked := make(chan struct{})
-	stopHook := context.AfterFunc(cn.ctx, func() {
-		defer close(hooked)
-		cn.enqueue(item{closing: true})
-	})
+	// Client.stop tells the connection it published as cur; a stop that
+	// read cur before setCur above ended the ctx before it, seen here.
+	if cn.ctx.Err() != nil {
+		cn.closeFromRunner()
+	}
 	cn.readLoop()
 	<-cn.ended // the read error, at the latest, ended the session
-	if !stopHook() {
-		<-hooked
-	}
 	cn.qmu.Lock()
 	cn.closed = true
 	cn.qcond.Broadcast()
@@ -132,6 +137,7 @@ func (cn *conn) serve() engine.EndReason {
 		ch <- callResult{err: fmt.Errorf("walink: %w", errConnClosed)}
 		delete(cn.calls, id)
 	}
+	cn.calls = nil
 	c.mu.Lock()
 	cn.ready, cn.paired, cn.connected = false, false, false
 	c.mu.Unlock()
@@ -217,6 +223,9 @@ func (cn *conn) handle(it item) {
 	switch {
 	case it.call != nil:
 		cn.callID++
+		if cn.calls == nil {
+			cn.calls = map[engine.CallID]chan callResult{}
+		}
 		cn.calls[cn.callID] = it.call.reply
 		cn.step(it.call.mk(cn.callID))
 	case it.cancel != nil:
@@ -252,12 +261,26 @@ func (cn *conn) handle(it item) {
 	}
 	if cn.end != engine.EndNone {
 		cn.timer.cancel()
-		cn.modeCancel()
+		if cn.modeCancel != nil {
+			cn.modeCancel()
+		}
 		cn.tc.Close() // unblocks the reader
 		close(cn.ended)
 		return
 	}
 	cn.resetTimer()
+}
+
+// closeFromRunner ends the connection once the runner's ctx is done
+// (Client.stop): a write in progress fails at once (one to a peer that
+// reads nothing would block the driver) and the driver closes the
+// connection. May be called more than once.
+func (cn *conn) closeFromRunner() {
+	if cn.modeCancel != nil {
+		cn.modeCancel()
+	}
+	cn.tc.CancelWrites()
+	cn.enqueue(item{closing: true})
 }
 
 // call sends an API call to the session and waits for its reply. When ctx
@@ -327,9 +350,9 @@ func (cn *conn) run(acts []engine.Action) {
 			}
 			c.emit(ev)
 		case engine.ArmTimer:
-			cn.timers[a.Kind] = a.At
+			cn.timers.set(a.Kind, a.At)
 		case engine.CancelTimer:
-			delete(cn.timers, a.Kind)
+			cn.timers.del(a.Kind)
 		case engine.StartTask:
 			cn.wg.Add(1) // on the driver, which serve's Wait waits for: safe
 			go func() {
@@ -354,6 +377,9 @@ func (cn *conn) run(acts []engine.Action) {
 		case engine.Reply:
 			if ch, ok := cn.calls[a.Call]; ok {
 				delete(cn.calls, a.Call)
+				if len(cn.calls) == 0 {
+					cn.calls = nil // an idle connection keeps no map
+				}
 				ch <- callResult{value: a.Value, err: a.Err}
 			}
 		case engine.End:
@@ -369,13 +395,14 @@ func (cn *conn) run(acts []engine.Action) {
 // send writes one stanza, encoded straight into the frame buffer and
 // sealed in place. Only the tag and id are logged: contents may carry key
 // material. A failed write is logged; the reader then sees the broken
-// connection and ends it. The write watches the runner's ctx, so a write
-// stuck on a peer that reads nothing ends with Close/Disconnect.
+// connection and ends it. A write stuck on a peer that reads nothing ends
+// with Close/Disconnect (closeFromRunner), so the write itself needs no
+// watch of a ctx (which would cost the ctx a map of children for its life).
 func (cn *conn) send(n binxml.Node) {
 	if cn.log.Enabled(context.Background(), slog.LevelDebug) {
 		cn.log.Debug("send", "tag", n.Tag, "id", n.Attr("id"), "type", n.Attr("type"), "xmlns", n.Attr("xmlns"))
 	}
-	err := cn.tc.WriteNode(cn.ctx, n)
+	err := cn.tc.WriteNode(context.Background(), n)
 	var ee *binxml.EncodeError
 	switch {
 	case err == nil:
@@ -394,32 +421,78 @@ func (cn *conn) fireDue() {
 		return
 	}
 	due := maxTime(first, cn.c.now())
-	for _, k := range []engine.TimerKind{engine.TimerQR, engine.TimerCode, engine.TimerConfirm, engine.TimerKeepalive, engine.TimerIQ} {
-		if at, ok := cn.timers[k]; ok && !at.After(due) && cn.end == engine.EndNone {
-			delete(cn.timers, k)
-			cn.step(engine.TimerFired{Kind: k})
-		}
-	}
-	for k, at := range cn.timers { // pairing modes' kinds
-		if !at.After(due) && cn.end == engine.EndNone {
-			delete(cn.timers, k)
+	fire := func(k engine.TimerKind) {
+		if at, ok := cn.timers.get(k); ok && !at.After(due) && cn.end == engine.EndNone {
+			cn.timers.del(k)
 			if k == timerVersionRefetch {
 				cn.refetchForExpiry()
-				continue
+				return
 			}
 			cn.step(engine.TimerFired{Kind: k})
 		}
+	}
+	known := [...]engine.TimerKind{engine.TimerQR, engine.TimerCode, engine.TimerConfirm, engine.TimerKeepalive, engine.TimerIQ}
+	for _, k := range known {
+		fire(k)
+	}
+	// Then the pairing modes' kinds (and the version refetch), from a
+	// snapshot: a step may arm or cancel timers.
+	var others [8]engine.TimerKind
+	rest := others[:0]
+	for _, t := range cn.timers {
+		if !slices.Contains(known[:], t.kind) && !t.at.After(due) {
+			rest = append(rest, t.kind)
+		}
+	}
+	for _, k := range rest {
+		fire(k)
 	}
 }
 
 func (cn *conn) firstTimer() (time.Time, bool) {
 	var first time.Time
-	for _, at := range cn.timers {
-		if first.IsZero() || at.Before(first) {
-			first = at
+	for _, t := range cn.timers {
+		if first.IsZero() || t.at.Before(first) {
+			first = t.at
 		}
 	}
 	return first, !first.IsZero()
+}
+
+// timerSet is the armed timers of a connection, by kind: a handful at
+// most (an idle connection has its keepalive), so a slice, which costs
+// one small allocation where a map costs a header and a group of eight.
+type timerSet []armedTimer
+
+type armedTimer struct {
+	kind engine.TimerKind
+	at   time.Time
+}
+
+func (ts timerSet) get(k engine.TimerKind) (time.Time, bool) {
+	for _, t := range ts {
+		if t.kind == k {
+			return t.at, true
+		}
+	}
+	return time.Time{}, false
+}
+
+func (ts *timerSet) set(k engine.TimerKind, at time.Time) {
+	for i := range *ts {
+		if (*ts)[i].kind == k {
+			(*ts)[i].at = at
+			return
+		}
+	}
+	*ts = append(*ts, armedTimer{kind: k, at: at})
+}
+
+func (ts *timerSet) del(k engine.TimerKind) {
+	*ts = slices.DeleteFunc(*ts, func(t armedTimer) bool { return t.kind == k })
+	if len(*ts) == 0 {
+		*ts = nil
+	}
 }
 
 // resetTimer points the runtime timer at the earliest armed instant of the

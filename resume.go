@@ -221,7 +221,7 @@ func (cn *conn) clientExpiration(at time.Time) {
 	if c.pinned != (engine.Version{}) {
 		return // a pinned version is the user's to change
 	}
-	cn.timers[timerVersionRefetch] = engine.VersionRefetchAt(at, c.now())
+	cn.timers.set(timerVersionRefetch, engine.VersionRefetchAt(at, c.now()))
 }
 
 // armStaleRefetch arms the version fetch at once when the stored version
@@ -234,7 +234,7 @@ func (cn *conn) armStaleRefetch() {
 	stale := c.ver.inUse.RefetchInBackground
 	c.mu.Unlock()
 	if stale {
-		cn.timers[timerVersionRefetch] = c.now()
+		cn.timers.set(timerVersionRefetch, c.now())
 	}
 }
 

@@ -80,7 +80,7 @@ type Session struct {
 // NewSession starts the state of a connection whose handshake sent dev's
 // payload (registration for an unpaired dev, login for a paired one).
 func NewSession(cfg SessionConfig, dev *store.Device) *Session {
-	return &Session{cfg: cfg, dev: dev, pending: map[string]pendingIQ{}, timers: map[TimerKind]time.Time{}}
+	return &Session{cfg: cfg, dev: dev, timers: map[TimerKind]time.Time{}}
 }
 
 // AddPairingMode plugs a pairing mode into the session (see PairingMode);
@@ -179,6 +179,9 @@ func (s *Session) request(out *actions, now time.Time, n binxml.Node, p pendingI
 		wait = s.cfg.IQTimeout
 	}
 	p.deadline = now.Add(wait)
+	if s.pending == nil {
+		s.pending = map[string]pendingIQ{}
+	}
 	s.pending[n.Attr("id")] = p
 	out.send(n)
 	s.armIQ(out)
@@ -192,6 +195,9 @@ func (s *Session) armIQ(out *actions) {
 		}
 	}
 	if first.IsZero() {
+		// Maps do not shrink: an idle session (between keepalives) keeps
+		// no group of eight ~100-byte slots.
+		s.pending = nil
 		s.cancel(out, TimerIQ)
 		return
 	}

@@ -666,6 +666,15 @@ func (c *Conn) CloseOnDone(ctx context.Context) (stop func() bool) {
 	return context.AfterFunc(ctx, func() { c.Close() })
 }
 
+// CancelWrites makes a write in progress, and every later one, fail at
+// once (the write deadline is put in the past): a driver that writes
+// without a ctx uses it to unblock a write to a peer that reads nothing
+// before it closes the Conn. Close still runs the WebSocket closing
+// handshake (it sets a deadline of its own). Safe for concurrent use.
+func (c *Conn) CancelWrites() {
+	c.nc.SetWriteDeadline(aLongTimeAgo)
+}
+
 // frameStart is where a frame's plaintext starts in a send buffer: room
 // for the WebSocket header, then the 3-byte frame length.
 const frameStart = wsHeadroom + noise.FrameHeaderSize

@@ -608,6 +608,13 @@ func (s *Service) onEvent(ss *session, gen uint64, cli *walink.Client, ev walink
 			}
 			return append(one("connected", map[string]any{}), s.setStatus(r, StatusConnected, "")...)
 		case walink.Disconnected:
+			if r.Status == StatusFailed {
+				// The event that failed the session (client outdated, ban,
+				// QR codes expired, ...) comes before the client's last
+				// Disconnected, after which it does not reconnect: keep
+				// the failure, which says why.
+				return one("disconnected", map[string]any{})
+			}
 			return append(one("disconnected", map[string]any{}), s.setStatus(r, StatusDisconnected, "connection lost; reconnecting")...)
 		case walink.LoggedOut:
 			r.Device, r.Platform, r.WantRunning = "", "", false

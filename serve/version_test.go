@@ -75,6 +75,10 @@ func TestClientOutdatedRecovers(t *testing.T) {
 		t.Fatalf("client_outdated message %q does not say why", msg)
 	}
 	v := e.waitStatus(id, StatusFailed, 10*time.Second)
+	// It stays failed: the client does not reconnect, and its last
+	// Disconnected must not read as "reconnecting".
+	time.Sleep(300 * time.Millisecond)
+	v = e.waitStatus(id, StatusFailed, time.Second)
 	if v["reason"] != "client_outdated" {
 		t.Fatalf("failed with reason %v, want client_outdated", v["reason"])
 	}

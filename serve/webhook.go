@@ -128,9 +128,9 @@ func (o *outbox) pass(ctx context.Context, sem chan struct{}) int {
 	}()
 	for i, row := range rows {
 		o.mu.Lock()
-		if o.busy[row.ID] || o.byURL[row.URL] >= outboxPerURL {
+		if busy := o.busy[row.ID]; busy || o.byURL[row.URL] >= outboxPerURL {
 			o.mu.Unlock()
-			if !o.busy[row.ID] {
+			if !busy {
 				unclaim = append(unclaim, row.ID)
 			}
 			continue

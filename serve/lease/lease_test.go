@@ -440,7 +440,7 @@ func TestSelfStopBeforeExpiry(t *testing.T) {
 	}
 	var live bool
 	var left time.Duration
-	if err := a.pool.QueryRow(ctx, `SELECT expires_at > now(), extract(epoch FROM expires_at - now())::float8 * 1e9 FROM serve_leases WHERE session_id = 's1'`).Scan(&live, &left); err != nil {
+	if err := a.pool.QueryRow(ctx, `SELECT expires_at > now(), (extract(epoch FROM expires_at - now()) * 1e9)::bigint FROM serve_leases WHERE session_id = 's1'`).Scan(&live, &left); err != nil {
 		t.Fatal(err)
 	}
 	if !live {

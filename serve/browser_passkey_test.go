@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -35,31 +34,8 @@ func TestBrowserPasskey(t *testing.T) {
 		mutate:   func(c *Config) { c.Passkey = ClientPasskey{} },
 	})
 	ctx := browser(t, 1000, 1100)
-	dir := artifactsDir(t)
-	shot := func(name string) chromedp.Action[chromedp.Void] { return saveShot(filepath.Join(dir, name+".png")) }
-	run := func(what string, acts ...chromedp.Action[chromedp.Void]) {
-		t.Helper()
-		sctx, cancel := context.WithTimeout(ctx, 30*time.Second)
-		defer cancel()
-		if err := chromedp.Do(sctx, acts...); err != nil {
-			chromedp.Do(ctx, shot("failed-passkey-"+strings.ReplaceAll(what, " ", "-")))
-			t.Fatalf("%s: %v", what, err)
-		}
-	}
-	text := func(sel string) string {
-		t.Helper()
-		v, err := chromedp.Run(ctx, chromedp.Text(sel))
-		if err != nil {
-			t.Fatalf("text of %s: %v", sel, err)
-		}
-		return v
-	}
-	poll := func(expr string) chromedp.Action[chromedp.Void] {
-		return chromedp.Func(func(ctx context.Context, tg *chromedp.Target) error {
-			_, err := chromedp.Poll[bool](expr)(ctx, tg)
-			return err
-		})
-	}
+	p := page{t: t, ctx: ctx, dir: artifactsDir(t), failPrefix: "failed-passkey-"}
+	shot, run, text := p.shot, p.run, p.text
 
 	run("sign in", chromedp.Navigate(e.http.URL+"/"), chromedp.WaitVisible("#key"),
 		chromedp.SendKeys("#key", testKey), chromedp.Click("#signin"), chromedp.WaitVisible("#new-session"))

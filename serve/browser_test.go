@@ -65,30 +65,8 @@ func TestBrowser(t *testing.T) {
 	e := newEnv(t, envOpts{srv: srv, mutate: func(c *Config) { c.Sim = WatestSim{Server: srv} }})
 	ctx := browser(t, 1000, 1100)
 	dir := artifactsDir(t)
-	shot := func(name string) chromedp.Action[chromedp.Void] { return saveShot(filepath.Join(dir, name+".png")) }
-	run := func(what string, acts ...chromedp.Action[chromedp.Void]) {
-		t.Helper()
-		sctx, cancel := context.WithTimeout(ctx, 30*time.Second)
-		defer cancel()
-		if err := chromedp.Do(sctx, acts...); err != nil {
-			chromedp.Do(ctx, shot("failed-"+strings.ReplaceAll(what, " ", "-")))
-			t.Fatalf("%s: %v", what, err)
-		}
-	}
-	text := func(sel string) string {
-		t.Helper()
-		v, err := chromedp.Run(ctx, chromedp.Text(sel))
-		if err != nil {
-			t.Fatalf("text of %s: %v", sel, err)
-		}
-		return v
-	}
-	poll := func(expr string) chromedp.Action[chromedp.Void] {
-		return chromedp.Func(func(ctx context.Context, tg *chromedp.Target) error {
-			_, err := chromedp.Poll[bool](expr)(ctx, tg)
-			return err
-		})
-	}
+	p := page{t: t, ctx: ctx, dir: dir, failPrefix: "failed-"}
+	shot, run, text := p.shot, p.run, p.text
 
 	// Sign in.
 	run("sign in",
@@ -238,4 +216,45 @@ func (e *env) newest() string {
 	e.t.Helper()
 	l := e.must(200, "GET", "/v1/sessions", nil)["sessions"].([]any)
 	return l[len(l)-1].(map[string]any)["id"].(string)
+}
+
+// page drives one headless Chromium tab for a browser test: run does
+// actions with a 30 s bound and, on failure, saves a screenshot named
+// failPrefix+what before failing the test.
+type page struct {
+	t          *testing.T
+	ctx        context.Context
+	dir        string
+	failPrefix string
+}
+
+func (p page) shot(name string) chromedp.Action[chromedp.Void] {
+	return saveShot(filepath.Join(p.dir, name+".png"))
+}
+
+func (p page) run(what string, acts ...chromedp.Action[chromedp.Void]) {
+	p.t.Helper()
+	sctx, cancel := context.WithTimeout(p.ctx, 30*time.Second)
+	defer cancel()
+	if err := chromedp.Do(sctx, acts...); err != nil {
+		chromedp.Do(p.ctx, p.shot(p.failPrefix+strings.ReplaceAll(what, " ", "-")))
+		p.t.Fatalf("%s: %v", what, err)
+	}
+}
+
+func (p page) text(sel string) string {
+	p.t.Helper()
+	v, err := chromedp.Run(p.ctx, chromedp.Text(sel))
+	if err != nil {
+		p.t.Fatalf("text of %s: %v", sel, err)
+	}
+	return v
+}
+
+// poll waits until the JavaScript expression is true.
+func poll(expr string) chromedp.Action[chromedp.Void] {
+	return chromedp.Func(func(ctx context.Context, tg *chromedp.Target) error {
+		_, err := chromedp.Poll[bool](expr)(ctx, tg)
+		return err
+	})
 }

@@ -146,8 +146,9 @@ func (e *env) restart() {
 	e.start()
 }
 
-// postgresOpener gives a schema of its own on WALINK_TEST_POSTGRES_DSN.
-func postgresOpener(t testing.TB) func() (store.Store, *DB) {
+// pgSchema makes a schema of its own on WALINK_TEST_POSTGRES_DSN and
+// returns the DSN that uses it.
+func pgSchema(t testing.TB) string {
 	dsn := os.Getenv("WALINK_TEST_POSTGRES_DSN")
 	if dsn == "" {
 		t.Skip("WALINK_TEST_POSTGRES_DSN not set")
@@ -165,14 +166,17 @@ func postgresOpener(t testing.TB) func() (store.Store, *DB) {
 		admin.db.ExecContext(context.Background(), "DROP SCHEMA "+schema+" CASCADE")
 		admin.Close()
 	})
-	u, err := url.Parse(dsn)
-	if err != nil {
-		t.Fatal(err)
-	}
+	u, _ := url.Parse(dsn)
 	q := u.Query()
 	q.Set("search_path", schema)
 	u.RawQuery = q.Encode()
-	sdsn := u.String()
+	return u.String()
+}
+
+// postgresOpener gives a schema of its own on WALINK_TEST_POSTGRES_DSN.
+func postgresOpener(t testing.TB) func() (store.Store, *DB) {
+	ctx := context.Background()
+	sdsn := pgSchema(t)
 	return func() (store.Store, *DB) {
 		st, err := postgres.Open(ctx, sdsn)
 		if err != nil {

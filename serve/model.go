@@ -195,22 +195,7 @@ func (d *DB) eventsAfter(ctx context.Context, session string, after int64, limit
 	if err != nil {
 		return nil, fmt.Errorf("serve: reading events: %w", err)
 	}
-	defer rows.Close()
-	var out []StoredEvent
-	for rows.Next() {
-		var e StoredEvent
-		var at int64
-		var data string
-		if err := rows.Scan(&e.Seq, &e.Session, &at, &e.Name, &data); err != nil {
-			return nil, fmt.Errorf("serve: reading events: %w", err)
-		}
-		e.At = fromMS(at)
-		if err := json.Unmarshal([]byte(data), &e.Data); err != nil {
-			return nil, fmt.Errorf("serve: event %d: %w", e.Seq, err)
-		}
-		out = append(out, e)
-	}
-	return out, rows.Err()
+	return scanEvents(rows)
 }
 
 // outboxRow is one webhook delivery to make.

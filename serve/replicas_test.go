@@ -6,8 +6,6 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
-	"net/url"
-	"os"
 	"strconv"
 	"strings"
 	"sync"
@@ -75,33 +73,6 @@ func (l *testLease) Release() {
 		}
 		l.l.mu.Unlock()
 	})
-}
-
-// pgSchema makes a schema of its own on WALINK_TEST_POSTGRES_DSN and
-// returns the DSN that uses it.
-func pgSchema(t testing.TB) string {
-	dsn := os.Getenv("WALINK_TEST_POSTGRES_DSN")
-	if dsn == "" {
-		t.Skip("WALINK_TEST_POSTGRES_DSN not set")
-	}
-	ctx := context.Background()
-	schema := fmt.Sprintf("serve_repl_%d", time.Now().UnixNano())
-	admin, err := OpenPostgres(ctx, dsn)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := admin.db.ExecContext(ctx, "CREATE SCHEMA "+schema); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		admin.db.ExecContext(context.Background(), "DROP SCHEMA "+schema+" CASCADE")
-		admin.Close()
-	})
-	u, _ := url.Parse(dsn)
-	q := u.Query()
-	q.Set("search_path", schema)
-	u.RawQuery = q.Encode()
-	return u.String()
 }
 
 // newReplicas runs n services on one schema and one local WhatsApp, each

@@ -9,7 +9,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"net/url"
 	"os"
@@ -17,13 +16,13 @@ import (
 	"sort"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
 
 	_ "github.com/jackc/pgx/v5/stdlib"
 
+	"github.com/walinkdev/walink/internal/cutproxy"
 	wakeys "github.com/walinkdev/walink/keys"
 	"github.com/walinkdev/walink/store"
 	"github.com/walinkdev/walink/store/postgres"
@@ -100,9 +99,9 @@ func TestServeReplicas(t *testing.T) {
 	au, _ := url.Parse(adminDSN)
 	direct := *au
 	direct.Path = "/" + dbName
-	proxy := newTCPProxy(t, au.Host)
+	proxy := cutproxy.New(t, au.Host)
 	viaProxy := direct
-	viaProxy.Host = proxy.addr()
+	viaProxy.Host = proxy.Addr()
 	db, err := sql.Open("pgx", direct.String())
 	if err != nil {
 		t.Fatal(err)
@@ -289,9 +288,9 @@ func TestServeReplicas(t *testing.T) {
 
 	// The database unreachable for a moment: nothing moves.
 	markCut := lastSeq(srv)
-	proxy.cut()
+	proxy.Cut()
 	time.Sleep(1500 * time.Millisecond)
-	proxy.restore()
+	proxy.Restore()
 	waitFor(t, 30*time.Second, "ready after the database came back", func() string {
 		for id, r := range reps {
 			if r.done() {
@@ -739,85 +738,4 @@ func provisionDevice(t *testing.T, srv *watest.Server, phone string) *store.Devi
 		t.Fatal(err)
 	}
 	return d
-}
-
-// tcpProxy forwards to PostgreSQL; cut closes every connection and
-// refuses new ones until restore.
-type tcpProxy struct {
-	ln     net.Listener
-	target string
-	mu     sync.Mutex
-	down   bool
-	conns  map[net.Conn]bool
-	wg     sync.WaitGroup
-}
-
-func newTCPProxy(t *testing.T, target string) *tcpProxy {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	p := &tcpProxy{ln: ln, target: target, conns: map[net.Conn]bool{}}
-	p.wg.Add(1)
-	go p.serve()
-	t.Cleanup(func() {
-		ln.Close()
-		p.cut()
-		p.wg.Wait()
-	})
-	return p
-}
-
-func (p *tcpProxy) addr() string { return p.ln.Addr().String() }
-
-func (p *tcpProxy) serve() {
-	defer p.wg.Done()
-	for {
-		c, err := p.ln.Accept()
-		if err != nil {
-			return
-		}
-		p.mu.Lock()
-		if p.down {
-			p.mu.Unlock()
-			c.Close()
-			continue
-		}
-		u, err := net.Dial("tcp", p.target)
-		if err != nil {
-			p.mu.Unlock()
-			c.Close()
-			continue
-		}
-		p.conns[c], p.conns[u] = true, true
-		p.mu.Unlock()
-		p.wg.Add(2)
-		pipe := func(dst, src net.Conn) {
-			defer p.wg.Done()
-			io.Copy(dst, src)
-			dst.Close()
-			src.Close()
-			p.mu.Lock()
-			delete(p.conns, dst)
-			delete(p.conns, src)
-			p.mu.Unlock()
-		}
-		go pipe(c, u)
-		go pipe(u, c)
-	}
-}
-
-func (p *tcpProxy) cut() {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	p.down = true
-	for c := range p.conns {
-		c.Close()
-	}
-}
-
-func (p *tcpProxy) restore() {
-	p.mu.Lock()
-	p.down = false
-	p.mu.Unlock()
 }

@@ -294,18 +294,7 @@ func (d *DB) claimOutbox(ctx context.Context, now time.Time, hold time.Duration,
 	if err != nil {
 		return nil, err
 	}
-	defer rows.Close()
-	var out []outboxRow
-	for rows.Next() {
-		var o outboxRow
-		var c int64
-		if err := rows.Scan(&o.ID, &o.EventSeq, &o.URL, &o.Secret, &o.Body, &o.Attempts, &c); err != nil {
-			return nil, err
-		}
-		o.Created = fromMS(c)
-		out = append(out, o)
-	}
-	return out, rows.Err()
+	return scanOutbox(rows)
 }
 
 // loadSession reads one session's row (nil when it does not exist).

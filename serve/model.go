@@ -221,6 +221,12 @@ func (d *DB) dueOutbox(ctx context.Context, now time.Time, limit int) ([]outboxR
 	if err != nil {
 		return nil, err
 	}
+	return scanOutbox(rows)
+}
+
+// scanOutbox reads outbox rows selected (or returned) as id, event_seq,
+// url, secret, body, attempts, created_ms.
+func scanOutbox(rows *sql.Rows) ([]outboxRow, error) {
 	defer rows.Close()
 	var out []outboxRow
 	for rows.Next() {

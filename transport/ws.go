@@ -87,11 +87,9 @@ type wsConn struct {
 	writeErr  error // sticky
 
 	// Close handshake.
-	cmu        sync.Mutex
-	peerClosed bool
-	peerDone   chan struct{} // made by Close when it waits for a reader
-	closeOnce  sync.Once
-	closeErr   error
+	peer      peerClose
+	closeOnce sync.Once
+	closeErr  error
 }
 
 func newWSConn(rw io.ReadWriteCloser, raw net.Conn) *wsConn {
@@ -266,13 +264,7 @@ func (c *wsConn) control(h frameHeader) error {
 	if len(payload) >= 2 {
 		code, reason = int(binary.BigEndian.Uint16(payload)), string(payload[2:])
 	}
-	c.cmu.Lock()
-	c.peerClosed = true
-	if c.peerDone != nil {
-		close(c.peerDone)
-		c.peerDone = nil
-	}
-	c.cmu.Unlock()
+	c.peer.closed()
 	// Echo the status, as RFC 6455 §5.5.1 asks, unless we started.
 	echo := payload[:min(len(payload), 2)]
 	if code == statusNoStatus {
@@ -451,7 +443,7 @@ func (c *wsConn) awaitPeerClose() {
 	if c.rmu.TryLock() {
 		// No reader: drain frames here until the close frame.
 		c.raw.SetReadDeadline(time.Now().Add(wsCloseTimeout))
-		for c.readErr == nil && !c.closedByPeer() {
+		for c.readErr == nil && !c.peer.isClosed() {
 			if c.remaining > 0 {
 				n, err := io.CopyN(io.Discard, c.rw, int64(c.remaining))
 				c.remaining -= uint64(n)
@@ -468,26 +460,7 @@ func (c *wsConn) awaitPeerClose() {
 		return
 	}
 	// A reader is blocked in Read: it will see the close frame.
-	c.cmu.Lock()
-	if c.peerClosed {
-		c.cmu.Unlock()
-		return
-	}
-	done := make(chan struct{})
-	c.peerDone = done
-	c.cmu.Unlock()
-	t := time.NewTimer(wsCloseTimeout)
-	defer t.Stop()
-	select {
-	case <-done:
-	case <-t.C:
-	}
-}
-
-func (c *wsConn) closedByPeer() bool {
-	c.cmu.Lock()
-	defer c.cmu.Unlock()
-	return c.peerClosed
+	c.peer.wait(wsCloseTimeout)
 }
 
 func (c *wsConn) LocalAddr() net.Addr                { return c.raw.LocalAddr() }
@@ -495,3 +468,47 @@ func (c *wsConn) RemoteAddr() net.Addr               { return c.raw.RemoteAddr()
 func (c *wsConn) SetDeadline(t time.Time) error      { return c.raw.SetDeadline(t) }
 func (c *wsConn) SetReadDeadline(t time.Time) error  { return c.raw.SetReadDeadline(t) }
 func (c *wsConn) SetWriteDeadline(t time.Time) error { return c.raw.SetWriteDeadline(t) }
+
+// peerClose is the close handshake's shared state, for both roles: whether
+// the peer's close frame arrived, and a channel for Close to wait on while
+// a reader (who will see that frame) is blocked in Read.
+type peerClose struct {
+	mu     sync.Mutex
+	done   bool
+	waiter chan struct{} // made by wait when it waits for a reader
+}
+
+// closed records the peer's close frame and wakes a waiting Close.
+func (p *peerClose) closed() {
+	p.mu.Lock()
+	p.done = true
+	if p.waiter != nil {
+		close(p.waiter)
+		p.waiter = nil
+	}
+	p.mu.Unlock()
+}
+
+func (p *peerClose) isClosed() bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.done
+}
+
+// wait blocks until the peer's close frame arrived, or timeout.
+func (p *peerClose) wait(timeout time.Duration) {
+	p.mu.Lock()
+	if p.done {
+		p.mu.Unlock()
+		return
+	}
+	w := make(chan struct{})
+	p.waiter = w
+	p.mu.Unlock()
+	t := time.NewTimer(timeout)
+	defer t.Stop()
+	select {
+	case <-w:
+	case <-t.C:
+	}
+}

@@ -141,11 +141,9 @@ type wsServerConn struct {
 	writeErr  error // sticky
 
 	// Close handshake.
-	cmu        sync.Mutex
-	peerClosed bool
-	peerDone   chan struct{}
-	closeOnce  sync.Once
-	closeErr   error
+	peer      peerClose
+	closeOnce sync.Once
+	closeErr  error
 }
 
 func newWSServerConn(raw net.Conn, pre []byte) *wsServerConn {
@@ -356,13 +354,7 @@ func (c *wsServerConn) control(h clientFrameHeader) error {
 	if len(payload) >= 2 {
 		code, reason = int(binary.BigEndian.Uint16(payload)), string(payload[2:])
 	}
-	c.cmu.Lock()
-	c.peerClosed = true
-	if c.peerDone != nil {
-		close(c.peerDone)
-		c.peerDone = nil
-	}
-	c.cmu.Unlock()
+	c.peer.closed()
 	echo := payload[:min(len(payload), 2)]
 	if code == statusNoStatus {
 		echo = nil
@@ -508,7 +500,7 @@ func (c *wsServerConn) awaitPeerClose() {
 		// No reader: drain frames here until the close frame.
 		c.raw.SetReadDeadline(time.Now().Add(wsCloseTimeout))
 		var scratch [512]byte
-		for c.readErr == nil && !c.closedByPeer() {
+		for c.readErr == nil && !c.peer.isClosed() {
 			if c.remaining > 0 {
 				n, err := c.rd.Read(scratch[:min(uint64(len(scratch)), c.remaining)])
 				c.unmask(scratch[:n])
@@ -525,26 +517,7 @@ func (c *wsServerConn) awaitPeerClose() {
 		return
 	}
 	// A reader is blocked in Read: it will see the close frame.
-	c.cmu.Lock()
-	if c.peerClosed {
-		c.cmu.Unlock()
-		return
-	}
-	done := make(chan struct{})
-	c.peerDone = done
-	c.cmu.Unlock()
-	t := time.NewTimer(wsCloseTimeout)
-	defer t.Stop()
-	select {
-	case <-done:
-	case <-t.C:
-	}
-}
-
-func (c *wsServerConn) closedByPeer() bool {
-	c.cmu.Lock()
-	defer c.cmu.Unlock()
-	return c.peerClosed
+	c.peer.wait(wsCloseTimeout)
 }
 
 func (c *wsServerConn) LocalAddr() net.Addr                { return c.raw.LocalAddr() }

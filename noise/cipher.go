@@ -21,20 +21,46 @@ const Overhead = 16
 // Cipher for good: every later call returns ErrCipherBroken, because a
 // forged or lost frame means the two sides can no longer be trusted to be in
 // step.
+//
+// Release drops the two AES-GCM states (the expanded key schedules and
+// GHASH tables, about 1.5 KiB) of a Cipher that will be idle for a while;
+// the next Seal or Open rebuilds its direction's state from the key, which
+// the Cipher keeps. Without Release, Seal and Open allocate nothing of
+// their own.
 type Cipher struct {
 	send, recv direction
 	broken     atomic.Bool
 }
 
 type direction struct {
-	aead  cipher.AEAD
+	aead  cipher.AEAD // nil after Release, until the next use
 	n     uint64
 	nonce [12]byte // kept here so passing it to the AEAD does not allocate
+	key   [keyLen]byte
 }
 
+func newDirection(key []byte) (direction, error) {
+	a, err := newGCM(key)
+	if err != nil {
+		return direction{}, err
+	}
+	d := direction{aead: a}
+	copy(d.key[:], key)
+	return d, nil
+}
+
+// next returns the nonce for the next message, rebuilding the AEAD state
+// if Release dropped it.
 func (d *direction) next() ([]byte, error) {
 	if d.n > maxNonce {
 		return nil, ErrNonceExhausted
+	}
+	if d.aead == nil {
+		a, err := newGCM(d.key[:])
+		if err != nil {
+			return nil, err
+		}
+		d.aead = a
 	}
 	binary.BigEndian.PutUint32(d.nonce[8:], uint32(d.n))
 	d.n++
@@ -45,19 +71,27 @@ func (d *direction) next() ([]byte, error) {
 // with recvKey (32 bytes each). Handshakes make Ciphers; this is for tests
 // and tools that hold raw keys.
 func NewCipher(sendKey, recvKey []byte) (*Cipher, error) {
-	s, err := newGCM(sendKey)
+	s, err := newDirection(sendKey)
 	if err != nil {
 		return nil, err
 	}
-	r, err := newGCM(recvKey)
+	r, err := newDirection(recvKey)
 	if err != nil {
 		return nil, err
 	}
-	return &Cipher{send: direction{aead: s}, recv: direction{aead: r}}, nil
+	return &Cipher{send: s, recv: r}, nil
+}
+
+// Release drops both directions' AES-GCM state, keeping the keys and
+// counters (see Cipher). It must not run concurrently with Seal or Open.
+func (c *Cipher) Release() {
+	c.send.aead = nil
+	c.recv.aead = nil
 }
 
 // Seal appends the frame body for plaintext to dst and returns the result.
-// It allocates only if dst lacks room for len(plaintext)+Overhead bytes.
+// It allocates only if dst lacks room for len(plaintext)+Overhead bytes, or
+// to rebuild the state after Release.
 func (c *Cipher) Seal(dst, plaintext []byte) ([]byte, error) {
 	if c.broken.Load() {
 		return nil, ErrCipherBroken

@@ -289,3 +289,61 @@ func TestDecoderKeepsBufferForBigRuns(t *testing.T) {
 		t.Fatalf("big buffer (%d bytes) kept after small frames", d.BufCap())
 	}
 }
+
+// TestCipherRelease: a Cipher whose AES-GCM state was dropped seals and
+// opens exactly what a twin that kept it does (same keys, same counters),
+// rebuilds the state on next use (an allocation then, none after), and a
+// broken Cipher stays broken.
+func TestCipherRelease(t *testing.T) {
+	k1, k2 := bytes.Repeat([]byte{1}, 32), bytes.Repeat([]byte{2}, 32)
+	a, _ := noise.NewCipher(k1, k2)    // released now and then
+	twin, _ := noise.NewCipher(k1, k2) // never released
+	peer, _ := noise.NewCipher(k2, k1) // the other side
+	for i := range 6 {
+		if i%2 == 0 {
+			a.Release()
+		}
+		msg := []byte{byte(i), 'x', 'y'}
+		got, err := a.Seal(nil, msg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		want, _ := twin.Seal(nil, msg)
+		if !bytes.Equal(got, want) {
+			t.Fatalf("frame %d: released cipher sealed % x, want % x", i, got, want)
+		}
+		if pt, err := peer.Open(nil, got); err != nil || !bytes.Equal(pt, msg) {
+			t.Fatalf("frame %d: peer opened %q, %v", i, pt, err)
+		}
+		back, _ := peer.Seal(nil, msg)
+		if i%3 == 0 {
+			a.Release()
+		}
+		if pt, err := a.Open(nil, back); err != nil || !bytes.Equal(pt, msg) {
+			t.Fatalf("frame %d: released cipher opened %q, %v", i, pt, err)
+		}
+		twin.Open(nil, back)
+	}
+	if s, r := a.Counters(); s != 6 || r != 6 {
+		t.Errorf("counters after releases = %d, %d; want 6, 6", s, r)
+	}
+
+	pt := make([]byte, 64)
+	ct := make([]byte, 0, len(pt)+noise.Overhead)
+	if n := testing.AllocsPerRun(5, func() { a.Release(); a.Seal(ct[:0], pt) }); n == 0 {
+		t.Error("Seal after Release did not rebuild the state (no allocation)")
+	}
+	if n := testing.AllocsPerRun(10, func() { a.Seal(ct[:0], pt) }); n != 0 {
+		t.Errorf("Seal after the rebuild allocates %v times", n)
+	}
+
+	bad, _ := peer.Seal(nil, []byte("z"))
+	bad[0] ^= 1
+	if _, err := a.Open(nil, bad); !errors.Is(err, noise.ErrDecrypt) {
+		t.Fatalf("tampered frame: %v", err)
+	}
+	a.Release()
+	if _, err := a.Seal(nil, pt); !errors.Is(err, noise.ErrCipherBroken) {
+		t.Errorf("Seal on a broken, released cipher: %v", err)
+	}
+}

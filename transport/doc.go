@@ -43,6 +43,11 @@
 // server side idles the same way (no bufio kept from the hijack, a 14-byte
 // header array), and AwaitReadable lets a server park an idle
 // connection's goroutine in a call chain that fits the smallest stack.
+// On Linux a server can do without that goroutine: Conn.Park hands an idle
+// connection to a Poller (one epoll instance and one goroutine for all of
+// them), which starts the caller's resume function on a fresh goroutine
+// when the client sends something or the connection closes; while parked
+// the Conn also drops its AES-GCM state (noise.Cipher.Release).
 //
 // # Resume
 //

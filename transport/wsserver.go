@@ -144,6 +144,12 @@ type wsServerConn struct {
 	peer      peerClose
 	closeOnce sync.Once
 	closeErr  error
+
+	// Parking in a Poller (Conn.Park); pmu guards these.
+	pmu          sync.Mutex
+	parked       pollRef // the current parking; may be stale (already taken)
+	closing      bool    // Close has begun: no more parking
+	readDeadline bool    // a read deadline is set, which a parked wait would not honour
 }
 
 func newWSServerConn(raw net.Conn, pre []byte) *wsServerConn {
@@ -482,6 +488,12 @@ func (c *wsServerConn) writable() error {
 // progress or by Close itself, then closes the socket.
 func (c *wsServerConn) Close() error {
 	c.closeOnce.Do(func() {
+		// A parked wait is taken back before the socket closes (the
+		// poller must not hold a descriptor number that may be reused),
+		// and resumed once it is closed, to find it so.
+		if resume := c.unpark(true, false); resume != nil {
+			defer func() { go resume() }()
+		}
 		c.raw.SetWriteDeadline(time.Now().Add(wsCloseTimeout))
 		var body [2]byte
 		binary.BigEndian.PutUint16(body[:], StatusNormalClosure)
@@ -522,9 +534,28 @@ func (c *wsServerConn) awaitPeerClose() {
 
 func (c *wsServerConn) LocalAddr() net.Addr                { return c.raw.LocalAddr() }
 func (c *wsServerConn) RemoteAddr() net.Addr               { return c.raw.RemoteAddr() }
-func (c *wsServerConn) SetDeadline(t time.Time) error      { return c.raw.SetDeadline(t) }
-func (c *wsServerConn) SetReadDeadline(t time.Time) error  { return c.raw.SetReadDeadline(t) }
 func (c *wsServerConn) SetWriteDeadline(t time.Time) error { return c.raw.SetWriteDeadline(t) }
+
+func (c *wsServerConn) SetDeadline(t time.Time) error {
+	err := c.raw.SetDeadline(t)
+	c.readDeadlineSet(t)
+	return err
+}
+
+func (c *wsServerConn) SetReadDeadline(t time.Time) error {
+	err := c.raw.SetReadDeadline(t)
+	c.readDeadlineSet(t)
+	return err
+}
+
+// readDeadlineSet resumes a parked wait when a read deadline is set (the
+// poller does not know it; the resumed reader's ReadFrame honours it), and
+// keeps the connection from parking until the deadline is cleared.
+func (c *wsServerConn) readDeadlineSet(t time.Time) {
+	if resume := c.unpark(false, !t.IsZero()); resume != nil {
+		go resume()
+	}
+}
 
 // AwaitReadable blocks until a ReadFrame would find bytes to read (or an
 // error, or the end of the stream) without blocking for the first of them,
@@ -541,7 +572,7 @@ func (c *Conn) AwaitReadable() {
 		return
 	}
 	ws, ok := c.nc.(*wsServerConn)
-	if !ok || !ws.idle(c) {
+	if !ok || !ws.idle(c, false) {
 		return
 	}
 	sc, ok := ws.raw.(syscall.Conn)
@@ -559,14 +590,20 @@ func (c *Conn) AwaitReadable() {
 
 // idle reports whether nothing read from the socket is waiting in c or ws
 // (so that the socket must be waited for), and then releases c's frame
-// buffer.
-func (ws *wsServerConn) idle(c *Conn) bool {
+// buffer and, with cipher, the cipher's AES-GCM state.
+func (ws *wsServerConn) idle(c *Conn, cipher bool) bool {
 	c.readMu.Lock()
 	buffered := c.dec.Buffered() > 0 || c.readErr != nil
 	if !buffered {
 		// The last frame's buffer is not needed while waiting (ReadFrame
 		// waiting for a WebSocket header drops it the same way).
 		c.dec.Release()
+		// Open runs under readMu, held here, and Seal under writeMu: a
+		// write in progress keeps the state (the connection is not idle).
+		if cipher && c.writeMu.TryLock() {
+			c.cipher.Release()
+			c.writeMu.Unlock()
+		}
 	}
 	c.readMu.Unlock()
 	if buffered {
@@ -577,8 +614,12 @@ func (ws *wsServerConn) idle(c *Conn) bool {
 	if ws.remaining > 0 || ws.readErr != nil {
 		return false
 	}
-	if p, ok := ws.rd.(*prefixReader); ok && len(p.pre) > 0 {
-		return false
+	if p, ok := ws.rd.(*prefixReader); ok {
+		if len(p.pre) > 0 {
+			return false
+		}
+		// Drained: its empty slice would still hold the bytes' array.
+		ws.rd = ws.raw
 	}
 	return true
 }

@@ -219,7 +219,7 @@ func (p *Phone) EnterCode(ctx context.Context, code string) (jid.JID, error) {
 	var finish finishMsg
 	select {
 	case finish = <-f.finished:
-	case <-sess.done:
+	case <-sess.gone():
 		return jid.JID{}, ErrDisconnected
 	case <-ctx.Done():
 		return jid.JID{}, ctx.Err()

@@ -111,10 +111,8 @@ func (p *Phone) passkeyLink(ctx context.Context, sess *session, shown [32]byte, 
 		pk.steps = map[*session]*passkeyStep{}
 	}
 	for old := range pk.steps {
-		select {
-		case <-old.done: // swept: the connection is gone
+		if old.isGone() { // swept: the connection is gone
 			delete(pk.steps, old)
-		default:
 		}
 	}
 	pk.steps[sess] = st
@@ -161,7 +159,7 @@ func (p *Phone) passkeyLink(ctx context.Context, sess *session, shown [32]byte, 
 			s.mu.Unlock()
 			s.info(sess.id, fmt.Sprintf("passkey step timed out after %s: nothing linked", timeout))
 			// The loop returns the error.
-		case <-sess.done:
+		case <-sess.gone():
 			s.mu.Lock()
 			st.endLocked(jid.JID{}, ErrDisconnected)
 			s.mu.Unlock()

@@ -18,6 +18,7 @@ import (
 	"github.com/walinkdev/walink/jid"
 	"github.com/walinkdev/walink/keys"
 	"github.com/walinkdev/walink/noise"
+	"github.com/walinkdev/walink/transport"
 )
 
 // Config configures Start. The zero value serves on 127.0.0.1 with an
@@ -69,6 +70,12 @@ type Server struct {
 	ctx    context.Context
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
+
+	// poller holds idle connections without a goroutine each; made with
+	// the first connection (connPoller), closed by Close after the
+	// sessions ended.
+	pollOnce sync.Once
+	poller   *transport.Poller
 
 	saveMu sync.Mutex // serializes state file writes
 
@@ -300,10 +307,31 @@ func (s *Server) Close() error {
 		err = s.httpSrv.Close()
 	}
 	s.wg.Wait()
+	// No session is left to park: a session resumed by its closing and
+	// handling a last frame finds its socket closing and waits without
+	// the poller.
+	s.pollOnce.Do(func() {}) // none made from now on
+	if s.poller != nil {
+		s.poller.Close()
+	}
 	if ferr := s.events.flush(); ferr != nil && err == nil {
 		err = fmt.Errorf("watest: event file: %w", ferr)
 	}
 	return err
+}
+
+// connPoller returns the poller idle connections park in, made on first
+// use; nil if none could be made (the sessions then wait on goroutines).
+func (s *Server) connPoller() *transport.Poller {
+	s.pollOnce.Do(func() {
+		p, err := transport.NewPoller()
+		if err != nil {
+			s.log.Warn("watest: no poller, idle connections keep a goroutine each", "err", err)
+			return
+		}
+		s.poller = p
+	})
+	return s.poller
 }
 
 // track registers a goroutine with the server; false after Close.

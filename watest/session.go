@@ -39,11 +39,12 @@ type session struct {
 	raw    net.Conn // the WebSocket byte stream, for the oversize fault; may be nil
 	dict   *binxml.Dictionary
 	static keys.PublicKey // the client's Noise static key
-	done   chan struct{}  // closed when the connection is gone
 
 	mu      sync.Mutex
-	pending map[string]chan binxml.Node // server IQs awaiting the client's reply
+	pending map[string]chan binxml.Node // server IQs awaiting the client's reply; made on first use
 	ended   bool                        // a stream error or failure went out
+	dropped bool                        // the connection is gone (dropSession)
+	done    chan struct{}               // closed when dropped; made on first use (gone)
 	linger  *time.Timer
 	closing sync.Once
 
@@ -145,31 +146,48 @@ func (s *Server) serveWS(w http.ResponseWriter, r *http.Request) {
 }
 
 // serve is the connection's goroutine (counted in Server.wg by
-// startSession): the first stanza, then the read loop.
+// startSession, until finish): the first stanza, then the wait for the
+// next one.
 func (sess *session) serve(tc *transport.Conn, payload []byte) {
 	if !sess.start(sess.srv.ctx, payload) {
 		sess.finish(tc)
 		return
 	}
-	// The first stanza grew this goroutine's stack (payload parsing, the
-	// login); wait for the client's stanzas on a fresh one.
+	sess.wait(tc)
+}
+
+// wait waits for the client's next stanza and ends the calling goroutine's
+// part in the connection. An idle connection holds no goroutine: it is
+// parked in the server's poller (transport.Conn.Park), which starts
+// readNext on a fresh goroutine when the client sends something or the
+// connection is closed (bench/NOTES.md, issue 12). Where it cannot park
+// (other systems, a read deadline set by endStream), a fresh goroutine
+// waits in AwaitReadable, whose call chain fits the smallest stack. Either
+// way handling a frame (which may grow the stack, e.g. a pre-key upload)
+// leaves no grown stack behind; a goroutine costs about a microsecond to
+// start, against tens for a stanza.
+func (sess *session) wait(tc *transport.Conn) {
+	if p := sess.srv.connPoller(); p != nil && tc.Park(p, func() { sess.readNext(tc) }) {
+		return
+	}
 	go sess.readLoop(tc)
 }
 
-// readLoop reads and handles the client's stanzas until the connection
-// ends. It is small on purpose: an idle connection's goroutine waits in
-// AwaitReadable with a call chain that fits the smallest stack (2 KiB),
-// and after handling a frame (which may grow the stack, e.g. a
-// pre-key upload) the loop continues on a fresh goroutine, whose stack
-// starts at the minimum again. A goroutine costs about a microsecond to
-// start, against tens for a stanza.
+// readLoop waits for the client's next stanza on its goroutine, then
+// handles it.
 func (sess *session) readLoop(tc *transport.Conn) {
 	tc.AwaitReadable()
+	sess.readNext(tc)
+}
+
+// readNext reads and handles one stanza and waits for the next, or ends
+// the connection.
+func (sess *session) readNext(tc *transport.Conn) {
 	if !sess.readOne(tc) {
 		sess.finish(tc)
 		return
 	}
-	go sess.readLoop(tc)
+	sess.wait(tc)
 }
 
 // readOne reads and handles one frame; false ends the connection.
@@ -209,13 +227,11 @@ func (sess *session) finish(tc *transport.Conn) {
 // its goroutine in s.wg, or returns nil once Close has begun.
 func (s *Server) startSession(id int64, fc frameConn, dict *binxml.Dictionary, static keys.PublicKey) *session {
 	sess := &session{
-		srv:     s,
-		id:      id,
-		fc:      fc,
-		dict:    dict,
-		static:  static,
-		done:    make(chan struct{}),
-		pending: map[string]chan binxml.Node{},
+		srv:    s,
+		id:     id,
+		fc:     fc,
+		dict:   dict,
+		static: static,
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -241,7 +257,6 @@ func (s *Server) newSession(id int64, fc frameConn, dict *binxml.Dictionary, sta
 		fc:     fc,
 		dict:   dict,
 		static: static,
-		done:   make(chan struct{}),
 	}
 	s.mu.Lock()
 	s.sessions[id] = sess
@@ -272,9 +287,38 @@ func (s *Server) dropSession(sess *session) {
 	if sess.linger != nil {
 		sess.linger.Stop()
 	}
+	sess.dropped = true
+	if sess.done != nil {
+		close(sess.done)
+	}
 	sess.mu.Unlock()
-	close(sess.done)
 	s.info(sess.id, "connection closed")
+}
+
+// closedChan stands for the done channel of a session dropped before
+// anyone asked for it.
+var closedChan = func() chan struct{} { c := make(chan struct{}); close(c); return c }()
+
+// gone returns a channel closed when the connection is gone. It is made on
+// first use: most connections are never waited on (an idle connection
+// holds as little as it can, bench/NOTES.md issue 12).
+func (sess *session) gone() <-chan struct{} {
+	sess.mu.Lock()
+	defer sess.mu.Unlock()
+	if sess.done == nil {
+		if sess.dropped {
+			return closedChan
+		}
+		sess.done = make(chan struct{})
+	}
+	return sess.done
+}
+
+// isGone reports whether the connection is gone.
+func (sess *session) isGone() bool {
+	sess.mu.Lock()
+	defer sess.mu.Unlock()
+	return sess.dropped
 }
 
 // reader is the part of transport.Conn the read loop needs.
@@ -375,7 +419,7 @@ func (sess *session) request(ctx context.Context, n binxml.Node) (binxml.Node, e
 	select {
 	case r := <-ch:
 		return r, nil
-	case <-sess.done:
+	case <-sess.gone():
 		return binxml.Node{}, ErrDisconnected
 	case <-ctx.Done():
 		return binxml.Node{}, ctx.Err()
@@ -403,9 +447,7 @@ func (sess *session) endStream(ctx context.Context, n binxml.Node) error {
 		return err
 	}
 	sess.mu.Lock()
-	select {
-	case <-sess.done:
-	default:
+	if !sess.dropped {
 		sess.linger = time.AfterFunc(linger, sess.close)
 	}
 	sess.mu.Unlock()

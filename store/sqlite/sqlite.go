@@ -80,17 +80,19 @@ const DefaultBusyTimeout = 10 * time.Second
 // DefaultCacheSize is the page cache each connection keeps, in KiB,
 // unless WithCacheSize says otherwise.
 //
-// SQLite's own default (2000 KiB) is meant for one connection over a large
-// database; a Store holds 1 + WithReaders connections, and under the pure-Go
-// driver each cached 4 KiB page takes an 8 KiB block of the driver's C heap
-// (page, header and size prefix round up to the next power of two), which
-// the driver keeps mapped once touched. So SQLite's default cost up to
-// ~3.7 MiB of RSS per connection, ~18 MiB for a default Store, outside the
-// Go heap. 256 KiB is ~60 pages per connection (~0.5 MiB of RSS): enough
-// for the interior B-tree pages of a store with tens of thousands of
-// devices and for one 812-pre-key batch's dirty pages, so a write never
-// spills mid-transaction; a page that fell out is read back from the OS's
-// file cache (one pread).
+// SQLite's own default, 2000 KiB, is per connection, and a Store holds
+// 1 + WithReaders of them. Under the pure-Go driver each cached 4 KiB page
+// takes an 8 KiB block of the driver's C heap (page, header and the
+// allocator's size prefix round up to a power of two), outside the Go heap,
+// and the driver keeps freed blocks mapped: up to ~3.7 MiB of RSS per
+// connection. Measured with bench/cmd/sessions (500 linked devices in one
+// store), 256 KiB instead of 2000 cut the process's RSS by ~3.5 MB; reads
+// and writes on a store of 300 devices (BenchmarkBigStore, far larger than
+// either cache) ran at the same speed, since a page that fell out is read
+// back from the OS's file cache. Below ~128 KiB a batch of 812 pre-keys no
+// longer fits and spills mid-transaction (64 KiB: link writes ~1.6×
+// slower). The default's cost: up to ~0.5 MiB of RSS per connection,
+// ~2.5 MiB for a Store with the default 4 readers.
 const DefaultCacheSize = 256
 
 // Option changes how Open opens the store.

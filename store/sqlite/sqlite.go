@@ -86,7 +86,7 @@ const DefaultBusyTimeout = 10 * time.Second
 // allocator's size prefix round up to a power of two), outside the Go heap,
 // and the driver keeps freed blocks mapped: up to ~3.7 MiB of RSS per
 // connection. Measured with bench/cmd/sessions (500 linked devices in one
-// store), 256 KiB instead of 2000 cut the process's RSS by ~3.5 MB; reads
+// store), 256 KiB instead of 2000 cut the process's RSS by ~3.8 MB; reads
 // and writes on a store of 300 devices (BenchmarkBigStore, far larger than
 // either cache) ran at the same speed, since a page that fell out is read
 // back from the OS's file cache. Below ~128 KiB a batch of 812 pre-keys no

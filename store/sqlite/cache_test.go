@@ -49,7 +49,7 @@ func TestCacheSize(t *testing.T) {
 // BenchmarkBigStore runs a link's writes (a device, then its 812
 // pre-keys) and a login's reads (a device, its pre-key count, one pre-key)
 // against a store that already holds 300 devices and their pre-keys
-// (~7000 pages, far more than any page cache tried here), for several
+// (thousands of pages, far more than any page cache tried here), for several
 // cache sizes: what WithCacheSize costs in speed once the store outgrows
 // the cache.
 func BenchmarkBigStore(b *testing.B) {

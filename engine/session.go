@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"slices"
 	"time"
 
 	"github.com/walinkdev/walink/binxml"
@@ -57,7 +58,7 @@ type Session struct {
 
 	end     EndReason
 	pending map[string]pendingIQ
-	timers  map[TimerKind]time.Time // armed, as the driver was told
+	timers  []armedTimer // armed, as the driver was told
 	taskSeq uint64
 
 	// Registration (an unpaired device).
@@ -80,7 +81,36 @@ type Session struct {
 // NewSession starts the state of a connection whose handshake sent dev's
 // payload (registration for an unpaired dev, login for a paired one).
 func NewSession(cfg SessionConfig, dev *store.Device) *Session {
-	return &Session{cfg: cfg, dev: dev, timers: map[TimerKind]time.Time{}}
+	return &Session{cfg: cfg, dev: dev}
+}
+
+// armedTimer is one armed timer. A session has a handful at most (one, the
+// keepalive, while idle), so they are a slice: a map would keep a header
+// and a group of eight slots (~0.3 KiB) in every idle session.
+type armedTimer struct {
+	kind TimerKind
+	at   time.Time
+}
+
+// timer returns when the timer of kind k is armed for.
+func (s *Session) timer(k TimerKind) (time.Time, bool) {
+	for _, t := range s.timers {
+		if t.kind == k {
+			return t.at, true
+		}
+	}
+	return time.Time{}, false
+}
+
+// disarm forgets the timer of kind k; it reports whether one was armed.
+func (s *Session) disarm(k TimerKind) bool {
+	for i, t := range s.timers {
+		if t.kind == k {
+			s.timers = slices.Delete(s.timers, i, i+1)
+			return true
+		}
+	}
+	return false
 }
 
 // AddPairingMode plugs a pairing mode into the session (see PairingMode);
@@ -153,21 +183,25 @@ func (s *Session) finish(out *actions, r EndReason) {
 		return
 	}
 	s.end = r
-	for k := range s.timers {
-		delete(s.timers, k)
-		out.add(CancelTimer{Kind: k})
+	for _, t := range s.timers {
+		out.add(CancelTimer{Kind: t.kind})
 	}
+	s.timers = nil
 	out.add(End{Reason: r})
 }
 
 func (s *Session) arm(out *actions, k TimerKind, at time.Time) {
-	s.timers[k] = at
+	i := slices.IndexFunc(s.timers, func(t armedTimer) bool { return t.kind == k })
+	if i < 0 {
+		s.timers = append(s.timers, armedTimer{kind: k, at: at})
+	} else {
+		s.timers[i].at = at
+	}
 	out.add(ArmTimer{Kind: k, At: at})
 }
 
 func (s *Session) cancel(out *actions, k TimerKind) {
-	if _, ok := s.timers[k]; ok {
-		delete(s.timers, k)
+	if s.disarm(k) {
 		out.add(CancelTimer{Kind: k})
 	}
 }
@@ -201,7 +235,7 @@ func (s *Session) armIQ(out *actions) {
 		s.cancel(out, TimerIQ)
 		return
 	}
-	if at, ok := s.timers[TimerIQ]; !ok || !at.Equal(first) {
+	if at, ok := s.timer(TimerIQ); !ok || !at.Equal(first) {
 		s.arm(out, TimerIQ, first)
 	}
 }
@@ -303,11 +337,11 @@ func hasChild(n binxml.Node, tag string) bool { _, ok := n.Child(tag); return ok
 // --- timers ---
 
 func (s *Session) timerFired(out *actions, now time.Time, k TimerKind) {
-	at, ok := s.timers[k]
+	at, ok := s.timer(k)
 	if !ok {
 		return // cancelled after the driver's timer fired
 	}
-	delete(s.timers, k)
+	s.disarm(k)
 	// The firing is authoritative: a clock that lags the timer (a frozen
 	// test clock) must not postpone what the timer decided.
 	if now.Before(at) {

@@ -11,10 +11,12 @@
 // Every client is paired like a person would: its QR code is scanned by a
 // virtual phone (one phone number per client) through watest's control API,
 // the client restarts after the 515, logs in and uploads its first batch of
-// 812 pre-keys (both libraries' default), into an in-memory store for walink
-// (memstore) and whatsmeow's sqlstore on a SQLite file (modernc driver). After Settle
-// the process is garbage collected and measured. The result is one JSON
-// line on stdout.
+// 812 pre-keys (both libraries' default), into one SQLite file per library
+// (modernc driver): walink's store/sqlite (or a memstore per client with
+// -store=mem) and whatsmeow's sqlstore. After Settle the process is garbage
+// collected and measured. The result is one JSON line on stdout; its
+// rss_outside_go_per_session is the part of the RSS the Go runtime does not
+// manage (the SQLite driver's C heap, mostly).
 package main
 
 import (
@@ -37,6 +39,7 @@ import (
 	"os/signal"
 	"runtime"
 	"runtime/debug"
+	"runtime/metrics"
 	"runtime/pprof"
 	"slices"
 	"strconv"
@@ -71,6 +74,7 @@ type options struct {
 	qrRefresh bool
 	heapProf  string
 	store     string
+	cacheKiB  int
 	verbose   bool
 }
 
@@ -84,6 +88,7 @@ func main() {
 	flag.DurationVar(&o.timeout, "timeout", 15*time.Minute, "give up after this long")
 	flag.BoolVar(&o.qrRefresh, "qr-refresh", false, "server sends companion_reg_refresh on the first scan (CHANGES-2026 §1)")
 	flag.StringVar(&o.store, "store", "sqlite", "walink's store: sqlite (store/sqlite, one file shared by all clients, like whatsmeow's sqlstore) or mem (memstore per client)")
+	flag.IntVar(&o.cacheKiB, "sqlite-cache", 0, "walink's sqlite store: page cache per connection in KiB (0: the store's default, sqlite.DefaultCacheSize)")
 	flag.StringVar(&o.heapProf, "heapprofile", "", "write a heap profile after measuring")
 	flag.BoolVar(&o.verbose, "v", false, "log progress to stderr")
 	flag.Parse()
@@ -141,9 +146,14 @@ type Result struct {
 	Before Sample `json:"before"`
 	After  Sample `json:"after"`
 
-	HeapPerSession       float64 `json:"heap_inuse_per_session"`
-	HeapAllocPerSession  float64 `json:"heap_alloc_per_session"`
-	RSSPerSession        float64 `json:"rss_per_session"`
+	HeapPerSession      float64 `json:"heap_inuse_per_session"`
+	HeapAllocPerSession float64 `json:"heap_alloc_per_session"`
+	RSSPerSession       float64 `json:"rss_per_session"`
+	// The part of RSSPerSession outside the Go runtime's memory: the
+	// SQLite driver's C heap (page caches), mostly.
+	RSSOutsideGoPerSession float64 `json:"rss_outside_go_per_session"`
+	// The file-backed part of RSSPerSession (code paged in by linking).
+	RSSFilePerSession    float64 `json:"rss_file_per_session"`
 	GoroutinesPerSession float64 `json:"goroutines_per_session"`
 
 	ServerRSSBefore     int64   `json:"server_rss_before"`
@@ -157,6 +167,14 @@ type Sample struct {
 	HeapAlloc  uint64 `json:"heap_alloc"`
 	StackInuse uint64 `json:"stack_inuse"`
 	RSS        int64  `json:"rss"`
+	// RSSFile is the file-backed part of RSS: mostly the binary's code
+	// and data pages, paged in as code first runs.
+	RSSFile int64 `json:"rss_file"`
+	// GoMapped is what the Go runtime has mapped and not returned to the
+	// OS (heap, stacks, metadata); RSS - GoMapped is, to within the pages
+	// the runtime mapped but never touched, memory the runtime does not
+	// manage (cgo-free C heaps such as modernc's, the binary's pages).
+	GoMapped   uint64 `json:"go_mapped"`
 	Goroutines int    `json:"goroutines"`
 }
 
@@ -166,20 +184,27 @@ func measure() Sample {
 	debug.FreeOSMemory()
 	var ms runtime.MemStats
 	runtime.ReadMemStats(&ms)
+	m := []metrics.Sample{{Name: "/memory/classes/total:bytes"}, {Name: "/memory/classes/heap/released:bytes"}}
+	metrics.Read(m)
 	return Sample{
 		HeapInuse: ms.HeapInuse, HeapAlloc: ms.HeapAlloc, StackInuse: ms.StackInuse,
-		RSS: rssOf("self"), Goroutines: runtime.NumGoroutine(),
+		RSS: rssOf("self"), RSSFile: statusOf("self", "RssFile:"), GoMapped: m[0].Value.Uint64() - m[1].Value.Uint64(),
+		Goroutines: runtime.NumGoroutine(),
 	}
 }
 
 // rssOf reads VmRSS (bytes) from /proc/<pid>/status; -1 if unavailable.
-func rssOf(pid string) int64 {
+func rssOf(pid string) int64 { return statusOf(pid, "VmRSS:") }
+
+// statusOf reads a field in kB from /proc/<pid>/status, in bytes; -1 if
+// unavailable.
+func statusOf(pid, field string) int64 {
 	b, err := os.ReadFile("/proc/" + pid + "/status")
 	if err != nil {
 		return -1
 	}
 	for _, line := range strings.Split(string(b), "\n") {
-		if rest, ok := strings.CutPrefix(line, "VmRSS:"); ok {
+		if rest, ok := strings.CutPrefix(line, field); ok {
 			f := strings.Fields(rest)
 			if len(f) >= 1 {
 				kb, _ := strconv.ParseInt(f[0], 10, 64)
@@ -298,7 +323,7 @@ func runClient(ctx context.Context, o options) error {
 	var l linker
 	switch o.impl {
 	case "walink":
-		l, err = newWalinkLinker(ctx, srv, o.store, o.verbose)
+		l, err = newWalinkLinker(ctx, srv, o.store, o.cacheKiB, o.verbose)
 	case "whatsmeow":
 		l, err = newWhatsmeowLinker(ctx, srv, o.verbose)
 	case "none":
@@ -396,6 +421,9 @@ func runClient(ctx context.Context, o options) error {
 		res.HeapPerSession = float64(int64(res.After.HeapInuse)-int64(res.Before.HeapInuse)) / n
 		res.HeapAllocPerSession = float64(int64(res.After.HeapAlloc)-int64(res.Before.HeapAlloc)) / n
 		res.RSSPerSession = float64(res.After.RSS-res.Before.RSS) / n
+		outside := func(s Sample) int64 { return s.RSS - int64(s.GoMapped) }
+		res.RSSOutsideGoPerSession = float64(outside(res.After)-outside(res.Before)) / n
+		res.RSSFilePerSession = float64(res.After.RSSFile-res.Before.RSSFile) / n
 		res.GoroutinesPerSession = float64(res.After.Goroutines-res.Before.Goroutines) / n
 		res.ServerRSSPerSession = float64(res.ServerRSSAfter-res.ServerRSSBefore) / n
 	}
@@ -444,7 +472,7 @@ type walinkLinker struct {
 	dir     string
 }
 
-func newWalinkLinker(ctx context.Context, srv *server, kind string, verbose bool) (*walinkLinker, error) {
+func newWalinkLinker(ctx context.Context, srv *server, kind string, cacheKiB int, verbose bool) (*walinkLinker, error) {
 	l := &walinkLinker{srv: srv, verbose: verbose}
 	switch kind {
 	case "mem":
@@ -458,7 +486,11 @@ func newWalinkLinker(ctx context.Context, srv *server, kind string, verbose bool
 		return nil, err
 	}
 	l.dir = dir
-	st, err := sqlite.Open(ctx, dir+"/walink.db", sqlite.WithBusyTimeout(30*time.Second))
+	opts := []sqlite.Option{sqlite.WithBusyTimeout(30 * time.Second)}
+	if cacheKiB > 0 {
+		opts = append(opts, sqlite.WithCacheSize(cacheKiB))
+	}
+	st, err := sqlite.Open(ctx, dir+"/walink.db", opts...)
 	if err != nil {
 		os.RemoveAll(dir)
 		return nil, err

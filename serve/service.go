@@ -149,6 +149,8 @@ type Service struct {
 
 	writeMu sync.Mutex // one state write at a time: seq order is publish order
 
+	logoutWait time.Duration // how long DELETE tries to log out (20s; tests shorten it)
+
 	ctx    context.Context // lives until Shutdown
 	cancel context.CancelFunc
 	wg     sync.WaitGroup // every goroutine the service starts
@@ -227,7 +229,7 @@ func New(ctx context.Context, cfg Config) (*Service, error) {
 	}
 	sctx, cancel := context.WithCancel(context.Background())
 	s := &Service{cfg: cfg, log: cfg.Logger, db: cfg.DB, hub: newHub(), start: make(chan struct{}, cfg.StartConcurrency),
-		sessions: map[string]*session{}, ctx: sctx, cancel: cancel}
+		sessions: map[string]*session{}, ctx: sctx, cancel: cancel, logoutWait: 20 * time.Second}
 	s.met = newMetrics(s)
 	s.cmet = newClusterMetrics(s.met.reg, cfg.Owner)
 	a, err := newAuth(cfg.APIKeys)

@@ -12,8 +12,8 @@ import (
 // scrolls and the top row goes to the scrollback, where cursor movement
 // cannot reach it), CSI n A (cursor up, stopping at the top row), CSI J
 // (erase to the end of the screen; from the top left corner the screen
-// goes to the scrollback first, as tmux does with scroll-on-clear, its
-// default, and VTE does when clearing the screen), CSI K and CSI 2K
+// goes to the scrollback first, as tmux 3.3 does with scroll-on-clear,
+// its default), CSI K and CSI 2K
 // (erase to the end of the line, the whole line) and SGR (colours,
 // ignored). Any other escape is recorded in unknown, so a test notices
 // output this model does not cover.

@@ -147,9 +147,9 @@ func (u *linkUI) clearQR() {
 // eraseBlock writes what erases the drawn block, bottom up, one line at a
 // time, leaving the cursor where the block began. Not "cursor up, erase
 // to the end of the screen": from the top left corner (a block that
-// starts at the top of the window) terminals such as tmux and VTE take
-// that as clearing the screen and push it into the scrollback, where the
-// old code then stays above the new one.
+// starts at the top of the window) tmux (scroll-on-clear, its default)
+// takes that as clearing the screen and pushes it into the scrollback,
+// where the old code then stays above the new one.
 func (u *linkUI) eraseBlock(b *strings.Builder) {
 	lines := u.drawn + len(u.notes)
 	if u.hasStatus {

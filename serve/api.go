@@ -18,6 +18,7 @@ import (
 	"github.com/walinkdev/walink"
 	"github.com/walinkdev/walink/internal/qrimage"
 	"github.com/walinkdev/walink/jid"
+	"github.com/walinkdev/walink/store"
 )
 
 // maxBody bounds every JSON request body.
@@ -505,7 +506,7 @@ func (s *Service) handleDelete(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	force := r.URL.Query().Get("force") == "true"
-	ctx, cancel := context.WithTimeout(r.Context(), 20*time.Second)
+	ctx, cancel := context.WithTimeout(r.Context(), s.logoutWait)
 	defer cancel()
 	if err := s.logout(ctx, ss); err != nil && !errors.Is(err, errNotLinked) && !errors.Is(err, walink.ErrNotLoggedIn) {
 		if !force {
@@ -513,22 +514,58 @@ func (s *Service) handleDelete(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
-	s.letGo(ss)
-	ss.mu.Lock()
-	dev := ss.rec.Device
-	ss.mu.Unlock()
-	if dev != "" { // force: the device record goes too
-		if d, err := jid.Parse(dev); err == nil {
-			if sd, err := s.cfg.Store.DeviceByJID(ctx, d); err == nil {
-				s.cfg.Store.DeleteDevice(ctx, sd.NoiseKey.Public)
-			}
-		}
+	// Stopped for good first (on replicas, recorded before the lease is
+	// given back: see letGo), so that a session kept by a failure below
+	// does not connect again.
+	if err := s.stopSession(ss, false, ""); err != nil {
+		s.log.Error("serve: stopping a session to delete it", "session", ss.id, "err", err)
+		writeProblem(w, r, http.StatusInternalServerError, "internal", "stopping the session failed; nothing was deleted")
+		return
+	}
+	// The device record goes first and a failure stops here: the session
+	// row stays (stopped), so the DELETE can be retried, rather than the
+	// account's keys staying behind with no session to reach them by. It
+	// has a deadline of its own: a logout that timed out used up ctx, and
+	// a client hanging up now must not leave the deletion half done.
+	dctx, dcancel := context.WithTimeout(context.WithoutCancel(r.Context()), 10*time.Second)
+	defer dcancel()
+	if err := s.deleteDevice(dctx, ss); err != nil {
+		s.log.Error("serve: deleting a session's device record", "session", ss.id, "err", err)
+		writeProblem(w, r, http.StatusInternalServerError, "internal", "deleting the session's device record failed; the session is kept, stopped (retry the DELETE)")
+		return
 	}
 	if err := s.deleteSession(ss); err != nil {
-		writeProblem(w, r, http.StatusInternalServerError, "internal", "deleting the session failed")
+		s.log.Error("serve: deleting a session", "session", ss.id, "err", err)
+		writeProblem(w, r, http.StatusInternalServerError, "internal", "deleting the session failed; the session is kept, stopped (retry the DELETE)")
 		return
 	}
 	w.WriteHeader(http.StatusNoContent)
+}
+
+// deleteDevice removes ss's device record from the store, if it is still
+// there (a successful logout removed it already).
+func (s *Service) deleteDevice(ctx context.Context, ss *session) error {
+	ss.mu.Lock()
+	dev := ss.rec.Device
+	ss.mu.Unlock()
+	if dev == "" {
+		return nil
+	}
+	d, err := jid.Parse(dev)
+	if err != nil {
+		return fmt.Errorf("serve: stored device %q: %w", dev, err)
+	}
+	sd, err := s.cfg.Store.DeviceByJID(ctx, d)
+	if errors.Is(err, store.ErrNotFound) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("serve: reading the device record: %w", err)
+	}
+	if err := s.cfg.Store.DeleteDevice(ctx, sd.NoiseKey.Public); err != nil {
+		return fmt.Errorf("serve: deleting the device record: %w", err)
+	}
+	return nil
 }
 
 func (s *Service) deleteSession(ss *session) error {
@@ -541,6 +578,16 @@ func (s *Service) deleteSession(ss *session) error {
 	err := s.writeTx(func(ctx context.Context, tx *sql.Tx) error {
 		if _, err := tx.ExecContext(ctx, s.db.q(`DELETE FROM serve_sessions WHERE id=?`), rec.ID); err != nil {
 			return err
+		}
+		// The lease row goes with the session row (after it: a replica
+		// making a missing lease row reads the session row FOR SHARE, so
+		// it either made the row before this statement, which then sees
+		// it, or finds no session and makes none).
+		if lr, ok := s.cfg.Owner.(LeaseRows); ok {
+			q, args := lr.ForgetSQL(rec.ID)
+			if _, err := tx.ExecContext(ctx, q, args...); err != nil {
+				return fmt.Errorf("serve: deleting the lease row: %w", err)
+			}
 		}
 		if err := s.insertEvents(ctx, tx, &rec, evs); err != nil {
 			return err

@@ -4,6 +4,8 @@ import (
 	"io"
 	"net/http"
 	"slices"
+	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 )
@@ -47,4 +49,36 @@ func benchGet(b *testing.B, c *http.Client, url func(int) string) {
 		b.ReportMetric(float64(lat[len(lat)/2].Microseconds()), "p50-µs")
 		b.ReportMetric(float64(lat[len(lat)*99/100].Microseconds()), "p99-µs")
 	}
+}
+
+// BenchmarkReplicaEventWrites: two replicas on PostgreSQL, 20 SSE
+// streams on each, sessions created through both at once (a write
+// transaction with one event each). Keep b.N under the test stream's
+// buffer (1024 events): nobody reads the streams.
+func BenchmarkReplicaEventWrites(b *testing.B) {
+	leases := &testLeases{allow: func(string, string) bool { return false }}
+	rs := newReplicas(b, 2, leases, nil)
+	for _, e := range rs {
+		for range 20 {
+			e.stream("/v1/events", "")
+		}
+	}
+	c := &http.Client{}
+	b.SetParallelism(4)
+	var n atomic.Int64
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			e := rs[n.Add(1)%2]
+			req, _ := http.NewRequest("POST", e.http.URL+"/v1/sessions", strings.NewReader(`{"start":false}`))
+			req.Header.Set("Authorization", "Bearer "+testKey)
+			req.Header.Set("Content-Type", "application/json")
+			resp, err := c.Do(req)
+			if err != nil {
+				b.Error(err)
+				return
+			}
+			io.Copy(io.Discard, resp.Body)
+			resp.Body.Close()
+		}
+	})
 }

@@ -6,6 +6,7 @@ import (
 	"crypto/hmac"
 	"crypto/sha256"
 	"database/sql"
+	"encoding/binary"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -60,7 +61,10 @@ type cluster struct {
 	cfg     Cluster
 	secret  []byte // shared by the replicas (serve_cluster): signs forwarded requests and page cookies
 	channel string // NOTIFY channel of this schema
-	proxy   *http.Client
+	// eventLock keys the advisory lock that orders event ids across
+	// replicas (insertEvents), per schema as the channel is.
+	eventLock int64
+	proxy     *http.Client
 }
 
 const (
@@ -106,6 +110,7 @@ func newCluster(ctx context.Context, s *Service, c Cluster) (*cluster, error) {
 	// schema keeps deployments (and tests) sharing a database apart.
 	h := sha256.Sum256([]byte(schema))
 	cl.channel = "walink_serve_" + hex.EncodeToString(h[:8])
+	cl.eventLock = int64(binary.BigEndian.Uint64(h[8:16]))
 	// The page's cookies are signed with a key every replica knows, so a
 	// load balancer may send a signed-in browser to any of them.
 	m := hmac.New(sha256.New, cl.secret)

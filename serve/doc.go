@@ -99,8 +99,13 @@
 //     reads the events it is told about from serve_events and publishes
 //     them to its SSE streams. The table is the source of truth: after a
 //     reconnect and every Cluster.CatchUpEvery, the listener reads the
-//     events after the last it saw (looking back a window, as sequence
-//     numbers commit out of order), and each stream deduplicates by id.
+//     events after the last it saw (looking back a window), and the hub
+//     deduplicates by id. Event ids commit in id order across replicas
+//     (each event-writing transaction takes an advisory lock, per schema,
+//     before its first id and keeps it to the commit), and an SSE stream
+//     on a replica reads the table after the last id it sent whenever an
+//     event is announced, so a stream and a Last-Event-ID resume on any
+//     replica see every event, in id order.
 //     The same events keep each replica's copy of the sessions it does not
 //     hold current (row, QR code, pair code), so GET requests and the page
 //     are answered locally from the database's state.
@@ -125,9 +130,9 @@
 // close its sockets, so its sessions' new holders replace those stale
 // connections at WhatsApp (one conflict "replaced" per session, on the
 // paused side); when it resumes its writes are refused and it reconnects
-// nothing under the lost leases. A Last-Event-ID resume across replicas
-// can miss an event committed after a later one was already streamed
-// (sequence numbers are taken at insert); live streams do not.
+// nothing under the lost leases. The event-order lock serializes the
+// event writes of all replicas (each holds it from its first event id to
+// its commit).
 //
 // # Passkeys
 //

@@ -40,6 +40,7 @@ type env struct {
 	client *http.Client
 	cfg    Config
 	dbOpen func() (store.Store, *DB) // reopens the same database (restart)
+	opts   envOpts
 }
 
 type envOpts struct {
@@ -49,6 +50,11 @@ type envOpts struct {
 	srv       *watest.Server
 	serverURL string
 	external  bool // the local WhatsApp runs elsewhere (serverURL, mutate sets the root)
+	// wrapStore, when set, wraps the store the service is given (e.st
+	// stays the plain one).
+	wrapStore func(store.Store) store.Store
+	// logoutWait, when set, replaces how long DELETE waits to log out.
+	logoutWait time.Duration
 }
 
 func newEnv(t testing.TB, o envOpts) *env {
@@ -67,7 +73,7 @@ func newEnv(t testing.TB, o envOpts) *env {
 		}
 		t.Cleanup(func() { srv.Close() })
 	}
-	e := &env{t: t, srv: srv}
+	e := &env{t: t, srv: srv, opts: o}
 	if o.postgres {
 		e.dbOpen = postgresOpener(t)
 	} else {
@@ -114,9 +120,15 @@ func (e *env) start() {
 	e.st, e.db = e.dbOpen()
 	cfg := e.cfg
 	cfg.Store, cfg.DB = e.st, e.db
+	if e.opts.wrapStore != nil {
+		cfg.Store = e.opts.wrapStore(e.st)
+	}
 	svc, err := New(context.Background(), cfg)
 	if err != nil {
 		t.Fatal(err)
+	}
+	if e.opts.logoutWait > 0 {
+		svc.logoutWait = e.opts.logoutWait
 	}
 	svc.Start()
 	e.svc = svc

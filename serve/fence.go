@@ -24,6 +24,15 @@ type FencedLease interface {
 	Fence() postgres.Fence
 }
 
+// LeaseRows is an Owner whose leases are rows in the service's
+// PostgreSQL database (serve/lease). ForgetSQL returns the statement that
+// removes session id's lease row; the service runs it in the transaction
+// that deletes the session's row, so a deleted session leaves no lease
+// behind and a failed deletion leaves both.
+type LeaseRows interface {
+	ForgetSQL(id string) (query string, args []any)
+}
+
 // leaseStore is the store a session's client writes through. Until the
 // connect goroutine binds the lease its writes are refused (the client
 // writes nothing before Connect); then they go through the lease's fenced

@@ -23,9 +23,8 @@ import (
 // missed (the connection drops, the database restarts), so after every
 // (re)connect and every CatchUpEvery the listener reads the table for
 // events after the last one it saw, looking back catchUpWindow sequence
-// numbers: sequence numbers are taken at insert and committed in any
-// order, so an event can appear below one already seen. The hub drops
-// the duplicates this produces.
+// numbers (ids commit in id order across replicas, see insertEvents; the
+// look-back is a margin). The hub drops the duplicates this produces.
 
 // catchUpWindow is how far below the highest sequence number seen a
 // catch-up read starts.

@@ -77,7 +77,7 @@ func (l *testLease) Release() {
 
 // newReplicas runs n services on one schema and one local WhatsApp, each
 // with its own HTTP server, sharing leases.
-func newReplicas(t *testing.T, n int, leases *testLeases, mutate func(*Config)) []*env {
+func newReplicas(t testing.TB, n int, leases *testLeases, mutate func(*Config)) []*env {
 	t.Helper()
 	ctx := context.Background()
 	srv, err := watest.Start(ctx, watest.Config{})

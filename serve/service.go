@@ -149,6 +149,9 @@ type Service struct {
 
 	writeMu sync.Mutex // one state write at a time: seq order is publish order
 
+	logoutWait time.Duration          // how long DELETE tries to log out (20s; tests shorten it)
+	commitHook atomic.Pointer[func()] // tests: runs in writeTx before the commit
+
 	ctx    context.Context // lives until Shutdown
 	cancel context.CancelFunc
 	wg     sync.WaitGroup // every goroutine the service starts
@@ -227,7 +230,7 @@ func New(ctx context.Context, cfg Config) (*Service, error) {
 	}
 	sctx, cancel := context.WithCancel(context.Background())
 	s := &Service{cfg: cfg, log: cfg.Logger, db: cfg.DB, hub: newHub(), start: make(chan struct{}, cfg.StartConcurrency),
-		sessions: map[string]*session{}, ctx: sctx, cancel: cancel}
+		sessions: map[string]*session{}, ctx: sctx, cancel: cancel, logoutWait: 20 * time.Second}
 	s.met = newMetrics(s)
 	s.cmet = newClusterMetrics(s.met.reg, cfg.Owner)
 	a, err := newAuth(cfg.APIKeys)
@@ -486,12 +489,28 @@ func (s *Service) writeTx(fn func(ctx context.Context, tx *sql.Tx) error) error 
 	if err := fn(ctx, tx); err != nil {
 		return err
 	}
+	if h := s.commitHook.Load(); h != nil {
+		(*h)()
+	}
 	return tx.Commit()
 }
 
 // insertEvents stores evs (filling Seq, Session, At), their outbox rows
 // for the session's and the global webhook, and prunes the history.
 func (s *Service) insertEvents(ctx context.Context, tx *sql.Tx, r *record, evs []StoredEvent) error {
+	if len(evs) > 0 && s.cl != nil {
+		// Replicas take event ids and commit them in one order: the lock
+		// is taken before the first id and held until the commit, so no
+		// id commits below one a reader has seen (an SSE stream resuming
+		// with Last-Event-ID misses nothing). One process needs no lock:
+		// writeMu orders its writes, and SQLite has one writer anyway.
+		// It is the transaction's last lock, which keeps it free of
+		// deadlocks: what follows only inserts rows and deletes event
+		// rows, which other transactions also touch only under it.
+		if _, err := tx.ExecContext(ctx, `SELECT pg_advisory_xact_lock($1)`, s.cl.eventLock); err != nil {
+			return fmt.Errorf("serve: event order lock: %w", err)
+		}
+	}
 	now := s.now()
 	for i := range evs {
 		e := &evs[i]

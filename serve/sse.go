@@ -26,10 +26,12 @@ func (s *Service) handleAllEvents(w http.ResponseWriter, r *http.Request) { s.st
 // it, then the live ones, without gaps or repeats: it subscribes before
 // reading the history and skips live events already sent.
 //
-// With several replicas, events of different sessions can commit (and so
-// arrive) out of sequence order: a live event is skipped only when the
-// client named a later id or it was sent from the history, not merely
-// because a higher id went out before it.
+// With several replicas the hub learns of events in no fixed order (this
+// replica's own at once, the others' through LISTEN/NOTIFY), so there a
+// live event only says that there is something to read: the stream reads
+// the table after the last id it sent. Ids commit in id order across
+// replicas (insertEvents), so what a read returns is never followed by a
+// smaller id committing later, and Last-Event-ID resumes without gaps.
 func (s *Service) stream(w http.ResponseWriter, r *http.Request, session string) {
 	fl, ok := w.(http.Flusher)
 	if !ok {
@@ -51,6 +53,16 @@ func (s *Service) stream(w http.ResponseWriter, r *http.Request, session string)
 	}
 	sub := s.hub.subscribe(session)
 	defer s.hub.unsubscribe(sub)
+	ordered := s.cl != nil
+	if ordered && last < 0 {
+		// From now on (read after subscribing, so that nothing committed
+		// after this read goes unannounced).
+		if err := s.db.db.QueryRowContext(r.Context(), `SELECT coalesce(max(seq), 0) FROM serve_events`).Scan(&last); err != nil {
+			s.log.Warn("serve: starting an event stream", "err", err)
+			writeProblem(w, r, http.StatusServiceUnavailable, "unavailable", "reading the events failed")
+			return
+		}
+	}
 	w.Header().Set("Content-Type", "text/event-stream")
 	w.Header().Set("Cache-Control", "no-store")
 	w.Header().Set("X-Accel-Buffering", "no")
@@ -67,23 +79,29 @@ func (s *Service) stream(w http.ResponseWriter, r *http.Request, session string)
 		last = e.Seq
 		return true
 	}
-	if last >= 0 {
+	// history sends the stored events after last.
+	history := func() bool {
 		for {
 			evs, err := s.db.eventsAfter(r.Context(), session, last, 500)
 			if err != nil {
-				return
+				return false
 			}
 			for _, e := range evs {
 				if !send(e) {
-					return
+					return false
 				}
-				fromHistory[e.Seq] = true
+				if !ordered { // ordered: last alone says what was sent
+					fromHistory[e.Seq] = true
+				}
 			}
 			fl.Flush()
 			if len(evs) < 500 {
-				break
+				return true
 			}
 		}
+	}
+	if last >= 0 && !history() {
+		return
 	}
 	ping := time.NewTicker(ssePing)
 	defer ping.Stop()
@@ -101,6 +119,22 @@ func (s *Service) stream(w http.ResponseWriter, r *http.Request, session string)
 			}
 			fl.Flush()
 		case e := <-sub.ch:
+			if ordered {
+				// Take every event already queued, then read once.
+				high := e.Seq
+				for drained := false; !drained; {
+					select {
+					case q := <-sub.ch:
+						high = max(high, q.Seq)
+					default:
+						drained = true
+					}
+				}
+				if high > last && !history() {
+					return
+				}
+				continue
+			}
 			if e.Seq <= resumed || fromHistory[e.Seq] {
 				continue
 			}

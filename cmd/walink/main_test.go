@@ -89,9 +89,9 @@ func TestLinkSimInTerminal(t *testing.T) {
 	if linked < 0 || !strings.Contains(text[linked:], "Connected.") {
 		t.Fatalf("no success lines:\n%s", text)
 	}
-	// Rotation replaces the drawing in place: cursor up + clear, then the
-	// next QR, before the scan succeeded.
-	if n := strings.Count(text[:linked], "\x1b[J\x1b[30;47m"); n < 2 {
+	// Rotation replaces the drawing in place: the old block erased line
+	// by line upwards, then the next QR, before the scan succeeded.
+	if n := strings.Count(text[:linked], "\x1b[2K\r\x1b[30;47m"); n < 2 {
 		t.Fatalf("QR redrawn in place %d times before linking, want ≥ 2 (rotation and re-render):\n%q", n, text)
 	}
 	if !strings.Contains(text, "QR code valid for") {

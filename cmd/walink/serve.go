@@ -164,7 +164,7 @@ func cmdServe(ctx context.Context, e env, args []string) error {
 			return err
 		}
 		mgr, err = lease.New(ctx, lease.Config{DSN: *pgDSN, ReplicaID: id, AdvertiseURL: adv, TTL: *leaseTTL, Renew: *leaseRenew,
-			WriteLog: *writeLog, Logger: log.With("component", "lease")})
+			WriteLog: *writeLog, SessionTable: "serve_sessions", Logger: log.With("component", "lease")})
 		if err != nil {
 			if errors.Is(err, lease.ErrConfig) {
 				return fail(exitUsage, "serve: %v", err)

@@ -19,10 +19,15 @@ type linkUI struct {
 	f         linkFlags
 	imageOnly bool
 
+	// Terminal mode draws a block: the QR code and its caption (drawn
+	// lines), the countdown (hasStatus), then the progress lines printed
+	// since (notes). A rotation redraws the block in place; the end of
+	// the QR step erases it and prints the notes again, so they stay.
 	mu        sync.Mutex
-	drawn     int       // lines of the current QR block (terminal mode)
+	drawn     int       // lines of the QR code and caption; 0 when none is shown
 	expires   time.Time // when the shown QR code expires
 	hasStatus bool
+	notes     []string
 }
 
 func newLinkUI(e env, f linkFlags, imageOnly bool) *linkUI {
@@ -105,50 +110,78 @@ func (u *linkUI) drawQR(code string) {
 		fmt.Fprintf(u.e.stderr, "walink: cannot draw QR: %v\n", err)
 		return
 	}
-	u.clearQR()
 	var b strings.Builder
-	n, _ := c.Terminal(&b, qrimage.TerminalOptions{NoColor: !u.terminal()})
-	fmt.Fprint(u.e.stdout, b.String())
-	fmt.Fprintln(u.e.stdout, "Scan with WhatsApp › Linked devices › Link a device")
-	u.drawn = n + 1
-	u.hasStatus = false
 	if u.terminal() {
-		u.statusLocked()
+		u.eraseBlock(&b)
 	}
+	n, _ := c.Terminal(&b, qrimage.TerminalOptions{NoColor: !u.terminal()})
+	b.WriteString("Scan with WhatsApp › Linked devices › Link a device\n")
+	u.drawn, u.hasStatus = n+1, false
+	if u.terminal() {
+		// The countdown, then the progress lines shown under the last code.
+		u.hasStatus = true
+		b.WriteString(u.statusText() + "\n")
+		for _, l := range u.notes {
+			b.WriteString(l + "\n")
+		}
+	}
+	fmt.Fprint(u.e.stdout, b.String())
 }
 
+// clearQR erases the QR block at the end of the QR step; the progress
+// lines printed under it stay.
 func (u *linkUI) clearQR() {
 	if !u.terminal() || u.drawn == 0 {
-		u.drawn = 0
+		u.drawn, u.hasStatus, u.notes = 0, false, nil
 		return
 	}
-	lines := u.drawn
+	var b strings.Builder
+	u.eraseBlock(&b)
+	for _, l := range u.notes {
+		b.WriteString(l + "\n")
+	}
+	fmt.Fprint(u.e.stdout, b.String())
+	u.drawn, u.hasStatus, u.notes = 0, false, nil
+}
+
+// eraseBlock writes what erases the drawn block, bottom up, one line at a
+// time, leaving the cursor where the block began. Not "cursor up, erase
+// to the end of the screen": from the top left corner (a block that
+// starts at the top of the window) tmux (scroll-on-clear, its default)
+// takes that as clearing the screen and pushes it into the scrollback,
+// where the old code then stays above the new one.
+func (u *linkUI) eraseBlock(b *strings.Builder) {
+	lines := u.drawn + len(u.notes)
 	if u.hasStatus {
 		lines++
 	}
-	fmt.Fprintf(u.e.stdout, "\x1b[%dA\r\x1b[J", lines)
-	u.drawn, u.hasStatus = 0, false
+	for range lines {
+		b.WriteString("\x1b[1A\x1b[2K")
+	}
+	b.WriteString("\r")
 }
 
 // tick refreshes the countdown under the QR code.
 func (u *linkUI) tick() {
 	u.mu.Lock()
 	defer u.mu.Unlock()
-	if u.terminal() && u.drawn > 0 {
-		u.statusLocked()
+	if u.terminal() && u.drawn > 0 && u.hasStatus {
+		// Rewrite the countdown and the progress lines under it.
+		var b strings.Builder
+		fmt.Fprintf(&b, "\x1b[%dA\r\x1b[2K%s\n", 1+len(u.notes), u.statusText())
+		for _, l := range u.notes {
+			b.WriteString("\x1b[2K" + l + "\n")
+		}
+		fmt.Fprint(u.e.stdout, b.String())
 	}
 }
 
-func (u *linkUI) statusLocked() {
+func (u *linkUI) statusText() string {
 	left := time.Until(u.expires).Round(time.Second)
 	if left < 0 {
 		left = 0
 	}
-	if u.hasStatus {
-		fmt.Fprint(u.e.stdout, "\x1b[1A\r\x1b[K")
-	}
-	fmt.Fprintf(u.e.stdout, "QR code valid for %2ds\n", int(left/time.Second))
-	u.hasStatus = true
+	return fmt.Sprintf("QR code valid for %2ds", int(left/time.Second))
 }
 
 // line prints a progress message (not in --json mode, which prints events
@@ -160,9 +193,9 @@ func (u *linkUI) line(s string) {
 		return
 	}
 	if u.terminal() && u.drawn > 0 {
-		// Keep the QR block intact: print below it and let the next redraw
-		// clear from the top.
-		u.drawn++
+		// Under the QR block, and part of it: drawn again under the next
+		// code, and kept when the block is erased.
+		u.notes = append(u.notes, s)
 	}
 	fmt.Fprintln(u.e.stdout, s)
 }

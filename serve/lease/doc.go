@@ -19,7 +19,8 @@
 // # Protocol
 //
 // Acquire. Sessions waiting in Acquire are tried together every Poll (and
-// at once when a new one waits): missing rows are inserted free, then one
+// at once when a new one waits): missing rows are inserted free (with
+// Config.SessionTable, only for sessions that still exist), then one
 // conditional UPDATE takes up to `room` rows that are free (empty owner) or
 // expired (expires_at <= now()), setting owner, a new epoch and
 // expires_at = now()+TTL, with FOR UPDATE SKIP LOCKED so replicas polling at
@@ -52,6 +53,12 @@
 // names the epoch, so a late release never frees someone else's lease.
 // Other replicas take it at their next poll (Poll, default 500ms): no
 // LISTEN connection is needed.
+//
+// Deletion. The service deletes a session's lease row in the transaction
+// that deletes the session (ForgetSQL). With Config.SessionTable a replica
+// still waiting for the session makes no new row: its insert reads the
+// session row FOR SHARE, so it either runs before the deletion (whose
+// DELETE then sees the row) or finds the session gone.
 //
 // Balance. Each poll reads R, the live replicas (heartbeat not expired, not
 // draining), and N = max(leases held by anyone, sessions this replica

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"regexp"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -75,6 +76,13 @@ type Config struct {
 	// (session, owner, epoch, what) in its transaction: an audit for
 	// tests. Default off.
 	WriteLog bool
+	// SessionTable, when set, names the table of the sessions, keyed by
+	// an id column (serve_sessions for walink serve). A missing lease row
+	// is then made only for a session in it, read FOR SHARE, so that a
+	// replica still waiting for a session that was just deleted together
+	// with its lease row (ForgetSQL) does not make the row again. Default:
+	// a row is made for every session waited for.
+	SessionTable string
 	// Logger receives lease events (never secrets). Default: none.
 	Logger *slog.Logger
 }
@@ -111,6 +119,9 @@ func (c *Config) defaults() error {
 	}
 	if c.TTL < 10*time.Millisecond || c.Renew <= 0 || c.StopMargin <= 0 || c.Poll <= 0 {
 		return fmt.Errorf("%w: TTL, Renew, StopMargin and Poll must be positive (TTL at least 10ms)", ErrConfig)
+	}
+	if c.SessionTable != "" && !identRE.MatchString(c.SessionTable) {
+		return fmt.Errorf("%w: SessionTable %q is not a plain (optionally schema-qualified) table name", ErrConfig, c.SessionTable)
 	}
 	if 2*c.Renew+c.StopMargin >= c.TTL {
 		return fmt.Errorf("%w: Renew*2 + StopMargin (%v) must be below TTL (%v)", ErrConfig, 2*c.Renew+c.StopMargin, c.TTL)
@@ -200,6 +211,11 @@ type Lease struct {
 
 var _ serve.Owner = (*Manager)(nil)
 var _ serve.FencedLease = (*Lease)(nil)
+var _ serve.LeaseRows = (*Manager)(nil)
+
+// identRE matches a table name, optionally schema-qualified, safe to put
+// in a statement as it is.
+var identRE = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)?$`)
 
 // New checks cfg, creates the lease tables if needed, registers the
 // replica and starts its loops (renewal, watchdog, acquisition). Close
@@ -249,6 +265,15 @@ func New(ctx context.Context, cfg Config) (*Manager, error) {
 	go func() { defer m.wg.Done(); m.watchdog() }()
 	go func() { defer m.wg.Done(); m.acquireLoop() }()
 	return m, nil
+}
+
+// ForgetSQL returns the statement that deletes session id's lease row
+// (serve.LeaseRows): the service runs it in the transaction that deletes
+// the session. A replica still holding the lease finds it lost at its
+// next renewal; one still waiting for it makes no new row when
+// Config.SessionTable is set.
+func (m *Manager) ForgetSQL(id string) (string, []any) {
+	return `DELETE FROM ` + LeaseTable + ` WHERE session_id = $1`, []any{id}
 }
 
 // ReplicaID returns the configured replica id.
@@ -771,7 +796,16 @@ func (m *Manager) acquireTick(ctx context.Context) error {
 	}
 	// Free rows for sessions that never had one.
 	if len(missing) > 0 {
-		if _, err := m.pool.Exec(ctx, `INSERT INTO serve_leases (session_id) SELECT unnest($1::text[]) ON CONFLICT DO NOTHING`, missing); err != nil {
+		q := `INSERT INTO serve_leases (session_id) SELECT unnest($1::text[]) ON CONFLICT DO NOTHING`
+		if m.cfg.SessionTable != "" {
+			// FOR SHARE orders this with a deletion of the session: it
+			// waits for one in flight and then skips the deleted row, or
+			// the deletion waits for this insert and then sees its row.
+			q = `INSERT INTO serve_leases (session_id)
+				SELECT s.id FROM (SELECT id FROM ` + m.cfg.SessionTable + ` WHERE id = ANY($1::text[]) FOR SHARE) s
+				ON CONFLICT DO NOTHING`
+		}
+		if _, err := m.pool.Exec(ctx, q, missing); err != nil {
 			return err
 		}
 	}

@@ -358,6 +358,7 @@ type Session struct {
 	Impl                 string   `json:"impl"`
 	Store                string   `json:"store"`
 	N                    int      `json:"n"`
+	Linked               int      `json:"linked"`
 	Connected            int      `json:"connected"`
 	Failures             []string `json:"failures"`
 	LinkSec              float64  `json:"link_seconds"`
@@ -375,6 +376,27 @@ type Session struct {
 	After struct {
 		StackInuse float64 `json:"stack_inuse"`
 	} `json:"after"`
+}
+
+// complete reports whether every one of the N sessions was connected when
+// memory was measured. When the harness's time budget ends first, its
+// context tears down the connections it ties to it (whatsmeow's) while the
+// memory of every linked client is still counted, so a per-session figure
+// divided by the few still connected is meaningless.
+func (s Session) complete() bool { return s.Connected >= s.N }
+
+// connectedCell is the table's connected column: the count, or for an
+// incomplete run how many of N and why, as far as the JSON tells.
+func (s Session) connectedCell() string {
+	if s.complete() {
+		return strconv.Itoa(s.Connected)
+	}
+	why := "incomplete"
+	if s.Linked < s.N && len(s.Failures) == 0 {
+		// Linking stopped without a failure: the budget's context ended.
+		why = "budget ran out"
+	}
+	return fmt.Sprintf("%d of %d (%s)", s.Connected, s.N, why)
 }
 
 func (s Session) stackPerSession() float64 {
@@ -412,18 +434,28 @@ func sessionsSection(w *strings.Builder, ss []Session) []string {
 	byKey := map[string]Session{}
 	var ns []int
 	seen := map[int]bool{}
+	incomplete := false
 	for _, s := range ss {
-		lat := "–"
-		if s.LinkP50Ms > 0 {
-			lat = fmt.Sprintf("%.0f / %.0f ms", s.LinkP50Ms, s.LinkP99Ms)
-		}
-		fmt.Fprintf(w, "| %s | %s | %d | %d | %.0f s | %s | %.1f | %s (%s) | %s | %s | %.2f | %s |\n", s.Impl, s.Store, s.N, s.Connected, s.LinkSec,
-			lat, s.DevicesPerSec, kib(s.HeapPerSession), kib(s.HeapAllocPerSession), kib(s.stackPerSession()), kib(s.RSSPerSession), s.GoroutinesPerSession, kib(s.ServerRSSPerSession))
-		byKey[s.Impl+"/"+strconv.Itoa(s.N)] = s
 		if !seen[s.N] {
 			seen[s.N] = true
 			ns = append(ns, s.N)
 		}
+		lat := "–"
+		if s.LinkP50Ms > 0 {
+			lat = fmt.Sprintf("%.0f / %.0f ms", s.LinkP50Ms, s.LinkP99Ms)
+		}
+		if !s.complete() {
+			incomplete = true
+			fmt.Fprintf(w, "| %s | %s | %d | %s | %.0f s | %s | %.1f | – | – | – | – | – |\n", s.Impl, s.Store, s.N, s.connectedCell(), s.LinkSec,
+				lat, s.DevicesPerSec)
+			continue
+		}
+		fmt.Fprintf(w, "| %s | %s | %d | %s | %.0f s | %s | %.1f | %s (%s) | %s | %s | %.2f | %s |\n", s.Impl, s.Store, s.N, s.connectedCell(), s.LinkSec,
+			lat, s.DevicesPerSec, kib(s.HeapPerSession), kib(s.HeapAllocPerSession), kib(s.stackPerSession()), kib(s.RSSPerSession), s.GoroutinesPerSession, kib(s.ServerRSSPerSession))
+		byKey[s.Impl+"/"+strconv.Itoa(s.N)] = s
+	}
+	if incomplete {
+		w.WriteString("\nA run with fewer than N sessions connected at the measurement is incomplete: its memory per session is not shown and it is left out of the ratios and targets.\n")
 	}
 	for _, s := range ss {
 		for _, f := range s.Failures {
@@ -436,7 +468,13 @@ func sessionsSection(w *strings.Builder, ss []Session) []string {
 		wl, ok1 := byKey["walink/"+strconv.Itoa(n)]
 		wm, ok2 := byKey["whatsmeow/"+strconv.Itoa(n)]
 		if !ok1 {
+			if ran(ss, "walink", n) {
+				fmt.Fprintf(w, "| %d | – | – | – | – | – (walink run incomplete) |\n", n)
+			}
 			continue
+		}
+		if !ok2 && ran(ss, "whatsmeow", n) {
+			fmt.Fprintf(w, "| %d | – | – | – | – | – (whatsmeow run incomplete) |\n", n)
 		}
 		if ok2 {
 			hr := wl.HeapPerSession / wm.HeapPerSession
@@ -453,6 +491,16 @@ func sessionsSection(w *strings.Builder, ss []Session) []string {
 	}
 	w.WriteString("\n")
 	return out
+}
+
+// ran reports whether impl has a session line at n, complete or not.
+func ran(ss []Session, impl string, n int) bool {
+	for _, s := range ss {
+		if s.Impl == impl && s.N == n {
+			return true
+		}
+	}
+	return false
 }
 
 // SimMem is one line of cmd/simmem.

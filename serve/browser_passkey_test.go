@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/chromedp/chromedp"
+	"github.com/walinkdev/walink/internal/artifacts"
 	"github.com/walinkdev/walink/watest"
 )
 
@@ -34,7 +35,7 @@ func TestBrowserPasskey(t *testing.T) {
 		mutate:   func(c *Config) { c.Passkey = ClientPasskey{} },
 	})
 	ctx := browser(t, 1000, 1100)
-	p := page{t: t, ctx: ctx, dir: artifactsDir(t), failPrefix: "failed-passkey-"}
+	p := page{t: t, ctx: ctx, dir: artifacts.Dir(t), failPrefix: "failed-passkey-"}
 	shot, run, text := p.shot, p.run, p.text
 
 	run("sign in", chromedp.Navigate(e.http.URL+"/"), chromedp.WaitVisible("#key"),

@@ -11,22 +11,10 @@ import (
 	"time"
 
 	"github.com/chromedp/chromedp"
+	"github.com/walinkdev/walink/internal/artifacts"
 	"github.com/walinkdev/walink/internal/qrimage"
 	"github.com/walinkdev/walink/watest"
 )
-
-// artifactsDir is where the browser test saves screenshots:
-// $WALINK_ARTIFACTS, else testdata/artifacts (ignored by git).
-func artifactsDir(t *testing.T) string {
-	dir := os.Getenv("WALINK_ARTIFACTS")
-	if dir == "" {
-		dir = filepath.Join("testdata", "artifacts")
-	}
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	return dir
-}
 
 // browser starts headless Chromium (Debian's chromium; .ci/run installs
 // it) and returns a tab.
@@ -55,7 +43,7 @@ func browser(t *testing.T, width, height int) context.Context {
 // account by reading the QR off the rendered page (the local WhatsApp's
 // phone scans what the screen shows), see the linked view; link another
 // with the pair-code form; use the simulator's virtual phone panel; log
-// out with the confirmation dialog. Screenshots go to artifactsDir.
+// out with the confirmation dialog. Screenshots go to artifacts.Dir.
 func TestBrowser(t *testing.T) {
 	srv, err := watest.Start(t.Context(), watest.Config{})
 	if err != nil {
@@ -64,7 +52,7 @@ func TestBrowser(t *testing.T) {
 	defer srv.Close()
 	e := newEnv(t, envOpts{srv: srv, mutate: func(c *Config) { c.Sim = WatestSim{Server: srv} }})
 	ctx := browser(t, 1000, 1100)
-	dir := artifactsDir(t)
+	dir := artifacts.Dir(t)
 	p := page{t: t, ctx: ctx, dir: dir, failPrefix: "failed-"}
 	shot, run, text := p.shot, p.run, p.text
 

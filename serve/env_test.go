@@ -14,6 +14,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -380,6 +381,41 @@ func (e *env) linkQR(phone string) string {
 	e.scan(id, phone)
 	e.waitStatus(id, StatusConnected, 20*time.Second)
 	return id
+}
+
+// linkQRMany links n accounts by QR, conc at a time, account i with
+// phone(i), and returns their session ids in that order.
+func (e *env) linkQRMany(n, conc int, phone func(i int) string) []string {
+	ids := make([]string, n)
+	var wg sync.WaitGroup
+	sem := make(chan struct{}, conc)
+	for i := range ids {
+		wg.Add(1)
+		sem <- struct{}{}
+		go func() {
+			defer wg.Done()
+			defer func() { <-sem }()
+			ids[i] = e.linkQR(phone(i))
+		}()
+	}
+	wg.Wait()
+	return ids
+}
+
+// startSim starts a local WhatsApp with the default scenario but no QR
+// rotation (tests linking many accounts at once would otherwise scan
+// rotated codes), closed when the test ends. cfg.Scenario is set here.
+func startSim(t *testing.T, cfg watest.Config) *watest.Server {
+	t.Helper()
+	sc := watest.DefaultScenario()
+	sc.QRRefresh = false
+	cfg.Scenario = &sc
+	srv, err := watest.Start(t.Context(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { srv.Close() })
+	return srv
 }
 
 // scan waits for the session's QR and has phone scan it (again after a

@@ -6,7 +6,6 @@ import (
 	"runtime"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -25,26 +24,9 @@ func TestIdleMemory(t *testing.T) {
 	if n <= 0 {
 		t.Skip("set WALINK_SERVE_IDLE_N")
 	}
-	sc := watest.DefaultScenario()
-	sc.QRRefresh = false
-	srv, err := watest.Start(t.Context(), watest.Config{Scenario: &sc})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer srv.Close()
+	srv := startSim(t, watest.Config{})
 	e := newEnv(t, envOpts{srv: srv, mutate: func(c *Config) { c.StartConcurrency = 16 }})
-	var wg sync.WaitGroup
-	sem := make(chan struct{}, 8)
-	for i := range n {
-		wg.Add(1)
-		sem <- struct{}{}
-		go func() {
-			defer wg.Done()
-			defer func() { <-sem }()
-			e.linkQR(fmt.Sprintf("1556%07d", i))
-		}()
-	}
-	wg.Wait()
+	e.linkQRMany(n, 8, func(i int) string { return fmt.Sprintf("1556%07d", i) })
 	e.stop()
 	heap0, rss0 := memNow()
 	e.start()

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"os"
 	"strconv"
-	"sync"
 	"testing"
 	"time"
 
@@ -24,30 +23,12 @@ func TestOutageReconnectsBounded(t *testing.T) {
 		n = v
 	}
 	const conc = 3
-	sc := watest.DefaultScenario()
-	sc.QRRefresh = false
-	srv, err := watest.Start(t.Context(), watest.Config{Scenario: &sc})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer srv.Close()
+	srv := startSim(t, watest.Config{})
 	proxy := newCountingProxy(t, srv)
 	e := newEnv(t, envOpts{srv: srv, serverURL: proxy.url(), mutate: func(c *Config) {
 		c.StartConcurrency = conc
 	}})
-	ids := make([]string, n)
-	var wg sync.WaitGroup
-	sem := make(chan struct{}, conc)
-	for i := range ids {
-		wg.Add(1)
-		sem <- struct{}{}
-		go func() {
-			defer wg.Done()
-			defer func() { <-sem }()
-			ids[i] = e.linkQR(fmt.Sprintf("1555%07d", 200000+i))
-		}()
-	}
-	wg.Wait()
+	ids := e.linkQRMany(n, conc, func(i int) string { return fmt.Sprintf("1555%07d", 200000+i) })
 	if t.Failed() {
 		return
 	}

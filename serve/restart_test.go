@@ -198,32 +198,14 @@ func TestRestartReconnects(t *testing.T) {
 		n = v
 	}
 	const conc = 4
-	sc := watest.DefaultScenario()
-	sc.QRRefresh = false
 	// The proxy counts settled logins from the node log: keep all of them.
-	srv, err := watest.Start(t.Context(), watest.Config{Scenario: &sc, EventLogSize: 128 * n})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer srv.Close()
+	srv := startSim(t, watest.Config{EventLogSize: 128 * n})
 	proxy := newCountingProxy(t, srv)
 	e := newEnv(t, envOpts{srv: srv, serverURL: proxy.url(), mutate: func(c *Config) {
 		c.StartConcurrency = conc
 		c.StartJitter = 5 * time.Millisecond
 	}})
-	ids := make([]string, n)
-	var wg sync.WaitGroup
-	sem := make(chan struct{}, 4)
-	for i := range ids {
-		wg.Add(1)
-		sem <- struct{}{}
-		go func() {
-			defer wg.Done()
-			defer func() { <-sem }()
-			ids[i] = e.linkQR(fmt.Sprintf("1555%07d", 100000+i))
-		}()
-	}
-	wg.Wait()
+	ids := e.linkQRMany(n, 4, func(i int) string { return fmt.Sprintf("1555%07d", 100000+i) })
 	if t.Failed() {
 		return
 	}

@@ -21,6 +21,21 @@ import (
 	"github.com/walinkdev/walink/transport"
 )
 
+// newPoller checks the test leaves no goroutine behind and returns a
+// fixture and a Poller closed at cleanup (Close is idempotent, so a test
+// may close it first).
+func newPoller(t *testing.T) (*fixture, *transport.Poller) {
+	t.Helper()
+	checkGoroutines(t)
+	f := newFixture(t)
+	p, err := transport.NewPoller()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { p.Close() })
+	return f, p
+}
+
 // wsPairs opens n connections over Accept's WebSocket on a real socket and
 // runs both handshakes on each: the clients, the server Conns, and the
 // server's WebSocket streams (for deadlines).
@@ -110,14 +125,8 @@ func (e *echo) read() {
 // while idle, each wakes for its own frames (sent in any order), parks
 // again, and ends when its client closes.
 func TestParkIdleConns(t *testing.T) {
-	checkGoroutines(t)
 	const n = 60
-	f := newFixture(t)
-	p, err := transport.NewPoller()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer p.Close()
+	f, p := newPoller(t)
 	before := runtime.NumGoroutine()
 	clients, servers, _ := wsPairs(t, f, n)
 	echoes := make([]*echo, n)
@@ -170,14 +179,8 @@ func TestParkIdleConns(t *testing.T) {
 // TestParkClose: closing a parked Conn resumes it exactly once, even when
 // a frame arrives at the same moment, and its read reports the close.
 func TestParkClose(t *testing.T) {
-	checkGoroutines(t)
 	const n = 30
-	f := newFixture(t)
-	p, err := transport.NewPoller()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer p.Close()
+	f, p := newPoller(t)
 	clients, servers, _ := wsPairs(t, f, n)
 	for i, s := range servers {
 		var resumes atomic.Int32
@@ -220,13 +223,8 @@ func TestParkClose(t *testing.T) {
 // TestPollerClose: closing the Poller resumes what is parked (it then
 // reads the ordinary way) and refuses later Parks.
 func TestPollerClose(t *testing.T) {
-	checkGoroutines(t)
 	const n = 10
-	f := newFixture(t)
-	p, err := transport.NewPoller()
-	if err != nil {
-		t.Fatal(err)
-	}
+	f, p := newPoller(t)
 	clients, servers, _ := wsPairs(t, f, n)
 	frames := make(chan string, n)
 	var parkedAgain atomic.Int32
@@ -284,13 +282,7 @@ func TestPollerClose(t *testing.T) {
 // Conn resumes it (the poller would not honour the deadline), Park
 // refuses while the deadline is set, and the read then times out.
 func TestParkReadDeadline(t *testing.T) {
-	checkGoroutines(t)
-	f := newFixture(t)
-	p, err := transport.NewPoller()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer p.Close()
+	f, p := newPoller(t)
 	clients, servers, raws := wsPairs(t, f, 1)
 	s := servers[0]
 	defer closePair(clients[0], s)

@@ -10,28 +10,15 @@ import (
 	"time"
 
 	"github.com/creack/pty"
+	"github.com/walinkdev/walink/internal/artifacts"
 )
-
-// artifactsDir is where the terminal tests save their screen captures:
-// $WALINK_ARTIFACTS, else testdata/artifacts (ignored by git), as the
-// serve browser test does with its screenshots.
-func artifactsDir(t *testing.T) string {
-	dir := os.Getenv("WALINK_ARTIFACTS")
-	if dir == "" {
-		dir = filepath.Join("testdata", "artifacts")
-	}
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	return dir
-}
 
 // TestLinkSimScreen runs `walink link --sim` in a pseudo-terminal, with a
 // QR rotation before the virtual phone scans and the re-rendered code
 // after its first scan, and replays the output on a terminal screen: at
 // no moment may the screen (scrollback included) show more than one QR
 // code, the status lines stay below it, and the final screen shows none
-// (the link succeeded). The screens are saved to artifactsDir.
+// (the link succeeded). The screens are saved to artifacts.Dir.
 func TestLinkSimScreen(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
@@ -71,7 +58,7 @@ func TestLinkSimScreen(t *testing.T) {
 		t.Fatal(err)
 	}
 	final := scr.String()
-	dir := artifactsDir(t)
+	dir := artifacts.Dir(t)
 	os.WriteFile(filepath.Join(dir, "link-sim-final-screen.txt"), []byte(final), 0o644)
 	if worst != "" {
 		os.WriteFile(filepath.Join(dir, "link-sim-most-qr-screen.txt"), []byte(worst), 0o644)

@@ -136,10 +136,24 @@ func startSim(_ context.Context, t *testing.T, args ...string) simInfo {
 	return info
 }
 
+// postJSON posts body as JSON to url and returns the status and the
+// decoded JSON object answered (nil if none).
 func postJSON(t *testing.T, url string, body any) (int, map[string]any) {
 	t.Helper()
 	b, _ := json.Marshal(body)
-	resp, err := http.Post(url, "application/json", bytes.NewReader(b))
+	req, err := http.NewRequest("POST", url, bytes.NewReader(b))
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Content-Type", "application/json")
+	return doJSON(t, req)
+}
+
+// doJSON sends req and returns the status and the decoded JSON object
+// answered (nil if none).
+func doJSON(t *testing.T, req *http.Request) (int, map[string]any) {
+	t.Helper()
+	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -173,17 +173,7 @@ func TestServeReplicas(t *testing.T) {
 	tk := time.Now()
 	reps["r3"].cmd.Process.Signal(syscall.SIGKILL)
 	reps["r3"].wait()
-	waitFor(t, 20*time.Second, "sessions of the killed replica back", func() string {
-		if msg := connectedOnce(srv, devOf); msg != "" {
-			return msg
-		}
-		for _, id := range victims {
-			if !loggedInAfter(srv, mark, deviceOf(devOf, id)) {
-				return "session " + id + " not logged in again"
-			}
-		}
-		return ""
-	})
+	waitFor(t, 20*time.Second, "sessions of the killed replica back", backAfter(srv, devOf, victims, mark))
 	t.Logf("SIGKILL r3 (%d sessions): all connected again elsewhere in %v", len(victims), time.Since(tk).Round(time.Millisecond))
 	start("r3")
 	waitFor(t, 60*time.Second, "r3 rejoined", func() string {
@@ -317,17 +307,7 @@ func TestServeReplicas(t *testing.T) {
 	markTerm := lastSeq(srv)
 	tt := time.Now()
 	reps["r1"].cmd.Process.Signal(syscall.SIGTERM)
-	waitFor(t, 30*time.Second, "sessions of the drained replica back", func() string {
-		if msg := connectedOnce(srv, devOf); msg != "" {
-			return msg
-		}
-		for _, id := range moving {
-			if !loggedInAfter(srv, markTerm, deviceOf(devOf, id)) {
-				return "session " + id + " not logged in again"
-			}
-		}
-		return ""
-	})
+	waitFor(t, 30*time.Second, "sessions of the drained replica back", backAfter(srv, devOf, moving, markTerm))
 	if err := reps["r1"].wait(); err != nil {
 		t.Fatalf("r1 after SIGTERM: %v\n%s", err, reps["r1"].logs.String())
 	}
@@ -594,6 +574,23 @@ func connectedOnce(srv *watest.Server, devOf map[string]string) string {
 		return "connections: " + strings.Join(bad, " ")
 	}
 	return ""
+}
+
+// backAfter is a waitFor condition: every session connected once, and
+// each of ids (the sessions a replica held when it went away) logged in
+// again after the server's event seq mark.
+func backAfter(srv *watest.Server, devOf map[string]string, ids []string, mark int64) func() string {
+	return func() string {
+		if msg := connectedOnce(srv, devOf); msg != "" {
+			return msg
+		}
+		for _, id := range ids {
+			if !loggedInAfter(srv, mark, deviceOf(devOf, id)) {
+				return "session " + id + " not logged in again"
+			}
+		}
+		return ""
+	}
 }
 
 func loggedInAfter(srv *watest.Server, after int64, dev string) bool {

@@ -71,7 +71,7 @@ func TestChaos(t *testing.T) {
 						return
 					case <-tk.C:
 					}
-					err := logWrite(rctx, m, l)
+					err := fenceWrite(rctx, m, l, "put device")
 					if err == nil {
 						writes.Add(1)
 						continue

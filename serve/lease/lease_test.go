@@ -341,7 +341,7 @@ func TestTakeoverAfterExpiryAndFence(t *testing.T) {
 		t.Errorf("Owner = %q %q %v %v", rid, url, ok, err)
 	}
 	// The old owner writes before it notices (a write racing the resume).
-	if err := fenceWrite(ctx, a, la); err == nil {
+	if err := fenceWrite(ctx, a, la, ""); err == nil {
 		t.Error("stale owner's write accepted")
 	}
 	unfreeze()
@@ -353,7 +353,7 @@ func TestTakeoverAfterExpiryAndFence(t *testing.T) {
 	if r := la.Reason(); r == "" {
 		t.Error("no reason")
 	}
-	if err := fenceWrite(ctx, b, lb); err != nil {
+	if err := fenceWrite(ctx, b, lb, ""); err != nil {
 		t.Errorf("new owner's write: %v", err)
 	}
 	la.Release() // its release must not free b's lease
@@ -366,8 +366,9 @@ func TestTakeoverAfterExpiryAndFence(t *testing.T) {
 	}
 }
 
-// fenceWrite runs a write under l's fence the way serve's own writes do.
-func fenceWrite(ctx context.Context, m *Manager, l *Lease) error {
+// fenceWrite runs a write under l's fence the way serve's own writes do;
+// with a logOp it also adds the write-log row, as the store's writes do.
+func fenceWrite(ctx context.Context, m *Manager, l *Lease, logOp string) error {
 	f := l.Fence()
 	tx, err := m.pool.Begin(ctx)
 	if err != nil {
@@ -384,6 +385,15 @@ func fenceWrite(ctx context.Context, m *Manager, l *Lease) error {
 	}
 	if err := f.Verdict(err == nil, owner, epoch, live); err != nil {
 		return err
+	}
+	if logOp != "" {
+		q, args, ok := f.LogSQL(logOp)
+		if !ok {
+			return errors.New("write log off")
+		}
+		if _, err := tx.Exec(ctx, q, args...); err != nil {
+			return err
+		}
 	}
 	return tx.Commit(ctx)
 }
@@ -616,7 +626,7 @@ func TestWriteLog(t *testing.T) {
 		t.Fatal(err)
 	}
 	for range 3 {
-		if err := logWrite(ctx, a, la); err != nil {
+		if err := fenceWrite(ctx, a, la, "put device"); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -625,10 +635,10 @@ func TestWriteLog(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := logWrite(ctx, b, lb); err != nil {
+	if err := fenceWrite(ctx, b, lb, "put device"); err != nil {
 		t.Fatal(err)
 	}
-	if err := logWrite(ctx, a, la); err == nil {
+	if err := fenceWrite(ctx, a, la, "put device"); err == nil {
 		t.Fatal("released holder's write accepted")
 	}
 	n, err := CheckWriteLog(ctx, a.pool)
@@ -644,35 +654,6 @@ func TestWriteLog(t *testing.T) {
 	} else {
 		t.Log(err)
 	}
-}
-
-// logWrite is a fenced write with a write-log row, as the store's are.
-func logWrite(ctx context.Context, m *Manager, l *Lease) error {
-	f := l.Fence()
-	tx, err := m.pool.Begin(ctx)
-	if err != nil {
-		return err
-	}
-	defer tx.Rollback(ctx)
-	q, args := f.CheckSQL()
-	var owner string
-	var epoch int64
-	var live bool
-	err = tx.QueryRow(ctx, q, args...).Scan(&owner, &epoch, &live)
-	if err != nil && !errors.Is(err, pgx.ErrNoRows) {
-		return err
-	}
-	if err := f.Verdict(err == nil, owner, epoch, live); err != nil {
-		return err
-	}
-	q, args, ok := f.LogSQL("put device")
-	if !ok {
-		return errors.New("write log off")
-	}
-	if _, err := tx.Exec(ctx, q, args...); err != nil {
-		return err
-	}
-	return tx.Commit(ctx)
 }
 
 // TestRowsDeleted: lease rows wiped by an operator are made again.

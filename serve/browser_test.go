@@ -6,6 +6,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -15,6 +16,8 @@ import (
 	"github.com/walinkdev/walink/internal/qrimage"
 	"github.com/walinkdev/walink/watest"
 )
+
+var captionRE = regexp.MustCompile(`^The code is replaced with a new one when it expires\.( This one is valid for \d+ s\.)?$`)
 
 // browser starts headless Chromium (Debian's chromium; .ci/run installs
 // it) and returns a tab.
@@ -89,6 +92,11 @@ func TestBrowser(t *testing.T) {
 		}
 		qr = got
 		if tries == 0 {
+			// The caption is whole sentences, with or without the
+			// countdown (it fills in on the page's next tick).
+			if c := text(".qr figcaption"); !captionRE.MatchString(c) {
+				t.Errorf("QR caption %q", c)
+			}
 			run("shot", shot("02-scan-qr"))
 			os.WriteFile(filepath.Join(dir, "02-qr-element.png"), png, 0o644)
 		}

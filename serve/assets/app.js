@@ -109,7 +109,7 @@
 
   function tick() {
     const now = Date.now();
-    if (qrExpires) { const left = Math.max(0, Math.round((qrExpires - now) / 1000)); $("qr-countdown").textContent = `this one is valid for ${left} s.`; }
+    if (qrExpires) { const left = Math.max(0, Math.round((qrExpires - now) / 1000)); $("qr-countdown").textContent = `This one is valid for ${left} s.`; }
     if (codeExpires) { const left = Math.max(0, Math.round((codeExpires - now) / 1000)); $("code-countdown").textContent = `The code is valid for ${left} s.`; }
   }
 

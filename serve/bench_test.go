@@ -65,6 +65,7 @@ func BenchmarkReplicaEventWrites(b *testing.B) {
 	}
 	c := &http.Client{}
 	b.SetParallelism(4)
+	b.ResetTimer() // the replicas and streams are set up once per b.N
 	var n atomic.Int64
 	b.RunParallel(func(pb *testing.PB) {
 		for pb.Next() {

@@ -104,8 +104,10 @@
 //     (each event-writing transaction takes an advisory lock, per schema,
 //     before its first id and keeps it to the commit), and an SSE stream
 //     on a replica reads the table after the last id it sent whenever an
-//     event is announced, so a stream and a Last-Event-ID resume on any
-//     replica see every event, in id order.
+//     event is announced (through one shared copy of the table's newest
+//     events per replica: one read serves all its streams), so a stream
+//     and a Last-Event-ID resume on any replica see every event, in id
+//     order.
 //     The same events keep each replica's copy of the sessions it does not
 //     hold current (row, QR code, pair code), so GET requests and the page
 //     are answered locally from the database's state.

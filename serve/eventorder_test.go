@@ -110,3 +110,64 @@ wait:
 		}
 	}
 }
+
+// TestReplicaStreamsShareReads: 20 streams on one replica, sessions
+// created through both replicas at once. Every stream gets every
+// creation once and in id order, and the replica reads the table for
+// them about once per event, not once per event per stream.
+func TestReplicaStreamsShareReads(t *testing.T) {
+	leases := &testLeases{allow: func(string, string) bool { return false }} // nothing connects
+	rs := newReplicas(t, 2, leases, nil)
+	const nStreams, nCreates = 20, 30
+	streams := make([]*stream, nStreams)
+	for i := range streams {
+		streams[i] = rs[1].stream("/v1/events", "")
+	}
+	var wg sync.WaitGroup
+	ids := make(chan string, nCreates)
+	for i := range nCreates {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			ids <- rs[i%2].must(201, "POST", "/v1/sessions", map[string]any{"start": false})["id"].(string)
+		}()
+	}
+	wg.Wait()
+	close(ids)
+	want := map[string]bool{}
+	for id := range ids {
+		want[id] = true
+	}
+	for i, s := range streams {
+		got := map[string]bool{}
+		prev := int64(-1)
+		timeout := time.After(10 * time.Second)
+		for len(got) < nCreates {
+			select {
+			case ev, ok := <-s.events:
+				if !ok {
+					t.Fatalf("stream %d ended", i)
+				}
+				n, _ := strconv.ParseInt(ev.ID, 10, 64)
+				if n <= prev {
+					t.Fatalf("stream %d: id %d after %d", i, n, prev)
+				}
+				prev = n
+				if ev.Name != "session_created" {
+					continue
+				}
+				id := ev.Data["session_id"].(string)
+				if !want[id] || got[id] {
+					t.Fatalf("stream %d: creation of %s unexpected or repeated", i, id)
+				}
+				got[id] = true
+			case <-timeout:
+				t.Fatalf("stream %d: %d of %d creations", i, len(got), nCreates)
+			}
+		}
+	}
+	if r := rs[1].svc.tail.reads.Load(); r > 2*nCreates {
+		t.Errorf("%d table reads for %d events on %d streams", r, nCreates, nStreams)
+	}
+	t.Logf("%d table reads for %d events on %d streams", rs[1].svc.tail.reads.Load(), nCreates, nStreams)
+}

@@ -140,6 +140,7 @@ type Service struct {
 	db    *DB
 	met   *metrics
 	hub   *hub
+	tail  *eventTail // with a cluster: the SSE streams' shared reads
 	auth  *auth
 	start chan struct{} // semaphore: handshakes started by the service
 
@@ -245,6 +246,7 @@ func New(ctx context.Context, cfg Config) (*Service, error) {
 			cancel()
 			return nil, err
 		}
+		s.tail = newEventTail(s.db)
 	}
 	recs, err := s.db.loadSessions(ctx)
 	if err != nil {

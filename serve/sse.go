@@ -29,7 +29,8 @@ func (s *Service) handleAllEvents(w http.ResponseWriter, r *http.Request) { s.st
 // With several replicas the hub learns of events in no fixed order (this
 // replica's own at once, the others' through LISTEN/NOTIFY), so there a
 // live event only says that there is something to read: the stream reads
-// the table after the last id it sent. Ids commit in id order across
+// the table after the last id it sent, through the replica's eventTail
+// (one read for all its streams). Ids commit in id order across
 // replicas (insertEvents), so what a read returns is never followed by a
 // smaller id committing later, and Last-Event-ID resumes without gaps.
 func (s *Service) stream(w http.ResponseWriter, r *http.Request, session string) {
@@ -130,9 +131,27 @@ func (s *Service) stream(w http.ResponseWriter, r *http.Request, session string)
 						drained = true
 					}
 				}
-				if high > last && !history() {
+				if high <= last {
+					continue
+				}
+				// Through the replica's shared copy of the table's tail:
+				// one read of the table for all its streams.
+				evs, ok, err := s.tail.since(r.Context(), session, last, high)
+				if err != nil {
 					return
 				}
+				if !ok { // behind the copy: read the table
+					if !history() {
+						return
+					}
+					continue
+				}
+				for _, e := range evs {
+					if !send(e) {
+						return
+					}
+				}
+				fl.Flush()
 				continue
 			}
 			if e.Seq <= resumed || fromHistory[e.Seq] {

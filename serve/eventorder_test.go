@@ -171,3 +171,51 @@ func TestReplicaStreamsShareReads(t *testing.T) {
 	}
 	t.Logf("%d table reads for %d events on %d streams", rs[1].svc.tail.reads.Load(), nCreates, nStreams)
 }
+
+// TestReplicaStreamBehindTail: with the shared copy cut to a few events,
+// streams that fall behind it (a slow one resuming from the start, a
+// session's stream whose last event is old) read the table themselves and
+// still get every event once, in order.
+func TestReplicaStreamBehindTail(t *testing.T) {
+	leases := &testLeases{allow: func(string, string) bool { return false }} // nothing connects
+	rs := newReplicas(t, 2, leases, nil)
+	rs[1].svc.tail.mu.Lock()
+	rs[1].svc.tail.keep = 2
+	rs[1].svc.tail.mu.Unlock()
+	create := func(i int) string {
+		return rs[i%2].must(201, "POST", "/v1/sessions", map[string]any{"start": false})["id"].(string)
+	}
+	first := create(0)
+	all := rs[1].stream("/v1/events", "")
+	one := rs[1].stream("/v1/sessions/"+first+"/events", "")
+	const n = 24
+	var ids []string
+	for i := range n {
+		ids = append(ids, create(i))
+	}
+	// first's stream is announced its next event long after its last.
+	rs[0].must(204, "DELETE", "/v1/sessions/"+first, nil)
+	prev := int64(-1)
+	for _, want := range ids {
+		for {
+			ev := all.next(t, 10*time.Second, func(sseEvent) bool { return true })
+			id, _ := strconv.ParseInt(ev.ID, 10, 64)
+			if id <= prev {
+				t.Fatalf("id %d after %d", id, prev)
+			}
+			prev = id
+			if ev.Name == "session_created" {
+				if got := ev.Data["session_id"]; got != want {
+					t.Fatalf("creation of %v, want %s", got, want)
+				}
+				break
+			}
+		}
+	}
+	if ev := one.next(t, 10*time.Second, func(sseEvent) bool { return true }); ev.Name != "session_deleted" || ev.Data["session_id"] != first {
+		t.Fatalf("session stream got %+v", ev)
+	}
+	if r := rs[1].svc.tail.reads.Load(); r == 0 {
+		t.Error("no read through the shared copy")
+	}
+}

@@ -22,7 +22,8 @@ import (
 // sees every id up to n, and no id at or below what a read returned
 // commits later.
 type eventTail struct {
-	db *DB
+	db   *DB
+	keep int // tailKeep; tests shorten it
 
 	mu      sync.Mutex
 	started bool
@@ -37,9 +38,9 @@ type eventTail struct {
 
 // tailKeep (to twice as many) bounds the copy; a stream further behind
 // reads the table itself.
-const tailKeep = 4096
+const tailKeep = 1024
 
-func newEventTail(d *DB) *eventTail { return &eventTail{db: d} }
+func newEventTail(d *DB) *eventTail { return &eventTail{db: d, keep: tailKeep} }
 
 // since returns the events of session ("" = all) with last < seq, up to at
 // least high (an id announced to the caller, so committed). ok is false
@@ -121,8 +122,8 @@ func (t *eventTail) read(ctx context.Context) error {
 	// announcement had arrived), so the read saw all of them, even where
 	// it returned nothing (a gap, or events already pruned).
 	t.head = max(t.head, want)
-	if len(t.evs) > 2*tailKeep { // amortized: one copy per tailKeep events
-		n := len(t.evs) - tailKeep
+	if len(t.evs) > 2*t.keep { // amortized: one copy per keep events
+		n := len(t.evs) - t.keep
 		t.floor = t.evs[n-1].Seq
 		t.evs = append([]StoredEvent(nil), t.evs[n:]...)
 	}

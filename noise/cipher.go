@@ -89,6 +89,11 @@ func (c *Cipher) Release() {
 	c.recv.aead = nil
 }
 
+// Released reports whether both directions' AES-GCM state is dropped
+// (Release, and neither Seal nor Open since). Like Release, it must not
+// run concurrently with Seal or Open.
+func (c *Cipher) Released() bool { return c.send.aead == nil && c.recv.aead == nil }
+
 // Seal appends the frame body for plaintext to dst and returns the result.
 // It allocates only if dst lacks room for len(plaintext)+Overhead bytes, or
 // to rebuild the state after Release.

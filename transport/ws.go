@@ -7,6 +7,7 @@ import (
 	"io"
 	"math/rand/v2"
 	"net"
+	"os"
 	"sync"
 	"time"
 )
@@ -77,6 +78,7 @@ type wsConn struct {
 	remaining uint64 // payload bytes left in the current data frame
 	inMessage bool   // a fragmented message awaits continuations
 	hdr       [10]byte
+	hdrHave   int // bytes of the next header already in hdr (waitReadyIdle)
 	// readErr sticks, timeouts included: a read cut short may have
 	// consumed part of a header, and the Conn above gives up anyway.
 	readErr error
@@ -131,6 +133,38 @@ func (c *wsConn) waitReady() (int, error) {
 	return int(min(c.remaining, 1<<30)), nil
 }
 
+// waitReadyIdle is waitReady for a reader that sheds state when the
+// connection goes quiet: if no byte of a new frame arrives within d, it
+// returns idle, having consumed nothing, and the caller waits again (with
+// waitReady, or here). Only the first read of a header runs under the
+// deadline, and it asks for at most the 2 bytes every header has, so a
+// timeout never cuts a frame short; bytes it got are kept in hdr.
+func (c *wsConn) waitReadyIdle(d time.Duration) (n int, idle bool, err error) {
+	c.rmu.Lock()
+	defer c.rmu.Unlock()
+	if c.remaining == 0 && c.readErr == nil && c.hdrHave == 0 &&
+		c.raw.SetReadDeadline(time.Now().Add(d)) == nil {
+		k, rerr := c.rw.Read(c.hdr[:2])
+		c.raw.SetReadDeadline(time.Time{})
+		c.hdrHave = k
+		if k == 0 && rerr != nil {
+			if errors.Is(rerr, os.ErrDeadlineExceeded) {
+				// Not sticky: TLS and net/http's reader keep what a
+				// timed-out read got, and nothing of a frame was taken.
+				return 0, true, nil
+			}
+			c.readErr = rerr // io.EOF here: the stream ended between frames
+			return 0, false, rerr
+		}
+		// With k > 0 an error (other than the deadline, now cleared)
+		// comes back at the next read.
+	}
+	if err := c.waitData(); err != nil {
+		return 0, false, err
+	}
+	return int(min(c.remaining, 1<<30)), false, nil
+}
+
 // waitData reads frame headers (answering control frames) until a data
 // frame with payload is current. rmu is held.
 func (c *wsConn) waitData() error {
@@ -149,7 +183,8 @@ func (c *wsConn) waitData() error {
 // nextFrame reads one frame header; a control frame is handled whole, a
 // data frame becomes current. rmu is held.
 func (c *wsConn) nextFrame() error {
-	h, err := readFrameHeader(c.rw, &c.hdr)
+	h, err := readFrameHeader(c.rw, &c.hdr, c.hdrHave)
+	c.hdrHave = 0
 	if err != nil {
 		if errors.Is(err, io.EOF) && c.inMessage {
 			return io.ErrUnexpectedEOF // the message was cut short
@@ -183,9 +218,13 @@ type frameHeader struct {
 }
 
 // readFrameHeader reads and checks the header of a server frame (unmasked)
-// into buf. Errors other than the reader's wrap ErrWebSocketProtocol.
-func readFrameHeader(r io.Reader, buf *[10]byte) (frameHeader, error) {
-	if _, err := io.ReadFull(r, buf[:2]); err != nil {
+// into buf, whose first have (≤ 2) bytes were read already. Errors other
+// than the reader's wrap ErrWebSocketProtocol.
+func readFrameHeader(r io.Reader, buf *[10]byte, have int) (frameHeader, error) {
+	if _, err := io.ReadFull(r, buf[have:2]); err != nil {
+		if have > 0 {
+			return frameHeader{}, unexpectedEOF(err)
+		}
 		// io.EOF only with no byte read: the stream ended between frames.
 		return frameHeader{}, err
 	}

@@ -399,8 +399,25 @@ func Handshake(ctx context.Context, conn net.Conn, cfg ClientConfig) (_ *Conn, e
 		return nil, &HandshakeError{Step: "finish", Err: cerr}
 	}
 	log.Debug("transport: client handshake done", "mode", in.Mode().String(), "server_static", serverStatic.String())
-	c := newConn(conn, cipher, h.dec, serverStatic, log)
-	c.mode, c.serverCert = in.Mode(), in.ServerCert()
+	var c *Conn
+	if ws, ok := conn.(*wsConn); ok && ws.rest != nil {
+		// Dial's WebSocket came with room for the rest (clientState).
+		s := ws.rest
+		ws.rest = nil
+		s.dec = *h.dec
+		cipher.MoveTo(&s.cipher)
+		s.conn = Conn{nc: conn, cipher: &s.cipher, dec: &s.dec, peer: serverStatic, log: log}
+		s.dec.SetMaxFrame(noise.MaxFrameSize)
+		c = &s.conn
+		if sc := in.ServerCert(); sc != nil {
+			s.cert = *sc
+			c.serverCert = &s.cert
+		}
+	} else {
+		c = newConn(conn, cipher, h.dec, serverStatic, log)
+		c.serverCert = in.ServerCert()
+	}
+	c.mode = in.Mode()
 	switch {
 	case cfg.IdleRelease == 0:
 		c.idleRelease = DefaultIdleRelease

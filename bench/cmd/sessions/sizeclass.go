@@ -28,8 +28,8 @@ const pageSize = 8192
 // holding them, and the burst's allocations of that size (MemStats.BySize).
 type classStat struct {
 	Size, Objects, Spans int
-	Live, InUse         int64
-	Mallocs             uint64
+	Live, InUse          int64
+	Mallocs              uint64
 }
 
 // sizeClassStats writes a heap dump to path and reads it back.
@@ -141,7 +141,6 @@ func readDumpObjects(r *bufio.Reader) ([]classStat, error) {
 		}
 	}
 }
-
 
 // printSizeClasses writes the per-class table, biggest gap first, per
 // session.

@@ -9,6 +9,7 @@ import (
 	"net/http/httptest"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -236,4 +237,120 @@ func TestIdleReleaseTLS(t *testing.T) {
 	}
 	go c.ReadFrame()
 	waitReleased(t, c)
+}
+
+// BenchmarkWSRoundTrip: a 1 KiB frame each way over this package's
+// WebSocket on loopback, the client's reader waiting for every answer;
+// idle=on is the default IdleRelease (each wait runs under a read
+// deadline), idle=off never releases (the cost of that deadline).
+func BenchmarkWSRoundTrip(b *testing.B) {
+	for _, bc := range []struct {
+		name string
+		idle time.Duration
+	}{{"on", 0}, {"off", -1}} {
+		b.Run("idle="+bc.name, func(b *testing.B) {
+			f := newFixture(b)
+			conns := make(chan net.Conn, 1)
+			srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				c, err := transport.Accept(w, r)
+				if err != nil {
+					b.Error(err)
+					return
+				}
+				conns <- c
+			}))
+			defer srv.Close()
+			ctx := context.Background()
+			cc, err := transport.Dial(ctx, "ws"+strings.TrimPrefix(srv.URL, "http")+"/ws/chat", nil)
+			if err != nil {
+				b.Fatal(err)
+			}
+			cfg := f.clientConfig()
+			cfg.IdleRelease = bc.idle
+			client, server, _ := handshakePair(b, f, cc, <-conns, cfg)
+			go func() {
+				for {
+					p, err := server.NextFrame()
+					if err != nil || server.WriteFrame(ctx, p) != nil {
+						return
+					}
+				}
+			}()
+			msg := make([]byte, 1024)
+			b.SetBytes(2 * int64(len(msg)))
+			b.ReportAllocs()
+			for b.Loop() {
+				if err := client.WriteFrame(ctx, msg); err != nil {
+					b.Fatal(err)
+				}
+				if _, err := client.NextFrame(); err != nil {
+					b.Fatal(err)
+				}
+			}
+			go client.NextFrame()
+			server.Close()
+		})
+	}
+}
+
+// deadlineCounter counts the read deadlines set on a connection.
+type deadlineCounter struct {
+	net.Conn
+	n atomic.Int32
+}
+
+func (c *deadlineCounter) SetReadDeadline(t time.Time) error {
+	c.n.Add(1)
+	return c.Conn.SetReadDeadline(t)
+}
+
+// A busy client Conn does not pay a read deadline per frame for its idle
+// release: the deadline stays set across frames and is moved about once
+// per half IdleRelease.
+func TestBusyClientFewDeadlines(t *testing.T) {
+	checkGoroutines(t)
+	f := newFixture(t)
+	conns := make(chan net.Conn, 1)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		c, err := transport.Accept(w, r)
+		if err != nil {
+			t.Error(err)
+			return
+		}
+		conns <- c
+	}))
+	t.Cleanup(srv.Close)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	var raw *deadlineCounter
+	opts := &transport.DialOptions{DialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
+		c, err := (&net.Dialer{}).DialContext(ctx, network, addr)
+		if err != nil {
+			return nil, err
+		}
+		raw = &deadlineCounter{Conn: c}
+		return raw, nil
+	}}
+	cc, err := transport.Dial(ctx, "ws"+strings.TrimPrefix(srv.URL, "http")+"/ws/chat", opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := f.clientConfig()
+	cfg.IdleRelease = time.Hour
+	client, server, _ := handshakePair(t, f, cc, <-conns, cfg)
+	defer server.Close()
+	defer func() { go client.ReadFrame() }()
+	before := raw.n.Load()
+	const frames = 300
+	for i := range frames {
+		if err := server.WriteFrame(ctx, fmt.Appendf(nil, "f%d", i)); err != nil {
+			t.Fatal(err)
+		}
+		if p, err := client.ReadFrame(); err != nil || string(p) != fmt.Sprintf("f%d", i) {
+			t.Fatalf("frame %d: %q %v", i, p, err)
+		}
+	}
+	if n := raw.n.Load() - before; n > 2 {
+		t.Fatalf("%d read deadlines set for %d frames", n, frames)
+	}
 }

@@ -81,6 +81,13 @@ type wsConn struct {
 	inMessage bool   // a fragmented message awaits continuations
 	hdr       [10]byte
 	hdrHave   int // bytes of the next header already in hdr (waitReadyIdle)
+	// idleDL is the read deadline waitReadyIdle set, zero when none: it
+	// stays set across frames, so that a busy connection sets it about
+	// once per half idle period rather than twice per frame (a deadline
+	// moved earlier than the netpoller's next wake-up costs a wake-up).
+	// Reads that hit it and are not the idle wait itself (the rest of a
+	// header, a payload) clear it and read on: it is not the caller's.
+	idleDL time.Time
 	// readErr sticks, timeouts included: a read cut short may have
 	// consumed part of a header, and the Conn above gives up anyway.
 	readErr error
@@ -132,7 +139,7 @@ func (c *wsConn) Read(p []byte) (int, error) {
 	if err := c.waitData(); err != nil {
 		return 0, err
 	}
-	n, err := c.rw.Read(p[:min(uint64(len(p)), c.remaining)])
+	n, err := c.readRaw(p[:min(uint64(len(p)), c.remaining)])
 	c.remaining -= uint64(n)
 	if err != nil {
 		if errors.Is(err, io.EOF) {
@@ -157,21 +164,27 @@ func (c *wsConn) waitReady() (int, error) {
 }
 
 // waitReadyIdle is waitReady for a reader that sheds state when the
-// connection goes quiet: if no byte of a new frame arrives within d, it
-// returns idle, having consumed nothing, and the caller waits again (with
-// waitReady, or here). Only the first read of a header runs under the
-// deadline, and it asks for at most the 2 bytes every header has, so a
-// timeout never cuts a frame short; bytes it got are kept in hdr.
+// connection goes quiet: if no byte of a new frame arrives within about d
+// (between d/2 and d after the last one), it returns idle, having consumed
+// nothing, and the caller waits again (with waitReady, or here). The idle
+// wait asks for at most the 2 bytes every header has, and later reads that
+// hit the deadline read on without it (readRaw), so a timeout never cuts
+// a frame short; bytes it got are kept in hdr.
 func (c *wsConn) waitReadyIdle(d time.Duration) (n int, idle bool, err error) {
 	c.rmu.Lock()
 	defer c.rmu.Unlock()
-	if c.remaining == 0 && c.readErr == nil && c.hdrHave == 0 &&
-		c.raw.SetReadDeadline(time.Now().Add(d)) == nil {
+	if c.remaining == 0 && c.readErr == nil && c.hdrHave == 0 {
+		if now := time.Now(); c.idleDL.Sub(now) < d/2 {
+			if c.raw.SetReadDeadline(now.Add(d)) != nil {
+				c.idleDL = time.Time{}
+				goto wait
+			}
+			c.idleDL = now.Add(d)
+		}
 		k, rerr := c.rw.Read(c.hdr[:2])
-		c.raw.SetReadDeadline(time.Time{})
 		c.hdrHave = k
 		if k == 0 && rerr != nil {
-			if errors.Is(rerr, os.ErrDeadlineExceeded) {
+			if errors.Is(rerr, os.ErrDeadlineExceeded) && c.clearIdleDeadline() {
 				// Not sticky: TLS and net/http's reader keep what a
 				// timed-out read got, and nothing of a frame was taken.
 				return 0, true, nil
@@ -179,14 +192,41 @@ func (c *wsConn) waitReadyIdle(d time.Duration) (n int, idle bool, err error) {
 			c.readErr = rerr // io.EOF here: the stream ended between frames
 			return 0, false, rerr
 		}
-		// With k > 0 an error (other than the deadline, now cleared)
-		// comes back at the next read.
+		// With k > 0 an error comes back at the next read.
 	}
+wait:
 	if err := c.waitData(); err != nil {
 		return 0, false, err
 	}
 	return int(min(c.remaining, 1<<30)), false, nil
 }
+
+// clearIdleDeadline removes waitReadyIdle's read deadline, if it is set;
+// it reports whether it was. rmu is held.
+func (c *wsConn) clearIdleDeadline() bool {
+	if c.idleDL.IsZero() {
+		return false
+	}
+	c.idleDL = time.Time{}
+	c.raw.SetReadDeadline(time.Time{})
+	return true
+}
+
+// readRaw reads from the stream; a read that hit waitReadyIdle's deadline
+// (and got nothing) clears it and reads again. rmu is held.
+func (c *wsConn) readRaw(p []byte) (int, error) {
+	n, err := c.rw.Read(p)
+	if n == 0 && err != nil && errors.Is(err, os.ErrDeadlineExceeded) && c.clearIdleDeadline() {
+		return c.rw.Read(p)
+	}
+	return n, err
+}
+
+// rawReader is readRaw as an io.Reader (pointer-shaped: no allocation as
+// an interface).
+type rawReader struct{ c *wsConn }
+
+func (r rawReader) Read(p []byte) (int, error) { return r.c.readRaw(p) }
 
 // waitData reads frame headers (answering control frames) until a data
 // frame with payload is current. rmu is held.
@@ -206,7 +246,7 @@ func (c *wsConn) waitData() error {
 // nextFrame reads one frame header; a control frame is handled whole, a
 // data frame becomes current. rmu is held.
 func (c *wsConn) nextFrame() error {
-	h, err := readFrameHeader(c.rw, &c.hdr, c.hdrHave)
+	h, err := readFrameHeader(rawReader{c}, &c.hdr, c.hdrHave)
 	c.hdrHave = 0
 	if err != nil {
 		if errors.Is(err, io.EOF) && c.inMessage {
@@ -306,7 +346,7 @@ func (c *wsConn) control(h frameHeader) error {
 	// Control payloads are at most 125 bytes and rare (WhatsApp keeps the
 	// connection alive with stanzas), so they get a buffer of their own.
 	payload := make([]byte, h.length)
-	if _, err := io.ReadFull(c.rw, payload); err != nil {
+	if _, err := io.ReadFull(rawReader{c}, payload); err != nil {
 		return unexpectedEOF(err)
 	}
 	switch h.opcode {
@@ -503,7 +543,9 @@ func (c *wsConn) Close() error {
 // awaitPeerClose waits for the peer's close frame, at most wsCloseTimeout.
 func (c *wsConn) awaitPeerClose() {
 	if c.rmu.TryLock() {
-		// No reader: drain frames here until the close frame.
+		// No reader: drain frames here until the close frame, under a
+		// deadline of Close's own (not waitReadyIdle's).
+		c.idleDL = time.Time{}
 		c.raw.SetReadDeadline(time.Now().Add(wsCloseTimeout))
 		for c.readErr == nil && !c.peer.isClosed() {
 			if c.remaining > 0 {

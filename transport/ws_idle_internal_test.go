@@ -53,6 +53,22 @@ func TestWSWaitReadyIdle(t *testing.T) {
 		t.Fatal(err)
 	}
 
+	// A payload that comes after the idle deadline is read on (the
+	// deadline is waitReadyIdle's, not the reader's).
+	slow := serverFrame(true, opBinary, []byte("late payload"))
+	go func() {
+		sc.Write(slow[:2])
+		time.Sleep(5 * d)
+		sc.Write(slow[2:])
+	}()
+	if n, idle, err = c.waitReadyIdle(d); idle || err != nil || n != len("late payload") {
+		t.Fatalf("slow payload: n %d, idle %v, %v", n, idle, err)
+	}
+	lp := make([]byte, n)
+	if _, err := io.ReadFull(c, lp); err != nil || string(lp) != "late payload" {
+		t.Fatalf("slow payload %q, %v", lp, err)
+	}
+
 	// The stream ending between frames is io.EOF; inside a header, an
 	// unexpected EOF.
 	go func() { sc.Write(frame[:1]); sc.Close() }()

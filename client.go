@@ -32,8 +32,11 @@ type Client struct {
 	serverSet bool
 	log       *slog.Logger
 	pc        engine.PayloadConfig
-	ids       *engine.IDs
-	ev        *dispatcher
+	// The ids and the pairing-mode registry are kept by value: small
+	// objects of their own, made while clients link, would stay scattered
+	// through the spans of the linking's garbage.
+	ids engine.IDs
+	ev  *dispatcher
 
 	// mu guards the fields below. It is a leaf lock: nothing else is
 	// locked while it is held.
@@ -49,7 +52,8 @@ type Client struct {
 	lastCode   PairCode       // the last pair code issued (see RequestPairCode)
 	gateHeld   func()         // releases the Config.DialGate slot of the current dial; nil when none is held
 
-	modes []pairMode // set before Connect, read-only after
+	modes   []pairMode // set before Connect, read-only after
+	modeBuf [1]pairMode
 
 	pinned, builtIn engine.Version                     // Config.Version (zero: not pinned), DefaultVersion
 	ver             versionState                       // guarded by mu
@@ -83,17 +87,16 @@ func NewClient(st store.Store, cfg Config) *Client {
 	if st == nil && err == nil {
 		c.cfgErr = fmt.Errorf("%w: nil store", ErrInvalidConfig)
 	}
-	ids, idErr := engine.NewIDs(rc.Rand)
-	if idErr != nil && c.cfgErr == nil {
+	c.ev = &dispatcher{}
+	if idErr := c.ids.Init(rc.Rand); idErr != nil && c.cfgErr == nil {
 		c.cfgErr = fmt.Errorf("walink: %w", idErr)
 	}
-	c.ids = ids
-	c.ev = newDispatcher()
 	c.builtIn, _ = engine.ParseVersion(DefaultVersion)
 	if cfg.Version != "" {
 		c.pinned = v
 	}
-	c.modes = append(c.modes, c.passkeyModeDef())
+	c.modeBuf[0] = passkeyModeDef
+	c.modes = c.modeBuf[:1]
 	return c
 }
 
@@ -735,7 +738,7 @@ func (c *Client) sessionConfig() engine.SessionConfig {
 		KeepaliveTimeout: cfg.KeepaliveTimeout, KeepaliveGiveUp: cfg.KeepaliveGiveUp,
 		IQTimeout: cfg.IQTimeout, LogoutTimeout: cfg.LogoutTimeout, PreKeyCount: cfg.PreKeyCount,
 		ClientType: cfg.PlatformType.clientType(), PushName: cfg.PushName,
-		Rand: cfg.Rand, IDs: c.ids,
+		Rand: cfg.Rand, IDs: &c.ids,
 	}
 	// A device paired against a server other than WhatsApp remembers it;
 	// one that logs in to a server the Config names learns it anew.
@@ -783,7 +786,7 @@ func (c *Client) event(e engine.Event) Event {
 	if me, ok := e.(engine.ModeEvent); ok {
 		for _, m := range c.modes {
 			if m.name == me.Mode && m.event != nil {
-				return m.event(me.Value)
+				return m.event(c, me.Value)
 			}
 		}
 	}
@@ -796,8 +799,8 @@ func (c *Client) event(e engine.Event) Event {
 // session with callMode.
 type pairMode struct {
 	name  string
-	new   func(ctx context.Context) engine.PairingMode // ctx: done when the connection ends
-	event func(any) Event
+	new   func(c *Client, ctx context.Context) engine.PairingMode // ctx: done when the connection ends
+	event func(c *Client, v any) Event
 }
 
 // callMode sends a call to the pairing mode named mode on the live

@@ -200,6 +200,10 @@ type Config struct {
 }
 
 // resolved returns cfg with every default filled in.
+// discardLogger is the Logger of every Config without one: shared, so a
+// client does not hold a logger of its own.
+var discardLogger = slog.New(slog.DiscardHandler)
+
 func (cfg Config) resolved() (Config, engine.Version, error) {
 	if cfg.ServerURL == "" {
 		cfg.ServerURL = transport.DefaultURL
@@ -251,7 +255,7 @@ func (cfg Config) resolved() (Config, engine.Version, error) {
 		cfg.PreKeyCount = 812
 	}
 	if cfg.Logger == nil {
-		cfg.Logger = slog.New(slog.DiscardHandler)
+		cfg.Logger = discardLogger
 	}
 	if cfg.Rand == nil {
 		cfg.Rand = rand.Reader

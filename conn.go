@@ -31,9 +31,11 @@ import (
 type conn struct {
 	c    *Client
 	tc   *transport.Conn
-	sess *engine.Session
-	log  *slog.Logger
-	ctx  context.Context // the runner's: done on Disconnect/Close
+	sess *engine.Session // &sessv
+	// sessv is the session itself: one allocation with the conn.
+	sessv engine.Session
+	log   *slog.Logger
+	ctx   context.Context // the runner's: done on Disconnect/Close
 
 	modeCancel context.CancelFunc // ends the pairing modes' ctx when the session ends; nil without modes
 
@@ -91,9 +93,11 @@ type callResult struct {
 }
 
 func (c *Client) newConn(ctx context.Context, tc *transport.Conn, d *store.Device) *conn {
-	sess := engine.NewSession(c.sessionConfig(), d)
-	cn := &conn{c: c, tc: tc, sess: sess, log: c.log, ctx: ctx,
+	cn := &conn{c: c, tc: tc, log: c.log, ctx: ctx,
 		ended: make(chan struct{}), done: make(chan struct{})}
+	cn.sessv.Init(c.sessionConfig(), d)
+	sess := &cn.sessv
+	cn.sess = sess
 	if !d.Paired() {
 		// Pairing modes act only while a device pairs; a paired device's
 		// connection (a login) carries none, nor their ctx, for its life.
@@ -103,12 +107,12 @@ func (c *Client) newConn(ctx context.Context, tc *transport.Conn, d *store.Devic
 		// for the client's life after this connection.
 		mctx, mcancel := context.WithCancel(context.Background())
 		for _, m := range c.modes {
-			sess.AddPairingMode(m.new(mctx))
+			sess.AddPairingMode(m.new(c, mctx))
 		}
 		cn.modeCancel = mcancel
 	}
 	cn.qcond.L = &cn.qmu
-	cn.timer.f = func() { cn.enqueue(item{tick: true}) }
+	cn.timer.cn = cn
 	cn.armStaleRefetch()
 	return cn
 }
@@ -439,7 +443,7 @@ func (cn *conn) fireDue() {
 	// snapshot: a step may arm or cancel timers.
 	var others [8]engine.TimerKind
 	rest := others[:0]
-	for _, t := range cn.timers {
+	for _, t := range cn.timers.all() {
 		if !slices.Contains(known[:], t.kind) && !t.at.After(due) {
 			rest = append(rest, t.kind)
 		}
@@ -451,7 +455,7 @@ func (cn *conn) fireDue() {
 
 func (cn *conn) firstTimer() (time.Time, bool) {
 	var first time.Time
-	for _, t := range cn.timers {
+	for _, t := range cn.timers.all() {
 		if first.IsZero() || t.at.Before(first) {
 			first = t.at
 		}
@@ -460,17 +464,23 @@ func (cn *conn) firstTimer() (time.Time, bool) {
 }
 
 // timerSet is the armed timers of a connection, by kind: a handful at
-// most (an idle connection has its keepalive), so a slice, which costs
-// one small allocation where a map costs a header and a group of eight.
-type timerSet []armedTimer
+// most (an idle connection has its keepalive), so a slice, kept in an
+// array inside the conn unless more are armed (a map would cost a header
+// and a group of eight; a slice of its own, a small allocation).
+type timerSet struct {
+	list []armedTimer // in buf unless more than fit
+	buf  [2]armedTimer
+}
+
+func (ts *timerSet) all() []armedTimer { return ts.list }
 
 type armedTimer struct {
 	kind engine.TimerKind
 	at   time.Time
 }
 
-func (ts timerSet) get(k engine.TimerKind) (time.Time, bool) {
-	for _, t := range ts {
+func (ts *timerSet) get(k engine.TimerKind) (time.Time, bool) {
+	for _, t := range ts.list {
 		if t.kind == k {
 			return t.at, true
 		}
@@ -479,19 +489,23 @@ func (ts timerSet) get(k engine.TimerKind) (time.Time, bool) {
 }
 
 func (ts *timerSet) set(k engine.TimerKind, at time.Time) {
-	for i := range *ts {
-		if (*ts)[i].kind == k {
-			(*ts)[i].at = at
+	for i := range ts.list {
+		if ts.list[i].kind == k {
+			ts.list[i].at = at
 			return
 		}
 	}
-	*ts = append(*ts, armedTimer{kind: k, at: at})
+	if ts.list == nil {
+		ts.list = ts.buf[:0]
+	}
+	ts.list = append(ts.list, armedTimer{kind: k, at: at})
 }
 
 func (ts *timerSet) del(k engine.TimerKind) {
-	*ts = slices.DeleteFunc(*ts, func(t armedTimer) bool { return t.kind == k })
-	if len(*ts) == 0 {
-		*ts = nil
+	ts.list = slices.DeleteFunc(ts.list, func(t armedTimer) bool { return t.kind == k })
+	if len(ts.list) <= len(ts.buf) && cap(ts.list) > len(ts.buf) {
+		// Back from a spill: let the heap copy go.
+		ts.list = ts.buf[:copy(ts.buf[:], ts.list)]
 	}
 }
 
@@ -509,40 +523,47 @@ func (cn *conn) resetTimer() {
 	}
 }
 
-// joinTimer is a time.AfterFunc whose callback can be joined: an armed
-// timer holds one count of wg, released by the callback when it ran or by
-// the Stop that cancelled it. Only the driver arms and cancels it; serve
-// stops it last.
+// joinTimer is a time.AfterFunc whose callback can be joined: each
+// scheduling of the callback holds one count of wg, released by the
+// callback when it ran or by the Stop that cancelled it. Only the driver
+// arms and cancels it; serve stops it last. One runtime timer, made by the
+// first arm, is reset for every later one (no allocation per arm; the
+// callback is a method value made once).
 type joinTimer struct {
 	mu sync.Mutex
 	t  *time.Timer
+	on bool // scheduled and not fired yet (a late callback may clear it early: armed is advisory)
 	wg sync.WaitGroup
-	f  func()
+	cn *conn // its queue gets a tick when the timer fires
 }
 
 func (j *joinTimer) arm(d time.Duration) {
 	j.mu.Lock()
 	defer j.mu.Unlock()
 	j.cancelLocked()
+	// Stopped or fired: Reset schedules exactly one more callback.
 	j.wg.Add(1)
-	var t *time.Timer
-	t = time.AfterFunc(d, func() {
-		defer j.wg.Done()
-		j.mu.Lock()
-		if j.t == t {
-			j.t = nil // fired: no longer armed
-		}
-		j.mu.Unlock()
-		j.f()
-	})
-	j.t = t
+	if j.t == nil {
+		j.t = time.AfterFunc(d, j.fire)
+	} else {
+		j.t.Reset(d)
+	}
+	j.on = true
+}
+
+func (j *joinTimer) fire() {
+	defer j.wg.Done()
+	j.mu.Lock()
+	j.on = false
+	j.mu.Unlock()
+	j.cn.enqueue(item{tick: true})
 }
 
 // armed reports whether the timer is set and has not fired yet.
 func (j *joinTimer) armed() bool {
 	j.mu.Lock()
 	defer j.mu.Unlock()
-	return j.t != nil
+	return j.on
 }
 
 func (j *joinTimer) cancel() {
@@ -551,11 +572,13 @@ func (j *joinTimer) cancel() {
 	j.cancelLocked()
 }
 
+// cancelLocked stops a scheduled callback. Stop's answer, not on, decides
+// the count: true means exactly one scheduled callback will not run.
 func (j *joinTimer) cancelLocked() {
 	if j.t != nil && j.t.Stop() {
-		j.wg.Done() // the callback will not run
+		j.wg.Done()
 	}
-	j.t = nil
+	j.on = false
 }
 
 // stop cancels the timer and waits for a callback already started.

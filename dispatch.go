@@ -11,16 +11,22 @@ type dispatcher struct {
 	mu       sync.Mutex
 	queue    []Event
 	handlers []func(Event) // copy-on-write
-	running  bool          // a run goroutine owns the queue's head
+	first    [1]func(Event)
+	running  bool // a run goroutine owns the queue's head
 	closed   bool
 	wg       sync.WaitGroup // the run goroutine, for close
 }
 
-func newDispatcher() *dispatcher { return &dispatcher{} }
-
 func (d *dispatcher) add(h func(Event)) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
+	if len(d.handlers) == 0 {
+		// The first handler needs no allocation: first is written once,
+		// before any snapshot of handlers can see it.
+		d.first[0] = h
+		d.handlers = d.first[:]
+		return
+	}
 	hs := make([]func(Event), len(d.handlers), len(d.handlers)+1)
 	copy(hs, d.handlers)
 	d.handlers = append(hs, h)

@@ -15,7 +15,7 @@ import (
 // what is queued and stops the goroutine.
 func TestDispatcherOrderAndClose(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		d := newDispatcher()
+		d := &dispatcher{}
 		var a, b []int
 		d.add(func(e Event) {
 			time.Sleep(time.Second) // slow handler: the bubble's clock makes this instant
@@ -47,7 +47,7 @@ func TestDispatcherOrderAndClose(t *testing.T) {
 // a handler emits itself.
 func TestDispatcherIdleExits(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		d := newDispatcher()
+		d := &dispatcher{}
 		var got []int
 		// The first event holds the handler until all of the first batch
 		// is queued, so what an event emits lands behind a known queue.
@@ -93,7 +93,7 @@ func TestDispatcherIdleExits(t *testing.T) {
 // arrive in its order, and close waits for all of them.
 func TestDispatcherConcurrentEmit(t *testing.T) {
 	const emitters, each = 4, 2000
-	d := newDispatcher()
+	d := &dispatcher{}
 	var busy atomic.Int32
 	last := make([]int, emitters) // only the handler touches it
 	for i := range last {

@@ -80,40 +80,39 @@ var (
 )
 
 // passkeyModeDef is the passkey step's entry in the client's pairing-mode
-// registry (Client.modes).
-func (c *Client) passkeyModeDef() pairMode {
-	return pairMode{
-		name: engine.PasskeyModeName,
-		new: func(ctx context.Context) engine.PairingMode {
-			mc := engine.PasskeyModeConfig{Rand: c.cfg.Rand, IDs: c.ids,
-				DeviceType: int32(c.pc.DeviceProps().GetPlatformType()), AutoConfirm: c.cfg.PasskeyAutoConfirm}
-			if auth := c.cfg.PasskeyAuthenticator; auth != nil {
-				mc.Authenticate = func(o passkey.RequestOptions, deadline time.Time) (passkey.Assertion, error) {
-					actx, cancel := context.WithDeadline(ctx, deadline)
-					defer cancel()
-					a, err := auth(actx, o)
-					if err != nil {
-						return passkey.Assertion{}, fmt.Errorf("walink: passkey authenticator: %w", err)
-					}
-					return a, nil
+// registry (Client.modes). Its functions take the client as an argument
+// rather than closing over it: a registry entry costs a client no closures.
+var passkeyModeDef = pairMode{
+	name: engine.PasskeyModeName,
+	new: func(c *Client, ctx context.Context) engine.PairingMode {
+		mc := engine.PasskeyModeConfig{Rand: c.cfg.Rand, IDs: &c.ids,
+			DeviceType: int32(c.pc.DeviceProps().GetPlatformType()), AutoConfirm: c.cfg.PasskeyAutoConfirm}
+		if auth := c.cfg.PasskeyAuthenticator; auth != nil {
+			mc.Authenticate = func(o passkey.RequestOptions, deadline time.Time) (passkey.Assertion, error) {
+				actx, cancel := context.WithDeadline(ctx, deadline)
+				defer cancel()
+				a, err := auth(actx, o)
+				if err != nil {
+					return passkey.Assertion{}, fmt.Errorf("walink: passkey authenticator: %w", err)
 				}
+				return a, nil
 			}
-			return engine.NewPasskeyMode(mc)
-		},
-		event: func(v any) Event {
-			switch e := v.(engine.PasskeyEvent).Event.(type) {
-			case passkey.RequestEvent:
-				req := PairPasskeyRequest{Options: e.Options, Deadline: e.Deadline}
-				c.pkReq.Store(&req)
-				return req
-			case passkey.ConfirmationEvent:
-				return PairPasskeyConfirmation{Code: e.Code, SkipHandoffUX: e.SkipHandoffUX}
-			case passkey.ErrorEvent:
-				return PairPasskeyError{Err: passkeyErr(e.Err), Continuation: e.Continuation}
-			}
-			panic(fmt.Sprintf("walink: unmapped passkey event %T", v))
-		},
-	}
+		}
+		return engine.NewPasskeyMode(mc)
+	},
+	event: func(c *Client, v any) Event {
+		switch e := v.(engine.PasskeyEvent).Event.(type) {
+		case passkey.RequestEvent:
+			req := PairPasskeyRequest{Options: e.Options, Deadline: e.Deadline}
+			c.pkReq.Store(&req)
+			return req
+		case passkey.ConfirmationEvent:
+			return PairPasskeyConfirmation{Code: e.Code, SkipHandoffUX: e.SkipHandoffUX}
+		case passkey.ErrorEvent:
+			return PairPasskeyError{Err: passkeyErr(e.Err), Continuation: e.Continuation}
+		}
+		panic(fmt.Sprintf("walink: unmapped passkey event %T", v))
+	},
 }
 
 func passkeyErr(err error) error {

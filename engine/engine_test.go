@@ -199,7 +199,7 @@ func TestBuilders(t *testing.T) {
 	}
 	kp, _ := keys.NewKeyPair(rand.Reader)
 	spk, _ := keys.NewSignedPreKey(rand.Reader, kp.Private, 1)
-	pks, _ := keys.NewPreKeys(rand.Reader, 1, 2)
+	pks, _ := keys.NewPreKeys(rand.Reader, 0x10203, 3)
 	up := PreKeyUpload("z", 0x0a0b0c0d, kp.Public, pks, spk)
 	var tags []string
 	for _, c := range up.Children {
@@ -211,6 +211,17 @@ func TestBuilders(t *testing.T) {
 	reg, _ := up.Child("registration")
 	if !bytes.Equal(reg.Content, []byte{10, 11, 12, 13}) {
 		t.Fatalf("registration %x", reg.Content)
+	}
+	list, _ := up.Child("list")
+	if len(list.Children) != len(pks) {
+		t.Fatalf("%d keys in the list, want %d", len(list.Children), len(pks))
+	}
+	for i, k := range list.Children {
+		id, _ := k.Child("id")
+		v, _ := k.Child("value")
+		if k.Tag != "key" || len(k.Children) != 2 || !bytes.Equal(id.Content, keys.PreKeyIDBytes(pks[i].ID)) || !bytes.Equal(v.Content, pks[i].Public.Bytes()) {
+			t.Fatalf("key %d: %v", i, k)
+		}
 	}
 }
 

@@ -58,8 +58,11 @@ type Session struct {
 
 	end     EndReason
 	pending map[string]pendingIQ
-	timers  []armedTimer // armed, as the driver was told
-	taskSeq uint64
+	timers  []armedTimer // armed, as the driver was told; in timerBuf unless more
+	// timerBuf holds the armed timers while they are few (always, in
+	// practice): no allocation of their own.
+	timerBuf [2]armedTimer
+	taskSeq  uint64
 
 	// Registration (an unpaired device).
 	ready     bool // pair-device received: codes may be asked for
@@ -81,7 +84,16 @@ type Session struct {
 // NewSession starts the state of a connection whose handshake sent dev's
 // payload (registration for an unpaired dev, login for a paired one).
 func NewSession(cfg SessionConfig, dev *store.Device) *Session {
-	return &Session{cfg: cfg, dev: dev}
+	s := &Session{}
+	s.Init(cfg, dev)
+	return s
+}
+
+// Init is NewSession for a Session kept inside a driver's own struct (one
+// allocation for both): it starts the state afresh. A Session must not be
+// copied once stepped.
+func (s *Session) Init(cfg SessionConfig, dev *store.Device) {
+	*s = Session{cfg: cfg, dev: dev}
 }
 
 // armedTimer is one armed timer. A session has a handful at most (one, the
@@ -107,6 +119,10 @@ func (s *Session) disarm(k TimerKind) bool {
 	for i, t := range s.timers {
 		if t.kind == k {
 			s.timers = slices.Delete(s.timers, i, i+1)
+			if len(s.timers) <= len(s.timerBuf) && cap(s.timers) > len(s.timerBuf) {
+				// Back from a spill: let the heap copy go.
+				s.timers = s.timerBuf[:copy(s.timerBuf[:], s.timers)]
+			}
 			return true
 		}
 	}
@@ -193,6 +209,9 @@ func (s *Session) finish(out *actions, r EndReason) {
 func (s *Session) arm(out *actions, k TimerKind, at time.Time) {
 	i := slices.IndexFunc(s.timers, func(t armedTimer) bool { return t.kind == k })
 	if i < 0 {
+		if s.timers == nil {
+			s.timers = s.timerBuf[:0]
+		}
 		s.timers = append(s.timers, armedTimer{kind: k, at: at})
 	} else {
 		s.timers[i].at = at

@@ -89,6 +89,22 @@ func (c *Cipher) Release() {
 	c.recv.aead = nil
 }
 
+// MoveTo moves the Cipher's state into dst, which must not be in use,
+// and leaves c empty (every later call on c fails): for a caller that
+// keeps the Cipher inside a larger struct of its own rather than as a
+// separate allocation. It must not run concurrently with any other call.
+func (c *Cipher) MoveTo(dst *Cipher) {
+	dst.send, dst.recv = c.send, c.recv
+	dst.broken.Store(c.broken.Load())
+	*c = Cipher{}
+	c.broken.Store(true)
+}
+
+// Released reports whether both directions' AES-GCM state is dropped
+// (Release, and neither Seal nor Open since). Like Release, it must not
+// run concurrently with Seal or Open.
+func (c *Cipher) Released() bool { return c.send.aead == nil && c.recv.aead == nil }
+
 // Seal appends the frame body for plaintext to dst and returns the result.
 // It allocates only if dst lacks room for len(plaintext)+Overhead bytes, or
 // to rebuild the state after Release.

@@ -23,6 +23,12 @@ import (
 // config does not say otherwise.
 const DefaultHandshakeTimeout = 20 * time.Second
 
+// DefaultIdleRelease is ClientConfig.IdleRelease's default: long enough
+// that a busy connection never rebuilds its AES-GCM state between frames
+// (the rebuild allocates it again), short enough that an idle session,
+// whose keepalive talks every 20–30 s, spends most of its life without it.
+const DefaultIdleRelease = 2 * time.Second
+
 // handshakeMaxFrame limits frames before the peer is authenticated, so a
 // 3-byte length cannot make us reserve 16 MiB. Real handshake messages are
 // well under 4 KiB.
@@ -85,6 +91,12 @@ type ClientConfig struct {
 	// Handshake completes transparently. A chain outside its validity
 	// windows is ignored (full XX handshake). Conn.Mode tells what ran.
 	Resume *noise.CertInfo
+	// IdleRelease is how long the Conn's reader waits for a frame before
+	// it drops the cipher's AES-GCM state (about 1.5 KiB, rebuilt by the
+	// next frame either way) while the connection is quiet; zero means
+	// DefaultIdleRelease, negative never. It applies over this package's
+	// WebSocket (Dial).
+	IdleRelease time.Duration
 	// Chains caches verified server certificate chains between handshakes;
 	// nil means a cache shared by the whole process. Only a chain with the
 	// same bytes under the same root and server key is taken from it, and
@@ -387,8 +399,31 @@ func Handshake(ctx context.Context, conn net.Conn, cfg ClientConfig) (_ *Conn, e
 		return nil, &HandshakeError{Step: "finish", Err: cerr}
 	}
 	log.Debug("transport: client handshake done", "mode", in.Mode().String(), "server_static", serverStatic.String())
-	c := newConn(conn, cipher, h.dec, serverStatic, log)
-	c.mode, c.serverCert = in.Mode(), in.ServerCert()
+	var c *Conn
+	if ws, ok := conn.(*wsConn); ok && ws.rest != nil {
+		// Dial's WebSocket came with room for the rest (clientState).
+		s := ws.rest
+		ws.rest = nil
+		s.dec = *h.dec
+		cipher.MoveTo(&s.cipher)
+		s.conn = Conn{nc: conn, cipher: &s.cipher, dec: &s.dec, peer: serverStatic, log: log}
+		s.dec.SetMaxFrame(noise.MaxFrameSize)
+		c = &s.conn
+		if sc := in.ServerCert(); sc != nil {
+			s.cert = *sc
+			c.serverCert = &s.cert
+		}
+	} else {
+		c = newConn(conn, cipher, h.dec, serverStatic, log)
+		c.serverCert = in.ServerCert()
+	}
+	c.mode = in.Mode()
+	switch {
+	case cfg.IdleRelease == 0:
+		c.idleRelease = DefaultIdleRelease
+	case cfg.IdleRelease > 0:
+		c.idleRelease = cfg.IdleRelease
+	}
 	return c, nil
 }
 
@@ -480,8 +515,9 @@ type Conn struct {
 	peer   keys.PublicKey
 	log    *slog.Logger
 	// Set by the handshake before the Conn is returned, read-only after.
-	mode       noise.Mode
-	serverCert *noise.CertInfo
+	mode        noise.Mode
+	serverCert  *noise.CertInfo
+	idleRelease time.Duration // ClientConfig.IdleRelease; 0: never
 
 	readMu  sync.Mutex
 	dec     *noise.Decoder // reads straight into its buffer (Fill)
@@ -572,7 +608,7 @@ func (c *Conn) readFrame(inPlace bool) ([]byte, error) {
 			// Wait for the next WebSocket frame with no buffer, then
 			// make room for all of it at once.
 			c.dec.Release()
-			n, werr := ws.waitReady()
+			n, werr := c.waitReady(ws)
 			if werr != nil {
 				c.readErr = c.mapReadErr(werr)
 				continue
@@ -583,6 +619,29 @@ func (c *Conn) readFrame(inPlace bool) ([]byte, error) {
 			c.readErr = c.mapReadErr(rerr)
 		}
 	}
+}
+
+// waitReady waits for the next WebSocket frame. A client Conn whose
+// connection stays quiet for idleRelease first drops the cipher's AES-GCM
+// state: Open runs under readMu, held by the caller, and Seal under
+// writeMu, so a write in progress keeps the state (the connection is not
+// idle) and the wait starts over. A busy connection, whose frames come
+// sooner, never rebuilds the state (no allocation per frame).
+func (c *Conn) waitReady(ws wsStream) (int, error) {
+	if cw, ok := ws.(*wsConn); ok && c.idleRelease > 0 {
+		for {
+			n, idle, err := cw.waitReadyIdle(c.idleRelease)
+			if !idle {
+				return n, err
+			}
+			if c.writeMu.TryLock() {
+				c.cipher.Release()
+				c.writeMu.Unlock()
+				break
+			}
+		}
+	}
+	return ws.waitReady()
 }
 
 func (c *Conn) mapReadErr(err error) error {

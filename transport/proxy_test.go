@@ -92,7 +92,11 @@ func TestDialTLS(t *testing.T) {
 
 // connectProxy is a minimal HTTP CONNECT proxy.
 func connectProxy(t *testing.T, used *atomic.Int32) *httptest.Server {
-	var wg sync.WaitGroup
+	var (
+		wg     sync.WaitGroup
+		mu     sync.Mutex
+		closed bool
+	)
 	p := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.Method != http.MethodConnect {
 			http.Error(w, "CONNECT only", http.StatusMethodNotAllowed)
@@ -117,9 +121,24 @@ func connectProxy(t *testing.T, used *atomic.Int32) *httptest.Server {
 			up.Close()
 			return
 		}
+		// The tunnel joins wg under mu, before the cleanup's Wait or not
+		// at all: a WaitGroup's first Add must not race its Wait.
+		mu.Lock()
+		defer mu.Unlock()
+		if closed {
+			down.Close()
+			up.Close()
+			return
+		}
 		splice(&wg, down, up)
 	}))
-	t.Cleanup(func() { p.Close(); wg.Wait() })
+	t.Cleanup(func() {
+		p.Close()
+		mu.Lock()
+		closed = true
+		mu.Unlock()
+		wg.Wait()
+	})
 	return p
 }
 

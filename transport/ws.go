@@ -7,8 +7,11 @@ import (
 	"io"
 	"math/rand/v2"
 	"net"
+	"os"
 	"sync"
 	"time"
+
+	"github.com/walinkdev/walink/noise"
 )
 
 // The client side of RFC 6455 framing over an upgraded stream, kept to what
@@ -77,6 +80,14 @@ type wsConn struct {
 	remaining uint64 // payload bytes left in the current data frame
 	inMessage bool   // a fragmented message awaits continuations
 	hdr       [10]byte
+	hdrHave   int // bytes of the next header already in hdr (waitReadyIdle)
+	// idleDL is the read deadline waitReadyIdle set, zero when none: it
+	// stays set across frames, so that a busy connection sets it about
+	// once per half idle period rather than twice per frame (a deadline
+	// moved earlier than the netpoller's next wake-up costs a wake-up).
+	// Reads that hit it and are not the idle wait itself (the rest of a
+	// header, a payload) clear it and read on: it is not the caller's.
+	idleDL time.Time
 	// readErr sticks, timeouts included: a read cut short may have
 	// consumed part of a header, and the Conn above gives up anyway.
 	readErr error
@@ -90,10 +101,31 @@ type wsConn struct {
 	peer      peerClose
 	closeOnce sync.Once
 	closeErr  error
+
+	// The rest of the client connection's long-lived state, filled in by
+	// Handshake; nil once taken.
+	rest *clientState
+}
+
+// clientState is a client connection's long-lived state as one
+// allocation: the WebSocket, the Conn above it and what the Conn would
+// otherwise point to as separate small objects. An idle session's state
+// then sits in one size class (640 bytes here) that the linking burst
+// hardly uses, instead of a dozen small objects scattered through the
+// spans that the burst's garbage (pre-keys, SQL arguments) filled, each
+// keeping its span in use after that garbage is collected.
+type clientState struct {
+	ws     wsConn
+	conn   Conn
+	dec    noise.Decoder
+	cipher noise.Cipher
+	cert   noise.CertInfo
 }
 
 func newWSConn(rw io.ReadWriteCloser, raw net.Conn) *wsConn {
-	return &wsConn{rw: rw, raw: raw}
+	s := &clientState{}
+	s.ws = wsConn{rw: rw, raw: raw, rest: s}
+	return &s.ws
 }
 
 // Read reads payload bytes of binary messages, across message boundaries.
@@ -107,7 +139,7 @@ func (c *wsConn) Read(p []byte) (int, error) {
 	if err := c.waitData(); err != nil {
 		return 0, err
 	}
-	n, err := c.rw.Read(p[:min(uint64(len(p)), c.remaining)])
+	n, err := c.readRaw(p[:min(uint64(len(p)), c.remaining)])
 	c.remaining -= uint64(n)
 	if err != nil {
 		if errors.Is(err, io.EOF) {
@@ -131,6 +163,71 @@ func (c *wsConn) waitReady() (int, error) {
 	return int(min(c.remaining, 1<<30)), nil
 }
 
+// waitReadyIdle is waitReady for a reader that sheds state when the
+// connection goes quiet: if no byte of a new frame arrives within about d
+// (between d/2 and d after the last one), it returns idle, having consumed
+// nothing, and the caller waits again (with waitReady, or here). The idle
+// wait asks for at most the 2 bytes every header has, and later reads that
+// hit the deadline read on without it (readRaw), so a timeout never cuts
+// a frame short; bytes it got are kept in hdr.
+func (c *wsConn) waitReadyIdle(d time.Duration) (n int, idle bool, err error) {
+	c.rmu.Lock()
+	defer c.rmu.Unlock()
+	if c.remaining == 0 && c.readErr == nil && c.hdrHave == 0 {
+		if now := time.Now(); c.idleDL.Sub(now) < d/2 {
+			if c.raw.SetReadDeadline(now.Add(d)) != nil {
+				c.idleDL = time.Time{}
+				goto wait
+			}
+			c.idleDL = now.Add(d)
+		}
+		k, rerr := c.rw.Read(c.hdr[:2])
+		c.hdrHave = k
+		if k == 0 && rerr != nil {
+			if errors.Is(rerr, os.ErrDeadlineExceeded) && c.clearIdleDeadline() {
+				// Not sticky: TLS and net/http's reader keep what a
+				// timed-out read got, and nothing of a frame was taken.
+				return 0, true, nil
+			}
+			c.readErr = rerr // io.EOF here: the stream ended between frames
+			return 0, false, rerr
+		}
+		// With k > 0 an error comes back at the next read.
+	}
+wait:
+	if err := c.waitData(); err != nil {
+		return 0, false, err
+	}
+	return int(min(c.remaining, 1<<30)), false, nil
+}
+
+// clearIdleDeadline removes waitReadyIdle's read deadline, if it is set;
+// it reports whether it was. rmu is held.
+func (c *wsConn) clearIdleDeadline() bool {
+	if c.idleDL.IsZero() {
+		return false
+	}
+	c.idleDL = time.Time{}
+	c.raw.SetReadDeadline(time.Time{})
+	return true
+}
+
+// readRaw reads from the stream; a read that hit waitReadyIdle's deadline
+// (and got nothing) clears it and reads again. rmu is held.
+func (c *wsConn) readRaw(p []byte) (int, error) {
+	n, err := c.rw.Read(p)
+	if n == 0 && err != nil && errors.Is(err, os.ErrDeadlineExceeded) && c.clearIdleDeadline() {
+		return c.rw.Read(p)
+	}
+	return n, err
+}
+
+// rawReader is readRaw as an io.Reader (pointer-shaped: no allocation as
+// an interface).
+type rawReader struct{ c *wsConn }
+
+func (r rawReader) Read(p []byte) (int, error) { return r.c.readRaw(p) }
+
 // waitData reads frame headers (answering control frames) until a data
 // frame with payload is current. rmu is held.
 func (c *wsConn) waitData() error {
@@ -149,7 +246,8 @@ func (c *wsConn) waitData() error {
 // nextFrame reads one frame header; a control frame is handled whole, a
 // data frame becomes current. rmu is held.
 func (c *wsConn) nextFrame() error {
-	h, err := readFrameHeader(c.rw, &c.hdr)
+	h, err := readFrameHeader(rawReader{c}, &c.hdr, c.hdrHave)
+	c.hdrHave = 0
 	if err != nil {
 		if errors.Is(err, io.EOF) && c.inMessage {
 			return io.ErrUnexpectedEOF // the message was cut short
@@ -183,9 +281,13 @@ type frameHeader struct {
 }
 
 // readFrameHeader reads and checks the header of a server frame (unmasked)
-// into buf. Errors other than the reader's wrap ErrWebSocketProtocol.
-func readFrameHeader(r io.Reader, buf *[10]byte) (frameHeader, error) {
-	if _, err := io.ReadFull(r, buf[:2]); err != nil {
+// into buf, whose first have (≤ 2) bytes were read already. Errors other
+// than the reader's wrap ErrWebSocketProtocol.
+func readFrameHeader(r io.Reader, buf *[10]byte, have int) (frameHeader, error) {
+	if _, err := io.ReadFull(r, buf[have:2]); err != nil {
+		if have > 0 {
+			return frameHeader{}, unexpectedEOF(err)
+		}
 		// io.EOF only with no byte read: the stream ended between frames.
 		return frameHeader{}, err
 	}
@@ -244,7 +346,7 @@ func (c *wsConn) control(h frameHeader) error {
 	// Control payloads are at most 125 bytes and rare (WhatsApp keeps the
 	// connection alive with stanzas), so they get a buffer of their own.
 	payload := make([]byte, h.length)
-	if _, err := io.ReadFull(c.rw, payload); err != nil {
+	if _, err := io.ReadFull(rawReader{c}, payload); err != nil {
 		return unexpectedEOF(err)
 	}
 	switch h.opcode {
@@ -441,7 +543,9 @@ func (c *wsConn) Close() error {
 // awaitPeerClose waits for the peer's close frame, at most wsCloseTimeout.
 func (c *wsConn) awaitPeerClose() {
 	if c.rmu.TryLock() {
-		// No reader: drain frames here until the close frame.
+		// No reader: drain frames here until the close frame, under a
+		// deadline of Close's own (not waitReadyIdle's).
+		c.idleDL = time.Time{}
 		c.raw.SetReadDeadline(time.Now().Add(wsCloseTimeout))
 		for c.readErr == nil && !c.peer.isClosed() {
 			if c.remaining > 0 {

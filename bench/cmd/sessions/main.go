@@ -73,6 +73,7 @@ type options struct {
 	timeout   time.Duration
 	qrRefresh bool
 	heapProf  string
+	classes   string
 	store     string
 	cacheKiB  int
 	verbose   bool
@@ -90,6 +91,7 @@ func main() {
 	flag.StringVar(&o.store, "store", "sqlite", "walink's store: sqlite (store/sqlite, one file shared by all clients, like whatsmeow's sqlstore) or mem (memstore per client)")
 	flag.IntVar(&o.cacheKiB, "sqlite-cache", 0, "walink's sqlite store: page cache per connection in KiB (0: the store's default, sqlite.DefaultCacheSize)")
 	flag.StringVar(&o.heapProf, "heapprofile", "", "write a heap profile after measuring")
+	flag.StringVar(&o.classes, "sizeclasses", "", "write a heap dump to this file after measuring and print, per size class, live bytes and bytes in spans per session to stderr")
 	flag.BoolVar(&o.verbose, "v", false, "log progress to stderr")
 	flag.Parse()
 	if o.heapProf != "" {
@@ -343,6 +345,8 @@ func runClient(ctx context.Context, o options) error {
 	time.Sleep(200 * time.Millisecond)
 	res.ServerRSSBefore = rssOf(srv.pid)
 	res.Before = measure()
+	var msBefore runtime.MemStats
+	runtime.ReadMemStats(&msBefore)
 
 	start := time.Now()
 	sessions := make([]session, o.n)
@@ -406,6 +410,15 @@ func runClient(ctx context.Context, o options) error {
 	http.DefaultClient.CloseIdleConnections()
 	res.After = measure()
 	res.ServerRSSAfter = rssOf(srv.pid)
+	if o.classes != "" {
+		var msAfter runtime.MemStats
+		runtime.ReadMemStats(&msAfter)
+		if stats, err := sizeClassStats(o.classes, &msBefore, &msAfter); err != nil {
+			fmt.Fprintln(os.Stderr, "sessions: size classes:", err)
+		} else {
+			printSizeClasses(os.Stderr, stats, max(res.Connected, 1))
+		}
+	}
 	if o.heapProf != "" {
 		if f, err := os.Create(o.heapProf); err == nil {
 			pprof.WriteHeapProfile(f)

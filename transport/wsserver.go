@@ -1,6 +1,7 @@
 package transport
 
 import (
+	"bytes"
 	"crypto/sha1"
 	"encoding/base64"
 	"encoding/binary"
@@ -11,6 +12,7 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -76,6 +78,26 @@ func Accept(w http.ResponseWriter, r *http.Request) (net.Conn, error) {
 		b, _ := brw.Reader.Peek(n)
 		pre = append([]byte(nil), b...)
 	}
+	return upgrade(raw, r, pre)
+}
+
+// AcceptConn is Accept for a server that reads the request itself, without
+// net/http's server: r was read from conn, and buffered holds the bytes
+// read from conn behind r's head (the client may send its first message
+// without waiting for the 101); AcceptConn keeps them. It checks r as Accept
+// does; a refused request is answered on conn with an HTTP error (the
+// caller closes conn) and reported wrapping ErrBadUpgrade.
+func AcceptConn(conn net.Conn, r *http.Request, buffered []byte) (net.Conn, error) {
+	var w rawResponse
+	if err := checkUpgradeRequest(&w, r); err != nil {
+		w.send(conn, r)
+		return nil, err
+	}
+	return upgrade(conn, r, buffered)
+}
+
+// upgrade answers 101 on raw and returns the WebSocket stream over it.
+func upgrade(raw net.Conn, r *http.Request, pre []byte) (net.Conn, error) {
 	sum := sha1.Sum([]byte(r.Header.Get("Sec-WebSocket-Key") + websocketGUID))
 	var resp [160]byte
 	b := append(resp[:0], "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: "...)
@@ -88,6 +110,49 @@ func Accept(w http.ResponseWriter, r *http.Request) (net.Conn, error) {
 	}
 	raw.SetDeadline(time.Time{})
 	return newWSServerConn(raw, pre), nil
+}
+
+// rawResponse is the http.ResponseWriter of AcceptConn's refusals: it
+// collects the answer, and send writes it (closing the connection, which
+// is not reused after a refused upgrade).
+type rawResponse struct {
+	header http.Header
+	code   int
+	body   []byte
+}
+
+func (w *rawResponse) Header() http.Header {
+	if w.header == nil {
+		w.header = http.Header{}
+	}
+	return w.header
+}
+
+func (w *rawResponse) WriteHeader(code int) {
+	if w.code == 0 {
+		w.code = code
+	}
+}
+
+func (w *rawResponse) Write(b []byte) (int, error) {
+	w.WriteHeader(http.StatusOK)
+	w.body = append(w.body, b...)
+	return len(b), nil
+}
+
+func (w *rawResponse) send(conn net.Conn, r *http.Request) {
+	h := w.Header()
+	h.Set("Content-Length", strconv.Itoa(len(w.body)))
+	h.Set("Connection", "close")
+	var b bytes.Buffer
+	fmt.Fprintf(&b, "HTTP/1.1 %d %s\r\n", w.code, http.StatusText(w.code))
+	h.Write(&b)
+	b.WriteString("\r\n")
+	if r.Method != http.MethodHead {
+		b.Write(w.body)
+	}
+	conn.SetWriteDeadline(time.Now().Add(upgradeTimeout))
+	conn.Write(b.Bytes())
 }
 
 // checkUpgradeRequest answers a request Accept refuses and says why.

@@ -97,6 +97,12 @@ func (s *Server) serveWS(w http.ResponseWriter, r *http.Request) {
 		s.log.Debug("watest: websocket accept", "err", err)
 		return
 	}
+	s.handshake(nc)
+}
+
+// handshake runs the server handshake on an accepted WebSocket and starts
+// the session's goroutine; it returns when the handshake is done.
+func (s *Server) handshake(nc net.Conn) {
 	s.mu.Lock()
 	s.nextConn++
 	id := s.nextConn

@@ -581,7 +581,12 @@ func (s *Server) serveConn(c net.Conn) {
 		c.Close()
 		return
 	}
-	s.handshake(nc)
+	// The session runs on this goroutine: its first stanza, then it parks
+	// and the goroutine ends (its stack, grown by the handshake, with it).
+	// One goroutine start per connection fewer than net/http's handler.
+	if run := s.handshake(nc); run != nil {
+		run()
+	}
 }
 
 // release returns br to its pool and c from pending; false when Close has

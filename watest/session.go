@@ -97,12 +97,15 @@ func (s *Server) serveWS(w http.ResponseWriter, r *http.Request) {
 		s.log.Debug("watest: websocket accept", "err", err)
 		return
 	}
-	s.handshake(nc)
+	if run := s.handshake(nc); run != nil {
+		go run()
+	}
 }
 
-// handshake runs the server handshake on an accepted WebSocket and starts
-// the session's goroutine; it returns when the handshake is done.
-func (s *Server) handshake(nc net.Conn) {
+// handshake runs the server handshake on an accepted WebSocket and returns
+// the session's goroutine (counted in s.wg) to run, or nil when the
+// connection ended.
+func (s *Server) handshake(nc net.Conn) (run func()) {
 	s.mu.Lock()
 	s.nextConn++
 	id := s.nextConn
@@ -129,18 +132,18 @@ func (s *Server) handshake(nc net.Conn) {
 	if err != nil {
 		s.info(id, "handshake failed: "+err.Error())
 		nc.Close()
-		return
+		return nil
 	}
 	dict, err := binxml.DictionaryFor(hello.Header[3])
 	if err != nil {
 		s.info(id, fmt.Sprintf("unsupported dictionary version %d", hello.Header[3]))
 		tc.Close()
-		return
+		return nil
 	}
 	sess := s.startSession(id, tc, dict, hello.ClientStatic)
 	if sess == nil {
 		tc.Close()
-		return
+		return nil
 	}
 	sess.raw = nc
 	note := fmt.Sprintf("handshake done (%sdictionary v%d)", modeNote[hello.Mode], hello.Header[3])
@@ -148,7 +151,7 @@ func (s *Server) handshake(nc net.Conn) {
 		note += fmt.Sprintf(", edge-routing pre-intro of %d bytes ignored", len(hello.EdgeRouting))
 	}
 	s.info(id, note)
-	go sess.serve(tc, hello.Payload)
+	return func() { sess.serve(tc, hello.Payload) }
 }
 
 // serve is the connection's goroutine (counted in Server.wg by

@@ -19,7 +19,8 @@ import (
 	"github.com/walinkdev/walink/waproto"
 )
 
-// handshakeTimeout bounds the Noise handshake, as clients do (PROTOCOL.md §1).
+// handshakeTimeout bounds the wait for each message of the Noise handshake,
+// as clients bound theirs (PROTOCOL.md §1).
 const handshakeTimeout = 20 * time.Second
 
 // frameConn is the encrypted connection as the session uses it; tests
@@ -124,11 +125,12 @@ func (s *Server) handshake(nc net.Conn) (run func()) {
 	case sc.Faults.LeafMismatch:
 		chain = leafChain
 	}
-	// The handshake's own timeout, under the server's context: Close
-	// aborts a handshake in progress.
-	hctx, hcancel := context.WithTimeout(s.ctx, handshakeTimeout)
-	tc, hello, err := transport.ServerHandshake(hctx, hsConn, transport.ServerConfig{Static: static, CertChain: chain, Rand: s.rand, IK: sc.ikPolicy()})
-	hcancel()
+	// Each client message is waited for at most handshakeTimeout (socket
+	// deadlines, no timer context per connection); the server's context
+	// aborts a handshake in progress on Close.
+	tc, hello, err := transport.ServerHandshake(s.ctx, hsConn, transport.ServerConfig{
+		Static: static, CertChain: chain, Rand: s.rand, IK: sc.ikPolicy(), HandshakeTimeout: handshakeTimeout,
+	})
 	if err != nil {
 		s.info(id, "handshake failed: "+err.Error())
 		nc.Close()

@@ -12,9 +12,11 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/netip"
 	"net/url"
 	"os"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -166,12 +168,8 @@ func dialDirect(ctx context.Context, u *url.URL, key string, opts *DialOptions) 
 			port = "443"
 		}
 	}
-	dial := opts.DialContext
-	if dial == nil {
-		dial = directDialer.DialContext
-	}
 	deadline, hasDeadline := ctx.Deadline()
-	raw, err := dial(ctx, "tcp", net.JoinHostPort(u.Hostname(), port))
+	raw, err := dialTCP(ctx, opts.DialContext, u.Hostname(), port)
 	if err != nil {
 		return nil, ctxError(ctx, err, hasDeadline)
 	}
@@ -238,6 +236,26 @@ func dialDirect(ctx context.Context, u *url.URL, key string, opts *DialOptions) 
 		rw = &prefixConn{prefixReader: prefixReader{pre: pre, r: rw}, ReadWriteCloser: rw}
 	}
 	return newWSConn(rw, raw), nil
+}
+
+// dialTCP connects to host:port with dial, or directDialer: an IP address
+// straight (the same socket, without the resolver's parsing and address
+// lists), a name through DialContext.
+func dialTCP(ctx context.Context, dial func(context.Context, string, string) (net.Conn, error), host, port string) (net.Conn, error) {
+	if dial == nil {
+		ip, ierr := netip.ParseAddr(host)
+		p, perr := strconv.ParseUint(port, 10, 16)
+		if ierr != nil || perr != nil {
+			dial = directDialer.DialContext
+		} else {
+			c, err := directDialer.DialTCP(ctx, "tcp", netip.AddrPort{}, netip.AddrPortFrom(ip, uint16(p)))
+			if err != nil {
+				return nil, err
+			}
+			return c, nil
+		}
+	}
+	return dial(ctx, "tcp", net.JoinHostPort(host, port))
 }
 
 // prefixConn reads bytes read ahead, then the connection.

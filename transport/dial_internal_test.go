@@ -222,6 +222,16 @@ func TestDialDirectAnswers(t *testing.T) {
 	}
 	nc.Close()
 
+	// A host name goes through the resolver (DialContext), an address
+	// straight to the socket: the same connection either way.
+	byName := strings.Replace(upgradeServer(t, func(key string) string { return upgraded(key) + "<BYE>" }), "127.0.0.1", "localhost", 1)
+	nc, err = Dial(ctx, byName, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	nc.Write([]byte("x"))
+	nc.Close()
+
 	nc, err = Dial(ctx, upgradeServer(t, func(key string) string { return upgraded(key) + "<BYE>" }), nil)
 	if err != nil {
 		t.Fatal(err)

@@ -386,7 +386,9 @@ func (s *Server) logNode(conn int64, dir string, n binxml.Node) {
 
 func (s *Server) info(conn int64, note string) {
 	s.events.add(Event{Time: s.now(), Conn: conn, Dir: DirInfo, Note: note})
-	s.log.Info("watest: "+note, "conn", conn)
+	if s.log.Enabled(context.Background(), slog.LevelInfo) { // the message is built only for a logger that takes it
+		s.log.Info("watest: "+note, "conn", conn)
+	}
 }
 
 // Phone returns the virtual primary phone for a number, creating it (with

@@ -32,13 +32,13 @@ type ChainCache struct {
 	hits    uint64
 }
 
-// cacheKey is root ‖ server static ‖ chain: all of what decides the result
-// but the time.
-func cacheKey(chain []byte, root, serverStatic keys.PublicKey) string {
-	b := make([]byte, 0, 2*keys.Size+len(chain))
-	b = append(b, root.Bytes()...)
-	b = append(b, serverStatic.Bytes()...)
-	return string(append(b, chain...))
+// appendCacheKey appends root ‖ server static ‖ chain: all of what decides
+// the result but the time.
+func appendCacheKey(b, chain []byte, root, serverStatic keys.PublicKey) []byte {
+	r, s := root.Array(), serverStatic.Array()
+	b = append(b, r[:]...)
+	b = append(b, s[:]...)
+	return append(b, chain...)
 }
 
 // Parse is ParseCertChain through the cache. Each call returns a
@@ -47,9 +47,13 @@ func (c *ChainCache) Parse(chain []byte, root, serverStatic keys.PublicKey, now 
 	if c == nil {
 		return ParseCertChain(chain, root, serverStatic, now)
 	}
-	k := cacheKey(chain, root, serverStatic)
+	// The key is built on the stack when it fits (a chain is ~300 bytes),
+	// and a lookup by string(k) copies nothing: a hit allocates only the
+	// returned CertInfo.
+	var buf [1024]byte
+	k := appendCacheKey(buf[:0], chain, root, serverStatic)
 	c.mu.Lock()
-	cached := c.entries[k]
+	cached := c.entries[string(k)]
 	if cached != nil {
 		c.hits++
 	}
@@ -74,7 +78,7 @@ func (c *ChainCache) Parse(chain []byte, root, serverStatic keys.PublicKey, now 
 		c.entries = make(map[string]*CertInfo, min(size, 8))
 	}
 	kept := *info
-	c.entries[k] = &kept
+	c.entries[string(k)] = &kept
 	c.mu.Unlock()
 	return info, nil
 }

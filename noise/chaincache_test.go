@@ -131,3 +131,21 @@ func mintChain(t *testing.T, v *vec, serial uint32) []byte {
 	}
 	return ch
 }
+
+// TestChainCacheHitAllocs: a hit allocates only the CertInfo it returns
+// (the lookup key was built and copied on the heap on every handshake).
+func TestChainCacheHitAllocs(t *testing.T) {
+	v := loadVec(t)
+	var c noise.ChainCache
+	if _, err := c.Parse(v.chain, v.root.Public, v.serverStatic.Public, vecTime); err != nil {
+		t.Fatal(err)
+	}
+	n := testing.AllocsPerRun(100, func() {
+		if _, err := c.Parse(v.chain, v.root.Public, v.serverStatic.Public, vecTime); err != nil {
+			t.Fatal(err)
+		}
+	})
+	if n > 1 {
+		t.Errorf("a hit: %v allocations, want 1", n)
+	}
+}

@@ -3,10 +3,10 @@ package noise
 import (
 	"crypto/aes"
 	"crypto/cipher"
-	"crypto/hkdf"
 	"crypto/sha256"
 	"encoding/binary"
 	"fmt"
+	"hash"
 )
 
 // Protocol names. A name of exactly 32 bytes is used as h0 as it is; longer
@@ -44,6 +44,16 @@ type symmetricState struct {
 	n     uint64
 	nonce [12]byte
 
+	// The handshake's hashing reuses one SHA-256 state and these arrays
+	// (HMAC pads, HKDF's temporary key and outputs), so that MixHash and
+	// MixKey allocate nothing beyond the AEAD: crypto/hkdf builds two
+	// HMACs (four SHA-256 states, their marshalled pads) per call, 18
+	// allocations and ~1 KiB per MixKey and Split.
+	hash   hash.Hash // made on first use
+	pad    [sha256.BlockSize]byte
+	tk     [hashLen]byte // HKDF's pseudorandom key
+	k1, k2 [hashLen]byte // HKDF's outputs
+
 	// trace, when set by a test, sees h and ck after every step, and
 	// splitTrace the two transport keys.
 	trace      func(step string, h, ck []byte)
@@ -69,23 +79,70 @@ func (s *symmetricState) step(name string) {
 	}
 }
 
+// digest returns the state's SHA-256, reset.
+func (s *symmetricState) digest() hash.Hash {
+	if s.hash == nil {
+		s.hash = sha256.New()
+	} else {
+		s.hash.Reset()
+	}
+	return s.hash
+}
+
 func (s *symmetricState) mixHash(data []byte) {
-	d := sha256.New()
+	d := s.digest()
 	d.Write(s.h[:])
 	d.Write(data)
 	d.Sum(s.h[:0])
 }
 
+// hmac sets out to HMAC-SHA256(key, m1 || m2) (RFC 2104; a 32-byte key is
+// zero-padded to the block). out may be one of the state's arrays that m2
+// is not.
+func (s *symmetricState) hmac(out, key *[hashLen]byte, m1, m2 []byte) {
+	d := s.digest()
+	s.keyPad(key, 0x36)
+	d.Write(s.pad[:])
+	d.Write(m1)
+	d.Write(m2)
+	d.Sum(out[:0])
+	d.Reset()
+	s.keyPad(key, 0x5c)
+	d.Write(s.pad[:])
+	d.Write(out[:])
+	d.Sum(out[:0])
+	clear(s.pad[:])
+}
+
+func (s *symmetricState) keyPad(key *[hashLen]byte, pad byte) {
+	for i := range s.pad {
+		s.pad[i] = pad
+	}
+	for i, b := range key {
+		s.pad[i] ^= b
+	}
+}
+
+// hkdf2 is the Noise spec's HKDF(ck, ikm) with two outputs, which is RFC
+// 5869's HKDF-SHA256 with salt ck, empty info and 64 bytes of output: it
+// sets k1 and k2.
+func (s *symmetricState) hkdf2(ikm []byte) {
+	s.hmac(&s.tk, &s.ck, ikm, nil)
+	s.hmac(&s.k1, &s.tk, byte1, nil)
+	s.hmac(&s.k2, &s.tk, s.k1[:], byte2)
+	clear(s.tk[:])
+}
+
+var byte1, byte2 = []byte{1}, []byte{2}
+
 // mixKey mixes a DH output into the chaining key and installs a fresh
 // handshake key with its counter reset to 0.
 func (s *symmetricState) mixKey(ikm []byte) error {
-	out, err := hkdf.Key(sha256.New, ikm, s.ck[:], "", 2*hashLen)
-	if err != nil {
-		return fmt.Errorf("noise: hkdf: %w", err)
-	}
-	copy(s.ck[:], out[:hashLen])
-	aead, err := newGCM(out[hashLen:])
-	clear(out)
+	s.hkdf2(ikm)
+	s.ck = s.k1
+	aead, err := newGCM(s.k2[:])
+	clear(s.k1[:])
+	clear(s.k2[:])
 	if err != nil {
 		return err
 	}
@@ -138,22 +195,22 @@ func (s *symmetricState) decryptAndHash(c []byte) ([]byte, error) {
 }
 
 // split derives the two transport keys: the first is the initiator's
-// sending key, the second the responder's.
+// sending key, the second the responder's. They are the state's own
+// arrays: the caller clears them (destroy does too).
 func (s *symmetricState) split() (k1, k2 []byte, err error) {
-	out, err := hkdf.Key(sha256.New, nil, s.ck[:], "", 2*hashLen)
-	if err != nil {
-		return nil, nil, fmt.Errorf("noise: hkdf: %w", err)
-	}
+	s.hkdf2(nil)
 	if s.splitTrace != nil {
-		s.splitTrace(out[:hashLen], out[hashLen:])
+		s.splitTrace(s.k1[:], s.k2[:])
 	}
-	return out[:hashLen], out[hashLen:], nil
+	return s.k1[:], s.k2[:], nil
 }
 
 // destroy forgets the keys; the state is unusable afterwards.
 func (s *symmetricState) destroy() {
 	clear(s.ck[:])
 	clear(s.h[:])
+	clear(s.k1[:])
+	clear(s.k2[:])
 	s.aead = nil
 }
 

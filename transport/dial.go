@@ -1,6 +1,7 @@
 package transport
 
 import (
+	"bufio"
 	"context"
 	"crypto/rand"
 	"crypto/sha1"
@@ -11,8 +12,11 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/netip"
 	"net/url"
+	"os"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -47,10 +51,15 @@ type DialOptions struct {
 // binary message; Reads cross message boundaries). ctx bounds the dial
 // only, not the connection's life.
 //
-// The upgrade request goes through net/http (so proxies, TLS and ctx work
-// as net/http does them); the framing after it is this package's own
-// client side of RFC 6455, which holds no buffer while the connection is
-// idle (see bench/NOTES.md for why not a library's).
+// Without a proxy the upgrade is this package's own: the request net/http
+// would write (same headers, same order) goes out in one write and the
+// answer is read with http.ReadResponse, with no http.Transport and its
+// goroutines, channels and 8 KiB of buffers per dial (~15 KiB and 70
+// allocations of a local handshake's). Through a proxy, and for URLs it does not handle
+// the same way (user info, non-ASCII or zoned hosts), it goes through
+// net/http. Either way the framing after it is this package's own client
+// side of RFC 6455, which holds no buffer while the connection is idle (see
+// bench/NOTES.md for why not a library's).
 func Dial(ctx context.Context, wsURL string, opts *DialOptions) (net.Conn, error) {
 	if opts == nil {
 		opts = &DialOptions{}
@@ -68,6 +77,361 @@ func Dial(ctx context.Context, wsURL string, opts *DialOptions) (net.Conn, error
 	default:
 		return nil, fmt.Errorf("transport: dial %s: unsupported scheme %q", redactURL(wsURL), u.Scheme)
 	}
+	var keyBytes [16]byte
+	rand.Read(keyBytes[:])
+	var keyBuf [24]byte
+	base64.StdEncoding.Encode(keyBuf[:], keyBytes[:])
+	key := string(keyBuf[:])
+
+	proxy := opts.Proxy
+	if proxy != nil {
+		// Asked once, here, as net/http would ask it for this request: a
+		// nil answer means a direct connection.
+		req, err := http.NewRequestWithContext(ctx, http.MethodGet, u.String(), nil)
+		if err != nil {
+			return nil, fmt.Errorf("transport: dial %s: %w", redactURL(wsURL), err)
+		}
+		pu, err := proxy(req)
+		if err != nil {
+			return nil, fmt.Errorf("transport: dial %s: proxy: %w", redactURL(wsURL), err)
+		}
+		proxy = nil
+		if pu != nil {
+			proxy = http.ProxyURL(pu)
+		}
+	}
+	if proxy != nil || !directURL(u) {
+		return dialHTTP(ctx, wsURL, u, key, proxy, opts)
+	}
+	nc, err := dialDirect(ctx, u, key, opts)
+	if err != nil {
+		return nil, fmt.Errorf("transport: dial %s: %w", redactURL(wsURL), err)
+	}
+	return nc, nil
+}
+
+// ctxError reports a dial's error as ctx's when ctx ended, or when the
+// deadline that fired was ctx's own (set on the socket, it may fire before
+// ctx notices).
+func ctxError(ctx context.Context, err error, ctxBound bool) error {
+	cerr := ctx.Err()
+	if cerr == nil && ctxBound && errors.Is(err, os.ErrDeadlineExceeded) {
+		cerr = context.DeadlineExceeded
+	}
+	if cerr != nil && !errors.Is(err, cerr) {
+		err = fmt.Errorf("%w (%w)", cerr, err)
+	}
+	return err
+}
+
+// directURL reports whether dialDirect sends for u what net/http would:
+// net/http adds basic authentication for user info, converts non-ASCII
+// hosts to punycode and drops IPv6 zones from the Host header.
+func directURL(u *url.URL) bool {
+	if u.User != nil || u.Host == "" || u.Opaque != "" {
+		return false
+	}
+	for i := 0; i < len(u.Host); i++ {
+		if c := u.Host[i]; c >= 0x80 || c == '%' || c <= ' ' {
+			return false
+		}
+	}
+	return true
+}
+
+// Upgrade limits of the direct path, as net/http's Transport has them.
+const (
+	tlsHandshakeTimeout    = 20 * time.Second
+	maxResponseHeaderBytes = 10 << 20
+	max1xxResponses        = 5
+	defaultUserAgent       = "Go-http-client/1.1"
+)
+
+var directDialer = &net.Dialer{Timeout: 30 * time.Second, KeepAlive: 30 * time.Second}
+
+// respReaders lends the buffered readers the upgrade answer is read with;
+// a connection keeps none (bytes read past the answer are copied out).
+var respReaders = sync.Pool{New: func() any { return bufio.NewReaderSize(nil, 1024) }}
+
+// dialDirect connects to u's host, runs the TLS handshake for https, and
+// upgrades with its own request. ctx's deadline is set on the socket and
+// its end aborts the IO in progress.
+func dialDirect(ctx context.Context, u *url.URL, key string, opts *DialOptions) (_ net.Conn, err error) {
+	req, err := appendUpgradeRequest(make([]byte, 0, 512), u, key, opts.Header)
+	if err != nil {
+		return nil, err
+	}
+	port := u.Port()
+	if port == "" {
+		port = "80"
+		if u.Scheme == "https" {
+			port = "443"
+		}
+	}
+	deadline, hasDeadline := ctx.Deadline()
+	raw, err := dialTCP(ctx, opts.DialContext, u.Hostname(), port)
+	if err != nil {
+		return nil, ctxError(ctx, err, hasDeadline)
+	}
+	var (
+		stopWatch func() bool
+		ctxBound  = hasDeadline // the socket's deadline is ctx's
+	)
+	defer func() {
+		if err != nil {
+			if stopWatch != nil {
+				stopWatch()
+			}
+			err = ctxError(ctx, err, ctxBound)
+			raw.Close()
+		}
+	}()
+	if ctx.Done() != nil {
+		stopWatch = context.AfterFunc(ctx, func() { raw.SetDeadline(aLongTimeAgo) })
+	}
+	var rw io.ReadWriteCloser = raw
+	if u.Scheme == "https" {
+		cfg := opts.TLSConfig.Clone()
+		if cfg == nil {
+			cfg = &tls.Config{}
+		}
+		// The upgrade needs HTTP/1.1.
+		cfg.NextProtos = []string{"http/1.1"}
+		if cfg.ServerName == "" {
+			cfg.ServerName = u.Hostname()
+		}
+		d := time.Now().Add(tlsHandshakeTimeout)
+		ctxBound = hasDeadline && deadline.Before(d)
+		if ctxBound {
+			d = deadline
+		}
+		raw.SetDeadline(d)
+		tc := tls.Client(raw, cfg)
+		if err := tc.Handshake(); err != nil {
+			return nil, err
+		}
+		rw = tc
+	}
+	ctxBound = hasDeadline
+	if hasDeadline {
+		raw.SetDeadline(deadline)
+	} else {
+		raw.SetDeadline(time.Time{})
+	}
+	if _, err := rw.Write(req); err != nil {
+		return nil, err
+	}
+	pre, err := readUpgrade(rw, key)
+	if err != nil {
+		return nil, err
+	}
+	if stopWatch != nil && !stopWatch() {
+		// ctx ended as the upgrade finished: its deadline may be set.
+		return nil, ctx.Err()
+	}
+	stopWatch = nil
+	raw.SetDeadline(time.Time{})
+	if len(pre) > 0 {
+		// The server's first frames came with its answer.
+		rw = &prefixConn{prefixReader: prefixReader{pre: pre, r: rw}, ReadWriteCloser: rw}
+	}
+	return newWSConn(rw, raw), nil
+}
+
+// dialTCP connects to host:port with dial, or directDialer: an IP address
+// straight (the same socket, without the resolver's parsing and address
+// lists), a name through DialContext.
+func dialTCP(ctx context.Context, dial func(context.Context, string, string) (net.Conn, error), host, port string) (net.Conn, error) {
+	if dial == nil {
+		ip, ierr := netip.ParseAddr(host)
+		p, perr := strconv.ParseUint(port, 10, 16)
+		if ierr != nil || perr != nil {
+			dial = directDialer.DialContext
+		} else {
+			c, err := directDialer.DialTCP(ctx, "tcp", netip.AddrPort{}, netip.AddrPortFrom(ip, uint16(p)))
+			if err != nil {
+				return nil, err
+			}
+			return c, nil
+		}
+	}
+	return dial(ctx, "tcp", net.JoinHostPort(host, port))
+}
+
+// prefixConn reads bytes read ahead, then the connection.
+type prefixConn struct {
+	prefixReader
+	io.ReadWriteCloser
+}
+
+func (p *prefixConn) Read(b []byte) (int, error) { return p.prefixReader.Read(b) }
+
+// readUpgrade reads the answer to the upgrade request (skipping
+// informational answers other than 101, as net/http does), checks it, and
+// returns a copy of any bytes read past it.
+func readUpgrade(r io.Reader, key string) ([]byte, error) {
+	br := respReaders.Get().(*bufio.Reader)
+	defer func() {
+		br.Reset(nil)
+		respReaders.Put(br)
+	}()
+	lr := &limitedReader{r: r, n: maxResponseHeaderBytes}
+	br.Reset(lr)
+	for i := 0; ; i++ {
+		resp, err := http.ReadResponse(br, nil)
+		if err != nil {
+			if lr.n <= 0 {
+				return nil, fmt.Errorf("%w: response headers over %d bytes", ErrUpgrade, maxResponseHeaderBytes)
+			}
+			return nil, err
+		}
+		if resp.StatusCode >= 100 && resp.StatusCode < 200 && resp.StatusCode != http.StatusSwitchingProtocols {
+			if i+1 >= max1xxResponses {
+				return nil, fmt.Errorf("%w: too many 1xx responses", ErrUpgrade)
+			}
+			continue
+		}
+		if err := checkUpgrade(resp, key); err != nil {
+			return nil, fmt.Errorf("http status %d: %w", resp.StatusCode, err)
+		}
+		break
+	}
+	var pre []byte
+	if n := br.Buffered(); n > 0 {
+		b, _ := br.Peek(n)
+		pre = append([]byte(nil), b...)
+	}
+	return pre, nil
+}
+
+// limitedReader is io.LimitedReader with its error saying so.
+type limitedReader struct {
+	r io.Reader
+	n int
+}
+
+func (l *limitedReader) Read(p []byte) (int, error) {
+	if l.n <= 0 {
+		return 0, errHeaderTooLong
+	}
+	n, err := l.r.Read(p[:min(len(p), l.n)])
+	l.n -= n
+	return n, err
+}
+
+var errHeaderTooLong = errors.New("response headers too long")
+
+// appendUpgradeRequest appends the upgrade request net/http's Transport
+// writes for Dial's request: request line, Host, User-Agent, the headers
+// sorted by key (Dial's own replacing the caller's of the same key), and
+// Accept-Encoding: gzip unless the caller set one (or a Range). Header
+// names and values are checked as net/http checks them.
+func appendUpgradeRequest(b []byte, u *url.URL, key string, extra http.Header) ([]byte, error) {
+	fixed := [...][2]string{
+		{"Connection", "Upgrade"},
+		{"Origin", Origin},
+		{"Sec-Websocket-Key", key},
+		{"Sec-Websocket-Version", "13"},
+		{"Upgrade", "websocket"},
+	}
+	b = append(b, "GET "...)
+	b = append(b, u.RequestURI()...)
+	b = append(b, " HTTP/1.1\r\nHost: "...)
+	b = append(b, u.Host...)
+	b = append(b, "\r\n"...)
+	ua := defaultUserAgent
+	if v, ok := extra["User-Agent"]; ok {
+		ua = ""
+		if len(v) > 0 {
+			ua = v[0]
+		}
+	}
+	if ua != "" {
+		if !validHeaderValue(ua) {
+			return nil, fmt.Errorf("invalid header field value for %q", "User-Agent")
+		}
+		b = appendHeader(b, "User-Agent", ua)
+	}
+	if len(extra) == 0 {
+		for _, h := range fixed {
+			b = appendHeader(b, h[0], h[1])
+		}
+		b = append(b, "Accept-Encoding: gzip\r\n\r\n"...)
+		return b, nil
+	}
+	keys := make([]string, 0, len(extra)+len(fixed))
+	for k, vv := range extra {
+		if !validHeaderName(k) {
+			return nil, fmt.Errorf("invalid header field name %q", k)
+		}
+		for _, v := range vv {
+			if !validHeaderValue(v) {
+				return nil, fmt.Errorf("invalid header field value for %q", k)
+			}
+		}
+		switch k {
+		case "Host", "User-Agent", "Content-Length", "Transfer-Encoding", "Trailer":
+			continue // net/http writes these itself, or not at all
+		case "Connection", "Origin", "Sec-Websocket-Key", "Sec-Websocket-Version", "Upgrade":
+			continue // replaced by Dial's
+		}
+		keys = append(keys, k)
+	}
+	for _, h := range fixed {
+		keys = append(keys, h[0])
+	}
+	slices.Sort(keys)
+	for _, k := range keys {
+		i := slices.IndexFunc(fixed[:], func(h [2]string) bool { return h[0] == k })
+		if i >= 0 {
+			b = appendHeader(b, k, fixed[i][1])
+			continue
+		}
+		for _, v := range extra[k] {
+			b = appendHeader(b, k, v)
+		}
+	}
+	if extra.Get("Accept-Encoding") == "" && extra.Get("Range") == "" {
+		b = append(b, "Accept-Encoding: gzip\r\n"...)
+	}
+	return append(b, "\r\n"...), nil
+}
+
+func appendHeader(b []byte, k, v string) []byte {
+	b = append(b, k...)
+	b = append(b, ": "...)
+	b = append(b, strings.Trim(v, " \t")...)
+	return append(b, "\r\n"...)
+}
+
+// validHeaderName reports whether k is an RFC 7230 token.
+func validHeaderName(k string) bool {
+	if k == "" {
+		return false
+	}
+	for i := 0; i < len(k); i++ {
+		c := k[i]
+		if c <= ' ' || c >= 0x7F || strings.IndexByte("\"(),/:;<=>?@[\\]{}", c) >= 0 {
+			return false
+		}
+	}
+	return true
+}
+
+// validHeaderValue reports whether v has no control bytes other than
+// horizontal tab.
+func validHeaderValue(v string) bool {
+	for i := 0; i < len(v); i++ {
+		if c := v[i]; (c < ' ' && c != '\t') || c == 0x7F {
+			return false
+		}
+	}
+	return true
+}
+
+// dialHTTP upgrades through net/http's Transport: the path for proxies
+// and for URLs the direct path does not handle as net/http does.
+func dialHTTP(ctx context.Context, wsURL string, u *url.URL, key string, proxy func(*http.Request) (*url.URL, error), opts *DialOptions) (net.Conn, error) {
 	// The raw connection the Transport dials (to the server or to the
 	// proxy that tunnels to it) carries the deadlines; for wss the
 	// upgraded stream is the TLS connection above it.
@@ -77,7 +441,7 @@ func Dial(ctx context.Context, wsURL string, opts *DialOptions) (net.Conn, error
 	)
 	dial := opts.DialContext
 	if dial == nil {
-		dial = (&net.Dialer{Timeout: 30 * time.Second, KeepAlive: 30 * time.Second}).DialContext
+		dial = directDialer.DialContext
 	}
 	tlsConfig := opts.TLSConfig.Clone()
 	if tlsConfig == nil {
@@ -86,7 +450,7 @@ func Dial(ctx context.Context, wsURL string, opts *DialOptions) (net.Conn, error
 	// The upgrade needs HTTP/1.1.
 	tlsConfig.NextProtos = []string{"http/1.1"}
 	tr := &http.Transport{
-		Proxy: opts.Proxy,
+		Proxy: proxy,
 		DialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
 			c, err := dial(ctx, network, addr)
 			if err == nil {
@@ -97,13 +461,10 @@ func Dial(ctx context.Context, wsURL string, opts *DialOptions) (net.Conn, error
 			return c, err
 		},
 		TLSClientConfig:     tlsConfig,
-		TLSHandshakeTimeout: 20 * time.Second,
+		TLSHandshakeTimeout: tlsHandshakeTimeout,
 	}
 	defer tr.CloseIdleConnections()
 
-	var keyBytes [16]byte
-	rand.Read(keyBytes[:])
-	key := base64.StdEncoding.EncodeToString(keyBytes[:])
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u.String(), nil)
 	if err != nil {
 		return nil, fmt.Errorf("transport: dial %s: %w", redactURL(wsURL), err)

@@ -1,9 +1,13 @@
 package transport
 
 import (
+	"net"
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/walinkdev/walink/keys"
+	"github.com/walinkdev/walink/noise"
 )
 
 func socketpair(t *testing.T) (a, b int) {
@@ -112,4 +116,60 @@ func TestPollerSlots(t *testing.T) {
 	for _, fd := range []int{b0, b1, c0, c1} {
 		syscall.Close(fd)
 	}
+}
+
+// TestAwaitReadableReadAhead: a frame already read ahead with the last one
+// (two small frames in one segment) is not waited for on the socket.
+func TestAwaitReadableReadAhead(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	cc, err := net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cc.Close()
+	raw, err := ln.Accept()
+	if err != nil {
+		t.Fatal(err)
+	}
+	ws := newWSServerConn(raw, nil)
+	cipher, err := noise.NewCipher(make([]byte, 32), make([]byte, 32))
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := newConn(ws, cipher, noise.NewDecoder(noise.DecoderConfig{}), keys.PublicKey{}, discard)
+	defer c.Close()
+	// 8 + 6 bytes: the first header read takes both frames.
+	two := append(clientFrame(true, opBinary, []byte("ab"), 1), clientFrame(true, opBinary, nil, 2)...)
+	two = append(two, clientFrame(true, opBinary, []byte("c"), 3)[:2]...) // and the start of a third
+	if _, err := cc.Write(two); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(50 * time.Millisecond)
+	buf := make([]byte, 2)
+	if n, err := ws.Read(buf); err != nil || string(buf[:n]) != "ab" {
+		t.Fatalf("read %q, %v", buf[:n], err)
+	}
+	done := make(chan struct{})
+	go func() {
+		c.AwaitReadable()
+		close(done)
+	}()
+	select {
+	case <-done:
+	case <-time.After(2 * time.Second):
+		raw.Close()
+		<-done
+		t.Fatal("AwaitReadable waited on the socket with a frame read ahead")
+	}
+	if p, err := NewPoller(); err == nil {
+		if c.Park(p, func() {}) {
+			t.Error("parked with a frame read ahead")
+		}
+		p.Close()
+	}
+	cc.Close() // the closing handshake ends at once
 }

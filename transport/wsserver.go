@@ -1,6 +1,7 @@
 package transport
 
 import (
+	"bytes"
 	"crypto/sha1"
 	"encoding/base64"
 	"encoding/binary"
@@ -11,6 +12,7 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -76,6 +78,26 @@ func Accept(w http.ResponseWriter, r *http.Request) (net.Conn, error) {
 		b, _ := brw.Reader.Peek(n)
 		pre = append([]byte(nil), b...)
 	}
+	return upgrade(raw, r, pre)
+}
+
+// AcceptConn is Accept for a server that reads the request itself, without
+// net/http's server: r was read from conn, and buffered holds the bytes
+// read from conn behind r's head (the client may send its first message
+// without waiting for the 101); AcceptConn keeps them. It checks r as Accept
+// does; a refused request is answered on conn with an HTTP error (the
+// caller closes conn) and reported wrapping ErrBadUpgrade.
+func AcceptConn(conn net.Conn, r *http.Request, buffered []byte) (net.Conn, error) {
+	var w rawResponse
+	if err := checkUpgradeRequest(&w, r); err != nil {
+		w.send(conn, r)
+		return nil, err
+	}
+	return upgrade(conn, r, buffered)
+}
+
+// upgrade answers 101 on raw and returns the WebSocket stream over it.
+func upgrade(raw net.Conn, r *http.Request, pre []byte) (net.Conn, error) {
 	sum := sha1.Sum([]byte(r.Header.Get("Sec-WebSocket-Key") + websocketGUID))
 	var resp [160]byte
 	b := append(resp[:0], "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: "...)
@@ -88,6 +110,49 @@ func Accept(w http.ResponseWriter, r *http.Request) (net.Conn, error) {
 	}
 	raw.SetDeadline(time.Time{})
 	return newWSServerConn(raw, pre), nil
+}
+
+// rawResponse is the http.ResponseWriter of AcceptConn's refusals: it
+// collects the answer, and send writes it (closing the connection, which
+// is not reused after a refused upgrade).
+type rawResponse struct {
+	header http.Header
+	code   int
+	body   []byte
+}
+
+func (w *rawResponse) Header() http.Header {
+	if w.header == nil {
+		w.header = http.Header{}
+	}
+	return w.header
+}
+
+func (w *rawResponse) WriteHeader(code int) {
+	if w.code == 0 {
+		w.code = code
+	}
+}
+
+func (w *rawResponse) Write(b []byte) (int, error) {
+	w.WriteHeader(http.StatusOK)
+	w.body = append(w.body, b...)
+	return len(b), nil
+}
+
+func (w *rawResponse) send(conn net.Conn, r *http.Request) {
+	h := w.Header()
+	h.Set("Content-Length", strconv.Itoa(len(w.body)))
+	h.Set("Connection", "close")
+	var b bytes.Buffer
+	fmt.Fprintf(&b, "HTTP/1.1 %d %s\r\n", w.code, http.StatusText(w.code))
+	h.Write(&b)
+	b.WriteString("\r\n")
+	if r.Method != http.MethodHead {
+		b.Write(w.body)
+	}
+	conn.SetWriteDeadline(time.Now().Add(upgradeTimeout))
+	conn.Write(b.Bytes())
 }
 
 // checkUpgradeRequest answers a request Accept refuses and says why.
@@ -132,8 +197,14 @@ type wsServerConn struct {
 	msgLen    uint64 // payload bytes of the current message so far
 	key       uint32 // the current frame's mask key, turned to the next byte
 	inMessage bool   // a fragmented message awaits continuations
-	hdr       [14]byte
-	readErr   error // sticky, as in wsConn
+	readErr   error  // sticky, as in wsConn
+	// ahead holds bytes read from the socket and not yet used, ahead[aOff:aEnd]:
+	// a frame header is read with one read of up to 14 bytes (not two or
+	// three, each a system call), and what comes behind the header in that
+	// read (payload, even the next frame) waits here. A small frame
+	// arrives in one read; no other buffer is held.
+	ahead      [wsHeadroom]byte
+	aOff, aEnd uint8
 
 	// Write side; wmu keeps frames whole on the wire.
 	wmu       sync.Mutex
@@ -172,6 +243,9 @@ func (p *prefixReader) Read(b []byte) (int, error) {
 	}
 	n := copy(b, p.pre)
 	p.pre = p.pre[n:]
+	if len(p.pre) == 0 {
+		p.pre = nil // drained: let the bytes' array go
+	}
 	return n, nil
 }
 
@@ -186,13 +260,52 @@ func (c *wsServerConn) Read(p []byte) (int, error) {
 	if err := c.waitData(); err != nil {
 		return 0, err
 	}
-	n, err := c.rd.Read(p[:min(uint64(len(p)), c.remaining)])
+	n, err := c.readPayload(p[:min(uint64(len(p)), c.remaining)])
 	c.unmask(p[:n])
 	if err != nil {
 		c.readErr = unexpectedEOF(err) // mid-frame
 		return n, c.readErr
 	}
 	return n, nil
+}
+
+// readPayload reads bytes of the current frame into p: those read ahead
+// first, else from the socket. rmu is held.
+func (c *wsServerConn) readPayload(p []byte) (int, error) {
+	if c.aOff < c.aEnd {
+		n := copy(p, c.ahead[c.aOff:c.aEnd])
+		c.aOff += uint8(n)
+		return n, nil
+	}
+	return c.rd.Read(p)
+}
+
+// readAhead makes n bytes (at most len(ahead)) available in ahead,
+// reading what the socket has up to ahead's room. Errors are
+// io.ReadFull's: io.EOF only when nothing was read. rmu is held.
+func (c *wsServerConn) readAhead(n int) error {
+	have := int(c.aEnd - c.aOff)
+	if have >= n {
+		return nil
+	}
+	if c.aOff > 0 {
+		copy(c.ahead[:], c.ahead[c.aOff:c.aEnd])
+		c.aOff, c.aEnd = 0, uint8(have)
+	}
+	for int(c.aEnd) < n {
+		m, err := c.rd.Read(c.ahead[c.aEnd:])
+		c.aEnd += uint8(m)
+		if err != nil {
+			if int(c.aEnd) >= n {
+				return nil // the error comes again on the next read
+			}
+			if errors.Is(err, io.EOF) && c.aEnd > 0 {
+				err = io.ErrUnexpectedEOF
+			}
+			return err
+		}
+	}
+	return nil
 }
 
 // unmask unmasks b, the next payload bytes of the current frame. rmu is
@@ -232,7 +345,7 @@ func (c *wsServerConn) waitData() error {
 // nextFrame reads one frame header; a control frame is handled whole, a
 // data frame becomes current. rmu is held.
 func (c *wsServerConn) nextFrame() error {
-	h, err := readClientFrameHeader(c.rd, &c.hdr)
+	h, err := c.readHeader()
 	if err != nil {
 		if errors.Is(err, io.EOF) && c.inMessage {
 			return io.ErrUnexpectedEOF
@@ -279,20 +392,21 @@ type clientFrameHeader struct {
 	key    uint32 // little-endian, as mask takes it
 }
 
-// readClientFrameHeader reads and checks the header of a client frame into
-// buf. Every client frame must be masked (RFC 6455 §5.1: the server MUST
-// close the connection otherwise; every WhatsApp client masks, and the
-// server refused unmasked frames before, with coder/websocket). Errors
-// other than the reader's wrap ErrWebSocketProtocol.
-func readClientFrameHeader(r io.Reader, buf *[14]byte) (clientFrameHeader, error) {
-	if _, err := io.ReadFull(r, buf[:2]); err != nil {
+// readHeader reads and checks the header of a client frame. Every client
+// frame must be masked (RFC 6455 §5.1: the server MUST close the
+// connection otherwise; every WhatsApp client masks, and the server
+// refused unmasked frames before, with coder/websocket). Errors other than
+// the reader's wrap ErrWebSocketProtocol. rmu is held.
+func (c *wsServerConn) readHeader() (clientFrameHeader, error) {
+	if err := c.readAhead(2); err != nil {
 		return clientFrameHeader{}, err
 	}
-	h := clientFrameHeader{fin: buf[0]&0x80 != 0, opcode: buf[0] & 0x0F}
-	if buf[0]&0x70 != 0 {
+	b := c.ahead[c.aOff:c.aEnd]
+	h := clientFrameHeader{fin: b[0]&0x80 != 0, opcode: b[0] & 0x0F}
+	if b[0]&0x70 != 0 {
 		return h, protoErr("reserved bits set (no extension was negotiated)")
 	}
-	if buf[1]&0x80 == 0 {
+	if b[1]&0x80 == 0 {
 		return h, protoErr("unmasked frame from the client")
 	}
 	switch h.opcode {
@@ -300,21 +414,23 @@ func readClientFrameHeader(r io.Reader, buf *[14]byte) (clientFrameHeader, error
 	default:
 		return h, protoErr(fmt.Sprintf("reserved opcode %#x", h.opcode))
 	}
-	// The rest of the header in one read: extended length, then the key.
 	ext := 0
-	switch buf[1] & 0x7F {
+	switch b[1] & 0x7F {
 	case 126:
 		ext = 2
 	case 127:
 		ext = 8
 	}
-	rest := buf[2 : 2+ext+4]
-	if _, err := io.ReadFull(r, rest); err != nil {
+	size := 2 + ext + 4
+	if err := c.readAhead(size); err != nil {
 		return h, unexpectedEOF(err)
 	}
+	b = c.ahead[c.aOff:c.aEnd]
+	rest := b[2:size]
+	c.aOff += uint8(size)
 	switch ext {
 	case 0:
-		h.length = uint64(buf[1] & 0x7F)
+		h.length = uint64(b[1] & 0x7F)
 	case 2:
 		h.length = uint64(binary.BigEndian.Uint16(rest))
 		if h.length < 126 {
@@ -340,8 +456,12 @@ func readClientFrameHeader(r io.Reader, buf *[14]byte) (clientFrameHeader, error
 func (c *wsServerConn) control(h clientFrameHeader) error {
 	var buf [125]byte
 	payload := buf[:h.length]
-	if _, err := io.ReadFull(c.rd, payload); err != nil {
-		return unexpectedEOF(err)
+	for n := 0; n < len(payload); {
+		m, err := c.readPayload(payload[n:])
+		n += m
+		if err != nil && n < len(payload) {
+			return unexpectedEOF(err)
+		}
 	}
 	mask(payload, h.key)
 	switch h.opcode {
@@ -514,7 +634,7 @@ func (c *wsServerConn) awaitPeerClose() {
 		var scratch [512]byte
 		for c.readErr == nil && !c.peer.isClosed() {
 			if c.remaining > 0 {
-				n, err := c.rd.Read(scratch[:min(uint64(len(scratch)), c.remaining)])
+				n, err := c.readPayload(scratch[:min(uint64(len(scratch)), c.remaining)])
 				c.unmask(scratch[:n])
 				if err != nil {
 					break
@@ -611,7 +731,7 @@ func (ws *wsServerConn) idle(c *Conn, cipher bool) bool {
 	}
 	ws.rmu.Lock()
 	defer ws.rmu.Unlock()
-	if ws.remaining > 0 || ws.readErr != nil {
+	if ws.remaining > 0 || ws.readErr != nil || ws.aOff < ws.aEnd {
 		return false
 	}
 	if p, ok := ws.rd.(*prefixReader); ok {

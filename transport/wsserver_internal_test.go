@@ -13,6 +13,7 @@ import (
 	"net/http/httptest"
 	"strings"
 	"testing"
+	"testing/iotest"
 	"time"
 )
 
@@ -422,5 +423,87 @@ func refParseClient(wire []byte) ([]byte, error) {
 			out = append(out, unmasked(wire[pos:pos+int(n)])...)
 		}
 		wire = wire[pos+int(n):]
+	}
+}
+
+// countingReader counts the reads that reach it (each a system call on a
+// socket).
+type countingReader struct {
+	r     io.Reader
+	reads int
+}
+
+func (c *countingReader) Read(p []byte) (int, error) {
+	c.reads++
+	return c.r.Read(p)
+}
+
+// TestWSServerReadAhead: a frame header is read with one read, together
+// with what follows it, so a small frame costs one read (it cost three:
+// two header bytes, the rest of the header, the payload); frames are read
+// the same whatever the reads deliver, one byte at a time or several
+// frames at once.
+func TestWSServerReadAhead(t *testing.T) {
+	var in bytes.Buffer
+	in.Write(clientFrame(true, opBinary, []byte("8 bytes!"), 0x01020304))
+	in.Write(clientFrame(true, opBinary, bytes.Repeat([]byte("x"), 300), 0x0A0B0C0D))
+	cr := &countingReader{r: bytes.NewReader(in.Bytes())}
+	c, _ := newTestWSServer(cr)
+	buf := make([]byte, 1024)
+	n, err := c.Read(buf)
+	if err != nil || string(buf[:n]) != "8 bytes!" {
+		t.Fatalf("read %q, %v", buf[:n], err)
+	}
+	if cr.reads != 1 {
+		t.Errorf("a 14-byte frame took %d reads", cr.reads)
+	}
+	got := 0
+	for got < 300 {
+		n, err := c.Read(buf)
+		if err != nil || !bytes.Equal(buf[:n], bytes.Repeat([]byte("x"), n)) {
+			t.Fatalf("read %q, %v", buf[:n], err)
+		}
+		got += n
+	}
+	if cr.reads != 3 {
+		t.Errorf("a 308-byte frame took %d reads, want 2", cr.reads-1)
+	}
+
+	// Every read pattern reads the same.
+	var frames bytes.Buffer
+	frames.Write(clientFrame(false, opBinary, []byte("a"), 1))
+	frames.Write(clientFrame(true, opPing, nil, 2))
+	frames.Write(clientFrame(true, opContinuation, []byte("bc"), 3))
+	frames.Write(clientFrame(true, opBinary, nil, 4))
+	frames.Write(clientFrame(true, opBinary, make([]byte, 200), 5))
+	frames.Write(clientFrame(true, opPing, []byte("p"), 6))
+	frames.Write(clientFrame(true, opBinary, []byte("defghijklmnopq"), 7))
+	frames.Write(clientFrame(true, opClose, binary.BigEndian.AppendUint16(nil, StatusNormalClosure), 8))
+	want := "abc" + string(make([]byte, 200)) + "defghijklmnopq"
+	for name, wrap := range map[string]func(io.Reader) io.Reader{
+		"whole":  func(r io.Reader) io.Reader { return r },
+		"bytes":  iotest.OneByteReader,
+		"halves": iotest.HalfReader,
+	} {
+		c, sc := newTestWSServer(wrap(bytes.NewReader(frames.Bytes())))
+		got, err := io.ReadAll(c)
+		if err != nil || string(got) != want {
+			t.Errorf("%s: read %q, %v", name, got, err)
+		}
+		if ops, _ := serverFrames(t, sc.out.Bytes()); len(ops) != 3 {
+			t.Errorf("%s: answered %v, want pong, pong, close", name, ops)
+		}
+	}
+	// Cut inside a header: an unexpected EOF, as before.
+	whole := clientFrame(true, opBinary, []byte("xyz"), 9)
+	for cut := 1; cut < 6; cut++ {
+		c, _ := newTestWSServer(iotest.OneByteReader(bytes.NewReader(whole[:cut])))
+		if _, err := c.Read(buf); !errors.Is(err, io.ErrUnexpectedEOF) {
+			t.Errorf("cut after %d bytes: %v", cut, err)
+		}
+	}
+	c, _ = newTestWSServer(bytes.NewReader(nil))
+	if _, err := c.Read(buf); err != io.EOF {
+		t.Errorf("no frame at all: %v", err)
 	}
 }

@@ -1,6 +1,7 @@
 package watest
 
 import (
+	"bufio"
 	"context"
 	"crypto/rand"
 	"encoding/binary"
@@ -64,6 +65,8 @@ type Server struct {
 
 	ln         net.Listener
 	httpSrv    *http.Server
+	httpLn     *connListener         // the connections httpSrv serves (acceptLoop)
+	pending    map[net.Conn]struct{} // accepted, request head not read yet; guarded by mu
 	url        string
 	controlURL string
 
@@ -107,7 +110,12 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 	if addr == "" {
 		addr = "127.0.0.1:0"
 	}
-	var lc net.ListenConfig
+	// TCP keep-alive on accepted sockets with the system's timers: one
+	// setsockopt instead of net's four per connection. Clients ping in
+	// the protocol; keep-alive here only
+	// reaps the half-open connections of clients that vanished (hours
+	// rather than minutes, which a test server can afford).
+	lc := net.ListenConfig{KeepAliveConfig: net.KeepAliveConfig{Enable: true, Idle: -1, Interval: -1, Count: -1}}
 	ln, err := lc.Listen(ctx, "tcp", addr)
 	if err != nil {
 		return nil, fmt.Errorf("watest: listen: %w", err)
@@ -118,17 +126,20 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 	s.controlURL = "http://" + host
 	s.httpSrv = &http.Server{
 		Handler:           s.Handler(),
-		ReadHeaderTimeout: 10 * time.Second,
+		ReadHeaderTimeout: readHeaderTimeout,
 		BaseContext:       func(net.Listener) context.Context { return s.ctx },
 		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelDebug),
 	}
-	s.wg.Add(1)
+	s.httpLn = &connListener{addr: ln.Addr(), conns: make(chan net.Conn), done: make(chan struct{})}
+	s.pending = map[net.Conn]struct{}{}
+	s.wg.Add(2)
 	go func() {
 		defer s.wg.Done()
-		if err := s.httpSrv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		if err := s.httpSrv.Serve(s.httpLn); err != nil && !errors.Is(err, http.ErrServerClosed) {
 			s.log.Error("watest: serve", "err", err)
 		}
 	}()
+	go s.acceptLoop(ln)
 	s.log.Info("watest: listening", "ws_url", s.url, "root_public_key", s.root.Public.String())
 	return s, nil
 }
@@ -300,9 +311,17 @@ func (s *Server) Close() error {
 			sess.close()
 		}()
 	}
+	// Connections still sending their request head are closed; the
+	// listener's close ends acceptLoop.
+	for c := range s.pending {
+		c.Close()
+	}
 	s.mu.Unlock()
 	s.cancel()
 	var err error
+	if s.ln != nil {
+		s.ln.Close()
+	}
 	if s.httpSrv != nil {
 		err = s.httpSrv.Close()
 	}
@@ -367,7 +386,9 @@ func (s *Server) logNode(conn int64, dir string, n binxml.Node) {
 
 func (s *Server) info(conn int64, note string) {
 	s.events.add(Event{Time: s.now(), Conn: conn, Dir: DirInfo, Note: note})
-	s.log.Info("watest: "+note, "conn", conn)
+	if s.log.Enabled(context.Background(), slog.LevelInfo) { // the message is built only for a logger that takes it
+		s.log.Info("watest: "+note, "conn", conn)
+	}
 }
 
 // Phone returns the virtual primary phone for a number, creating it (with
@@ -455,4 +476,191 @@ func (l *lockedReader) Read(p []byte) (int, error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	return l.r.Read(p)
+}
+
+// readHeaderTimeout bounds the wait for a request head, on both paths.
+const readHeaderTimeout = 10 * time.Second
+
+// wsRequest starts the request line of a WebSocket upgrade to /ws/chat.
+const wsRequest = "GET /ws/chat"
+
+// maxHeadBytes bounds a WebSocket upgrade request head, as net/http's
+// server bounds every request head (http.DefaultMaxHeaderBytes).
+const maxHeadBytes = http.DefaultMaxHeaderBytes
+
+// headReaders lend the buffered readers request heads are read with; a
+// connection keeps none.
+var headReaders = sync.Pool{New: func() any { return bufio.NewReaderSize(nil, 4096) }}
+
+// acceptLoop accepts connections until the listener closes: each gets a
+// goroutine (counted in wg) that reads the start of its request line. A
+// WebSocket upgrade to /ws/chat (every client connection) is read,
+// upgraded and handshaken there, without net/http's server (its
+// per-connection goroutine, 8 KiB of buffers that a hijack does not give
+// back, contexts and routing: ~3 % of a local handshake's CPU and 10 KiB
+// of its allocations); every other
+// request, and the rest of that connection, goes to httpSrv with the bytes
+// already read, so the control API and anything else is served as before.
+func (s *Server) acceptLoop(ln net.Listener) {
+	defer s.wg.Done()
+	defer s.httpLn.Close()
+	var delay time.Duration
+	for {
+		c, err := ln.Accept()
+		if err != nil {
+			if errors.Is(err, net.ErrClosed) {
+				return
+			}
+			// EMFILE and the like: wait, as net/http's server does.
+			delay = min(max(2*delay, 5*time.Millisecond), time.Second)
+			s.log.Warn("watest: accept", "err", err, "retry_in", delay)
+			select {
+			case <-time.After(delay):
+				continue
+			case <-s.ctx.Done():
+				return
+			}
+		}
+		delay = 0
+		s.mu.Lock()
+		if s.closed {
+			s.mu.Unlock()
+			c.Close()
+			return
+		}
+		s.wg.Add(1)
+		s.pending[c] = struct{}{}
+		s.mu.Unlock()
+		go s.serveConn(c)
+	}
+}
+
+// serveConn reads the start of c's request and serves it (see acceptLoop).
+func (s *Server) serveConn(c net.Conn) {
+	defer s.wg.Done()
+	br := headReaders.Get().(*bufio.Reader)
+	lr := &io.LimitedReader{R: c, N: maxHeadBytes + 4096}
+	br.Reset(lr)
+	c.SetReadDeadline(time.Now().Add(readHeaderTimeout))
+	b, _ := br.Peek(len(wsRequest) + 1)
+	ws := len(b) == len(wsRequest)+1 && string(b[:len(wsRequest)]) == wsRequest && (b[len(wsRequest)] == ' ' || b[len(wsRequest)] == '?')
+	var req *http.Request
+	if ws {
+		var err error
+		if req, err = http.ReadRequest(br); err != nil {
+			s.log.Debug("watest: reading websocket request", "err", err)
+			c.SetWriteDeadline(time.Now().Add(readHeaderTimeout))
+			io.WriteString(c, "HTTP/1.1 400 Bad Request\r\nContent-Type: text/plain; charset=utf-8\r\nConnection: close\r\n\r\n400 Bad Request")
+			s.release(c, br)
+			c.Close()
+			return
+		}
+	}
+	// What the reader holds past the head: the client's first message, or
+	// (for httpSrv) the request itself.
+	var buffered []byte
+	if n := br.Buffered(); n > 0 {
+		p, _ := br.Peek(n)
+		buffered = append([]byte(nil), p...)
+	}
+	if !s.release(c, br) {
+		c.Close()
+		return
+	}
+	c.SetReadDeadline(time.Time{})
+	if !ws {
+		var hc net.Conn = c
+		if len(buffered) > 0 {
+			hc = &prefixedConn{Conn: c, pre: buffered}
+		}
+		if !s.httpLn.hand(hc) {
+			c.Close()
+		}
+		return
+	}
+	nc, err := transport.AcceptConn(c, req, buffered)
+	if err != nil {
+		s.log.Debug("watest: websocket accept", "err", err)
+		c.Close()
+		return
+	}
+	// The session runs on this goroutine: its first stanza, then it parks
+	// and the goroutine ends (its stack, grown by the handshake, with it).
+	// One goroutine start per connection fewer than net/http's handler.
+	if run := s.handshake(nc); run != nil {
+		run()
+	}
+}
+
+// release returns br to its pool and c from pending; false when Close has
+// begun (and closed c, or is about to).
+func (s *Server) release(c net.Conn, br *bufio.Reader) bool {
+	br.Reset(nil)
+	headReaders.Put(br)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	delete(s.pending, c)
+	return !s.closed
+}
+
+// connListener is the listener httpSrv serves: the connections acceptLoop
+// hands it.
+type connListener struct {
+	addr  net.Addr
+	conns chan net.Conn
+	done  chan struct{}
+	once  sync.Once
+}
+
+func (l *connListener) Accept() (net.Conn, error) {
+	select {
+	case c := <-l.conns:
+		return c, nil
+	case <-l.done:
+		return nil, net.ErrClosed
+	}
+}
+
+func (l *connListener) Close() error {
+	l.once.Do(func() { close(l.done) })
+	return nil
+}
+
+func (l *connListener) Addr() net.Addr { return l.addr }
+
+// hand passes c to the server; false once the listener is closed.
+func (l *connListener) hand(c net.Conn) bool {
+	select {
+	case l.conns <- c:
+		return true
+	case <-l.done:
+		return false
+	}
+}
+
+// prefixedConn reads bytes already read from its connection first.
+type prefixedConn struct {
+	net.Conn
+	pre []byte
+}
+
+func (c *prefixedConn) Read(b []byte) (int, error) {
+	if len(c.pre) == 0 {
+		return c.Conn.Read(b)
+	}
+	n := copy(b, c.pre)
+	c.pre = c.pre[n:]
+	if len(c.pre) == 0 {
+		c.pre = nil
+	}
+	return n, nil
+}
+
+// CloseWrite lets net/http half-close the connection, as it does with a
+// bare TCP connection before closing it after an error.
+func (c *prefixedConn) CloseWrite() error {
+	if cw, ok := c.Conn.(interface{ CloseWrite() error }); ok {
+		return cw.CloseWrite()
+	}
+	return nil
 }

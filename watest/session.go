@@ -19,7 +19,8 @@ import (
 	"github.com/walinkdev/walink/waproto"
 )
 
-// handshakeTimeout bounds the Noise handshake, as clients do (PROTOCOL.md §1).
+// handshakeTimeout bounds the wait for each message of the Noise handshake,
+// as clients bound theirs (PROTOCOL.md §1).
 const handshakeTimeout = 20 * time.Second
 
 // frameConn is the encrypted connection as the session uses it; tests
@@ -97,6 +98,15 @@ func (s *Server) serveWS(w http.ResponseWriter, r *http.Request) {
 		s.log.Debug("watest: websocket accept", "err", err)
 		return
 	}
+	if run := s.handshake(nc); run != nil {
+		go run()
+	}
+}
+
+// handshake runs the server handshake on an accepted WebSocket and returns
+// the session's goroutine (counted in s.wg) to run, or nil when the
+// connection ended.
+func (s *Server) handshake(nc net.Conn) (run func()) {
 	s.mu.Lock()
 	s.nextConn++
 	id := s.nextConn
@@ -115,26 +125,27 @@ func (s *Server) serveWS(w http.ResponseWriter, r *http.Request) {
 	case sc.Faults.LeafMismatch:
 		chain = leafChain
 	}
-	// The handshake's own timeout, under the server's context: Close
-	// aborts a handshake in progress.
-	hctx, hcancel := context.WithTimeout(s.ctx, handshakeTimeout)
-	tc, hello, err := transport.ServerHandshake(hctx, hsConn, transport.ServerConfig{Static: static, CertChain: chain, Rand: s.rand, IK: sc.ikPolicy()})
-	hcancel()
+	// Each client message is waited for at most handshakeTimeout (socket
+	// deadlines, no timer context per connection); the server's context
+	// aborts a handshake in progress on Close.
+	tc, hello, err := transport.ServerHandshake(s.ctx, hsConn, transport.ServerConfig{
+		Static: static, CertChain: chain, Rand: s.rand, IK: sc.ikPolicy(), HandshakeTimeout: handshakeTimeout,
+	})
 	if err != nil {
 		s.info(id, "handshake failed: "+err.Error())
 		nc.Close()
-		return
+		return nil
 	}
 	dict, err := binxml.DictionaryFor(hello.Header[3])
 	if err != nil {
 		s.info(id, fmt.Sprintf("unsupported dictionary version %d", hello.Header[3]))
 		tc.Close()
-		return
+		return nil
 	}
 	sess := s.startSession(id, tc, dict, hello.ClientStatic)
 	if sess == nil {
 		tc.Close()
-		return
+		return nil
 	}
 	sess.raw = nc
 	note := fmt.Sprintf("handshake done (%sdictionary v%d)", modeNote[hello.Mode], hello.Header[3])
@@ -142,7 +153,7 @@ func (s *Server) serveWS(w http.ResponseWriter, r *http.Request) {
 		note += fmt.Sprintf(", edge-routing pre-intro of %d bytes ignored", len(hello.EdgeRouting))
 	}
 	s.info(id, note)
-	go sess.serve(tc, hello.Payload)
+	return func() { sess.serve(tc, hello.Payload) }
 }
 
 // serve is the connection's goroutine (counted in Server.wg by

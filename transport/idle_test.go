@@ -16,23 +16,31 @@ import (
 	"github.com/walinkdev/walink/transport"
 )
 
+// acceptServer starts an HTTP server whose handler upgrades every request
+// with Accept and hands the WebSocket over on conns; it closes at cleanup.
+func acceptServer(tb testing.TB) (wsURL string, conns <-chan net.Conn) {
+	tb.Helper()
+	ch := make(chan net.Conn, 1)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		c, err := transport.Accept(w, r)
+		if err != nil {
+			tb.Error(err)
+			return
+		}
+		ch <- c
+	}))
+	tb.Cleanup(srv.Close)
+	return "ws" + strings.TrimPrefix(srv.URL, "http") + "/ws/chat", ch
+}
+
 // wsPair dials one client WebSocket to an Accept server on a real socket
 // and runs both handshakes, the client with idleRelease.
 func wsPair(t *testing.T, f *fixture, idleRelease time.Duration) (client, server *transport.Conn) {
 	t.Helper()
-	conns := make(chan net.Conn, 1)
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		c, err := transport.Accept(w, r)
-		if err != nil {
-			t.Error(err)
-			return
-		}
-		conns <- c
-	}))
-	t.Cleanup(srv.Close)
+	wsURL, conns := acceptServer(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	cc, err := transport.Dial(ctx, "ws"+strings.TrimPrefix(srv.URL, "http")+"/ws/chat", nil)
+	cc, err := transport.Dial(ctx, wsURL, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -250,18 +258,9 @@ func BenchmarkWSRoundTrip(b *testing.B) {
 	}{{"on", 0}, {"off", -1}} {
 		b.Run("idle="+bc.name, func(b *testing.B) {
 			f := newFixture(b)
-			conns := make(chan net.Conn, 1)
-			srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-				c, err := transport.Accept(w, r)
-				if err != nil {
-					b.Error(err)
-					return
-				}
-				conns <- c
-			}))
-			defer srv.Close()
+			wsURL, conns := acceptServer(b)
 			ctx := context.Background()
-			cc, err := transport.Dial(ctx, "ws"+strings.TrimPrefix(srv.URL, "http")+"/ws/chat", nil)
+			cc, err := transport.Dial(ctx, wsURL, nil)
 			if err != nil {
 				b.Fatal(err)
 			}
@@ -310,16 +309,7 @@ func (c *deadlineCounter) SetReadDeadline(t time.Time) error {
 func TestBusyClientFewDeadlines(t *testing.T) {
 	checkGoroutines(t)
 	f := newFixture(t)
-	conns := make(chan net.Conn, 1)
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		c, err := transport.Accept(w, r)
-		if err != nil {
-			t.Error(err)
-			return
-		}
-		conns <- c
-	}))
-	t.Cleanup(srv.Close)
+	wsURL, conns := acceptServer(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	var raw *deadlineCounter
@@ -331,7 +321,7 @@ func TestBusyClientFewDeadlines(t *testing.T) {
 		raw = &deadlineCounter{Conn: c}
 		return raw, nil
 	}}
-	cc, err := transport.Dial(ctx, "ws"+strings.TrimPrefix(srv.URL, "http")+"/ws/chat", opts)
+	cc, err := transport.Dial(ctx, wsURL, opts)
 	if err != nil {
 		t.Fatal(err)
 	}

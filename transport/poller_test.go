@@ -9,8 +9,6 @@ import (
 	"fmt"
 	"io"
 	"net"
-	"net/http"
-	"net/http/httptest"
 	"os"
 	"runtime"
 	"strings"
@@ -41,20 +39,11 @@ func newPoller(t *testing.T) (*fixture, *transport.Poller) {
 // server's WebSocket streams (for deadlines).
 func wsPairs(t *testing.T, f *fixture, n int) (clients, servers []*transport.Conn, raws []net.Conn) {
 	t.Helper()
-	conns := make(chan net.Conn, 1)
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		c, err := transport.Accept(w, r)
-		if err != nil {
-			t.Error(err)
-			return
-		}
-		conns <- c
-	}))
-	t.Cleanup(srv.Close)
+	wsURL, conns := acceptServer(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	for range n {
-		cc, err := transport.Dial(ctx, "ws"+strings.TrimPrefix(srv.URL, "http")+"/ws/chat", nil)
+		cc, err := transport.Dial(ctx, wsURL, nil)
 		if err != nil {
 			t.Fatal(err)
 		}

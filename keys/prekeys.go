@@ -54,13 +54,17 @@ func NewPreKeys(rand io.Reader, first uint32, n int) ([]PreKey, error) {
 		first = 1
 	}
 	out := make([]PreKey, n)
+	// The scalars are read into the output's own private-key fields, as
+	// NewPrivateKey would read them one by one (the same bytes of rand, in
+	// the same order), but without its 32-byte heap copy per key (its
+	// array escapes to the io.Reader): 812 of them at each first login.
 	id := first
 	for i := range out {
-		kp, err := NewKeyPair(rand)
-		if err != nil {
-			return nil, err
+		if _, err := io.ReadFull(rand, out[i].Private.k[:]); err != nil {
+			return nil, fmt.Errorf("keys: reading randomness: %w", err)
 		}
-		out[i] = PreKey{ID: id, KeyPair: kp}
+		clamp(&out[i].Private.k)
+		out[i] = PreKey{ID: id, KeyPair: out[i].Private.KeyPair()}
 		id++
 		if id > MaxPreKeyID {
 			id = 1

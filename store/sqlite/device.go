@@ -3,8 +3,10 @@ package sqlite
 import (
 	"context"
 	"database/sql"
+	"encoding/hex"
 	"errors"
 	"fmt"
+	"strconv"
 	"strings"
 
 	"github.com/walinkdev/walink/jid"
@@ -152,6 +154,7 @@ func (s *Store) DeleteDevice(ctx context.Context, noisePub keys.PublicKey) error
 }
 
 // PutPreKeys stores pks for the device and sets its NextPreKeyID to next.
+// A pre-key id given twice keeps the later key.
 func (s *Store) PutPreKeys(ctx context.Context, noisePub keys.PublicKey, pks []keys.PreKey, next uint32) error {
 	for _, pk := range pks {
 		if pk.ID == 0 || pk.ID > keys.MaxPreKeyID {
@@ -162,14 +165,11 @@ func (s *Store) PutPreKeys(ctx context.Context, noisePub keys.PublicKey, pks []k
 		}
 	}
 	pub := noisePub.Bytes()
-	// Sealed before the transaction: sealing is CPU work (and may be a
-	// remote call for a custom Cipher) that need not hold the write lock.
-	privs := make([][]byte, len(pks))
-	for i, pk := range pks {
-		var err error
-		if privs[i], err = s.sec.Seal("pre_keys.priv", pub, pk.ID, pk.Private.Bytes()); err != nil {
-			return err
-		}
+	// Encoded (and sealed) before the transaction: CPU work, and for a
+	// custom Cipher maybe a remote call, that need not hold the write lock.
+	batch, err := encodePreKeys(s.sec, pub, pks)
+	if err != nil {
+		return err
 	}
 	return s.write(ctx, "put pre-keys", func(tx *sql.Tx) error {
 		res, err := tx.ExecContext(ctx, `UPDATE devices SET next_pre_key_id = ? WHERE noise_pub = ?`, int64(next), pub)
@@ -184,24 +184,69 @@ func (s *Store) PutPreKeys(ctx context.Context, noisePub keys.PublicKey, pks []k
 		if len(pks) == 0 {
 			return nil
 		}
-		st, err := tx.PrepareContext(ctx, `INSERT INTO pre_keys (device, id, pub, priv) VALUES (?, ?, ?, ?)
-			ON CONFLICT (device, id) DO UPDATE SET pub = excluded.pub, priv = excluded.priv`)
+		// One statement for the whole batch: a statement per key cost ~10
+		// small Go allocations per key (database/sql's and the driver's
+		// per-Exec objects, the boxed arguments), 8,000 per login, whose
+		// spans stay pinned by the few long-lived objects of a linking
+		// burst. The rows arrive in order, so a repeated id's later key wins
+		// as it did with one upsert per key.
+		res, err = tx.ExecContext(ctx, `INSERT INTO pre_keys (device, id, pub, priv)
+			SELECT ?1, j.value ->> 0, unhex(j.value ->> 1), unhex(j.value ->> 2) FROM json_each(?2) AS j WHERE true
+			ON CONFLICT (device, id) DO UPDATE SET pub = excluded.pub, priv = excluded.priv`, pub, batch)
 		if err != nil {
 			return err
 		}
-		defer st.Close()
-		for i, pk := range pks {
-			if _, err := st.ExecContext(ctx, pub, int64(pk.ID), pk.Public.Bytes(), privs[i]); err != nil {
-				return err
+		if n, err := res.RowsAffected(); err != nil {
+			return err
+		} else if n != int64(len(pks)) {
+			return fmt.Errorf("%w: put pre-keys: %d of %d rows written", ErrCorrupt, n, len(pks))
+		}
+		return s.step("pre-key")
+	})
+}
+
+// encodePreKeys writes pks as one JSON array of [id, "hex public",
+// "hex private"] rows for PutPreKeys' json_each, sealing the private
+// halves with sec. The string is built in place (strings.Builder hands
+// over its buffer), so a batch is one allocation when nothing is sealed.
+func encodePreKeys(sec secrets, owner []byte, pks []keys.PreKey) (string, error) {
+	var b strings.Builder
+	// [id,"64 hex","64 hex"], with id at most 8 digits: 147 bytes a row
+	// unsealed; sealed rows grow the buffer once or twice.
+	b.Grow(2 + len(pks)*148)
+	b.WriteByte('[')
+	var h [2 * keys.Size]byte
+	for i, pk := range pks {
+		if i > 0 {
+			b.WriteByte(',')
+		}
+		var num [8]byte
+		b.WriteByte('[')
+		b.Write(strconv.AppendUint(num[:0], uint64(pk.ID), 10))
+		b.WriteString(`,"`)
+		k := pk.Public.Array()
+		hex.Encode(h[:], k[:])
+		b.Write(h[:])
+		b.WriteString(`","`)
+		k = pk.Private.Array()
+		if sec.C == nil {
+			hex.Encode(h[:], k[:])
+			b.Write(h[:])
+		} else {
+			sealed, err := sec.Seal("pre_keys.priv", owner, pk.ID, k[:])
+			if err != nil {
+				return "", err
 			}
-			if i == 0 {
-				if err := s.step("pre-key"); err != nil {
-					return err
-				}
+			for len(sealed) > 0 {
+				n := hex.Encode(h[:], sealed[:min(len(sealed), keys.Size)])
+				b.Write(h[:n])
+				sealed = sealed[n/2:]
 			}
 		}
-		return nil
-	})
+		b.WriteString(`"]`)
+	}
+	b.WriteByte(']')
+	return b.String(), nil
 }
 
 // PreKey returns one stored pre-key.

@@ -491,6 +491,24 @@ func testPreKeys(t *testing.T, s store.Store) {
 		t.Errorf("PreKey(Max): %v", err)
 	}
 
+	// An id repeated within one batch keeps the later key.
+	rep := NewPreKeys(t, 53, 5, 3) // ids 5, 6, 7
+	rep[2].ID = 5
+	if err := s.PutPreKeys(ctx, pub, rep, 8); err != nil {
+		t.Fatal(err)
+	}
+	if c, err := s.PreKeyCount(ctx, pub); err != nil || c != n+2 {
+		t.Errorf("PreKeyCount after a repeated id = %d, %v; want %d", c, err, n+2)
+	}
+	got, err = s.PreKey(ctx, pub, 5)
+	if err != nil || !got.Private.Equal(rep[2].Private) || !got.Public.Equal(rep[2].Public) {
+		t.Errorf("PreKey(5) is not the batch's later key: %v", err)
+	}
+	got, err = s.PreKey(ctx, pub, 6)
+	if err != nil || !got.Private.Equal(rep[1].Private) {
+		t.Errorf("PreKey(6): %v", err)
+	}
+
 	// An empty batch only moves NextPreKeyID.
 	if err := s.PutPreKeys(ctx, pub, nil, 99); err != nil {
 		t.Fatal(err)

@@ -228,12 +228,14 @@ func encodePreKeys(sec secrets, owner []byte, pks []keys.PreKey) (string, error)
 		hex.Encode(h[:], k[:])
 		b.Write(h[:])
 		b.WriteString(`","`)
-		k = pk.Private.Array()
 		if sec.C == nil {
+			k = pk.Private.Array()
 			hex.Encode(h[:], k[:])
 			b.Write(h[:])
 		} else {
-			sealed, err := sec.Seal("pre_keys.priv", owner, pk.ID, k[:])
+			// Bytes, not k: k would escape to the Cipher and move to the
+			// heap for every key, sealed or not.
+			sealed, err := sec.Seal("pre_keys.priv", owner, pk.ID, pk.Private.Bytes())
 			if err != nil {
 				return "", err
 			}

@@ -1,0 +1,31 @@
+package sqlite
+
+import (
+	"testing"
+
+	"github.com/walinkdev/walink/store/storetest"
+)
+
+// TestPutPreKeysAllocations checks that a batch costs a fixed number of
+// allocations, not a few per key: per-key garbage of a linking burst
+// (8,000 small objects per first login when each key was its own
+// statement) left the small size classes' spans pinned by the few
+// long-lived objects mixed in with it (bench/NOTES.md, issue 15).
+func TestPutPreKeysAllocations(t *testing.T) {
+	ctx := t.Context()
+	s, _ := tempStore(t)
+	d := storetest.NewDevice(t, 60, false)
+	if err := s.PutDevice(ctx, d); err != nil {
+		t.Fatal(err)
+	}
+	pks := storetest.NewPreKeys(t, 60, 1, 812)
+	allocs := testing.AllocsPerRun(5, func() {
+		if err := s.PutPreKeys(ctx, d.NoiseKey.Public, pks, 813); err != nil {
+			t.Fatal(err)
+		}
+	})
+	t.Logf("%.0f allocations for %d pre-keys", allocs, len(pks))
+	if allocs > 100 {
+		t.Errorf("PutPreKeys(%d keys) made %.0f allocations, want <= 100", len(pks), allocs)
+	}
+}

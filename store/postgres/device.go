@@ -189,16 +189,29 @@ func (s *Store) putPreKeys(ctx context.Context, noisePub keys.PublicKey, pks []k
 	ids := make([]int64, 0, len(last))
 	pubs := make([][]byte, 0, len(last))
 	privs := make([][]byte, 0, len(last))
+	// The keys' bytes share one buffer rather than two 32-byte copies per
+	// key: small garbage of a linking burst pins small size classes' spans
+	// (bench/NOTES.md, issue 15).
+	raw := make([]byte, 0, 2*keys.Size*len(last))
 	for i, pk := range pks {
 		if last[pk.ID] != i {
 			continue
 		}
+		ids = append(ids, int64(pk.ID))
+		k := pk.Public.Array()
+		raw = append(raw, k[:]...)
+		pubs = append(pubs, raw[len(raw)-keys.Size:len(raw):len(raw)])
+		if s.sec.C == nil {
+			k = pk.Private.Array()
+			raw = append(raw, k[:]...)
+			privs = append(privs, raw[len(raw)-keys.Size:len(raw):len(raw)])
+			continue
+		}
+		// Bytes, not k: k would escape to the Cipher and move to the heap.
 		priv, err := s.sec.Seal("pre_keys.priv", pub, pk.ID, pk.Private.Bytes())
 		if err != nil {
 			return err
 		}
-		ids = append(ids, int64(pk.ID))
-		pubs = append(pubs, pk.Public.Bytes())
 		privs = append(privs, priv)
 	}
 	return s.writeFenced(ctx, "put pre-keys", fence, func(tx pgx.Tx) error {

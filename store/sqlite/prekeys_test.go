@@ -1,6 +1,7 @@
 package sqlite
 
 import (
+	"path/filepath"
 	"testing"
 
 	"github.com/walinkdev/walink/store/storetest"
@@ -27,5 +28,27 @@ func TestPutPreKeysAllocations(t *testing.T) {
 	t.Logf("%.0f allocations for %d pre-keys", allocs, len(pks))
 	if allocs > 100 {
 		t.Errorf("PutPreKeys(%d keys) made %.0f allocations, want <= 100", len(pks), allocs)
+	}
+}
+
+// BenchmarkPutPreKeys stores a first login's 812 pre-keys, replacing the
+// same ids each time (the upsert path does the same work as an insert).
+func BenchmarkPutPreKeys(b *testing.B) {
+	ctx := b.Context()
+	s, err := Open(ctx, filepath.Join(b.TempDir(), "bench.db"))
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer s.Close()
+	d := storetest.NewDevice(b, 61, false)
+	if err := s.PutDevice(ctx, d); err != nil {
+		b.Fatal(err)
+	}
+	pks := storetest.NewPreKeys(b, 61, 1, 812)
+	b.ReportAllocs()
+	for b.Loop() {
+		if err := s.PutPreKeys(ctx, d.NoiseKey.Public, pks, 813); err != nil {
+			b.Fatal(err)
+		}
 	}
 }

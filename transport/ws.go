@@ -18,8 +18,9 @@ import (
 // a WhatsApp client needs: binary messages (fragmented or not) read as one
 // byte stream, each Write one masked binary frame, ping answered with pong,
 // and the closing handshake. It holds no buffer while idle: a frame header
-// is read into a 10-byte array in the connection, payload bytes go straight
-// into the caller's buffer, a Write borrows a pooled buffer for the masked
+// is read with one read into a 14-byte array in the connection (payload
+// bytes that came with it are served from there), the rest of the payload
+// goes straight into the caller's buffer, a Write borrows a pooled buffer for the masked
 // copy only while it writes, and writeInPlace (the Conn's own send path)
 // masks the caller's frame buffer in place.
 
@@ -79,8 +80,12 @@ type wsConn struct {
 	rmu       sync.Mutex
 	remaining uint64 // payload bytes left in the current data frame
 	inMessage bool   // a fragmented message awaits continuations
-	hdr       [10]byte
-	hdrHave   int // bytes of the next header already in hdr (waitReadyIdle)
+	// ahead holds bytes read from the stream and not yet used,
+	// ahead[aOff:aEnd]: a frame header is read with one read of up to 14
+	// bytes (not two or three, each a system call), and what came behind
+	// it (payload, even the next frame) waits here, as on the server side.
+	ahead      [wsHeadroom]byte
+	aOff, aEnd uint8
 	// idleDL is the read deadline waitReadyIdle set, zero when none: it
 	// stays set across frames, so that a busy connection sets it about
 	// once per half idle period rather than twice per frame (a deadline
@@ -139,7 +144,7 @@ func (c *wsConn) Read(p []byte) (int, error) {
 	if err := c.waitData(); err != nil {
 		return 0, err
 	}
-	n, err := c.readRaw(p[:min(uint64(len(p)), c.remaining)])
+	n, err := c.readPayload(p[:min(uint64(len(p)), c.remaining)])
 	c.remaining -= uint64(n)
 	if err != nil {
 		if errors.Is(err, io.EOF) {
@@ -166,14 +171,13 @@ func (c *wsConn) waitReady() (int, error) {
 // waitReadyIdle is waitReady for a reader that sheds state when the
 // connection goes quiet: if no byte of a new frame arrives within about d
 // (between d/2 and d after the last one), it returns idle, having consumed
-// nothing, and the caller waits again (with waitReady, or here). The idle
-// wait asks for at most the 2 bytes every header has, and later reads that
-// hit the deadline read on without it (readRaw), so a timeout never cuts
-// a frame short; bytes it got are kept in hdr.
+// nothing, and the caller waits again (with waitReady, or here). Later
+// reads that hit the deadline read on without it (readRaw), so a timeout
+// never cuts a frame short; bytes the idle wait got are kept in ahead.
 func (c *wsConn) waitReadyIdle(d time.Duration) (n int, idle bool, err error) {
 	c.rmu.Lock()
 	defer c.rmu.Unlock()
-	if c.remaining == 0 && c.readErr == nil && c.hdrHave == 0 {
+	if c.remaining == 0 && c.readErr == nil && c.aOff == c.aEnd {
 		if now := time.Now(); c.idleDL.Sub(now) < d/2 {
 			if c.raw.SetReadDeadline(now.Add(d)) != nil {
 				c.idleDL = time.Time{}
@@ -181,8 +185,8 @@ func (c *wsConn) waitReadyIdle(d time.Duration) (n int, idle bool, err error) {
 			}
 			c.idleDL = now.Add(d)
 		}
-		k, rerr := c.rw.Read(c.hdr[:2])
-		c.hdrHave = k
+		k, rerr := c.rw.Read(c.ahead[:])
+		c.aOff, c.aEnd = 0, uint8(k)
 		if k == 0 && rerr != nil {
 			if errors.Is(rerr, os.ErrDeadlineExceeded) && c.clearIdleDeadline() {
 				// Not sticky: TLS and net/http's reader keep what a
@@ -222,11 +226,50 @@ func (c *wsConn) readRaw(p []byte) (int, error) {
 	return n, err
 }
 
-// rawReader is readRaw as an io.Reader (pointer-shaped: no allocation as
-// an interface).
-type rawReader struct{ c *wsConn }
+// readPayload reads bytes of the current frame into p: those read ahead
+// first, else from the stream. rmu is held.
+func (c *wsConn) readPayload(p []byte) (int, error) {
+	if c.aOff < c.aEnd {
+		n := copy(p, c.ahead[c.aOff:c.aEnd])
+		c.aOff += uint8(n)
+		return n, nil
+	}
+	return c.readRaw(p)
+}
 
-func (r rawReader) Read(p []byte) (int, error) { return r.c.readRaw(p) }
+// readAhead makes n bytes (at most len(ahead)) available in ahead, reading
+// what the stream has up to ahead's room. Errors are io.ReadFull's: io.EOF
+// only when nothing was read. rmu is held.
+func (c *wsConn) readAhead(n int) error {
+	have := int(c.aEnd - c.aOff)
+	if have >= n {
+		return nil
+	}
+	if c.aOff > 0 {
+		copy(c.ahead[:], c.ahead[c.aOff:c.aEnd])
+		c.aOff, c.aEnd = 0, uint8(have)
+	}
+	for int(c.aEnd) < n {
+		m, err := c.readRaw(c.ahead[c.aEnd:])
+		c.aEnd += uint8(m)
+		if err != nil {
+			if int(c.aEnd) >= n {
+				return nil // the error comes again on the next read
+			}
+			if errors.Is(err, io.EOF) && c.aEnd > 0 {
+				err = io.ErrUnexpectedEOF
+			}
+			return err
+		}
+	}
+	return nil
+}
+
+// payloadReader is readPayload as an io.Reader (pointer-shaped: no
+// allocation as an interface).
+type payloadReader struct{ c *wsConn }
+
+func (r payloadReader) Read(p []byte) (int, error) { return r.c.readPayload(p) }
 
 // waitData reads frame headers (answering control frames) until a data
 // frame with payload is current. rmu is held.
@@ -246,8 +289,7 @@ func (c *wsConn) waitData() error {
 // nextFrame reads one frame header; a control frame is handled whole, a
 // data frame becomes current. rmu is held.
 func (c *wsConn) nextFrame() error {
-	h, err := readFrameHeader(rawReader{c}, &c.hdr, c.hdrHave)
-	c.hdrHave = 0
+	h, err := c.readHeader()
 	if err != nil {
 		if errors.Is(err, io.EOF) && c.inMessage {
 			return io.ErrUnexpectedEOF // the message was cut short
@@ -280,22 +322,19 @@ type frameHeader struct {
 	length uint64
 }
 
-// readFrameHeader reads and checks the header of a server frame (unmasked)
-// into buf, whose first have (≤ 2) bytes were read already. Errors other
-// than the reader's wrap ErrWebSocketProtocol.
-func readFrameHeader(r io.Reader, buf *[10]byte, have int) (frameHeader, error) {
-	if _, err := io.ReadFull(r, buf[have:2]); err != nil {
-		if have > 0 {
-			return frameHeader{}, unexpectedEOF(err)
-		}
-		// io.EOF only with no byte read: the stream ended between frames.
+// readHeader reads and checks the header of a server frame (unmasked).
+// Errors other than the stream's wrap ErrWebSocketProtocol; io.EOF only
+// when the stream ended between frames. rmu is held.
+func (c *wsConn) readHeader() (frameHeader, error) {
+	if err := c.readAhead(2); err != nil {
 		return frameHeader{}, err
 	}
-	h := frameHeader{fin: buf[0]&0x80 != 0, opcode: buf[0] & 0x0F}
-	if buf[0]&0x70 != 0 {
+	b := c.ahead[c.aOff:c.aEnd]
+	h := frameHeader{fin: b[0]&0x80 != 0, opcode: b[0] & 0x0F}
+	if b[0]&0x70 != 0 {
 		return h, protoErr("reserved bits set (no extension was negotiated)")
 	}
-	if buf[1]&0x80 != 0 {
+	if b[1]&0x80 != 0 {
 		return h, protoErr("masked frame from the server")
 	}
 	switch h.opcode {
@@ -303,28 +342,35 @@ func readFrameHeader(r io.Reader, buf *[10]byte, have int) (frameHeader, error) 
 	default:
 		return h, protoErr(fmt.Sprintf("reserved opcode %#x", h.opcode))
 	}
-	switch l := buf[1] & 0x7F; l {
+	ext := 0
+	switch b[1] & 0x7F {
 	case 126:
-		if _, err := io.ReadFull(r, buf[2:4]); err != nil {
-			return h, unexpectedEOF(err)
-		}
-		h.length = uint64(binary.BigEndian.Uint16(buf[2:4]))
+		ext = 2
+	case 127:
+		ext = 8
+	}
+	size := 2 + ext
+	if err := c.readAhead(size); err != nil {
+		return h, unexpectedEOF(err)
+	}
+	b = c.ahead[c.aOff:c.aEnd]
+	c.aOff += uint8(size)
+	switch ext {
+	case 0:
+		h.length = uint64(b[1] & 0x7F)
+	case 2:
+		h.length = uint64(binary.BigEndian.Uint16(b[2:4]))
 		if h.length < 126 {
 			return h, protoErr("length not in its shortest form")
 		}
-	case 127:
-		if _, err := io.ReadFull(r, buf[2:10]); err != nil {
-			return h, unexpectedEOF(err)
-		}
-		h.length = binary.BigEndian.Uint64(buf[2:10])
+	case 8:
+		h.length = binary.BigEndian.Uint64(b[2:10])
 		if h.length>>63 != 0 {
 			return h, protoErr("length with its top bit set")
 		}
 		if h.length <= 0xFFFF {
 			return h, protoErr("length not in its shortest form")
 		}
-	default:
-		h.length = uint64(l)
 	}
 	if h.opcode >= opClose && (!h.fin || h.length > 125) {
 		return h, protoErr("fragmented or oversized control frame")
@@ -346,7 +392,7 @@ func (c *wsConn) control(h frameHeader) error {
 	// Control payloads are at most 125 bytes and rare (WhatsApp keeps the
 	// connection alive with stanzas), so they get a buffer of their own.
 	payload := make([]byte, h.length)
-	if _, err := io.ReadFull(rawReader{c}, payload); err != nil {
+	if _, err := io.ReadFull(payloadReader{c}, payload); err != nil {
 		return unexpectedEOF(err)
 	}
 	switch h.opcode {
@@ -549,7 +595,7 @@ func (c *wsConn) awaitPeerClose() {
 		c.raw.SetReadDeadline(time.Now().Add(wsCloseTimeout))
 		for c.readErr == nil && !c.peer.isClosed() {
 			if c.remaining > 0 {
-				n, err := io.CopyN(io.Discard, c.rw, int64(c.remaining))
+				n, err := io.CopyN(io.Discard, payloadReader{c}, int64(c.remaining))
 				c.remaining -= uint64(n)
 				if err != nil {
 					break

@@ -13,6 +13,7 @@ import (
 	"net"
 	"net/http"
 	"testing"
+	"testing/iotest"
 	"time"
 
 	"github.com/walinkdev/walink/binxml"
@@ -525,5 +526,56 @@ func TestDialBytesWithUpgrade(t *testing.T) {
 	go serve("Sec-WebSocket-Extensions: permessage-deflate\r\n", good)
 	if _, err := Dial(ctx, url, nil); !errors.Is(err, ErrUpgrade) {
 		t.Fatalf("unoffered extension: %v", err)
+	}
+}
+
+// TestWSHeaderOneRead checks that a frame header is taken with one read
+// (with what follows it kept for the payload and the next frame), and that
+// the same stream delivered one byte per read gives the same bytes.
+func TestWSHeaderOneRead(t *testing.T) {
+	var in bytes.Buffer
+	in.Write(serverFrame(true, opBinary, []byte("abc")))
+	in.Write(serverFrame(true, opBinary, bytes.Repeat([]byte{1}, 200))) // 16-bit length
+	in.Write(serverFrame(true, opPing, []byte("p")))
+	in.Write(serverFrame(true, opBinary, bytes.Repeat([]byte{2}, 70000))) // 64-bit length
+	in.Write(serverFrame(true, opClose, binary.BigEndian.AppendUint16(nil, StatusNormalClosure)))
+	wire := in.Bytes()
+	want := append(append([]byte("abc"), bytes.Repeat([]byte{1}, 200)...), bytes.Repeat([]byte{2}, 70000)...)
+
+	for _, oneByte := range []bool{false, true} {
+		var r io.Reader = bytes.NewReader(wire)
+		if oneByte {
+			r = iotest.OneByteReader(r)
+		}
+		cr := &countingReader{r: r}
+		c, sc := newTestWS(cr)
+		got, err := io.ReadAll(c)
+		if err != nil {
+			t.Fatalf("oneByte=%v: ReadAll: %v", oneByte, err)
+		}
+		if !bytes.Equal(got, want) {
+			t.Fatalf("oneByte=%v: read %d bytes, want %d", oneByte, len(got), len(want))
+		}
+		ops, payloads := clientFrames(t, sc.out.Bytes())
+		if len(ops) != 2 || ops[0] != opPong || string(payloads[0]) != "p" || ops[1] != opClose {
+			t.Fatalf("oneByte=%v: replies: ops %v payloads %q", oneByte, ops, payloads)
+		}
+		if oneByte && cr.reads < len(wire) {
+			t.Fatalf("one byte per read: %d reads for %d bytes", cr.reads, len(wire))
+		}
+	}
+
+	// A small frame and the close behind it: one read for the data frame's
+	// header and payload, one for the close frame (and the EOF after it).
+	var small bytes.Buffer
+	small.Write(serverFrame(true, opBinary, []byte("hi")))
+	cr := &countingReader{r: &small}
+	c, _ := newTestWS(cr)
+	var buf [16]byte
+	if n, err := c.Read(buf[:]); err != nil || string(buf[:n]) != "hi" {
+		t.Fatalf("Read = %q, %v", buf[:n], err)
+	}
+	if cr.reads != 1 {
+		t.Fatalf("%d reads for a 4-byte frame, want 1", cr.reads)
 	}
 }

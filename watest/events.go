@@ -200,132 +200,27 @@ const elideKeep = 4
 
 // redact returns a copy of n with secret content replaced by a
 // "[redacted N bytes]" marker, and the middle of a child list longer than
-// 3×elideKeep replaced by one <elided count="N"/> child. A first pass sizes
-// the copy, so its nodes, attributes and bytes are three allocations
-// whatever the node's shape (every node sent or received is logged: a
-// pair-device was eleven).
+// 3×elideKeep replaced by one <elided count="N"/> child.
 func redact(n binxml.Node) binxml.Node {
-	var z redactSize
-	z.measure(n)
-	var c redactCopy
-	if z.lists {
-		// make, not nil, even for no nodes: an empty child list stays
-		// non-nil (<a></a> in the XML, not <a/>).
-		c.nodes = make([]binxml.Node, z.nodes)
-	}
-	if z.attrs > 0 {
-		c.attrs = make([]binxml.Attr, z.attrs)
-	}
-	if z.bytes > 0 {
-		c.bytes = make([]byte, 0, z.bytes)
-	}
-	return c.copy(n)
-}
-
-// redactSize counts what redact's copy of a node holds.
-type redactSize struct {
-	nodes, attrs, bytes int
-	lists               bool // some node has a (possibly empty) child list
-}
-
-func (z *redactSize) measure(n binxml.Node) {
-	z.attrs += len(n.Attrs)
-	switch {
-	case n.Children != nil:
-		z.lists = true
-		kids := n.Children
-		if len(kids) > 3*elideKeep {
-			z.nodes += 2*elideKeep + 1
-			z.attrs++ // the elided child's count
-			for _, c := range kids[:elideKeep] {
-				z.measure(c)
-			}
-			for _, c := range kids[len(kids)-elideKeep:] {
-				z.measure(c)
-			}
-			break
-		}
-		z.nodes += len(kids)
-		for _, c := range kids {
-			z.measure(c)
-		}
-	case n.Content != nil && secretTags[n.Tag]:
-		var b [32]byte
-		z.bytes += len(redactedMarker(b[:0], len(n.Content)))
-	case n.Content != nil:
-		z.bytes += len(n.Content)
-	}
-}
-
-// redactCopy hands out the parts of redact's copy.
-type redactCopy struct {
-	nodes []binxml.Node
-	attrs []binxml.Attr
-	bytes []byte
-}
-
-func (c *redactCopy) takeNodes(k int) []binxml.Node {
-	s := c.nodes[:k:k]
-	c.nodes = c.nodes[k:]
-	return s
-}
-
-func (c *redactCopy) takeAttrs(k int) []binxml.Attr {
-	s := c.attrs[:k:k]
-	c.attrs = c.attrs[k:]
-	return s
-}
-
-// takeBytes returns the bytes appended since len(c.bytes) was start.
-func (c *redactCopy) takeBytes(start int) []byte {
-	return c.bytes[start:len(c.bytes):len(c.bytes)]
-}
-
-func (c *redactCopy) copy(n binxml.Node) binxml.Node {
-	out := binxml.Node{Tag: n.Tag}
-	if len(n.Attrs) > 0 {
-		out.Attrs = c.takeAttrs(len(n.Attrs))
-		copy(out.Attrs, n.Attrs)
-	}
+	out := binxml.Node{Tag: n.Tag, Attrs: append([]binxml.Attr(nil), n.Attrs...)}
 	switch {
 	case n.Children != nil:
 		kids := n.Children
 		if len(kids) > 3*elideKeep {
 			// A pre-key upload's 812 keys: keep the ends, as the XML does;
 			// the log must not grow with what clients upload.
-			out.Children = c.takeNodes(2*elideKeep + 1)
-			for i, k := range kids[:elideKeep] {
-				out.Children[i] = c.copy(k)
-			}
-			count := c.takeAttrs(1)
-			count[0] = binxml.A("count", strconv.Itoa(len(kids)-2*elideKeep))
-			out.Children[elideKeep] = binxml.Node{Tag: "elided", Attrs: count}
-			for i, k := range kids[len(kids)-elideKeep:] {
-				out.Children[elideKeep+1+i] = c.copy(k)
-			}
-			break
+			kids = append(append(kids[:elideKeep:elideKeep], binxml.Node{Tag: "elided", Attrs: []binxml.Attr{binxml.A("count", strconv.Itoa(len(kids)-2*elideKeep))}}), kids[len(kids)-elideKeep:]...)
 		}
-		out.Children = c.takeNodes(len(kids))
-		for i, k := range kids {
-			out.Children[i] = c.copy(k)
+		out.Children = make([]binxml.Node, len(kids))
+		for i, c := range kids {
+			out.Children[i] = redact(c)
 		}
 	case n.Content != nil && secretTags[n.Tag]:
-		start := len(c.bytes)
-		c.bytes = redactedMarker(c.bytes, len(n.Content))
-		out.Content = c.takeBytes(start)
-	case len(n.Content) > 0:
-		start := len(c.bytes)
-		c.bytes = append(c.bytes, n.Content...)
-		out.Content = c.takeBytes(start)
+		out.Content = []byte(fmt.Sprintf("[redacted %d bytes]", len(n.Content)))
+	case n.Content != nil:
+		out.Content = append([]byte(nil), n.Content...)
 	}
 	return out
-}
-
-// redactedMarker appends what stands for n secret bytes.
-func redactedMarker(b []byte, n int) []byte {
-	b = append(b, "[redacted "...)
-	b = strconv.AppendInt(b, int64(n), 10)
-	return append(b, " bytes]"...)
 }
 
 // xmlString renders a (redacted) node as XML-like text for the log: text

@@ -51,7 +51,7 @@ type eventLog struct {
 	ring    []Event // capacity = size; ring[(start+i)%size] is the i-th oldest
 	start   int
 	seq     int64
-	changed chan struct{} // closed and replaced on every append
+	changed chan struct{} // made by since, closed and cleared by the next append
 	spill   *bufio.Writer // nil = no file
 	spillEr error
 	flushT  *time.Timer // armed while the file copy has unflushed bytes
@@ -65,7 +65,7 @@ func newEventLog(size int, spill io.Writer) *eventLog {
 	if size <= 0 {
 		size = DefaultEventLogSize
 	}
-	l := &eventLog{ring: make([]Event, 0, size), changed: make(chan struct{})}
+	l := &eventLog{ring: make([]Event, 0, size)}
 	if spill != nil {
 		l.spill = bufio.NewWriterSize(spill, 64<<10)
 	}
@@ -102,8 +102,12 @@ func (l *eventLog) add(e Event) {
 			})
 		}
 	}
-	close(l.changed)
-	l.changed = make(chan struct{})
+	// Only a reader waits on changed: most appends (three per connection)
+	// have none, and make no channel.
+	if l.changed != nil {
+		close(l.changed)
+		l.changed = nil
+	}
 }
 
 // flush writes out what the file copy has buffered and stops the delayed
@@ -143,6 +147,9 @@ func (l *eventLog) since(after int64) ([]Event, <-chan struct{}) {
 		e := l.at(i)
 		e.render() // once: later readers get the stored text
 		out = append(out, *e)
+	}
+	if l.changed == nil {
+		l.changed = make(chan struct{})
 	}
 	return out, l.changed
 }

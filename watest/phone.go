@@ -176,8 +176,8 @@ func (p *Phone) ScanQR(ctx context.Context, qr string) (jid.JID, error) {
 	}
 	s := p.srv
 	s.mu.Lock()
-	re := s.refs[q.Ref]
-	if re == nil {
+	re, ok := s.refs[q.Ref]
+	if !ok {
 		s.mu.Unlock()
 		return jid.JID{}, ErrUnknownRef
 	}

@@ -87,7 +87,7 @@ type Server struct {
 	scenario Scenario
 	phones   map[string]*Phone
 	sessions map[int64]*session
-	refs     map[string]*refEntry // QR refs of live registration connections
+	refs     map[string]refEntry  // QR refs of live registration connections
 	codes    map[string]*codeFlow // pending pair-code flows by phone number
 	online   map[jid.JID]*session // logged-in connections by device JID
 	pk       passkeyServer        // passkey credentials and steps
@@ -110,12 +110,12 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 	if addr == "" {
 		addr = "127.0.0.1:0"
 	}
-	// TCP keep-alive on accepted sockets with the system's timers: one
-	// setsockopt instead of net's four per connection. Clients ping in
-	// the protocol; keep-alive here only
+	// TCP keep-alive on accepted sockets with the system's timers, at most
+	// one setsockopt per connection instead of net's four (none on Linux:
+	// listen_linux.go). Clients ping in the protocol; keep-alive here only
 	// reaps the half-open connections of clients that vanished (hours
 	// rather than minutes, which a test server can afford).
-	lc := net.ListenConfig{KeepAliveConfig: net.KeepAliveConfig{Enable: true, Idle: -1, Interval: -1, Count: -1}}
+	lc := listenConfig()
 	ln, err := lc.Listen(ctx, "tcp", addr)
 	if err != nil {
 		return nil, fmt.Errorf("watest: listen: %w", err)
@@ -174,7 +174,7 @@ func newServer(cfg Config) (*Server, error) {
 		scenario: sc,
 		phones:   map[string]*Phone{},
 		sessions: map[int64]*session{},
-		refs:     map[string]*refEntry{},
+		refs:     map[string]refEntry{},
 		codes:    map[string]*codeFlow{},
 		online:   map[jid.JID]*session{},
 	}

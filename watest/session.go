@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"strconv"
 	"sync"
 	"time"
 
@@ -148,7 +149,7 @@ func (s *Server) handshake(nc net.Conn) (run func()) {
 		return nil
 	}
 	sess.raw = nc
-	note := fmt.Sprintf("handshake done (%sdictionary v%d)", modeNote[hello.Mode], hello.Header[3])
+	note := "handshake done (" + modeNote[hello.Mode] + "dictionary v" + strconv.Itoa(int(hello.Header[3])) + ")"
 	if hello.EdgeRouting != nil {
 		note += fmt.Sprintf(", edge-routing pre-intro of %d bytes ignored", len(hello.EdgeRouting))
 	}

@@ -78,14 +78,9 @@ type wsConn struct {
 
 	// Read side; rmu serializes readers (Read, Close's drain).
 	rmu       sync.Mutex
-	remaining uint64 // payload bytes left in the current data frame
-	inMessage bool   // a fragmented message awaits continuations
-	// ahead holds bytes read from the stream and not yet used,
-	// ahead[aOff:aEnd]: a frame header is read with one read of up to 14
-	// bytes (not two or three, each a system call), and what came behind
-	// it (payload, even the next frame) waits here, as on the server side.
-	ahead      [wsHeadroom]byte
-	aOff, aEnd uint8
+	remaining uint64    // payload bytes left in the current data frame
+	inMessage bool      // a fragmented message awaits continuations
+	ra        readAhead // bytes read and not yet used, as on the server side
 	// idleDL is the read deadline waitReadyIdle set, zero when none: it
 	// stays set across frames, so that a busy connection sets it about
 	// once per half idle period rather than twice per frame (a deadline
@@ -177,7 +172,7 @@ func (c *wsConn) waitReady() (int, error) {
 func (c *wsConn) waitReadyIdle(d time.Duration) (n int, idle bool, err error) {
 	c.rmu.Lock()
 	defer c.rmu.Unlock()
-	if c.remaining == 0 && c.readErr == nil && c.aOff == c.aEnd {
+	if c.remaining == 0 && c.readErr == nil && !c.ra.buffered() {
 		if now := time.Now(); c.idleDL.Sub(now) < d/2 {
 			if c.raw.SetReadDeadline(now.Add(d)) != nil {
 				c.idleDL = time.Time{}
@@ -185,8 +180,8 @@ func (c *wsConn) waitReadyIdle(d time.Duration) (n int, idle bool, err error) {
 			}
 			c.idleDL = now.Add(d)
 		}
-		k, rerr := c.rw.Read(c.ahead[:])
-		c.aOff, c.aEnd = 0, uint8(k)
+		k, rerr := c.rw.Read(c.ra.buf[:])
+		c.ra.off, c.ra.end = 0, uint8(k)
 		if k == 0 && rerr != nil {
 			if errors.Is(rerr, os.ErrDeadlineExceeded) && c.clearIdleDeadline() {
 				// Not sticky: TLS and net/http's reader keep what a
@@ -229,40 +224,10 @@ func (c *wsConn) readRaw(p []byte) (int, error) {
 // readPayload reads bytes of the current frame into p: those read ahead
 // first, else from the stream. rmu is held.
 func (c *wsConn) readPayload(p []byte) (int, error) {
-	if c.aOff < c.aEnd {
-		n := copy(p, c.ahead[c.aOff:c.aEnd])
-		c.aOff += uint8(n)
-		return n, nil
+	if c.ra.buffered() {
+		return c.ra.take(p), nil
 	}
 	return c.readRaw(p)
-}
-
-// readAhead makes n bytes (at most len(ahead)) available in ahead, reading
-// what the stream has up to ahead's room. Errors are io.ReadFull's: io.EOF
-// only when nothing was read. rmu is held.
-func (c *wsConn) readAhead(n int) error {
-	have := int(c.aEnd - c.aOff)
-	if have >= n {
-		return nil
-	}
-	if c.aOff > 0 {
-		copy(c.ahead[:], c.ahead[c.aOff:c.aEnd])
-		c.aOff, c.aEnd = 0, uint8(have)
-	}
-	for int(c.aEnd) < n {
-		m, err := c.readRaw(c.ahead[c.aEnd:])
-		c.aEnd += uint8(m)
-		if err != nil {
-			if int(c.aEnd) >= n {
-				return nil // the error comes again on the next read
-			}
-			if errors.Is(err, io.EOF) && c.aEnd > 0 {
-				err = io.ErrUnexpectedEOF
-			}
-			return err
-		}
-	}
-	return nil
 }
 
 // payloadReader is readPayload as an io.Reader (pointer-shaped: no
@@ -315,67 +280,10 @@ func (c *wsConn) nextFrame() error {
 	return nil
 }
 
-// frameHeader is a parsed frame header.
-type frameHeader struct {
-	fin    bool
-	opcode byte
-	length uint64
-}
-
 // readHeader reads and checks the header of a server frame (unmasked).
-// Errors other than the stream's wrap ErrWebSocketProtocol; io.EOF only
-// when the stream ended between frames. rmu is held.
+// rmu is held.
 func (c *wsConn) readHeader() (frameHeader, error) {
-	if err := c.readAhead(2); err != nil {
-		return frameHeader{}, err
-	}
-	b := c.ahead[c.aOff:c.aEnd]
-	h := frameHeader{fin: b[0]&0x80 != 0, opcode: b[0] & 0x0F}
-	if b[0]&0x70 != 0 {
-		return h, protoErr("reserved bits set (no extension was negotiated)")
-	}
-	if b[1]&0x80 != 0 {
-		return h, protoErr("masked frame from the server")
-	}
-	switch h.opcode {
-	case opContinuation, opText, opBinary, opClose, opPing, opPong:
-	default:
-		return h, protoErr(fmt.Sprintf("reserved opcode %#x", h.opcode))
-	}
-	ext := 0
-	switch b[1] & 0x7F {
-	case 126:
-		ext = 2
-	case 127:
-		ext = 8
-	}
-	size := 2 + ext
-	if err := c.readAhead(size); err != nil {
-		return h, unexpectedEOF(err)
-	}
-	b = c.ahead[c.aOff:c.aEnd]
-	c.aOff += uint8(size)
-	switch ext {
-	case 0:
-		h.length = uint64(b[1] & 0x7F)
-	case 2:
-		h.length = uint64(binary.BigEndian.Uint16(b[2:4]))
-		if h.length < 126 {
-			return h, protoErr("length not in its shortest form")
-		}
-	case 8:
-		h.length = binary.BigEndian.Uint64(b[2:10])
-		if h.length>>63 != 0 {
-			return h, protoErr("length with its top bit set")
-		}
-		if h.length <= 0xFFFF {
-			return h, protoErr("length not in its shortest form")
-		}
-	}
-	if h.opcode >= opClose && (!h.fin || h.length > 125) {
-		return h, protoErr("fragmented or oversized control frame")
-	}
-	return h, nil
+	return c.ra.readHeader(c.readRaw, false)
 }
 
 func protoErr(why string) error { return fmt.Errorf("%w: %s", ErrWebSocketProtocol, why) }

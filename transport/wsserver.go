@@ -193,18 +193,12 @@ type wsServerConn struct {
 
 	// Read side; rmu serializes readers (Read, Close's drain).
 	rmu       sync.Mutex
-	remaining uint64 // payload bytes left in the current data frame
-	msgLen    uint64 // payload bytes of the current message so far
-	key       uint32 // the current frame's mask key, turned to the next byte
-	inMessage bool   // a fragmented message awaits continuations
-	readErr   error  // sticky, as in wsConn
-	// ahead holds bytes read from the socket and not yet used, ahead[aOff:aEnd]:
-	// a frame header is read with one read of up to 14 bytes (not two or
-	// three, each a system call), and what comes behind the header in that
-	// read (payload, even the next frame) waits here. A small frame
-	// arrives in one read; no other buffer is held.
-	ahead      [wsHeadroom]byte
-	aOff, aEnd uint8
+	remaining uint64    // payload bytes left in the current data frame
+	msgLen    uint64    // payload bytes of the current message so far
+	key       uint32    // the current frame's mask key, turned to the next byte
+	inMessage bool      // a fragmented message awaits continuations
+	readErr   error     // sticky, as in wsConn
+	ra        readAhead // bytes read and not yet used: a small frame arrives in one read
 
 	// Write side; wmu keeps frames whole on the wire.
 	wmu       sync.Mutex
@@ -272,40 +266,10 @@ func (c *wsServerConn) Read(p []byte) (int, error) {
 // readPayload reads bytes of the current frame into p: those read ahead
 // first, else from the socket. rmu is held.
 func (c *wsServerConn) readPayload(p []byte) (int, error) {
-	if c.aOff < c.aEnd {
-		n := copy(p, c.ahead[c.aOff:c.aEnd])
-		c.aOff += uint8(n)
-		return n, nil
+	if c.ra.buffered() {
+		return c.ra.take(p), nil
 	}
 	return c.rd.Read(p)
-}
-
-// readAhead makes n bytes (at most len(ahead)) available in ahead,
-// reading what the socket has up to ahead's room. Errors are
-// io.ReadFull's: io.EOF only when nothing was read. rmu is held.
-func (c *wsServerConn) readAhead(n int) error {
-	have := int(c.aEnd - c.aOff)
-	if have >= n {
-		return nil
-	}
-	if c.aOff > 0 {
-		copy(c.ahead[:], c.ahead[c.aOff:c.aEnd])
-		c.aOff, c.aEnd = 0, uint8(have)
-	}
-	for int(c.aEnd) < n {
-		m, err := c.rd.Read(c.ahead[c.aEnd:])
-		c.aEnd += uint8(m)
-		if err != nil {
-			if int(c.aEnd) >= n {
-				return nil // the error comes again on the next read
-			}
-			if errors.Is(err, io.EOF) && c.aEnd > 0 {
-				err = io.ErrUnexpectedEOF
-			}
-			return err
-		}
-	}
-	return nil
 }
 
 // unmask unmasks b, the next payload bytes of the current frame. rmu is
@@ -384,76 +348,14 @@ func (c *wsServerConn) nextFrame() error {
 	return nil
 }
 
-// clientFrameHeader is a parsed client frame header.
-type clientFrameHeader struct {
-	fin    bool
-	opcode byte
-	length uint64
-	key    uint32 // little-endian, as mask takes it
-}
-
-// readHeader reads and checks the header of a client frame. Every client
-// frame must be masked (RFC 6455 §5.1: the server MUST close the
-// connection otherwise; every WhatsApp client masks, and the server
-// refused unmasked frames before, with coder/websocket). Errors other than
-// the reader's wrap ErrWebSocketProtocol. rmu is held.
-func (c *wsServerConn) readHeader() (clientFrameHeader, error) {
-	if err := c.readAhead(2); err != nil {
-		return clientFrameHeader{}, err
-	}
-	b := c.ahead[c.aOff:c.aEnd]
-	h := clientFrameHeader{fin: b[0]&0x80 != 0, opcode: b[0] & 0x0F}
-	if b[0]&0x70 != 0 {
-		return h, protoErr("reserved bits set (no extension was negotiated)")
-	}
-	if b[1]&0x80 == 0 {
-		return h, protoErr("unmasked frame from the client")
-	}
-	switch h.opcode {
-	case opContinuation, opText, opBinary, opClose, opPing, opPong:
-	default:
-		return h, protoErr(fmt.Sprintf("reserved opcode %#x", h.opcode))
-	}
-	ext := 0
-	switch b[1] & 0x7F {
-	case 126:
-		ext = 2
-	case 127:
-		ext = 8
-	}
-	size := 2 + ext + 4
-	if err := c.readAhead(size); err != nil {
-		return h, unexpectedEOF(err)
-	}
-	b = c.ahead[c.aOff:c.aEnd]
-	rest := b[2:size]
-	c.aOff += uint8(size)
-	switch ext {
-	case 0:
-		h.length = uint64(b[1] & 0x7F)
-	case 2:
-		h.length = uint64(binary.BigEndian.Uint16(rest))
-		if h.length < 126 {
-			return h, protoErr("length not in its shortest form")
-		}
-	case 8:
-		h.length = binary.BigEndian.Uint64(rest)
-		if h.length>>63 != 0 {
-			return h, protoErr("length with its top bit set")
-		}
-		if h.length <= 0xFFFF {
-			return h, protoErr("length not in its shortest form")
-		}
-	}
-	h.key = binary.LittleEndian.Uint32(rest[ext:])
-	if h.opcode >= opClose && (!h.fin || h.length > 125) {
-		return h, protoErr("fragmented or oversized control frame")
-	}
-	return h, nil
+// readHeader reads and checks the header of a client frame, which must be
+// masked. rmu is held.
+func (c *wsServerConn) readHeader() (frameHeader, error) {
+	return c.ra.readHeader(c.rd.Read, true)
 }
 
 // control handles a ping, pong or close frame. rmu is held.
-func (c *wsServerConn) control(h clientFrameHeader) error {
+func (c *wsServerConn) control(h frameHeader) error {
 	var buf [125]byte
 	payload := buf[:h.length]
 	for n := 0; n < len(payload); {
@@ -731,7 +633,7 @@ func (ws *wsServerConn) idle(c *Conn, cipher bool) bool {
 	}
 	ws.rmu.Lock()
 	defer ws.rmu.Unlock()
-	if ws.remaining > 0 || ws.readErr != nil || ws.aOff < ws.aEnd {
+	if ws.remaining > 0 || ws.readErr != nil || ws.ra.buffered() {
 		return false
 	}
 	if p, ok := ws.rd.(*prefixReader); ok {

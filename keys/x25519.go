@@ -6,12 +6,14 @@ import (
 	"filippo.io/edwards25519/field"
 )
 
-// x25519 computes scalar·point on Curve25519 (RFC 7748 §5) with the
-// Montgomery ladder. crypto/ecdh would derive the public key of a fresh
-// *ecdh.PrivateKey on every call, doubling the cost of each DH; a handshake
-// does several, so the ladder is run directly. The field arithmetic is the
-// constant-time implementation crypto/ecdh itself is built on.
-func x25519(out, scalar, point *[Size]byte) {
+// x25519Ladder computes scalar·point on Curve25519 (RFC 7748 §5) with the
+// Montgomery ladder, for a clamped scalar. crypto/ecdh would derive the
+// public key of a fresh *ecdh.PrivateKey on every call, doubling the cost of
+// each DH; a handshake does several, so the ladder is run directly. The field
+// arithmetic is the constant-time implementation crypto/ecdh itself is built
+// on (51-bit limbs). It is the portable path and the reference the faster
+// one (x25519_amd64.go) is tested against.
+func x25519Ladder(out, scalar, point *[Size]byte) {
 	var x1, x2, z2, x3, z3, tmp0, tmp1 field.Element
 	x1.SetBytes(point[:]) // ignores the top bit, accepts non-canonical u
 	x2.One()

@@ -136,6 +136,20 @@ func (c *wsConn) Read(p []byte) (int, error) {
 	if len(p) == 0 {
 		return 0, nil
 	}
+	if c.remaining == 0 && c.readErr == nil && len(p) >= wsHeadroom {
+		// At a frame boundary: header and payload in one read into p.
+		n, err := c.ra.readDirect(p, c, false)
+		if err != nil {
+			c.readErr = err
+			if n == 0 {
+				return 0, err
+			}
+		}
+		if n > 0 {
+			return n, nil
+		}
+		// A header came without payload: read the payload below.
+	}
 	if err := c.waitData(); err != nil {
 		return 0, err
 	}
@@ -256,11 +270,23 @@ func (c *wsConn) waitData() error {
 func (c *wsConn) nextFrame() error {
 	h, err := c.readHeader()
 	if err != nil {
-		if errors.Is(err, io.EOF) && c.inMessage {
-			return io.ErrUnexpectedEOF // the message was cut short
-		}
-		return err
+		return c.headerErr(err)
 	}
+	return c.frame(h)
+}
+
+// headerErr is what an error reading a header is reported as. rmu is
+// held.
+func (c *wsConn) headerErr(err error) error {
+	if errors.Is(err, io.EOF) && c.inMessage {
+		return io.ErrUnexpectedEOF // the message was cut short
+	}
+	return err
+}
+
+// frame acts on a frame header: a control frame is handled whole, a data
+// frame becomes current. rmu is held.
+func (c *wsConn) frame(h frameHeader) error {
 	switch {
 	case h.opcode >= opClose:
 		return c.control(h)
@@ -285,6 +311,11 @@ func (c *wsConn) nextFrame() error {
 func (c *wsConn) readHeader() (frameHeader, error) {
 	return c.ra.readHeader(c.readRaw, false)
 }
+
+// left and consumed are the current data frame's accounting for
+// readDirect. rmu is held.
+func (c *wsConn) left() uint64      { return c.remaining }
+func (c *wsConn) consumed(b []byte) { c.remaining -= uint64(len(b)) }
 
 func protoErr(why string) error { return fmt.Errorf("%w: %s", ErrWebSocketProtocol, why) }
 

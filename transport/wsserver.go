@@ -251,6 +251,20 @@ func (c *wsServerConn) Read(p []byte) (int, error) {
 	if len(p) == 0 {
 		return 0, nil
 	}
+	if c.remaining == 0 && c.readErr == nil && len(p) >= wsHeadroom {
+		// At a frame boundary: header and payload in one read into p.
+		n, err := c.ra.readDirect(p, c, true)
+		if err != nil {
+			c.readErr = err
+			if n == 0 {
+				return 0, err
+			}
+		}
+		if n > 0 {
+			return n, nil
+		}
+		// A header came without payload: read the payload below.
+	}
 	if err := c.waitData(); err != nil {
 		return 0, err
 	}
@@ -311,14 +325,26 @@ func (c *wsServerConn) waitData() error {
 func (c *wsServerConn) nextFrame() error {
 	h, err := c.readHeader()
 	if err != nil {
-		if errors.Is(err, io.EOF) && c.inMessage {
-			return io.ErrUnexpectedEOF
-		}
-		if errors.Is(err, ErrWebSocketProtocol) {
-			c.sendClose(StatusProtocolError)
-		}
-		return err
+		return c.headerErr(err)
 	}
+	return c.frame(h)
+}
+
+// headerErr is what an error reading a header is reported as, after the
+// close frame a protocol error calls for. rmu is held.
+func (c *wsServerConn) headerErr(err error) error {
+	if errors.Is(err, io.EOF) && c.inMessage {
+		return io.ErrUnexpectedEOF
+	}
+	if errors.Is(err, ErrWebSocketProtocol) {
+		c.sendClose(StatusProtocolError)
+	}
+	return err
+}
+
+// frame acts on a frame header: a control frame is handled whole, a data
+// frame becomes current. rmu is held.
+func (c *wsServerConn) frame(h frameHeader) error {
 	switch {
 	case h.opcode >= opClose:
 		return c.control(h)
@@ -353,6 +379,11 @@ func (c *wsServerConn) nextFrame() error {
 func (c *wsServerConn) readHeader() (frameHeader, error) {
 	return c.ra.readHeader(c.rd.Read, true)
 }
+
+// readRaw, left and consumed serve readDirect. rmu is held.
+func (c *wsServerConn) readRaw(p []byte) (int, error) { return c.rd.Read(p) }
+func (c *wsServerConn) left() uint64                  { return c.remaining }
+func (c *wsServerConn) consumed(b []byte)             { c.unmask(b) }
 
 // control handles a ping, pong or close frame. rmu is held.
 func (c *wsServerConn) control(h frameHeader) error {

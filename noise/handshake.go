@@ -79,6 +79,9 @@ type Initiator struct {
 	mode   Mode
 	cipher *Cipher // set when an IK resume was accepted
 	cert   *CertInfo
+	// msg is the message being read: a field rather than a local, which
+	// proto.Unmarshal would move to the heap on every read.
+	msg waproto.HandshakeMessage
 }
 
 // NewInitiator returns a client handshake that has not sent anything yet.
@@ -120,15 +123,11 @@ func (in *Initiator) ClientHello() ([]byte, error) {
 	}
 	in.mode = ModeXX
 	in.ss.init(ProtocolXX, in.cfg.Prologue[:])
-	in.ss.mixHash(in.e.Public.Bytes())
+	in.ss.mixHashKey(in.e.Public)
 	// WhatsApp deviation: no MixHash of the (empty) message-1 payload.
 	in.ss.step("e")
-	msg, err := proto.Marshal(&waproto.HandshakeMessage{
-		ClientHello: &waproto.HandshakeMessage_ClientHello{Ephemeral: in.e.Public.Bytes()},
-	})
-	if err != nil {
-		return nil, in.fail(fmt.Errorf("noise: encoding client hello: %w", err))
-	}
+	msg := newMessage(fieldClientHello, fieldSize(fieldHelloEphemeral, keys.Size))
+	msg = appendKeyField(msg, fieldHelloEphemeral, in.e.Public)
 	in.state = stateWaitPeer
 	return msg, nil
 }
@@ -162,8 +161,9 @@ func (in *Initiator) ReadServerHello(msg []byte) (serverStatic keys.PublicKey, c
 	if in.state != stateWaitPeer {
 		return keys.PublicKey{}, nil, ErrHandshakeState
 	}
-	var hm waproto.HandshakeMessage
-	if err := proto.Unmarshal(msg, &hm); err != nil {
+	hm := &in.msg
+	defer hm.Reset()
+	if err := proto.Unmarshal(msg, hm); err != nil {
 		return keys.PublicKey{}, nil, in.fail(fmt.Errorf("%w: server hello: %w", ErrBadMessage, err))
 	}
 	sh := hm.GetServerHello()
@@ -181,7 +181,7 @@ func (in *Initiator) ReadServerHello(msg []byte) (serverStatic keys.PublicKey, c
 	}
 	re, _ := keys.PublicKeyFromBytes(sh.GetEphemeral())
 	in.re = re
-	in.ss.mixHash(re.Bytes())
+	in.ss.mixHashKey(re)
 	in.ss.step("re")
 	if err := in.dh(in.e.Private, re, "ee"); err != nil {
 		return keys.PublicKey{}, nil, in.fail(err)
@@ -250,7 +250,12 @@ func (in *Initiator) ClientFinish(payload []byte) ([]byte, *Cipher, error) {
 	if in.state != stateReady {
 		return nil, nil, ErrHandshakeState
 	}
-	cs, err := in.ss.encryptAndHash(nil, in.cfg.Static.Public.Bytes())
+	// HandshakeMessage{clientFinish{static, payload}}, the ciphertexts
+	// sealed into it.
+	cpLen := len(payload) + tagLen
+	msg := newMessage(fieldClientFinish, fieldSize(fieldFinishStatic, staticCTLen)+fieldSize(fieldFinishPayload, cpLen))
+	msg = appendFieldHeader(msg, fieldFinishStatic, staticCTLen)
+	msg, err := in.ss.encryptKeyAndHash(msg, in.cfg.Static.Public)
 	if err != nil {
 		return nil, nil, in.fail(err)
 	}
@@ -258,17 +263,12 @@ func (in *Initiator) ClientFinish(payload []byte) ([]byte, *Cipher, error) {
 	if err := in.dh(in.cfg.Static.Private, in.re, "se"); err != nil {
 		return nil, nil, in.fail(err)
 	}
-	cp, err := in.ss.encryptAndHash(nil, payload)
+	msg = appendFieldHeader(msg, fieldFinishPayload, cpLen)
+	msg, err = in.ss.encryptAndHash(msg, payload)
 	if err != nil {
 		return nil, nil, in.fail(err)
 	}
 	in.ss.step("payload")
-	msg, err := proto.Marshal(&waproto.HandshakeMessage{
-		ClientFinish: &waproto.HandshakeMessage_ClientFinish{Static: cs, Payload: cp},
-	})
-	if err != nil {
-		return nil, nil, in.fail(fmt.Errorf("noise: encoding client finish: %w", err))
-	}
 	k1, k2, err := in.ss.split()
 	if err != nil {
 		return nil, nil, in.fail(err)
@@ -318,6 +318,7 @@ type Responder struct {
 	mode      Mode
 	ikPayload []byte // the accepted IK payload, until Resumed
 	cipher    *Cipher
+	msg       waproto.HandshakeMessage // the message being read, as Initiator.msg
 }
 
 // NewResponder returns a server handshake waiting for message 1.
@@ -348,8 +349,9 @@ func (r *Responder) ReadClientHello(msg []byte) error {
 	if r.state != stateStart {
 		return ErrHandshakeState
 	}
-	var hm waproto.HandshakeMessage
-	if err := proto.Unmarshal(msg, &hm); err != nil {
+	hm := &r.msg
+	defer hm.Reset()
+	if err := proto.Unmarshal(msg, hm); err != nil {
 		return r.fail(fmt.Errorf("%w: client hello: %w", ErrBadMessage, err))
 	}
 	ch := hm.GetClientHello()
@@ -369,7 +371,7 @@ func (r *Responder) ReadClientHello(msg []byte) error {
 	}
 	r.mode = ModeXX
 	r.ss.init(ProtocolXX, r.cfg.Prologue[:])
-	r.ss.mixHash(r.re.Bytes())
+	r.ss.mixHashKey(r.re)
 	r.ss.step("re")
 	r.state = stateWaitPeer
 	return nil
@@ -395,12 +397,19 @@ func (r *Responder) ServerHello(certChain []byte) ([]byte, error) {
 	if r.mode == ModeIK {
 		return r.ikServerHello(certChain)
 	}
-	r.ss.mixHash(r.e.Public.Bytes())
+	// HandshakeMessage{serverHello{ephemeral, static, payload}}, the
+	// ciphertexts sealed into it.
+	cpLen := len(certChain) + tagLen
+	msg := newMessage(fieldServerHello, fieldSize(fieldHelloEphemeral, keys.Size)+
+		fieldSize(fieldHelloStatic, staticCTLen)+fieldSize(fieldHelloPayload, cpLen))
+	msg = appendKeyField(msg, fieldHelloEphemeral, r.e.Public)
+	r.ss.mixHashKey(r.e.Public)
 	r.ss.step("e")
 	if err := mixDH(&r.ss, r.e.Private, r.re, "ee"); err != nil {
 		return nil, r.fail(err)
 	}
-	cs, err := r.ss.encryptAndHash(nil, r.cfg.Static.Public.Bytes())
+	msg = appendFieldHeader(msg, fieldHelloStatic, staticCTLen)
+	msg, err := r.ss.encryptKeyAndHash(msg, r.cfg.Static.Public)
 	if err != nil {
 		return nil, r.fail(err)
 	}
@@ -408,21 +417,12 @@ func (r *Responder) ServerHello(certChain []byte) ([]byte, error) {
 	if err := mixDH(&r.ss, r.cfg.Static.Private, r.re, "es"); err != nil {
 		return nil, r.fail(err)
 	}
-	cp, err := r.ss.encryptAndHash(nil, certChain)
+	msg = appendFieldHeader(msg, fieldHelloPayload, cpLen)
+	msg, err = r.ss.encryptAndHash(msg, certChain)
 	if err != nil {
 		return nil, r.fail(err)
 	}
 	r.ss.step("payload")
-	msg, err := proto.Marshal(&waproto.HandshakeMessage{
-		ServerHello: &waproto.HandshakeMessage_ServerHello{
-			Ephemeral: r.e.Public.Bytes(),
-			Static:    cs,
-			Payload:   cp,
-		},
-	})
-	if err != nil {
-		return nil, r.fail(fmt.Errorf("noise: encoding server hello: %w", err))
-	}
 	r.state = stateReady
 	return msg, nil
 }
@@ -435,8 +435,9 @@ func (r *Responder) ReadClientFinish(msg []byte) (clientStatic keys.PublicKey, p
 	if r.state != stateReady {
 		return keys.PublicKey{}, nil, nil, ErrHandshakeState
 	}
-	var hm waproto.HandshakeMessage
-	if err := proto.Unmarshal(msg, &hm); err != nil {
+	hm := &r.msg
+	defer hm.Reset()
+	if err := proto.Unmarshal(msg, hm); err != nil {
 		return keys.PublicKey{}, nil, nil, r.fail(fmt.Errorf("%w: client finish: %w", ErrBadMessage, err))
 	}
 	cf := hm.GetClientFinish()

@@ -7,6 +7,8 @@ import (
 	"encoding/binary"
 	"fmt"
 	"hash"
+
+	"github.com/walinkdev/walink/keys"
 )
 
 // Protocol names. A name of exactly 32 bytes is used as h0 as it is; longer
@@ -54,6 +56,14 @@ type symmetricState struct {
 	tk     [hashLen]byte // HKDF's pseudorandom key
 	k1, k2 [hashLen]byte // HKDF's outputs
 
+	// key holds a public key while it is hashed or sealed: a key's bytes
+	// passed through the hash.Hash or cipher.AEAD interface escape, so
+	// hashing them from a copy on the stack would allocate each time.
+	key [keys.Size]byte
+	// next is h after a DecryptAndHash whose ciphertext is decrypted in
+	// place, computed before the ciphertext is overwritten.
+	next [hashLen]byte
+
 	// trace, when set by a test, sees h and ck after every step, and
 	// splitTrace the two transport keys.
 	trace      func(step string, h, ck []byte)
@@ -94,6 +104,12 @@ func (s *symmetricState) mixHash(data []byte) {
 	d.Write(s.h[:])
 	d.Write(data)
 	d.Sum(s.h[:0])
+}
+
+// mixHashKey is mixHash(k.Bytes()) without allocating.
+func (s *symmetricState) mixHashKey(k keys.PublicKey) {
+	s.key = k.Array()
+	s.mixHash(s.key[:])
 }
 
 // hmac sets out to HMAC-SHA256(key, m1 || m2) (RFC 2104; a 32-byte key is
@@ -176,21 +192,37 @@ func (s *symmetricState) encryptAndHash(dst, p []byte) ([]byte, error) {
 	return out, nil
 }
 
-// decryptAndHash returns the plaintext of c; h only changes on success.
+// encryptKeyAndHash is encryptAndHash(dst, k.Bytes()) without allocating.
+func (s *symmetricState) encryptKeyAndHash(dst []byte, k keys.PublicKey) ([]byte, error) {
+	s.key = k.Array()
+	return s.encryptAndHash(dst, s.key[:])
+}
+
+// decryptAndHash decrypts c in place and returns the plaintext, which
+// shares c's memory; c is overwritten either way, so callers pass
+// ciphertext they own (a field of a message they unmarshalled). h only
+// changes on success.
 func (s *symmetricState) decryptAndHash(c []byte) ([]byte, error) {
 	if s.aead == nil {
 		s.mixHash(c)
-		return append([]byte(nil), c...), nil
+		return c, nil
 	}
 	nonce, err := s.nextNonce()
 	if err != nil {
 		return nil, err
 	}
-	p, err := s.aead.Open(nil, nonce, c, s.h[:])
+	// The new h hashes the ciphertext, which the in-place Open destroys:
+	// hash it first, keep it aside until the tag checked out.
+	d := s.digest()
+	d.Write(s.h[:])
+	d.Write(c)
+	d.Sum(s.next[:0])
+	p, err := s.aead.Open(c[:0], nonce, c, s.h[:])
 	if err != nil {
+		clear(s.next[:])
 		return nil, ErrDecrypt
 	}
-	s.mixHash(c)
+	s.h = s.next
 	return p, nil
 }
 
@@ -211,6 +243,7 @@ func (s *symmetricState) destroy() {
 	clear(s.h[:])
 	clear(s.k1[:])
 	clear(s.k2[:])
+	clear(s.next[:])
 	s.aead = nil
 }
 

@@ -64,10 +64,10 @@ func TestHandshakeAllocs(t *testing.T) {
 	dh := testing.AllocsPerRun(20, func() { ce.Private.ECDH(se.Public) })
 	gcm := testing.AllocsPerRun(20, func() { newGCM(chain[:keyLen]) })
 	const (
-		dhs      = 6  // ee, es, se on each side
-		aeads    = 10 // three MixKeys and two transport directions a side
-		digests  = 2  // one SHA-256 state a side
-		structs  = 4  // Initiator, Responder, two Ciphers
+		dhs      = 6 // ee, es, se on each side
+		aeads    = 6 // three MixKeys a side; the transport directions are built on first use
+		digests  = 2 // one SHA-256 state a side
+		structs  = 4 // Initiator, Responder, two Ciphers
 		messages = 3
 		// proto.Unmarshal: each hello's inner message and its bytes
 		// fields (1+1, 1+3, 1+2).
@@ -151,5 +151,40 @@ func TestMessagesMatchProto(t *testing.T) {
 			t.Fatal(err)
 		}
 		remarshal("IK server hello", m2)
+	}
+}
+
+// TestCipherBuildsOnFirstUse: a new Cipher holds no AES-GCM state; each
+// direction builds its own on first use, and a bad key is still refused
+// by NewCipher.
+func TestCipherBuildsOnFirstUse(t *testing.T) {
+	if _, err := NewCipher(make([]byte, 31), make([]byte, 32)); err == nil {
+		t.Error("NewCipher took a 31-byte send key")
+	}
+	if _, err := NewCipher(make([]byte, 32), make([]byte, 33)); err == nil {
+		t.Error("NewCipher took a 33-byte receive key")
+	}
+	k1, k2 := bytes.Repeat([]byte{1}, 32), bytes.Repeat([]byte{2}, 32)
+	var a, b *Cipher
+	if n := testing.AllocsPerRun(20, func() { a, _ = NewCipher(k1, k2) }); n != 1 {
+		t.Errorf("NewCipher: %v allocations, want 1 (the Cipher)", n)
+	}
+	b, _ = NewCipher(k2, k1)
+	if !a.Released() {
+		t.Error("a new Cipher holds AES-GCM state")
+	}
+	ct, err := a.Seal(nil, []byte("hello"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if a.Released() || a.recv.aead != nil {
+		t.Error("Seal built other than the sending state")
+	}
+	pt, err := b.Open(nil, ct)
+	if err != nil || string(pt) != "hello" {
+		t.Fatalf("Open = %q, %v", pt, err)
+	}
+	if b.send.aead != nil {
+		t.Error("Open built the sending state")
 	}
 }

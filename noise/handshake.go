@@ -5,10 +5,7 @@ import (
 	"io"
 	"time"
 
-	"google.golang.org/protobuf/proto"
-
 	"github.com/walinkdev/walink/keys"
-	"github.com/walinkdev/walink/waproto"
 )
 
 // staticCTLen is the size of an encrypted static key: 32 + GCM tag.
@@ -79,9 +76,6 @@ type Initiator struct {
 	mode   Mode
 	cipher *Cipher // set when an IK resume was accepted
 	cert   *CertInfo
-	// msg is the message being read: a field rather than a local, which
-	// proto.Unmarshal would move to the heap on every read.
-	msg waproto.HandshakeMessage
 }
 
 // NewInitiator returns a client handshake that has not sent anything yet.
@@ -161,42 +155,40 @@ func (in *Initiator) ReadServerHello(msg []byte) (serverStatic keys.PublicKey, c
 	if in.state != stateWaitPeer {
 		return keys.PublicKey{}, nil, ErrHandshakeState
 	}
-	hm := &in.msg
-	defer hm.Reset()
-	if err := proto.Unmarshal(msg, hm); err != nil {
+	var hm handshakeMessage
+	if err := hm.parse(msg); err != nil {
 		return keys.PublicKey{}, nil, in.fail(fmt.Errorf("%w: server hello: %w", ErrBadMessage, err))
 	}
-	sh := hm.GetServerHello()
+	sh := hm.part(fieldServerHello)
 	if sh == nil {
 		return keys.PublicKey{}, nil, in.fail(fmt.Errorf("%w: no server hello", ErrBadMessage))
 	}
 	if in.mode == ModeIK {
-		if sh.Static == nil {
+		if sh.field(fieldHelloStatic) == nil {
 			return in.readIKAccept(sh)
 		}
 		in.startFallback()
 	}
-	if len(sh.GetEphemeral()) != keys.Size || len(sh.GetStatic()) != staticCTLen || len(sh.GetPayload()) < tagLen {
+	if len(sh.field(fieldHelloEphemeral)) != keys.Size || len(sh.field(fieldHelloStatic)) != staticCTLen || len(sh.field(fieldHelloPayload)) < tagLen {
 		return keys.PublicKey{}, nil, in.fail(fmt.Errorf("%w: server hello fields have wrong sizes", ErrBadMessage))
 	}
-	re, _ := keys.PublicKeyFromBytes(sh.GetEphemeral())
+	re, _ := keys.PublicKeyFromBytes(sh.field(fieldHelloEphemeral))
 	in.re = re
 	in.ss.mixHashKey(re)
 	in.ss.step("re")
 	if err := in.dh(in.e.Private, re, "ee"); err != nil {
 		return keys.PublicKey{}, nil, in.fail(err)
 	}
-	sp, err := in.ss.decryptAndHash(sh.GetStatic())
+	rs, err := in.ss.decryptKeyAndHash(sh.field(fieldHelloStatic))
 	if err != nil {
 		return keys.PublicKey{}, nil, in.fail(fmt.Errorf("%w (server static)", err))
 	}
 	in.ss.step("s")
-	rs, _ := keys.PublicKeyFromBytes(sp)
 	in.rs = rs
 	if err := in.dh(in.e.Private, rs, "es"); err != nil {
 		return keys.PublicKey{}, nil, in.fail(err)
 	}
-	chain, err := in.ss.decryptAndHash(sh.GetPayload())
+	chain, err := in.ss.decryptAndHash(nil, sh.field(fieldHelloPayload))
 	if err != nil {
 		return keys.PublicKey{}, nil, in.fail(fmt.Errorf("%w (server certificate payload)", err))
 	}
@@ -318,7 +310,6 @@ type Responder struct {
 	mode      Mode
 	ikPayload []byte // the accepted IK payload, until Resumed
 	cipher    *Cipher
-	msg       waproto.HandshakeMessage // the message being read, as Initiator.msg
 }
 
 // NewResponder returns a server handshake waiting for message 1.
@@ -349,23 +340,22 @@ func (r *Responder) ReadClientHello(msg []byte) error {
 	if r.state != stateStart {
 		return ErrHandshakeState
 	}
-	hm := &r.msg
-	defer hm.Reset()
-	if err := proto.Unmarshal(msg, hm); err != nil {
+	var hm handshakeMessage
+	if err := hm.parse(msg); err != nil {
 		return r.fail(fmt.Errorf("%w: client hello: %w", ErrBadMessage, err))
 	}
-	ch := hm.GetClientHello()
+	ch := hm.part(fieldClientHello)
 	if ch == nil {
 		return r.fail(fmt.Errorf("%w: no client hello", ErrBadMessage))
 	}
-	ik := ch.Static != nil || ch.Payload != nil
+	ik := ch.field(fieldHelloStatic) != nil || ch.field(fieldHelloPayload) != nil
 	if ik && r.cfg.IK == IKRefuse {
 		return r.fail(fmt.Errorf("%w: IK client hello", ErrUnsupported))
 	}
-	if len(ch.GetEphemeral()) != keys.Size {
-		return r.fail(fmt.Errorf("%w: client ephemeral is %d bytes", ErrBadMessage, len(ch.GetEphemeral())))
+	if e := ch.field(fieldHelloEphemeral); len(e) != keys.Size {
+		return r.fail(fmt.Errorf("%w: client ephemeral is %d bytes", ErrBadMessage, len(e)))
 	}
-	r.re, _ = keys.PublicKeyFromBytes(ch.GetEphemeral())
+	r.re, _ = keys.PublicKeyFromBytes(ch.field(fieldHelloEphemeral))
 	if ik {
 		return r.readIKHello(ch)
 	}
@@ -435,28 +425,26 @@ func (r *Responder) ReadClientFinish(msg []byte) (clientStatic keys.PublicKey, p
 	if r.state != stateReady {
 		return keys.PublicKey{}, nil, nil, ErrHandshakeState
 	}
-	hm := &r.msg
-	defer hm.Reset()
-	if err := proto.Unmarshal(msg, hm); err != nil {
+	var hm handshakeMessage
+	if err := hm.parse(msg); err != nil {
 		return keys.PublicKey{}, nil, nil, r.fail(fmt.Errorf("%w: client finish: %w", ErrBadMessage, err))
 	}
-	cf := hm.GetClientFinish()
+	cf := hm.part(fieldClientFinish)
 	if cf == nil {
 		return keys.PublicKey{}, nil, nil, r.fail(fmt.Errorf("%w: no client finish", ErrBadMessage))
 	}
-	if len(cf.GetStatic()) != staticCTLen || len(cf.GetPayload()) < tagLen {
+	if len(cf.field(fieldFinishStatic)) != staticCTLen || len(cf.field(fieldFinishPayload)) < tagLen {
 		return keys.PublicKey{}, nil, nil, r.fail(fmt.Errorf("%w: client finish fields have wrong sizes", ErrBadMessage))
 	}
-	sp, err := r.ss.decryptAndHash(cf.GetStatic())
+	r.rs, err = r.ss.decryptKeyAndHash(cf.field(fieldFinishStatic))
 	if err != nil {
 		return keys.PublicKey{}, nil, nil, r.fail(fmt.Errorf("%w (client static)", err))
 	}
 	r.ss.step("rs")
-	r.rs, _ = keys.PublicKeyFromBytes(sp)
 	if err := mixDH(&r.ss, r.e.Private, r.rs, "se"); err != nil {
 		return keys.PublicKey{}, nil, nil, r.fail(err)
 	}
-	payload, err = r.ss.decryptAndHash(cf.GetPayload())
+	payload, err = r.ss.decryptAndHash(nil, cf.field(fieldFinishPayload))
 	if err != nil {
 		return keys.PublicKey{}, nil, nil, r.fail(fmt.Errorf("%w (client payload)", err))
 	}

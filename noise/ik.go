@@ -6,7 +6,6 @@ import (
 	"time"
 
 	"github.com/walinkdev/walink/keys"
-	"github.com/walinkdev/walink/waproto"
 )
 
 // Mode names the handshake pattern that ran (or is running).
@@ -184,11 +183,11 @@ func (in *Initiator) ResumeHello(payload []byte) ([]byte, error) {
 //
 //	MixHash(re); MixKey(DH(e, re)) ee; MixKey(DH(s, re)) se;
 //	DecryptAndHash(payload); Split.
-func (in *Initiator) readIKAccept(sh *waproto.HandshakeMessage_ServerHello) (keys.PublicKey, []byte, error) {
-	if len(sh.GetEphemeral()) != keys.Size || len(sh.GetPayload()) < tagLen {
+func (in *Initiator) readIKAccept(sh *messagePart) (keys.PublicKey, []byte, error) {
+	if len(sh.field(fieldHelloEphemeral)) != keys.Size || len(sh.field(fieldHelloPayload)) < tagLen {
 		return keys.PublicKey{}, nil, in.fail(fmt.Errorf("%w: server hello fields have wrong sizes", ErrBadMessage))
 	}
-	in.re, _ = keys.PublicKeyFromBytes(sh.GetEphemeral())
+	in.re, _ = keys.PublicKeyFromBytes(sh.field(fieldHelloEphemeral))
 	in.ss.mixHashKey(in.re)
 	in.ss.step("re")
 	if err := in.dh(in.e.Private, in.re, "ee"); err != nil {
@@ -197,7 +196,7 @@ func (in *Initiator) readIKAccept(sh *waproto.HandshakeMessage_ServerHello) (key
 	if err := in.dh(in.cfg.Static.Private, in.re, "se"); err != nil {
 		return keys.PublicKey{}, nil, in.fail(err)
 	}
-	chain, err := in.ss.decryptAndHash(sh.GetPayload())
+	chain, err := in.ss.decryptAndHash(nil, sh.field(fieldHelloPayload))
 	if err != nil {
 		return keys.PublicKey{}, nil, in.fail(fmt.Errorf("%w (server resume payload)", err))
 	}
@@ -252,9 +251,9 @@ func (r *Responder) Mode() Mode { return r.mode }
 // (the mirror of ResumeHello) and pivots to XXfallback when it does not
 // decrypt: the client assumed another static key, or the message was
 // altered. Either way nothing of it is trusted then.
-func (r *Responder) readIKHello(ch *waproto.HandshakeMessage_ClientHello) error {
+func (r *Responder) readIKHello(ch *messagePart) error {
 	if r.cfg.IK == IKAccept {
-		if len(ch.GetStatic()) != staticCTLen || len(ch.GetPayload()) < tagLen {
+		if len(ch.field(fieldHelloStatic)) != staticCTLen || len(ch.field(fieldHelloPayload)) < tagLen {
 			return r.fail(fmt.Errorf("%w: IK client hello fields have wrong sizes", ErrBadMessage))
 		}
 		err := r.tryIK(ch)
@@ -276,7 +275,7 @@ func (r *Responder) readIKHello(ch *waproto.HandshakeMessage_ClientHello) error 
 	return nil
 }
 
-func (r *Responder) tryIK(ch *waproto.HandshakeMessage_ClientHello) error {
+func (r *Responder) tryIK(ch *messagePart) error {
 	r.ss.init(ProtocolIK, r.cfg.Prologue[:])
 	r.ss.mixHashKey(r.cfg.Static.Public)
 	r.ss.step("s")
@@ -285,16 +284,16 @@ func (r *Responder) tryIK(ch *waproto.HandshakeMessage_ClientHello) error {
 	if err := mixDH(&r.ss, r.cfg.Static.Private, r.re, "es"); err != nil {
 		return err
 	}
-	sp, err := r.ss.decryptAndHash(ch.GetStatic())
+	rs, err := r.ss.decryptKeyAndHash(ch.field(fieldHelloStatic))
 	if err != nil {
 		return err
 	}
 	r.ss.step("rs")
-	r.rs, _ = keys.PublicKeyFromBytes(sp)
+	r.rs = rs
 	if err := mixDH(&r.ss, r.cfg.Static.Private, r.rs, "ss"); err != nil {
 		return err
 	}
-	p, err := r.ss.decryptAndHash(ch.GetPayload())
+	p, err := r.ss.decryptAndHash(nil, ch.field(fieldHelloPayload))
 	if err != nil {
 		return err
 	}

@@ -56,13 +56,10 @@ type symmetricState struct {
 	tk     [hashLen]byte // HKDF's pseudorandom key
 	k1, k2 [hashLen]byte // HKDF's outputs
 
-	// key holds a public key while it is hashed or sealed: a key's bytes
-	// passed through the hash.Hash or cipher.AEAD interface escape, so
-	// hashing them from a copy on the stack would allocate each time.
+	// key holds a public key while it is hashed, sealed or opened: a
+	// key's bytes passed through the hash.Hash or cipher.AEAD interface
+	// escape, so a copy on the stack would allocate each time.
 	key [keys.Size]byte
-	// next is h after a DecryptAndHash whose ciphertext is decrypted in
-	// place, computed before the ciphertext is overwritten.
-	next [hashLen]byte
 
 	// trace, when set by a test, sees h and ck after every step, and
 	// splitTrace the two transport keys.
@@ -198,32 +195,33 @@ func (s *symmetricState) encryptKeyAndHash(dst []byte, k keys.PublicKey) ([]byte
 	return s.encryptAndHash(dst, s.key[:])
 }
 
-// decryptAndHash decrypts c in place and returns the plaintext, which
-// shares c's memory; c is overwritten either way, so callers pass
-// ciphertext they own (a field of a message they unmarshalled). h only
-// changes on success.
-func (s *symmetricState) decryptAndHash(c []byte) ([]byte, error) {
+// decryptAndHash appends the plaintext of c to dst, which must not
+// overlap c; h only changes on success.
+func (s *symmetricState) decryptAndHash(dst, c []byte) ([]byte, error) {
 	if s.aead == nil {
 		s.mixHash(c)
-		return c, nil
+		return append(dst, c...), nil
 	}
 	nonce, err := s.nextNonce()
 	if err != nil {
 		return nil, err
 	}
-	// The new h hashes the ciphertext, which the in-place Open destroys:
-	// hash it first, keep it aside until the tag checked out.
-	d := s.digest()
-	d.Write(s.h[:])
-	d.Write(c)
-	d.Sum(s.next[:0])
-	p, err := s.aead.Open(c[:0], nonce, c, s.h[:])
+	p, err := s.aead.Open(dst, nonce, c, s.h[:])
 	if err != nil {
-		clear(s.next[:])
 		return nil, ErrDecrypt
 	}
-	s.h = s.next
+	s.mixHash(c)
 	return p, nil
+}
+
+// decryptKeyAndHash decrypts an encrypted public key (staticCTLen bytes)
+// without allocating.
+func (s *symmetricState) decryptKeyAndHash(c []byte) (keys.PublicKey, error) {
+	p, err := s.decryptAndHash(s.key[:0], c)
+	if err != nil {
+		return keys.PublicKey{}, err
+	}
+	return keys.PublicKeyFromBytes(p)
 }
 
 // split derives the two transport keys: the first is the initiator's
@@ -243,7 +241,6 @@ func (s *symmetricState) destroy() {
 	clear(s.h[:])
 	clear(s.k1[:])
 	clear(s.k2[:])
-	clear(s.next[:])
 	s.aead = nil
 }
 

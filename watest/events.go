@@ -201,142 +201,24 @@ const elideKeep = 4
 // redact returns a copy of n with secret content replaced by a
 // "[redacted N bytes]" marker, and the middle of a child list longer than
 // 3×elideKeep replaced by one <elided count="N"/> child.
-//
-// The copy's nodes, attributes and content are cut from three allocations
-// sized by a first pass, not one or more per node: every stanza both ways
-// goes through here (a pair-device with its refs was 9 allocations of a
-// registration connection's handshake path).
 func redact(n binxml.Node) binxml.Node {
-	var sz redactSize
-	sz.measure(n)
-	var a redactArena
-	if sz.nodes > 0 {
-		a.nodes = make([]binxml.Node, sz.nodes)
-	}
-	if sz.attrs > 0 {
-		a.attrs = make([]binxml.Attr, sz.attrs)
-	}
-	if sz.content > 0 {
-		a.content = make([]byte, 0, sz.content)
-	}
-	return a.copy(n)
-}
-
-// redactSize counts what redact's copy of a node holds below its root.
-type redactSize struct{ nodes, attrs, content int }
-
-func (z *redactSize) measure(n binxml.Node) {
-	z.attrs += len(n.Attrs)
+	out := binxml.Node{Tag: n.Tag, Attrs: append([]binxml.Attr(nil), n.Attrs...)}
 	switch {
 	case n.Children != nil:
-		head, tail, elided := visibleKids(n.Children)
-		z.nodes += len(head) + len(tail)
-		for _, c := range head {
-			z.measure(c)
+		kids := n.Children
+		if len(kids) > 3*elideKeep {
+			// A pre-key upload's 812 keys: keep the ends, as the XML does;
+			// the log must not grow with what clients upload.
+			kids = append(append(kids[:elideKeep:elideKeep], binxml.Node{Tag: "elided", Attrs: []binxml.Attr{binxml.A("count", strconv.Itoa(len(kids)-2*elideKeep))}}), kids[len(kids)-elideKeep:]...)
 		}
-		if elided > 0 {
-			z.nodes++
-			z.attrs++ // count
-		}
-		for _, c := range tail {
-			z.measure(c)
+		out.Children = make([]binxml.Node, len(kids))
+		for i, c := range kids {
+			out.Children[i] = redact(c)
 		}
 	case n.Content != nil && secretTags[n.Tag]:
-		z.content += redactedLen(len(n.Content))
+		out.Content = []byte(fmt.Sprintf("[redacted %d bytes]", len(n.Content)))
 	case n.Content != nil:
-		z.content += len(n.Content)
-	}
-}
-
-// visibleKids splits a child list as the log keeps it: all of it (head),
-// or its first and last elideKeep children and the number left out.
-func visibleKids(kids []binxml.Node) (head, tail []binxml.Node, elided int) {
-	if len(kids) > 3*elideKeep {
-		// A pre-key upload's 812 keys: keep the ends, as the XML does;
-		// the log must not grow with what clients upload.
-		return kids[:elideKeep], kids[len(kids)-elideKeep:], len(kids) - 2*elideKeep
-	}
-	return kids, nil, 0
-}
-
-const redactedPrefix, redactedSuffix = "[redacted ", " bytes]"
-
-// redactedLen is the length of the marker for n bytes of secret content.
-func redactedLen(n int) int {
-	var b [20]byte
-	return len(redactedPrefix) + len(strconv.AppendInt(b[:0], int64(n), 10)) + len(redactedSuffix)
-}
-
-// redactArena hands out the pieces of one redacted copy. Each piece is
-// capped at its length, so appending to a logged node's slice copies
-// rather than writing over its neighbour.
-type redactArena struct {
-	nodes   []binxml.Node
-	attrs   []binxml.Attr
-	content []byte
-}
-
-func (a *redactArena) takeNodes(n int) []binxml.Node {
-	if n == 0 {
-		return []binxml.Node{} // a child list that is there, if empty
-	}
-	s := a.nodes[:n:n]
-	a.nodes = a.nodes[n:]
-	return s
-}
-
-func (a *redactArena) takeAttrs(src []binxml.Attr) []binxml.Attr {
-	if len(src) == 0 {
-		return nil
-	}
-	s := a.attrs[:len(src):len(src)]
-	a.attrs = a.attrs[len(src):]
-	copy(s, src)
-	return s
-}
-
-// takeContent returns the content appended since start, capped; nil for
-// none.
-func (a *redactArena) takeContent(start int) []byte {
-	if len(a.content) == start {
-		return nil
-	}
-	return a.content[start:len(a.content):len(a.content)]
-}
-
-func (a *redactArena) copy(n binxml.Node) binxml.Node {
-	out := binxml.Node{Tag: n.Tag, Attrs: a.takeAttrs(n.Attrs)}
-	switch {
-	case n.Children != nil:
-		head, tail, elided := visibleKids(n.Children)
-		k := len(head) + len(tail)
-		if elided > 0 {
-			k++
-		}
-		out.Children = a.takeNodes(k)
-		i := 0
-		for _, c := range head {
-			out.Children[i] = a.copy(c)
-			i++
-		}
-		if elided > 0 {
-			out.Children[i] = a.copy(binxml.Node{Tag: "elided", Attrs: []binxml.Attr{binxml.A("count", strconv.Itoa(elided))}})
-			i++
-		}
-		for _, c := range tail {
-			out.Children[i] = a.copy(c)
-			i++
-		}
-	case n.Content != nil && secretTags[n.Tag]:
-		start := len(a.content)
-		a.content = append(a.content, redactedPrefix...)
-		a.content = strconv.AppendInt(a.content, int64(len(n.Content)), 10)
-		a.content = append(a.content, redactedSuffix...)
-		out.Content = a.takeContent(start)
-	case n.Content != nil:
-		start := len(a.content)
-		a.content = append(a.content, n.Content...)
-		out.Content = a.takeContent(start)
+		out.Content = append([]byte(nil), n.Content...)
 	}
 	return out
 }

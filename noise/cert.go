@@ -108,8 +108,11 @@ func VerifyCertChain(chain []byte, root, serverStatic keys.PublicKey, now time.T
 // contents, for callers that cache them (a future IK resume needs the
 // leaf key and both validity windows).
 func ParseCertChain(chain []byte, root, serverStatic keys.PublicKey, now time.Time) (*CertInfo, error) {
-	var cc waproto.CertChain
-	if err := proto.Unmarshal(chain, &cc); err != nil {
+	// The three messages proto.Unmarshal fills move to the heap; one
+	// allocation for all of them rather than one each.
+	m := new(certMessages)
+	cc, id, ld := &m.chain, &m.inter, &m.leaf
+	if err := proto.Unmarshal(chain, cc); err != nil {
 		return nil, &CertError{Reason: CertMalformed, Err: err}
 	}
 	inter, leaf := cc.GetIntermediate(), cc.GetLeaf()
@@ -125,8 +128,7 @@ func ParseCertChain(chain []byte, root, serverStatic keys.PublicKey, now time.Ti
 	if !keys.Verify(root, inter.GetDetails(), inter.GetSignature()) {
 		return nil, &CertError{Reason: CertBadRootSignature, Cert: "intermediate"}
 	}
-	var id waproto.CertChain_NoiseCertificate_Details
-	if err := proto.Unmarshal(inter.GetDetails(), &id); err != nil {
+	if err := proto.Unmarshal(inter.GetDetails(), id); err != nil {
 		return nil, &CertError{Reason: CertMalformed, Cert: "intermediate", Err: err}
 	}
 	if id.GetIssuerSerial() != 0 {
@@ -139,8 +141,7 @@ func ParseCertChain(chain []byte, root, serverStatic keys.PublicKey, now time.Ti
 	if !keys.Verify(ikey, leaf.GetDetails(), leaf.GetSignature()) {
 		return nil, &CertError{Reason: CertBadSignature, Cert: "leaf"}
 	}
-	var ld waproto.CertChain_NoiseCertificate_Details
-	if err := proto.Unmarshal(leaf.GetDetails(), &ld); err != nil {
+	if err := proto.Unmarshal(leaf.GetDetails(), ld); err != nil {
 		return nil, &CertError{Reason: CertMalformed, Cert: "leaf", Err: err}
 	}
 	if ld.GetIssuerSerial() != id.GetSerial() {
@@ -163,13 +164,19 @@ func ParseCertChain(chain []byte, root, serverStatic keys.PublicKey, now time.Ti
 		LeafNotBefore:         unixTime(ld.GetNotBefore()),
 		LeafNotAfter:          unixTime(ld.GetNotAfter()),
 	}
-	if err := checkWindow("intermediate", &id, now); err != nil {
+	if err := checkWindow("intermediate", id, now); err != nil {
 		return nil, err
 	}
-	if err := checkWindow("leaf", &ld, now); err != nil {
+	if err := checkWindow("leaf", ld, now); err != nil {
 		return nil, err
 	}
 	return info, nil
+}
+
+// certMessages are the messages ParseCertChain decodes.
+type certMessages struct {
+	chain       waproto.CertChain
+	inter, leaf waproto.CertChain_NoiseCertificate_Details
 }
 
 func unixTime(s uint64) time.Time {

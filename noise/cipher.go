@@ -22,35 +22,38 @@ const Overhead = 16
 // forged or lost frame means the two sides can no longer be trusted to be in
 // step.
 //
-// Release drops the two AES-GCM states (the expanded key schedules and
-// GHASH tables, about 1.5 KiB) of a Cipher that will be idle for a while;
-// the next Seal or Open rebuilds its direction's state from the key, which
-// the Cipher keeps. Without Release, Seal and Open allocate nothing of
-// their own.
+// Each direction's AES-GCM state (the expanded key schedule and GHASH
+// table, about 0.75 KiB) is built by its first Seal or Open, not by the
+// handshake: a connection that parks after the server's first stanza
+// never needed the server's receiving state before the park released it,
+// and building it cost two allocations and a key expansion per
+// connection. Release drops both states of a Cipher that will be idle for
+// a while; the next Seal or Open rebuilds its direction's state from the
+// key, which the Cipher keeps. Apart from those builds, Seal and Open
+// allocate nothing of their own.
 type Cipher struct {
 	send, recv direction
 	broken     atomic.Bool
 }
 
 type direction struct {
-	aead  cipher.AEAD // nil after Release, until the next use
+	aead  cipher.AEAD // nil until the first use and after Release, until the next
 	n     uint64
 	nonce [12]byte // kept here so passing it to the AEAD does not allocate
 	key   [keyLen]byte
 }
 
 func newDirection(key []byte) (direction, error) {
-	a, err := newGCM(key)
-	if err != nil {
-		return direction{}, err
+	if len(key) != keyLen {
+		return direction{}, fmt.Errorf("noise: cipher key must be %d bytes, got %d", keyLen, len(key))
 	}
-	d := direction{aead: a}
+	var d direction
 	copy(d.key[:], key)
 	return d, nil
 }
 
-// next returns the nonce for the next message, rebuilding the AEAD state
-// if Release dropped it.
+// next returns the nonce for the next message, building the AEAD state on
+// first use or after Release.
 func (d *direction) next() ([]byte, error) {
 	if d.n > maxNonce {
 		return nil, ErrNonceExhausted
@@ -100,14 +103,14 @@ func (c *Cipher) MoveTo(dst *Cipher) {
 	c.broken.Store(true)
 }
 
-// Released reports whether both directions' AES-GCM state is dropped
-// (Release, and neither Seal nor Open since). Like Release, it must not
-// run concurrently with Seal or Open.
+// Released reports whether neither direction holds its AES-GCM state
+// (neither Seal nor Open since Release or since the Cipher was made). Like
+// Release, it must not run concurrently with Seal or Open.
 func (c *Cipher) Released() bool { return c.send.aead == nil && c.recv.aead == nil }
 
 // Seal appends the frame body for plaintext to dst and returns the result.
 // It allocates only if dst lacks room for len(plaintext)+Overhead bytes, or
-// to rebuild the state after Release.
+// to build the state (first Seal, or the first after Release).
 func (c *Cipher) Seal(dst, plaintext []byte) ([]byte, error) {
 	if c.broken.Load() {
 		return nil, ErrCipherBroken

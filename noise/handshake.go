@@ -5,10 +5,7 @@ import (
 	"io"
 	"time"
 
-	"google.golang.org/protobuf/proto"
-
 	"github.com/walinkdev/walink/keys"
-	"github.com/walinkdev/walink/waproto"
 )
 
 // staticCTLen is the size of an encrypted static key: 32 + GCM tag.
@@ -120,15 +117,11 @@ func (in *Initiator) ClientHello() ([]byte, error) {
 	}
 	in.mode = ModeXX
 	in.ss.init(ProtocolXX, in.cfg.Prologue[:])
-	in.ss.mixHash(in.e.Public.Bytes())
+	in.ss.mixHashKey(in.e.Public)
 	// WhatsApp deviation: no MixHash of the (empty) message-1 payload.
 	in.ss.step("e")
-	msg, err := proto.Marshal(&waproto.HandshakeMessage{
-		ClientHello: &waproto.HandshakeMessage_ClientHello{Ephemeral: in.e.Public.Bytes()},
-	})
-	if err != nil {
-		return nil, in.fail(fmt.Errorf("noise: encoding client hello: %w", err))
-	}
+	msg := newMessage(fieldClientHello, fieldSize(fieldHelloEphemeral, keys.Size))
+	msg = appendKeyField(msg, fieldHelloEphemeral, in.e.Public)
 	in.state = stateWaitPeer
 	return msg, nil
 }
@@ -162,41 +155,40 @@ func (in *Initiator) ReadServerHello(msg []byte) (serverStatic keys.PublicKey, c
 	if in.state != stateWaitPeer {
 		return keys.PublicKey{}, nil, ErrHandshakeState
 	}
-	var hm waproto.HandshakeMessage
-	if err := proto.Unmarshal(msg, &hm); err != nil {
+	var hm handshakeMessage
+	if err := hm.parse(msg); err != nil {
 		return keys.PublicKey{}, nil, in.fail(fmt.Errorf("%w: server hello: %w", ErrBadMessage, err))
 	}
-	sh := hm.GetServerHello()
+	sh := hm.part(fieldServerHello)
 	if sh == nil {
 		return keys.PublicKey{}, nil, in.fail(fmt.Errorf("%w: no server hello", ErrBadMessage))
 	}
 	if in.mode == ModeIK {
-		if sh.Static == nil {
+		if sh.field(fieldHelloStatic) == nil {
 			return in.readIKAccept(sh)
 		}
 		in.startFallback()
 	}
-	if len(sh.GetEphemeral()) != keys.Size || len(sh.GetStatic()) != staticCTLen || len(sh.GetPayload()) < tagLen {
+	if len(sh.field(fieldHelloEphemeral)) != keys.Size || len(sh.field(fieldHelloStatic)) != staticCTLen || len(sh.field(fieldHelloPayload)) < tagLen {
 		return keys.PublicKey{}, nil, in.fail(fmt.Errorf("%w: server hello fields have wrong sizes", ErrBadMessage))
 	}
-	re, _ := keys.PublicKeyFromBytes(sh.GetEphemeral())
+	re, _ := keys.PublicKeyFromBytes(sh.field(fieldHelloEphemeral))
 	in.re = re
-	in.ss.mixHash(re.Bytes())
+	in.ss.mixHashKey(re)
 	in.ss.step("re")
 	if err := in.dh(in.e.Private, re, "ee"); err != nil {
 		return keys.PublicKey{}, nil, in.fail(err)
 	}
-	sp, err := in.ss.decryptAndHash(sh.GetStatic())
+	rs, err := in.ss.decryptKeyAndHash(sh.field(fieldHelloStatic))
 	if err != nil {
 		return keys.PublicKey{}, nil, in.fail(fmt.Errorf("%w (server static)", err))
 	}
 	in.ss.step("s")
-	rs, _ := keys.PublicKeyFromBytes(sp)
 	in.rs = rs
 	if err := in.dh(in.e.Private, rs, "es"); err != nil {
 		return keys.PublicKey{}, nil, in.fail(err)
 	}
-	chain, err := in.ss.decryptAndHash(sh.GetPayload())
+	chain, err := in.ss.decryptAndHash(nil, sh.field(fieldHelloPayload))
 	if err != nil {
 		return keys.PublicKey{}, nil, in.fail(fmt.Errorf("%w (server certificate payload)", err))
 	}
@@ -250,7 +242,12 @@ func (in *Initiator) ClientFinish(payload []byte) ([]byte, *Cipher, error) {
 	if in.state != stateReady {
 		return nil, nil, ErrHandshakeState
 	}
-	cs, err := in.ss.encryptAndHash(nil, in.cfg.Static.Public.Bytes())
+	// HandshakeMessage{clientFinish{static, payload}}, the ciphertexts
+	// sealed into it.
+	cpLen := len(payload) + tagLen
+	msg := newMessage(fieldClientFinish, fieldSize(fieldFinishStatic, staticCTLen)+fieldSize(fieldFinishPayload, cpLen))
+	msg = appendFieldHeader(msg, fieldFinishStatic, staticCTLen)
+	msg, err := in.ss.encryptKeyAndHash(msg, in.cfg.Static.Public)
 	if err != nil {
 		return nil, nil, in.fail(err)
 	}
@@ -258,17 +255,12 @@ func (in *Initiator) ClientFinish(payload []byte) ([]byte, *Cipher, error) {
 	if err := in.dh(in.cfg.Static.Private, in.re, "se"); err != nil {
 		return nil, nil, in.fail(err)
 	}
-	cp, err := in.ss.encryptAndHash(nil, payload)
+	msg = appendFieldHeader(msg, fieldFinishPayload, cpLen)
+	msg, err = in.ss.encryptAndHash(msg, payload)
 	if err != nil {
 		return nil, nil, in.fail(err)
 	}
 	in.ss.step("payload")
-	msg, err := proto.Marshal(&waproto.HandshakeMessage{
-		ClientFinish: &waproto.HandshakeMessage_ClientFinish{Static: cs, Payload: cp},
-	})
-	if err != nil {
-		return nil, nil, in.fail(fmt.Errorf("noise: encoding client finish: %w", err))
-	}
 	k1, k2, err := in.ss.split()
 	if err != nil {
 		return nil, nil, in.fail(err)
@@ -348,28 +340,28 @@ func (r *Responder) ReadClientHello(msg []byte) error {
 	if r.state != stateStart {
 		return ErrHandshakeState
 	}
-	var hm waproto.HandshakeMessage
-	if err := proto.Unmarshal(msg, &hm); err != nil {
+	var hm handshakeMessage
+	if err := hm.parse(msg); err != nil {
 		return r.fail(fmt.Errorf("%w: client hello: %w", ErrBadMessage, err))
 	}
-	ch := hm.GetClientHello()
+	ch := hm.part(fieldClientHello)
 	if ch == nil {
 		return r.fail(fmt.Errorf("%w: no client hello", ErrBadMessage))
 	}
-	ik := ch.Static != nil || ch.Payload != nil
+	ik := ch.field(fieldHelloStatic) != nil || ch.field(fieldHelloPayload) != nil
 	if ik && r.cfg.IK == IKRefuse {
 		return r.fail(fmt.Errorf("%w: IK client hello", ErrUnsupported))
 	}
-	if len(ch.GetEphemeral()) != keys.Size {
-		return r.fail(fmt.Errorf("%w: client ephemeral is %d bytes", ErrBadMessage, len(ch.GetEphemeral())))
+	if e := ch.field(fieldHelloEphemeral); len(e) != keys.Size {
+		return r.fail(fmt.Errorf("%w: client ephemeral is %d bytes", ErrBadMessage, len(e)))
 	}
-	r.re, _ = keys.PublicKeyFromBytes(ch.GetEphemeral())
+	r.re, _ = keys.PublicKeyFromBytes(ch.field(fieldHelloEphemeral))
 	if ik {
 		return r.readIKHello(ch)
 	}
 	r.mode = ModeXX
 	r.ss.init(ProtocolXX, r.cfg.Prologue[:])
-	r.ss.mixHash(r.re.Bytes())
+	r.ss.mixHashKey(r.re)
 	r.ss.step("re")
 	r.state = stateWaitPeer
 	return nil
@@ -395,12 +387,19 @@ func (r *Responder) ServerHello(certChain []byte) ([]byte, error) {
 	if r.mode == ModeIK {
 		return r.ikServerHello(certChain)
 	}
-	r.ss.mixHash(r.e.Public.Bytes())
+	// HandshakeMessage{serverHello{ephemeral, static, payload}}, the
+	// ciphertexts sealed into it.
+	cpLen := len(certChain) + tagLen
+	msg := newMessage(fieldServerHello, fieldSize(fieldHelloEphemeral, keys.Size)+
+		fieldSize(fieldHelloStatic, staticCTLen)+fieldSize(fieldHelloPayload, cpLen))
+	msg = appendKeyField(msg, fieldHelloEphemeral, r.e.Public)
+	r.ss.mixHashKey(r.e.Public)
 	r.ss.step("e")
 	if err := mixDH(&r.ss, r.e.Private, r.re, "ee"); err != nil {
 		return nil, r.fail(err)
 	}
-	cs, err := r.ss.encryptAndHash(nil, r.cfg.Static.Public.Bytes())
+	msg = appendFieldHeader(msg, fieldHelloStatic, staticCTLen)
+	msg, err := r.ss.encryptKeyAndHash(msg, r.cfg.Static.Public)
 	if err != nil {
 		return nil, r.fail(err)
 	}
@@ -408,21 +407,12 @@ func (r *Responder) ServerHello(certChain []byte) ([]byte, error) {
 	if err := mixDH(&r.ss, r.cfg.Static.Private, r.re, "es"); err != nil {
 		return nil, r.fail(err)
 	}
-	cp, err := r.ss.encryptAndHash(nil, certChain)
+	msg = appendFieldHeader(msg, fieldHelloPayload, cpLen)
+	msg, err = r.ss.encryptAndHash(msg, certChain)
 	if err != nil {
 		return nil, r.fail(err)
 	}
 	r.ss.step("payload")
-	msg, err := proto.Marshal(&waproto.HandshakeMessage{
-		ServerHello: &waproto.HandshakeMessage_ServerHello{
-			Ephemeral: r.e.Public.Bytes(),
-			Static:    cs,
-			Payload:   cp,
-		},
-	})
-	if err != nil {
-		return nil, r.fail(fmt.Errorf("noise: encoding server hello: %w", err))
-	}
 	r.state = stateReady
 	return msg, nil
 }
@@ -435,27 +425,26 @@ func (r *Responder) ReadClientFinish(msg []byte) (clientStatic keys.PublicKey, p
 	if r.state != stateReady {
 		return keys.PublicKey{}, nil, nil, ErrHandshakeState
 	}
-	var hm waproto.HandshakeMessage
-	if err := proto.Unmarshal(msg, &hm); err != nil {
+	var hm handshakeMessage
+	if err := hm.parse(msg); err != nil {
 		return keys.PublicKey{}, nil, nil, r.fail(fmt.Errorf("%w: client finish: %w", ErrBadMessage, err))
 	}
-	cf := hm.GetClientFinish()
+	cf := hm.part(fieldClientFinish)
 	if cf == nil {
 		return keys.PublicKey{}, nil, nil, r.fail(fmt.Errorf("%w: no client finish", ErrBadMessage))
 	}
-	if len(cf.GetStatic()) != staticCTLen || len(cf.GetPayload()) < tagLen {
+	if len(cf.field(fieldFinishStatic)) != staticCTLen || len(cf.field(fieldFinishPayload)) < tagLen {
 		return keys.PublicKey{}, nil, nil, r.fail(fmt.Errorf("%w: client finish fields have wrong sizes", ErrBadMessage))
 	}
-	sp, err := r.ss.decryptAndHash(cf.GetStatic())
+	r.rs, err = r.ss.decryptKeyAndHash(cf.field(fieldFinishStatic))
 	if err != nil {
 		return keys.PublicKey{}, nil, nil, r.fail(fmt.Errorf("%w (client static)", err))
 	}
 	r.ss.step("rs")
-	r.rs, _ = keys.PublicKeyFromBytes(sp)
 	if err := mixDH(&r.ss, r.e.Private, r.rs, "se"); err != nil {
 		return keys.PublicKey{}, nil, nil, r.fail(err)
 	}
-	payload, err = r.ss.decryptAndHash(cf.GetPayload())
+	payload, err = r.ss.decryptAndHash(nil, cf.field(fieldFinishPayload))
 	if err != nil {
 		return keys.PublicKey{}, nil, nil, r.fail(fmt.Errorf("%w (client payload)", err))
 	}

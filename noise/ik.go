@@ -5,10 +5,7 @@ import (
 	"fmt"
 	"time"
 
-	"google.golang.org/protobuf/proto"
-
 	"github.com/walinkdev/walink/keys"
-	"github.com/walinkdev/walink/waproto"
 )
 
 // Mode names the handshake pattern that ran (or is running).
@@ -148,14 +145,21 @@ func (in *Initiator) ResumeHello(payload []byte) ([]byte, error) {
 	in.mode = ModeIK
 	in.rs = res.LeafKey
 	in.ss.init(ProtocolIK, in.cfg.Prologue[:])
-	in.ss.mixHash(in.rs.Bytes())
+	in.ss.mixHashKey(in.rs)
 	in.ss.step("rs")
-	in.ss.mixHash(in.e.Public.Bytes())
+	// HandshakeMessage{clientHello{ephemeral, static, payload}}, the
+	// ciphertexts sealed into it.
+	c2Len := len(payload) + tagLen
+	msg := newMessage(fieldClientHello, fieldSize(fieldHelloEphemeral, keys.Size)+
+		fieldSize(fieldHelloStatic, staticCTLen)+fieldSize(fieldHelloPayload, c2Len))
+	msg = appendKeyField(msg, fieldHelloEphemeral, in.e.Public)
+	in.ss.mixHashKey(in.e.Public)
 	in.ss.step("e")
 	if err := in.dh(in.e.Private, in.rs, "es"); err != nil {
 		return nil, in.fail(err)
 	}
-	c1, err := in.ss.encryptAndHash(nil, in.cfg.Static.Public.Bytes())
+	msg = appendFieldHeader(msg, fieldHelloStatic, staticCTLen)
+	msg, err := in.ss.encryptKeyAndHash(msg, in.cfg.Static.Public)
 	if err != nil {
 		return nil, in.fail(err)
 	}
@@ -163,17 +167,12 @@ func (in *Initiator) ResumeHello(payload []byte) ([]byte, error) {
 	if err := in.dh(in.cfg.Static.Private, in.rs, "ss"); err != nil {
 		return nil, in.fail(err)
 	}
-	c2, err := in.ss.encryptAndHash(nil, payload)
+	msg = appendFieldHeader(msg, fieldHelloPayload, c2Len)
+	msg, err = in.ss.encryptAndHash(msg, payload)
 	if err != nil {
 		return nil, in.fail(err)
 	}
 	in.ss.step("payload")
-	msg, err := proto.Marshal(&waproto.HandshakeMessage{
-		ClientHello: &waproto.HandshakeMessage_ClientHello{Ephemeral: in.e.Public.Bytes(), Static: c1, Payload: c2},
-	})
-	if err != nil {
-		return nil, in.fail(fmt.Errorf("noise: encoding client hello: %w", err))
-	}
 	in.state = stateWaitPeer
 	return msg, nil
 }
@@ -184,12 +183,12 @@ func (in *Initiator) ResumeHello(payload []byte) ([]byte, error) {
 //
 //	MixHash(re); MixKey(DH(e, re)) ee; MixKey(DH(s, re)) se;
 //	DecryptAndHash(payload); Split.
-func (in *Initiator) readIKAccept(sh *waproto.HandshakeMessage_ServerHello) (keys.PublicKey, []byte, error) {
-	if len(sh.GetEphemeral()) != keys.Size || len(sh.GetPayload()) < tagLen {
+func (in *Initiator) readIKAccept(sh *messagePart) (keys.PublicKey, []byte, error) {
+	if len(sh.field(fieldHelloEphemeral)) != keys.Size || len(sh.field(fieldHelloPayload)) < tagLen {
 		return keys.PublicKey{}, nil, in.fail(fmt.Errorf("%w: server hello fields have wrong sizes", ErrBadMessage))
 	}
-	in.re, _ = keys.PublicKeyFromBytes(sh.GetEphemeral())
-	in.ss.mixHash(in.re.Bytes())
+	in.re, _ = keys.PublicKeyFromBytes(sh.field(fieldHelloEphemeral))
+	in.ss.mixHashKey(in.re)
 	in.ss.step("re")
 	if err := in.dh(in.e.Private, in.re, "ee"); err != nil {
 		return keys.PublicKey{}, nil, in.fail(err)
@@ -197,7 +196,7 @@ func (in *Initiator) readIKAccept(sh *waproto.HandshakeMessage_ServerHello) (key
 	if err := in.dh(in.cfg.Static.Private, in.re, "se"); err != nil {
 		return keys.PublicKey{}, nil, in.fail(err)
 	}
-	chain, err := in.ss.decryptAndHash(sh.GetPayload())
+	chain, err := in.ss.decryptAndHash(nil, sh.field(fieldHelloPayload))
 	if err != nil {
 		return keys.PublicKey{}, nil, in.fail(fmt.Errorf("%w (server resume payload)", err))
 	}
@@ -241,7 +240,7 @@ func (in *Initiator) startFallback() {
 	in.mode = ModeXXFallback
 	in.rs = keys.PublicKey{}
 	in.ss.init(ProtocolXXFallback, in.cfg.Prologue[:])
-	in.ss.mixHash(in.e.Public.Bytes())
+	in.ss.mixHashKey(in.e.Public)
 	in.ss.step("e")
 }
 
@@ -252,9 +251,9 @@ func (r *Responder) Mode() Mode { return r.mode }
 // (the mirror of ResumeHello) and pivots to XXfallback when it does not
 // decrypt: the client assumed another static key, or the message was
 // altered. Either way nothing of it is trusted then.
-func (r *Responder) readIKHello(ch *waproto.HandshakeMessage_ClientHello) error {
+func (r *Responder) readIKHello(ch *messagePart) error {
 	if r.cfg.IK == IKAccept {
-		if len(ch.GetStatic()) != staticCTLen || len(ch.GetPayload()) < tagLen {
+		if len(ch.field(fieldHelloStatic)) != staticCTLen || len(ch.field(fieldHelloPayload)) < tagLen {
 			return r.fail(fmt.Errorf("%w: IK client hello fields have wrong sizes", ErrBadMessage))
 		}
 		err := r.tryIK(ch)
@@ -270,31 +269,31 @@ func (r *Responder) readIKHello(ch *waproto.HandshakeMessage_ClientHello) error 
 	r.mode = ModeXXFallback
 	r.rs = keys.PublicKey{}
 	r.ss.init(ProtocolXXFallback, r.cfg.Prologue[:])
-	r.ss.mixHash(r.re.Bytes())
+	r.ss.mixHashKey(r.re)
 	r.ss.step("re")
 	r.state = stateWaitPeer
 	return nil
 }
 
-func (r *Responder) tryIK(ch *waproto.HandshakeMessage_ClientHello) error {
+func (r *Responder) tryIK(ch *messagePart) error {
 	r.ss.init(ProtocolIK, r.cfg.Prologue[:])
-	r.ss.mixHash(r.cfg.Static.Public.Bytes())
+	r.ss.mixHashKey(r.cfg.Static.Public)
 	r.ss.step("s")
-	r.ss.mixHash(r.re.Bytes())
+	r.ss.mixHashKey(r.re)
 	r.ss.step("re")
 	if err := mixDH(&r.ss, r.cfg.Static.Private, r.re, "es"); err != nil {
 		return err
 	}
-	sp, err := r.ss.decryptAndHash(ch.GetStatic())
+	rs, err := r.ss.decryptKeyAndHash(ch.field(fieldHelloStatic))
 	if err != nil {
 		return err
 	}
 	r.ss.step("rs")
-	r.rs, _ = keys.PublicKeyFromBytes(sp)
+	r.rs = rs
 	if err := mixDH(&r.ss, r.cfg.Static.Private, r.rs, "ss"); err != nil {
 		return err
 	}
-	p, err := r.ss.decryptAndHash(ch.GetPayload())
+	p, err := r.ss.decryptAndHash(nil, ch.field(fieldHelloPayload))
 	if err != nil {
 		return err
 	}
@@ -310,7 +309,12 @@ func (r *Responder) tryIK(ch *waproto.HandshakeMessage_ClientHello) error {
 //
 //	HandshakeMessage{serverHello(3){ephemeral(1) = e.pub, payload(3) = c}}
 func (r *Responder) ikServerHello(certChain []byte) ([]byte, error) {
-	r.ss.mixHash(r.e.Public.Bytes())
+	// HandshakeMessage{serverHello{ephemeral, payload}}, the ciphertext
+	// sealed into it.
+	cpLen := len(certChain) + tagLen
+	msg := newMessage(fieldServerHello, fieldSize(fieldHelloEphemeral, keys.Size)+fieldSize(fieldHelloPayload, cpLen))
+	msg = appendKeyField(msg, fieldHelloEphemeral, r.e.Public)
+	r.ss.mixHashKey(r.e.Public)
 	r.ss.step("e")
 	if err := mixDH(&r.ss, r.e.Private, r.re, "ee"); err != nil {
 		return nil, r.fail(err)
@@ -318,17 +322,12 @@ func (r *Responder) ikServerHello(certChain []byte) ([]byte, error) {
 	if err := mixDH(&r.ss, r.e.Private, r.rs, "se"); err != nil {
 		return nil, r.fail(err)
 	}
-	cp, err := r.ss.encryptAndHash(nil, certChain)
+	msg = appendFieldHeader(msg, fieldHelloPayload, cpLen)
+	msg, err := r.ss.encryptAndHash(msg, certChain)
 	if err != nil {
 		return nil, r.fail(err)
 	}
 	r.ss.step("payload")
-	msg, err := proto.Marshal(&waproto.HandshakeMessage{
-		ServerHello: &waproto.HandshakeMessage_ServerHello{Ephemeral: r.e.Public.Bytes(), Payload: cp},
-	})
-	if err != nil {
-		return nil, r.fail(fmt.Errorf("noise: encoding server hello: %w", err))
-	}
 	k1, k2, err := r.ss.split()
 	if err != nil {
 		return nil, r.fail(err)

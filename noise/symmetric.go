@@ -7,6 +7,8 @@ import (
 	"encoding/binary"
 	"fmt"
 	"hash"
+
+	"github.com/walinkdev/walink/keys"
 )
 
 // Protocol names. A name of exactly 32 bytes is used as h0 as it is; longer
@@ -54,6 +56,11 @@ type symmetricState struct {
 	tk     [hashLen]byte // HKDF's pseudorandom key
 	k1, k2 [hashLen]byte // HKDF's outputs
 
+	// key holds a public key while it is hashed, sealed or opened: a
+	// key's bytes passed through the hash.Hash or cipher.AEAD interface
+	// escape, so a copy on the stack would allocate each time.
+	key [keys.Size]byte
+
 	// trace, when set by a test, sees h and ck after every step, and
 	// splitTrace the two transport keys.
 	trace      func(step string, h, ck []byte)
@@ -94,6 +101,12 @@ func (s *symmetricState) mixHash(data []byte) {
 	d.Write(s.h[:])
 	d.Write(data)
 	d.Sum(s.h[:0])
+}
+
+// mixHashKey is mixHash(k.Bytes()) without allocating.
+func (s *symmetricState) mixHashKey(k keys.PublicKey) {
+	s.key = k.Array()
+	s.mixHash(s.key[:])
 }
 
 // hmac sets out to HMAC-SHA256(key, m1 || m2) (RFC 2104; a 32-byte key is
@@ -176,22 +189,39 @@ func (s *symmetricState) encryptAndHash(dst, p []byte) ([]byte, error) {
 	return out, nil
 }
 
-// decryptAndHash returns the plaintext of c; h only changes on success.
-func (s *symmetricState) decryptAndHash(c []byte) ([]byte, error) {
+// encryptKeyAndHash is encryptAndHash(dst, k.Bytes()) without allocating.
+func (s *symmetricState) encryptKeyAndHash(dst []byte, k keys.PublicKey) ([]byte, error) {
+	s.key = k.Array()
+	return s.encryptAndHash(dst, s.key[:])
+}
+
+// decryptAndHash appends the plaintext of c to dst, which must not
+// overlap c; h only changes on success.
+func (s *symmetricState) decryptAndHash(dst, c []byte) ([]byte, error) {
 	if s.aead == nil {
 		s.mixHash(c)
-		return append([]byte(nil), c...), nil
+		return append(dst, c...), nil
 	}
 	nonce, err := s.nextNonce()
 	if err != nil {
 		return nil, err
 	}
-	p, err := s.aead.Open(nil, nonce, c, s.h[:])
+	p, err := s.aead.Open(dst, nonce, c, s.h[:])
 	if err != nil {
 		return nil, ErrDecrypt
 	}
 	s.mixHash(c)
 	return p, nil
+}
+
+// decryptKeyAndHash decrypts an encrypted public key (staticCTLen bytes)
+// without allocating.
+func (s *symmetricState) decryptKeyAndHash(c []byte) (keys.PublicKey, error) {
+	p, err := s.decryptAndHash(s.key[:0], c)
+	if err != nil {
+		return keys.PublicKey{}, err
+	}
+	return keys.PublicKeyFromBytes(p)
 }
 
 // split derives the two transport keys: the first is the initiator's

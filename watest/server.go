@@ -490,7 +490,14 @@ const maxHeadBytes = http.DefaultMaxHeaderBytes
 
 // headReaders lend the buffered readers request heads are read with; a
 // connection keeps none.
-var headReaders = sync.Pool{New: func() any { return bufio.NewReaderSize(nil, 4096) }}
+var headReaders = sync.Pool{New: func() any { return &headReader{br: bufio.NewReaderSize(nil, 4096)} }}
+
+// headReader is a pooled reader with the limit it reads through, pooled
+// together so that a connection allocates neither.
+type headReader struct {
+	br *bufio.Reader
+	lr io.LimitedReader
+}
 
 // acceptLoop accepts connections until the listener closes: each gets a
 // goroutine (counted in wg) that reads the start of its request line. A
@@ -538,9 +545,10 @@ func (s *Server) acceptLoop(ln net.Listener) {
 // serveConn reads the start of c's request and serves it (see acceptLoop).
 func (s *Server) serveConn(c net.Conn) {
 	defer s.wg.Done()
-	br := headReaders.Get().(*bufio.Reader)
-	lr := &io.LimitedReader{R: c, N: maxHeadBytes + 4096}
-	br.Reset(lr)
+	hr := headReaders.Get().(*headReader)
+	hr.lr = io.LimitedReader{R: c, N: maxHeadBytes + 4096}
+	br := hr.br
+	br.Reset(&hr.lr)
 	c.SetReadDeadline(time.Now().Add(readHeaderTimeout))
 	b, _ := br.Peek(len(wsRequest) + 1)
 	ws := len(b) == len(wsRequest)+1 && string(b[:len(wsRequest)]) == wsRequest && (b[len(wsRequest)] == ' ' || b[len(wsRequest)] == '?')
@@ -551,7 +559,7 @@ func (s *Server) serveConn(c net.Conn) {
 			s.log.Debug("watest: reading websocket request", "err", err)
 			c.SetWriteDeadline(time.Now().Add(readHeaderTimeout))
 			io.WriteString(c, "HTTP/1.1 400 Bad Request\r\nContent-Type: text/plain; charset=utf-8\r\nConnection: close\r\n\r\n400 Bad Request")
-			s.release(c, br)
+			s.release(c, hr)
 			c.Close()
 			return
 		}
@@ -563,7 +571,7 @@ func (s *Server) serveConn(c net.Conn) {
 		p, _ := br.Peek(n)
 		buffered = append([]byte(nil), p...)
 	}
-	if !s.release(c, br) {
+	if !s.release(c, hr) {
 		c.Close()
 		return
 	}
@@ -592,11 +600,12 @@ func (s *Server) serveConn(c net.Conn) {
 	}
 }
 
-// release returns br to its pool and c from pending; false when Close has
+// release returns hr to its pool and c from pending; false when Close has
 // begun (and closed c, or is about to).
-func (s *Server) release(c net.Conn, br *bufio.Reader) bool {
-	br.Reset(nil)
-	headReaders.Put(br)
+func (s *Server) release(c net.Conn, hr *headReader) bool {
+	hr.br.Reset(nil)
+	hr.lr = io.LimitedReader{}
+	headReaders.Put(hr)
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	delete(s.pending, c)

@@ -19,7 +19,8 @@
 //   - BenchmarkPairCode, BenchmarkPairSuccess: pairing crypto, walink vs
 //     whatsmeow's steps vs raw PBKDF2.
 //   - BenchmarkX25519, BenchmarkHandshake: the X25519 cost of one
-//     handshake and handshakes in memory and against the local WhatsApp.
+//     handshake and handshakes in memory and against the local WhatsApp,
+//     in this process and in a child process (the sim's CPU alone).
 //
 // The sessions-at-scale measurement needs a process per run (RSS), so it is
 // a command: cmd/sessions. cmd/report turns the raw outputs into RESULTS.md.

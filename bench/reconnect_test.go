@@ -1,17 +1,10 @@
 package bench
 
 import (
-	"bufio"
 	"context"
 	"crypto/rand"
-	"encoding/hex"
-	"encoding/json"
 	"fmt"
-	"io"
 	"net"
-	"os"
-	"os/exec"
-	"syscall"
 	"testing"
 	"time"
 
@@ -24,96 +17,7 @@ import (
 	"github.com/walinkdev/walink/store/memstore"
 	"github.com/walinkdev/walink/store/storetest"
 	"github.com/walinkdev/walink/transport"
-	"github.com/walinkdev/walink/watest"
 )
-
-// reconnectChildEnv makes TestReconnectServerChild serve: the local
-// WhatsApp runs in a process of its own, so this process's CPU time
-// (getrusage) is the client's alone.
-const reconnectChildEnv = "WALINK_BENCH_WATEST_CHILD"
-
-// reconnectDeviceSeed is the storetest seed of the device both processes
-// derive: the child provisions it, the benchmark logs in with it.
-const reconnectDeviceSeed = 17
-
-type childInfo struct {
-	WSURL  string `json:"ws_url"`
-	Root   string `json:"root_public_key"`
-	Device string `json:"device"`
-}
-
-// TestReconnectServerChild is not a test: run with reconnectChildEnv set
-// (by BenchmarkReconnect), it starts a local WhatsApp, provisions the
-// benchmark's device, prints childInfo as one JSON line and serves until
-// its stdin closes.
-func TestReconnectServerChild(t *testing.T) {
-	if os.Getenv(reconnectChildEnv) == "" {
-		t.Skip("helper process for BenchmarkReconnect")
-	}
-	sc := watest.DefaultScenario()
-	sc.FirstStanzaDelayMS = 0 // the 50 ms pause would dominate both modes
-	sc.LingerMS = 0
-	srv, err := watest.Start(context.Background(), watest.Config{Scenario: &sc})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer srv.Close()
-	d := storetest.NewDevice(t, reconnectDeviceSeed, false)
-	id, err := srv.Phone("15550001717").Provision(d.NoiseKey.Public, d.IdentityKey.Public, d.RegistrationID, d.SignedPreKey)
-	if err != nil {
-		t.Fatal(err)
-	}
-	line, _ := json.Marshal(childInfo{WSURL: srv.URL(), Root: srv.RootKey().String(), Device: id.String()})
-	fmt.Printf("%s\n", line)
-	io.Copy(io.Discard, os.Stdin) // until the parent closes it or exits
-}
-
-func startReconnectChild(b *testing.B) (childInfo, func()) {
-	cmd := exec.Command(os.Args[0], "-test.run=^TestReconnectServerChild$", "-test.v=false")
-	cmd.Env = append(os.Environ(), reconnectChildEnv+"=1")
-	stdin, err := cmd.StdinPipe()
-	if err != nil {
-		b.Fatal(err)
-	}
-	stdout, err := cmd.StdoutPipe()
-	if err != nil {
-		b.Fatal(err)
-	}
-	cmd.Stderr = os.Stderr
-	if err := cmd.Start(); err != nil {
-		b.Fatal(err)
-	}
-	stop := func() {
-		stdin.Close()
-		done := make(chan struct{})
-		go func() { cmd.Wait(); close(done) }()
-		select {
-		case <-done:
-		case <-time.After(10 * time.Second):
-			cmd.Process.Kill()
-			<-done
-		}
-	}
-	line, err := bufio.NewReader(stdout).ReadBytes('\n')
-	var info childInfo
-	if err == nil {
-		err = json.Unmarshal(line, &info)
-	}
-	if err != nil {
-		stop()
-		b.Fatalf("watest child: %v (%q)", err, line)
-	}
-	go io.Copy(io.Discard, stdout) // the child's test output, if any
-	return info, stop
-}
-
-func cpuTime() time.Duration {
-	var ru syscall.Rusage
-	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
-		return 0
-	}
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
-}
 
 // BenchmarkReconnect: the cost of one reconnect of a linked device to the
 // local WhatsApp over loopback, with a full XX handshake (mode=xx) and
@@ -129,16 +33,9 @@ func cpuTime() time.Duration {
 // xx-coldcache variant verifies the chain's two signatures every time, as
 // the first connect of a new process does (IK verifies nothing then).
 func BenchmarkReconnect(b *testing.B) {
-	info, stop := startReconnectChild(b)
-	defer stop()
-	rootRaw, err := hex.DecodeString(info.Root)
-	if err != nil {
-		b.Fatal(err)
-	}
-	root, err := keys.PublicKeyFromBytes(rootRaw)
-	if err != nil {
-		b.Fatal(err)
-	}
+	child := startWatestChild(b)
+	defer child.stop()
+	info, root := child.info, child.root
 	id, err := jid.Parse(info.Device)
 	if err != nil {
 		b.Fatal(err)
@@ -329,16 +226,9 @@ func BenchmarkResumeClientCrypto(b *testing.B) {
 // Config.DisableResume, mode=ik resuming to the chain the first connect
 // stored. The server runs in a child process: cpu-ns/op is the client's.
 func BenchmarkReconnectClient(b *testing.B) {
-	info, stop := startReconnectChild(b)
-	defer stop()
-	rootRaw, err := hex.DecodeString(info.Root)
-	if err != nil {
-		b.Fatal(err)
-	}
-	root, err := keys.PublicKeyFromBytes(rootRaw)
-	if err != nil {
-		b.Fatal(err)
-	}
+	child := startWatestChild(b)
+	defer child.stop()
+	info, root := child.info, child.root
 	id, err := jid.Parse(info.Device)
 	if err != nil {
 		b.Fatal(err)

@@ -49,9 +49,7 @@ func TestWatestServerChild(t *testing.T) {
 	if os.Getenv(watestChildEnv) == "" {
 		t.Skip("helper process for the benchmarks against watest in a child process")
 	}
-	sc := watest.DefaultScenario()
-	sc.FirstStanzaDelayMS = 0 // the 50 ms pause would dominate every connect
-	sc.LingerMS = 0
+	sc := benchScenario()
 	srv, err := watest.Start(context.Background(), watest.Config{Scenario: &sc})
 	if err != nil {
 		t.Fatal(err)
@@ -72,6 +70,16 @@ func TestWatestServerChild(t *testing.T) {
 			fmt.Printf("%s\n", line)
 		}
 	}
+}
+
+// benchScenario is the local WhatsApp's scenario of the benchmarks that
+// connect to it, in this process or in the child: no pauses, as the
+// 50 ms first-stanza delay would dominate every connect.
+func benchScenario() watest.Scenario {
+	sc := watest.DefaultScenario()
+	sc.FirstStanzaDelayMS = 0
+	sc.LingerMS = 0
+	return sc
 }
 
 // watestChild is a running TestWatestServerChild.

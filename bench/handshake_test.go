@@ -196,9 +196,7 @@ func BenchmarkHandshake(b *testing.B) {
 	b.Run("where=watest/impl=walink", func(b *testing.B) {
 		ctx, cancel := context.WithCancel(context.Background())
 		defer cancel()
-		sc := watest.DefaultScenario()
-		sc.FirstStanzaDelayMS = 0
-		sc.LingerMS = 0
+		sc := benchScenario()
 		srv, err := watest.Start(ctx, watest.Config{Scenario: &sc})
 		if err != nil {
 			b.Fatal(err)

@@ -1,0 +1,156 @@
+package transport
+
+import (
+	"bufio"
+	"bytes"
+	"io"
+	"strings"
+	"testing"
+	"testing/iotest"
+)
+
+const testWSKey = "dGhlIHNhbXBsZSBub25jZQ=="
+
+// plainUpgrade is the answer Accept writes for testWSKey.
+func plainUpgrade() string {
+	return "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: " + acceptFor(testWSKey) + "\r\n\r\n"
+}
+
+// slowOnly is readUpgrade without the quick path: the reference.
+func slowOnly(r io.Reader, key string) ([]byte, error) {
+	lr := &limitedReader{r: r, n: maxResponseHeaderBytes}
+	br := bufio.NewReaderSize(lr, 1024)
+	if err := slowUpgrade(br, lr, key); err != nil {
+		return nil, err
+	}
+	var pre []byte
+	if n := br.Buffered(); n > 0 {
+		b, _ := br.Peek(n)
+		pre = append([]byte(nil), b...)
+	}
+	return pre, nil
+}
+
+func TestQuickUpgradeTakesPlainAnswers(t *testing.T) {
+	acc := acceptFor(testWSKey)
+	for _, head := range []string{
+		plainUpgrade(),
+		"HTTP/1.1 101\r\nupgrade:websocket\r\nCONNECTION: keep-alive, Upgrade\r\nsec-websocket-accept:\t" + acc + " \r\nServer: x\r\nSec-WebSocket-Extensions: \r\n\r\n",
+		"HTTP/1.1 101 Switching Protocols\r\nUpgrade: h2c, WebSocket\r\nConnection: upgrade\r\nSec-WebSocket-Accept: " + acc + "\r\nSec-WebSocket-Accept: other\r\n\r\n",
+	} {
+		br := bufio.NewReaderSize(strings.NewReader(head+"rest"), 1024)
+		n, ok := quickUpgrade(br, testWSKey)
+		if !ok || n != len(head) {
+			t.Errorf("quickUpgrade(%q) = %d, %v; want %d, true", head, n, ok, len(head))
+		}
+	}
+	acc2 := acceptFor("other")
+	for _, head := range []string{
+		"HTTP/1.1 100 Continue\r\n\r\n" + plainUpgrade(),
+		"HTTP/1.1 200 OK\r\n\r\n",
+		"HTTP/1.0 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: " + acc + "\r\n\r\n",
+		"HTTP/1.1 101 Switching Protocols\nUpgrade: websocket\nConnection: Upgrade\nSec-WebSocket-Accept: " + acc + "\n\n",
+		"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: " + acc2 + "\r\n\r\n",
+		"HTTP/1.1 101 Switching Protocols\r\nUpgrade:\r\n websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: " + acc + "\r\n\r\n",
+		"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade, close\r\nSec-WebSocket-Accept: " + acc + "\r\n\r\n",
+		"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nContent-Length: 1\r\nContent-Length: 2\r\nSec-WebSocket-Accept: " + acc + "\r\n\r\n",
+		"HTTP/1.1 101 Switching Protocols\r\nUpgrade : websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: " + acc + "\r\n\r\n",
+		"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: " + acc + "\r\nSec-WebSocket-Extensions: permessage-deflate\r\n\r\n",
+		"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nX-Long: " + strings.Repeat("x", 1100) + "\r\nSec-WebSocket-Accept: " + acc + "\r\n\r\n",
+	} {
+		br := bufio.NewReaderSize(strings.NewReader(head), 1024)
+		if n, ok := quickUpgrade(br, testWSKey); ok {
+			t.Errorf("quickUpgrade(%q) = %d, true; want it left to http.ReadResponse", head, n)
+		}
+		pre, err := readUpgrade(strings.NewReader(head), testWSKey)
+		wpre, werr := slowOnly(strings.NewReader(head), testWSKey)
+		if !bytes.Equal(pre, wpre) || errString(err) != errString(werr) {
+			t.Errorf("readUpgrade(%q) = %q, %v; http.ReadResponse's path: %q, %v", head, pre, err, wpre, werr)
+		}
+	}
+}
+
+func errString(err error) string {
+	if err == nil {
+		return ""
+	}
+	return err.Error()
+}
+
+// TestQuickUpgradeWaitsNoLonger: a malformed first line is refused at
+// once, as http.ReadResponse refuses it, not after waiting for a head that
+// never comes.
+func TestQuickUpgradeWaitsNoLonger(t *testing.T) {
+	pr, pw := io.Pipe()
+	defer pw.Close()
+	done := make(chan error, 1)
+	go func() {
+		_, err := readUpgrade(pr, testWSKey)
+		done <- err
+	}()
+	pw.Write([]byte("FOO\r\n"))
+	if err := <-done; err == nil || !strings.Contains(err.Error(), "malformed HTTP response") {
+		t.Fatalf("readUpgrade of a bad status line: %v", err)
+	}
+}
+
+func TestReadUpgradeAllocs(t *testing.T) {
+	head := []byte(plainUpgrade())
+	r := bytes.NewReader(head)
+	readUpgrade(r, testWSKey) // warm the reader pool
+	allocs := testing.AllocsPerRun(100, func() {
+		r.Reset(head)
+		if _, err := readUpgrade(r, testWSKey); err != nil {
+			t.Fatal(err)
+		}
+	})
+	// The limitedReader; http.ReadResponse's path took about 20.
+	if allocs > 1 {
+		t.Errorf("readUpgrade of a plain 101: %v allocations, want at most 1", allocs)
+	}
+}
+
+// FuzzReadUpgrade: the quick path and http.ReadResponse's agree on every
+// input, read whole or a byte at a time: the same acceptance, error and
+// bytes read past the head.
+func FuzzReadUpgrade(f *testing.F) {
+	acc := acceptFor(testWSKey)
+	f.Add([]byte(plainUpgrade() + "\x82\x03abc"))
+	f.Add([]byte("HTTP/1.1 101\r\nupgrade:websocket\r\nCONNECTION: keep-alive, Upgrade\r\nsec-websocket-accept:\t" + acc + " \r\n\r\n"))
+	f.Add([]byte("HTTP/1.1 100 Continue\r\n\r\n" + plainUpgrade()))
+	f.Add([]byte("HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade, close\r\nSec-WebSocket-Accept: " + acc + "\r\n\r\n"))
+	f.Add([]byte("HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n Connection: Upgrade\r\nSec-WebSocket-Accept: " + acc + "\r\n\r\n"))
+	f.Add([]byte("HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nTransfer-Encoding: chunked\r\nSec-WebSocket-Accept: " + acc + "\r\n\r\n"))
+	f.Add([]byte("HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: " + acc + "\r\nX: \xff\r\n\r\n"))
+	f.Add([]byte("HTTP/1.1 404 Not Found\r\nContent-Length: 3\r\n\r\nabc"))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		for _, oneByte := range []bool{false, true} {
+			reader := func() io.Reader {
+				if oneByte {
+					return iotest.OneByteReader(bytes.NewReader(data))
+				}
+				return bytes.NewReader(data)
+			}
+			wpre, werr := slowOnly(reader(), testWSKey)
+			pre, err := readUpgrade(reader(), testWSKey)
+			if errString(err) != errString(werr) || !bytes.Equal(pre, wpre) {
+				t.Fatalf("readUpgrade = %q, %v; http.ReadResponse's path: %q, %v", pre, err, wpre, werr)
+			}
+		}
+		// The quick path's own verdict: accepted only what ReadResponse
+		// accepts, with the same head.
+		br := bufio.NewReaderSize(bytes.NewReader(data), 1024)
+		if n, ok := quickUpgrade(br, testWSKey); ok {
+			lr := &limitedReader{r: bytes.NewReader(data), n: maxResponseHeaderBytes}
+			sbr := bufio.NewReaderSize(lr, 1024)
+			if err := slowUpgrade(sbr, lr, testWSKey); err != nil {
+				t.Fatalf("quick path took %q, http.ReadResponse refused it: %v", data[:n], err)
+			}
+			// The head ReadResponse read: what the reader gave up minus
+			// what it still buffers.
+			if got := len(data) - lr.r.(*bytes.Reader).Len() - sbr.Buffered(); got != n {
+				t.Fatalf("quick path's head is %d bytes, ReadResponse's %d", n, got)
+			}
+		}
+	})
+}

@@ -184,48 +184,69 @@ func watchCtx(ctx context.Context, set func(time.Time) error) (stop func() error
 // handshakeIO is the shared reading/writing of the two handshakes. It maps
 // ctx onto the connection's deadlines: once ctx ends, the deadline is put
 // in the past and stays there (mu keeps a later step from undoing it).
+// One watch of ctx covers the whole handshake, and none is made for a ctx
+// that cannot end.
 type handshakeIO struct {
 	ctx     context.Context
 	nc      net.Conn
 	dec     *noise.Decoder
 	timeout time.Duration
 
-	ctxBound bool // the last deadline set was ctx's own
+	ctxBound    bool // the last deadline set was ctx's own
+	deadlineSet bool // a deadline is set that stop clears
+	stopped     bool
 
 	mu        sync.Mutex
 	cancelled bool
-	fired     chan struct{}
-	stopAF    func() bool
+	fired     sync.WaitGroup // the watch's function is running or done
+	stopAF    func() bool    // nil: no watch
 }
 
 func newHandshakeIO(ctx context.Context, nc net.Conn, dec *noise.Decoder, timeout time.Duration) *handshakeIO {
-	h := &handshakeIO{ctx: ctx, nc: nc, dec: dec, timeout: timeout, fired: make(chan struct{})}
-	h.stopAF = context.AfterFunc(ctx, func() {
-		h.mu.Lock()
-		h.cancelled = true
-		h.nc.SetDeadline(aLongTimeAgo)
-		h.mu.Unlock()
-		close(h.fired)
-	})
+	h := &handshakeIO{ctx: ctx, nc: nc, dec: dec, timeout: timeout}
+	if ctx.Done() != nil {
+		h.fired.Add(1)
+		h.stopAF = context.AfterFunc(ctx, h.cancel)
+	}
 	return h
 }
 
-// stop ends the ctx watch and clears the deadlines. It reports ctx's error
-// if ctx ended first.
+// cancel is the watch's function: ctx ended.
+func (h *handshakeIO) cancel() {
+	h.mu.Lock()
+	h.cancelled = true
+	h.nc.SetDeadline(aLongTimeAgo)
+	h.mu.Unlock()
+	h.fired.Done()
+}
+
+// stop ends the ctx watch and clears the deadlines; later calls do
+// nothing. It reports ctx's error if ctx ended first (the deadline then
+// stays in the past).
 func (h *handshakeIO) stop() error {
-	if !h.stopAF() {
-		<-h.fired
-		if err := h.ctx.Err(); err != nil {
-			return err
+	if h.stopped {
+		return nil
+	}
+	h.stopped = true
+	if h.stopAF != nil {
+		if h.stopAF() {
+			h.fired.Done() // the function will not run
+		} else {
+			h.fired.Wait() // do not race its deadline with ours
+			if err := h.ctx.Err(); err != nil {
+				return err
+			}
 		}
 	}
-	h.stopAF = func() bool { return true }
-	h.nc.SetDeadline(time.Time{})
+	if h.deadlineSet {
+		h.nc.SetDeadline(time.Time{})
+	}
 	return nil
 }
 
-// setDeadline sets one of the connection's deadlines to now+timeout, or
-// to ctx's deadline if that is sooner.
+// setDeadline sets one or both of the connection's deadlines (set is
+// nc.SetDeadline or nc.SetReadDeadline) to now+timeout, or to ctx's
+// deadline if that is sooner.
 func (h *handshakeIO) setDeadline(set func(time.Time) error) error {
 	h.mu.Lock()
 	defer h.mu.Unlock()
@@ -238,6 +259,7 @@ func (h *handshakeIO) setDeadline(set func(time.Time) error) error {
 	if h.ctxBound {
 		d = cd
 	}
+	h.deadlineSet = true
 	return set(d)
 }
 
@@ -259,20 +281,15 @@ func (h *handshakeIO) fail(step string, err error) error {
 	return &HandshakeError{Step: step, Err: err}
 }
 
+// write writes b under the deadline the step set.
 func (h *handshakeIO) write(b []byte) error {
-	if err := h.setDeadline(h.nc.SetWriteDeadline); err != nil {
-		return err
-	}
 	_, err := h.nc.Write(b)
 	return err
 }
 
-// readMessage returns the next frame body (a copy), waiting at most the
-// handshake timeout.
+// readMessage returns the next frame body (a copy), under the deadline
+// the step set.
 func (h *handshakeIO) readMessage() ([]byte, error) {
-	if err := h.setDeadline(h.nc.SetReadDeadline); err != nil {
-		return nil, err
-	}
 	for {
 		body, err := h.dec.Next()
 		if err != nil {
@@ -323,8 +340,19 @@ func Handshake(ctx context.Context, conn net.Conn, cfg ClientConfig) (_ *Conn, e
 		cfg.Chains = &sharedChains
 	}
 	log := logger(cfg.Logger)
-	h := newHandshakeIO(ctx, conn, noise.NewDecoder(noise.DecoderConfig{MaxFrame: handshakeMaxFrame}), timeout(cfg.HandshakeTimeout))
+	ws, _ := conn.(*wsConn)
+	var dec *noise.Decoder
+	if ws != nil && ws.rest != nil {
+		// Dial's WebSocket came with room for the decoder (clientState).
+		dec = &ws.rest.dec
+		dec.SetMaxFrame(handshakeMaxFrame)
+	} else {
+		dec = noise.NewDecoder(noise.DecoderConfig{MaxFrame: handshakeMaxFrame})
+	}
+	h := newHandshakeIO(ctx, conn, dec, timeout(cfg.HandshakeTimeout))
+	bp := getBuf(512)
 	defer func() {
+		putBuf(bp)
 		if cerr := h.stop(); cerr != nil && err == nil {
 			err = &HandshakeError{Step: "finish", Err: cerr}
 		}
@@ -357,12 +385,18 @@ func Handshake(ctx context.Context, conn net.Conn, cfg ClientConfig) (_ *Conn, e
 	if err != nil {
 		return nil, &HandshakeError{Step: "client hello", Err: err}
 	}
-	wire, err := noise.AppendIntro(nil, cfg.Header, cfg.EdgeRouting)
+	wire, err := noise.AppendIntro((*bp)[:0], cfg.Header, cfg.EdgeRouting)
 	if err == nil {
 		wire, err = noise.AppendFrame(wire, msg1)
 	}
+	*bp = wire[:0]
 	if err != nil {
 		return nil, &HandshakeError{Step: "client hello", Err: err}
+	}
+	// One deadline for the hello's write, the wait for the server's
+	// answer and the finish's write: the wait is the step that takes time.
+	if err := h.setDeadline(conn.SetDeadline); err != nil {
+		return nil, h.fail("write client hello", err)
 	}
 	if err := h.write(wire); err != nil {
 		return nil, h.fail("write client hello", err)
@@ -388,7 +422,9 @@ func Handshake(ctx context.Context, conn net.Conn, cfg ClientConfig) (_ *Conn, e
 		return nil, &HandshakeError{Step: "client finish", Err: err}
 	}
 	if msg3 != nil { // none after an accepted resume
-		if wire, err = noise.AppendFrame(wire[:0], msg3); err != nil {
+		wire, err = noise.AppendFrame(wire[:0], msg3)
+		*bp = wire[:0]
+		if err != nil {
 			return nil, &HandshakeError{Step: "client finish", Err: err}
 		}
 		if err := h.write(wire); err != nil {
@@ -398,13 +434,15 @@ func Handshake(ctx context.Context, conn net.Conn, cfg ClientConfig) (_ *Conn, e
 	if cerr := h.stop(); cerr != nil {
 		return nil, &HandshakeError{Step: "finish", Err: cerr}
 	}
-	log.Debug("transport: client handshake done", "mode", in.Mode().String(), "server_static", serverStatic.String())
+	if log.Enabled(context.Background(), slog.LevelDebug) {
+		// Not formatted for a logger that drops it.
+		log.Debug("transport: client handshake done", "mode", in.Mode().String(), "server_static", serverStatic.String())
+	}
 	var c *Conn
-	if ws, ok := conn.(*wsConn); ok && ws.rest != nil {
+	if ws != nil && ws.rest != nil {
 		// Dial's WebSocket came with room for the rest (clientState).
 		s := ws.rest
 		ws.rest = nil
-		s.dec = *h.dec
 		cipher.MoveTo(&s.cipher)
 		s.conn = Conn{nc: conn, cipher: &s.cipher, dec: &s.dec, peer: serverStatic, log: log}
 		s.dec.SetMaxFrame(noise.MaxFrameSize)
@@ -442,7 +480,11 @@ func ServerHandshake(ctx context.Context, conn net.Conn, cfg ServerConfig) (_ *C
 	}
 	log := logger(cfg.Logger)
 	h := newHandshakeIO(ctx, conn, noise.NewDecoder(noise.DecoderConfig{Intro: true, MaxFrame: handshakeMaxFrame}), timeout(cfg.HandshakeTimeout))
+	var bp *[]byte
 	defer func() {
+		if bp != nil {
+			putBuf(bp)
+		}
 		if cerr := h.stop(); cerr != nil && err == nil {
 			err = &HandshakeError{Step: "finish", Err: cerr}
 		}
@@ -452,6 +494,11 @@ func ServerHandshake(ctx context.Context, conn net.Conn, cfg ServerConfig) (_ *C
 		}
 	}()
 
+	// One deadline for the wait for the client's hello and the write of
+	// the answer.
+	if err := h.setDeadline(conn.SetDeadline); err != nil {
+		return nil, nil, h.fail("read client hello", err)
+	}
 	msg1, err := h.readMessage()
 	if err != nil {
 		return nil, nil, h.fail("read client hello", err)
@@ -468,7 +515,9 @@ func ServerHandshake(ctx context.Context, conn net.Conn, cfg ServerConfig) (_ *C
 	if err != nil {
 		return nil, nil, &HandshakeError{Step: "server hello", Err: err}
 	}
-	wire, err := noise.AppendFrame(nil, msg2)
+	bp = getBuf(noise.FrameHeaderSize + len(msg2))
+	wire, err := noise.AppendFrame((*bp)[:0], msg2)
+	*bp = wire[:0]
 	if err != nil {
 		return nil, nil, &HandshakeError{Step: "server hello", Err: err}
 	}
@@ -486,6 +535,10 @@ func ServerHandshake(ctx context.Context, conn net.Conn, cfg ServerConfig) (_ *C
 			return nil, nil, &HandshakeError{Step: "resume", Err: err}
 		}
 	} else {
+		// The client's finish is waited for as long as its hello was.
+		if err := h.setDeadline(conn.SetReadDeadline); err != nil {
+			return nil, nil, h.fail("read client finish", err)
+		}
 		msg3, err := h.readMessage()
 		if err != nil {
 			return nil, nil, h.fail("read client finish", err)
@@ -499,7 +552,9 @@ func ServerHandshake(ctx context.Context, conn net.Conn, cfg ServerConfig) (_ *C
 	}
 	h.dec.SetMaxFrame(noise.MaxFrameSize)
 	hello := &Hello{Header: header, ClientStatic: clientStatic, Payload: payload, EdgeRouting: h.dec.RoutingInfo(), Mode: r.Mode()}
-	log.Debug("transport: server handshake done", "mode", r.Mode().String(), "client_static", clientStatic.String(), "header", fmt.Sprintf("% x", header))
+	if log.Enabled(context.Background(), slog.LevelDebug) {
+		log.Debug("transport: server handshake done", "mode", r.Mode().String(), "client_static", clientStatic.String(), "header", fmt.Sprintf("% x", header))
+	}
 	c := newConn(conn, cipher, h.dec, clientStatic, log)
 	c.mode = r.Mode()
 	return c, hello, nil

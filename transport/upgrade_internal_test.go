@@ -3,10 +3,12 @@ package transport
 import (
 	"bufio"
 	"bytes"
+	"context"
 	"io"
 	"strings"
 	"testing"
 	"testing/iotest"
+	"time"
 )
 
 const testWSKey = "dGhlIHNhbXBsZSBub25jZQ=="
@@ -153,4 +155,24 @@ func FuzzReadUpgrade(f *testing.F) {
 			}
 		}
 	})
+}
+
+// TestHandshakeIONoWatch: a handshake under a ctx that cannot end watches
+// nothing (ServerHandshake under context.Background, as a server with
+// socket deadlines alone runs it).
+func TestHandshakeIONoWatch(t *testing.T) {
+	h := newHandshakeIO(context.Background(), nil, nil, time.Second)
+	if h.stopAF != nil {
+		t.Error("context.Background is watched")
+	}
+	if err := h.stop(); err != nil {
+		t.Error(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	if h := newHandshakeIO(ctx, nil, nil, time.Second); h.stopAF == nil {
+		t.Error("a ctx that can end is not watched")
+	} else if err := h.stop(); err != nil {
+		t.Error(err)
+	}
 }

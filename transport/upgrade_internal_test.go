@@ -97,6 +97,9 @@ func TestQuickUpgradeWaitsNoLonger(t *testing.T) {
 }
 
 func TestReadUpgradeAllocs(t *testing.T) {
+	if raceEnabled {
+		t.Skip("the race detector's sync.Pool drops buffers")
+	}
 	head := []byte(plainUpgrade())
 	r := bytes.NewReader(head)
 	readUpgrade(r, testWSKey) // warm the reader pool
@@ -174,5 +177,56 @@ func TestHandshakeIONoWatch(t *testing.T) {
 		t.Error("a ctx that can end is not watched")
 	} else if err := h.stop(); err != nil {
 		t.Error(err)
+	}
+}
+
+// TestControlFramesNoAllocs: a ping read and answered, and a control frame
+// written, allocate nothing on either side.
+func TestControlFramesNoAllocs(t *testing.T) {
+	if raceEnabled {
+		t.Skip("the race detector's sync.Pool drops buffers")
+	}
+	buf := make([]byte, 64)
+
+	cwire := append(serverFrame(true, opPing, []byte("are you there")), serverFrame(true, opBinary, []byte("ab"))...)
+	cr := bytes.NewReader(cwire)
+	c, csc := newTestWS(cr)
+	csc.discard = true
+	swire := append(clientFrame(true, opPing, []byte("are you there"), 0x01020304), clientFrame(true, opBinary, []byte("ab"), 0x05060708)...)
+	sr := bytes.NewReader(swire)
+	s, ssc := newTestWSServer(sr)
+	ssc.discard = true
+
+	for name, f := range map[string]func(){
+		"client ping": func() {
+			cr.Reset(cwire)
+			if n, err := c.Read(buf); err != nil || string(buf[:n]) != "ab" {
+				t.Fatalf("client read %q, %v", buf[:n], err)
+			}
+		},
+		"server ping": func() {
+			sr.Reset(swire)
+			if n, err := s.Read(buf); err != nil || string(buf[:n]) != "ab" {
+				t.Fatalf("server read %q, %v", buf[:n], err)
+			}
+		},
+		"client pong": func() {
+			if err := c.writeControl(opPong, []byte("x")); err != nil {
+				t.Fatal(err)
+			}
+		},
+		"server pong": func() {
+			if err := s.writeControl(opPong, []byte("x")); err != nil {
+				t.Fatal(err)
+			}
+		},
+	} {
+		f() // the pool's first buffers
+		if a := testing.AllocsPerRun(100, f); a != 0 {
+			t.Errorf("%s: %v allocations, want 0", name, a)
+		}
+	}
+	if csc.writes == 0 || ssc.writes == 0 {
+		t.Error("no pong written")
 	}
 }

@@ -328,9 +328,10 @@ func unexpectedEOF(err error) error {
 
 // control handles a ping, pong or close frame. rmu is held.
 func (c *wsConn) control(h frameHeader) error {
-	// Control payloads are at most 125 bytes and rare (WhatsApp keeps the
-	// connection alive with stanzas), so they get a buffer of their own.
-	payload := make([]byte, h.length)
+	// Control payloads are at most 125 bytes: read into a pooled buffer.
+	bp := getBuf(125)
+	defer putBuf(bp)
+	payload := (*bp)[:h.length]
 	if _, err := io.ReadFull(payloadReader{c}, payload); err != nil {
 		return unexpectedEOF(err)
 	}
@@ -375,11 +376,15 @@ func (c *wsConn) fail(code int, why string) error {
 
 // writeControl sends a control frame unless a close frame was sent.
 func (c *wsConn) writeControl(op byte, payload []byte) error {
-	var frame [wsHeadroom + 125]byte
-	b := appendClientHeader(frame[:0], op, len(payload))
+	// A pooled buffer: an array here would escape to the heap (the write
+	// goes through an interface).
+	bp := getBuf(wsHeadroom + 125)
+	defer putBuf(bp)
+	b := appendClientHeader((*bp)[:0], op, len(payload))
 	key := binary.LittleEndian.Uint32(b[len(b)-4:])
 	b = append(b, payload...)
 	mask(b[len(b)-len(payload):], key)
+	*bp = b
 	c.wmu.Lock()
 	defer c.wmu.Unlock()
 	if c.closeSent {

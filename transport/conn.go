@@ -287,8 +287,10 @@ func (h *handshakeIO) write(b []byte) error {
 	return err
 }
 
-// readMessage returns the next frame body (a copy), under the deadline
-// the step set.
+// readMessage returns the next frame body, under the deadline the step
+// set. The body is the decoder's bytes, valid until its next use: each is
+// handed to noise, which copies out (decrypts into its own buffers) what it
+// keeps, before the next read.
 func (h *handshakeIO) readMessage() ([]byte, error) {
 	for {
 		body, err := h.dec.Next()
@@ -296,14 +298,14 @@ func (h *handshakeIO) readMessage() ([]byte, error) {
 			return nil, err
 		}
 		if body != nil {
-			return append([]byte(nil), body...), nil
+			return body, nil
 		}
 		n, err := h.dec.Fill(h.nc)
 		if err != nil {
 			if n > 0 {
 				// Deliver what arrived with the error first.
 				if body, derr := h.dec.Next(); derr == nil && body != nil {
-					return append([]byte(nil), body...), nil
+					return body, nil
 				}
 			}
 			if errors.Is(err, io.EOF) {

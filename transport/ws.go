@@ -519,24 +519,32 @@ func (c *wsConn) writeFrame(b []byte) error {
 // progress or by Close itself, then closes the stream.
 func (c *wsConn) Close() error {
 	c.closeOnce.Do(func() {
-		c.raw.SetWriteDeadline(time.Now().Add(wsCloseTimeout))
+		// With no reader, Close reads the peer's answer itself, and one
+		// deadline covers its write and that read (not waitReadyIdle's).
+		drain := c.rmu.TryLock()
+		if drain {
+			c.idleDL = time.Time{}
+			c.raw.SetDeadline(time.Now().Add(wsCloseTimeout))
+		} else {
+			c.raw.SetWriteDeadline(time.Now().Add(wsCloseTimeout))
+		}
 		var body [2]byte
 		binary.BigEndian.PutUint16(body[:], StatusNormalClosure)
 		if err := c.writeControl(opClose, body[:]); err == nil {
-			c.awaitPeerClose()
+			c.awaitPeerClose(drain)
+		}
+		if drain {
+			c.rmu.Unlock()
 		}
 		c.closeErr = c.rw.Close()
 	})
 	return c.closeErr
 }
 
-// awaitPeerClose waits for the peer's close frame, at most wsCloseTimeout.
-func (c *wsConn) awaitPeerClose() {
-	if c.rmu.TryLock() {
-		// No reader: drain frames here until the close frame, under a
-		// deadline of Close's own (not waitReadyIdle's).
-		c.idleDL = time.Time{}
-		c.raw.SetReadDeadline(time.Now().Add(wsCloseTimeout))
+// awaitPeerClose waits for the peer's close frame, at most wsCloseTimeout:
+// with drain (rmu held, the deadline set), it reads frames until then.
+func (c *wsConn) awaitPeerClose(drain bool) {
+	if drain {
 		for c.readErr == nil && !c.peer.isClosed() {
 			if c.remaining > 0 {
 				n, err := io.CopyN(io.Discard, payloadReader{c}, int64(c.remaining))
@@ -550,7 +558,6 @@ func (c *wsConn) awaitPeerClose() {
 				c.readErr = err
 			}
 		}
-		c.rmu.Unlock()
 		return
 	}
 	// A reader is blocked in Read: it will see the close frame.

@@ -568,11 +568,21 @@ func (c *wsServerConn) Close() error {
 		if resume := c.unpark(true, false); resume != nil {
 			defer func() { go resume() }()
 		}
-		c.raw.SetWriteDeadline(time.Now().Add(wsCloseTimeout))
+		// With no reader, Close reads the client's answer itself, and
+		// one deadline covers its write and that read.
+		drain := c.rmu.TryLock()
+		if drain {
+			c.raw.SetDeadline(time.Now().Add(wsCloseTimeout))
+		} else {
+			c.raw.SetWriteDeadline(time.Now().Add(wsCloseTimeout))
+		}
 		var body [2]byte
 		binary.BigEndian.PutUint16(body[:], StatusNormalClosure)
 		if err := c.writeControl(opClose, body[:]); err == nil {
-			c.awaitPeerClose()
+			c.awaitPeerClose(drain)
+		}
+		if drain {
+			c.rmu.Unlock()
 		}
 		c.closeErr = c.raw.Close()
 	})
@@ -580,11 +590,10 @@ func (c *wsServerConn) Close() error {
 }
 
 // awaitPeerClose waits for the client's close frame, at most
-// wsCloseTimeout.
-func (c *wsServerConn) awaitPeerClose() {
-	if c.rmu.TryLock() {
-		// No reader: drain frames here until the close frame.
-		c.raw.SetReadDeadline(time.Now().Add(wsCloseTimeout))
+// wsCloseTimeout: with drain (rmu held, the deadline set), it reads frames
+// until then.
+func (c *wsServerConn) awaitPeerClose(drain bool) {
+	if drain {
 		var scratch []byte // pooled, when a payload is to be skipped
 		for c.readErr == nil && !c.peer.isClosed() {
 			if c.remaining > 0 {
@@ -604,7 +613,6 @@ func (c *wsServerConn) awaitPeerClose() {
 				c.readErr = err
 			}
 		}
-		c.rmu.Unlock()
 		return
 	}
 	// A reader is blocked in Read: it will see the close frame.

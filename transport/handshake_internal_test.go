@@ -230,3 +230,37 @@ func TestControlFramesNoAllocs(t *testing.T) {
 		t.Error("no pong written")
 	}
 }
+
+// countingStream is a streamConn that counts deadline calls.
+type countingStream struct {
+	streamConn
+	deadlines int
+}
+
+func (c *countingStream) SetDeadline(time.Time) error      { c.deadlines++; return nil }
+func (c *countingStream) SetReadDeadline(time.Time) error  { c.deadlines++; return nil }
+func (c *countingStream) SetWriteDeadline(time.Time) error { c.deadlines++; return nil }
+
+// TestCloseOneDeadline: Close with no reader sets one deadline for its
+// close frame and the wait for the peer's, on either side, and still
+// waits for the peer's.
+func TestCloseOneDeadline(t *testing.T) {
+	var body [2]byte
+	body[0], body[1] = StatusNormalClosure>>8, StatusNormalClosure&0xFF
+	cs := &countingStream{streamConn: streamConn{in: bytes.NewReader(serverFrame(true, opClose, body[:]))}}
+	c := newWSConn(cs, cs)
+	if err := c.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if cs.deadlines != 1 || !c.peer.isClosed() {
+		t.Errorf("client Close: %d deadline calls, peer's close read: %v; want 1, true", cs.deadlines, c.peer.isClosed())
+	}
+	ss := &countingStream{streamConn: streamConn{in: bytes.NewReader(clientFrame(true, opClose, body[:], 0x0A0B0C0D))}}
+	s := newWSServerConn(ss, nil)
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if ss.deadlines != 1 || !s.peer.isClosed() {
+		t.Errorf("server Close: %d deadline calls, peer's close read: %v; want 1, true", ss.deadlines, s.peer.isClosed())
+	}
+}

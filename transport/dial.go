@@ -154,9 +154,35 @@ var directDialer = &net.Dialer{
 	KeepAliveConfig: net.KeepAliveConfig{Enable: true, Idle: 30 * time.Second, Interval: 15 * time.Second, Count: -1},
 }
 
-// respReaders lends the buffered readers the upgrade answer is read with;
-// a connection keeps none (bytes read past the answer are copied out).
-var respReaders = sync.Pool{New: func() any { return bufio.NewReaderSize(nil, 1024) }}
+// respReaders lends the buffered readers the upgrade answer is read with
+// (*respReader); a connection keeps none (bytes read past the answer are
+// copied out).
+var respReaders = sync.Pool{New: func() any {
+	r := &respReader{}
+	r.br = bufio.NewReaderSize(&r.lr, 1024)
+	return r
+}}
+
+// respReader is a buffered reader over a limitedReader, lent as one.
+type respReader struct {
+	lr limitedReader
+	br *bufio.Reader
+}
+
+// getRespReader lends a respReader reading at most
+// maxResponseHeaderBytes from r.
+func getRespReader(r io.Reader) *respReader {
+	rr := respReaders.Get().(*respReader)
+	rr.lr = limitedReader{r: r, n: maxResponseHeaderBytes}
+	rr.br.Reset(&rr.lr)
+	return rr
+}
+
+func putRespReader(rr *respReader) {
+	rr.lr = limitedReader{}
+	rr.br.Reset(&rr.lr)
+	respReaders.Put(rr)
+}
 
 // dialDirect connects to u's host, runs the TLS handshake for https, and
 // upgrades with its own request. ctx's deadline is set on the socket and
@@ -284,13 +310,9 @@ func (p *prefixConn) Read(b []byte) (int, error) { return p.prefixReader.Read(b)
 // unsure of, is read by http.ReadResponse from the same bytes, so odd
 // answers are accepted or refused, with the same errors, as before.
 func readUpgrade(r io.Reader, key string) ([]byte, error) {
-	br := respReaders.Get().(*bufio.Reader)
-	defer func() {
-		br.Reset(nil)
-		respReaders.Put(br)
-	}()
-	lr := &limitedReader{r: r, n: maxResponseHeaderBytes}
-	br.Reset(lr)
+	rr := getRespReader(r)
+	defer putRespReader(rr)
+	br, lr := rr.br, &rr.lr
 	if n, ok := quickUpgrade(br, key); ok {
 		br.Discard(n)
 	} else if err := slowUpgrade(br, lr, key); err != nil {

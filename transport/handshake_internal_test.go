@@ -18,11 +18,13 @@ func plainUpgrade() string {
 	return "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: " + acceptFor(testWSKey) + "\r\n\r\n"
 }
 
-// slowOnly is readUpgrade without the quick path: the reference.
+// slowOnly is readUpgrade without the quick path (as it was before it):
+// the reference.
 func slowOnly(r io.Reader, key string) ([]byte, error) {
-	lr := &limitedReader{r: r, n: maxResponseHeaderBytes}
-	br := bufio.NewReaderSize(lr, 1024)
-	if err := slowUpgrade(br, lr, key); err != nil {
+	rr := getRespReader(r)
+	defer putRespReader(rr)
+	br := rr.br
+	if err := slowUpgrade(br, &rr.lr, key); err != nil {
 		return nil, err
 	}
 	var pre []byte
@@ -109,9 +111,9 @@ func TestReadUpgradeAllocs(t *testing.T) {
 			t.Fatal(err)
 		}
 	})
-	// The limitedReader; http.ReadResponse's path took about 20.
-	if allocs > 1 {
-		t.Errorf("readUpgrade of a plain 101: %v allocations, want at most 1", allocs)
+	// http.ReadResponse's path took 15.
+	if allocs != 0 {
+		t.Errorf("readUpgrade of a plain 101: %v allocations, want 0", allocs)
 	}
 }
 
@@ -262,5 +264,26 @@ func TestCloseOneDeadline(t *testing.T) {
 	}
 	if ss.deadlines != 1 || !s.peer.isClosed() {
 		t.Errorf("server Close: %d deadline calls, peer's close read: %v; want 1, true", ss.deadlines, s.peer.isClosed())
+	}
+}
+
+// BenchmarkReadUpgrade: the plain 101 answer read by the quick path and by
+// http.ReadResponse's.
+func BenchmarkReadUpgrade(b *testing.B) {
+	head := []byte(plainUpgrade())
+	r := bytes.NewReader(head)
+	for _, bc := range []struct {
+		name string
+		read func(io.Reader, string) ([]byte, error)
+	}{{"path=quick", readUpgrade}, {"path=net-http", slowOnly}} {
+		b.Run(bc.name, func(b *testing.B) {
+			b.ReportAllocs()
+			for b.Loop() {
+				r.Reset(head)
+				if _, err := bc.read(r, testWSKey); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
 	}
 }

@@ -287,6 +287,13 @@ func (h *handshakeIO) write(b []byte) error {
 	return err
 }
 
+// keepBuf makes b, grown from *bp, the buffer bp returns to the pool.
+func keepBuf(bp *[]byte, b []byte) {
+	if cap(b) > 0 {
+		*bp = b[:0]
+	}
+}
+
 // readMessage returns the next frame body, under the deadline the step
 // set. The body is the decoder's bytes, valid until its next use: each is
 // handed to noise, which copies out (decrypts into its own buffers) what it
@@ -391,7 +398,7 @@ func Handshake(ctx context.Context, conn net.Conn, cfg ClientConfig) (_ *Conn, e
 	if err == nil {
 		wire, err = noise.AppendFrame(wire, msg1)
 	}
-	*bp = wire[:0]
+	keepBuf(bp, wire)
 	if err != nil {
 		return nil, &HandshakeError{Step: "client hello", Err: err}
 	}
@@ -425,7 +432,7 @@ func Handshake(ctx context.Context, conn net.Conn, cfg ClientConfig) (_ *Conn, e
 	}
 	if msg3 != nil { // none after an accepted resume
 		wire, err = noise.AppendFrame(wire[:0], msg3)
-		*bp = wire[:0]
+		keepBuf(bp, wire)
 		if err != nil {
 			return nil, &HandshakeError{Step: "client finish", Err: err}
 		}
@@ -519,7 +526,7 @@ func ServerHandshake(ctx context.Context, conn net.Conn, cfg ServerConfig) (_ *C
 	}
 	bp = getBuf(noise.FrameHeaderSize + len(msg2))
 	wire, err := noise.AppendFrame((*bp)[:0], msg2)
-	*bp = wire[:0]
+	keepBuf(bp, wire)
 	if err != nil {
 		return nil, nil, &HandshakeError{Step: "server hello", Err: err}
 	}

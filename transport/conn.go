@@ -181,43 +181,119 @@ func watchCtx(ctx context.Context, set func(time.Time) error) (stop func() error
 	}
 }
 
+// ctxWatch ties the end of a context to a connection's deadline while a
+// call bounded by the context is active: it then puts the deadline in the
+// past, for good (mu keeps a later step from undoing it). Dial hands its
+// watch, inactive, to the Handshake that follows under the same context
+// (wsConn.watch): one context.AfterFunc serves both calls.
+type ctxWatch struct {
+	done   <-chan struct{}
+	nc     net.Conn
+	stopAF func() bool
+	fired  sync.WaitGroup // fire is running or done
+
+	mu        sync.Mutex
+	active    bool
+	cancelled bool // the context ended while active
+}
+
+// newCtxWatch returns an active watch of ctx over nc, or nil when ctx
+// cannot end.
+func newCtxWatch(ctx context.Context, nc net.Conn) *ctxWatch {
+	done := ctx.Done()
+	if done == nil {
+		return nil
+	}
+	w := &ctxWatch{done: done, nc: nc, active: true}
+	w.fired.Add(1)
+	w.stopAF = context.AfterFunc(ctx, w.fire)
+	return w
+}
+
+func (w *ctxWatch) fire() {
+	w.mu.Lock()
+	if w.active {
+		w.cancelled = true
+		w.nc.SetDeadline(aLongTimeAgo)
+	}
+	w.mu.Unlock()
+	w.fired.Done()
+}
+
+// set sets nc's deadline with set unless the context ended while
+// active.
+func (w *ctxWatch) set(set func(time.Time) error, d time.Time) (cancelled bool, err error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.cancelled {
+		return true, nil
+	}
+	return false, set(d)
+}
+
+// pause ends the bound of the call that ran under the context, keeping the
+// registration for a later call under it (resume). It reports false if
+// the context ended first (nc's deadline may then be in the past).
+func (w *ctxWatch) pause() bool {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.active = false
+	select {
+	case <-w.done:
+		return false
+	default:
+		return !w.cancelled
+	}
+}
+
+func (w *ctxWatch) resume() {
+	w.mu.Lock()
+	w.active = true
+	w.mu.Unlock()
+}
+
+// stop ends the watch; it reports false if the context ended first (its
+// function has then run, and nc's deadline may be in the past).
+func (w *ctxWatch) stop() bool {
+	if w.stopAF() {
+		w.fired.Done() // fire will not run
+		return true
+	}
+	w.fired.Wait() // do not race its deadline with ours
+	return false
+}
+
 // handshakeIO is the shared reading/writing of the two handshakes. It maps
-// ctx onto the connection's deadlines: once ctx ends, the deadline is put
-// in the past and stays there (mu keeps a later step from undoing it).
-// One watch of ctx covers the whole handshake, and none is made for a ctx
-// that cannot end.
+// ctx onto the connection's deadlines (ctxWatch): one watch of ctx covers
+// the whole handshake (Dial's, when it ran under the same ctx), and none is
+// made for a ctx that cannot end.
 type handshakeIO struct {
 	ctx     context.Context
 	nc      net.Conn
 	dec     *noise.Decoder
 	timeout time.Duration
+	watch   *ctxWatch // nil: ctx cannot end
 
 	ctxBound    bool // the last deadline set was ctx's own
 	deadlineSet bool // a deadline is set that stop clears
 	stopped     bool
-
-	mu        sync.Mutex
-	cancelled bool
-	fired     sync.WaitGroup // the watch's function is running or done
-	stopAF    func() bool    // nil: no watch
 }
 
-func newHandshakeIO(ctx context.Context, nc net.Conn, dec *noise.Decoder, timeout time.Duration) *handshakeIO {
+// newHandshakeIO starts a handshake's IO under ctx; w is a paused watch
+// handed over by Dial (or nil), taken over when it watches ctx's end and
+// stopped otherwise.
+func newHandshakeIO(ctx context.Context, nc net.Conn, dec *noise.Decoder, timeout time.Duration, w *ctxWatch) *handshakeIO {
 	h := &handshakeIO{ctx: ctx, nc: nc, dec: dec, timeout: timeout}
-	if ctx.Done() != nil {
-		h.fired.Add(1)
-		h.stopAF = context.AfterFunc(ctx, h.cancel)
+	if w != nil {
+		if done := ctx.Done(); done != nil && done == w.done {
+			w.resume()
+			h.watch = w
+			return h
+		}
+		w.stop()
 	}
+	h.watch = newCtxWatch(ctx, nc)
 	return h
-}
-
-// cancel is the watch's function: ctx ended.
-func (h *handshakeIO) cancel() {
-	h.mu.Lock()
-	h.cancelled = true
-	h.nc.SetDeadline(aLongTimeAgo)
-	h.mu.Unlock()
-	h.fired.Done()
 }
 
 // stop ends the ctx watch and clears the deadlines; later calls do
@@ -228,14 +304,9 @@ func (h *handshakeIO) stop() error {
 		return nil
 	}
 	h.stopped = true
-	if h.stopAF != nil {
-		if h.stopAF() {
-			h.fired.Done() // the function will not run
-		} else {
-			h.fired.Wait() // do not race its deadline with ours
-			if err := h.ctx.Err(); err != nil {
-				return err
-			}
+	if h.watch != nil && !h.watch.stop() {
+		if err := h.ctx.Err(); err != nil {
+			return err
 		}
 	}
 	if h.deadlineSet {
@@ -248,10 +319,9 @@ func (h *handshakeIO) stop() error {
 // nc.SetDeadline or nc.SetReadDeadline) to now+timeout, or to ctx's
 // deadline if that is sooner.
 func (h *handshakeIO) setDeadline(set func(time.Time) error) error {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	if h.cancelled {
-		return h.ctx.Err()
+	if err := h.ctx.Err(); err != nil {
+		// (It may have ended while Dial's watch was paused.)
+		return err
 	}
 	d := time.Now().Add(h.timeout)
 	cd, ok := h.ctx.Deadline()
@@ -260,7 +330,14 @@ func (h *handshakeIO) setDeadline(set func(time.Time) error) error {
 		d = cd
 	}
 	h.deadlineSet = true
-	return set(d)
+	if h.watch == nil {
+		return set(d)
+	}
+	cancelled, err := h.watch.set(set, d)
+	if cancelled {
+		return h.ctx.Err()
+	}
+	return err
 }
 
 // fail wraps err, preferring ctx's own error and naming timeouts.
@@ -358,7 +435,11 @@ func Handshake(ctx context.Context, conn net.Conn, cfg ClientConfig) (_ *Conn, e
 	} else {
 		dec = noise.NewDecoder(noise.DecoderConfig{MaxFrame: handshakeMaxFrame})
 	}
-	h := newHandshakeIO(ctx, conn, dec, timeout(cfg.HandshakeTimeout))
+	var dialWatch *ctxWatch
+	if ws != nil {
+		dialWatch = ws.watch.Swap(nil)
+	}
+	h := newHandshakeIO(ctx, conn, dec, timeout(cfg.HandshakeTimeout), dialWatch)
 	bp := getBuf(512)
 	defer func() {
 		putBuf(bp)
@@ -488,7 +569,7 @@ func ServerHandshake(ctx context.Context, conn net.Conn, cfg ServerConfig) (_ *C
 		cfg.Rand = rand.Reader
 	}
 	log := logger(cfg.Logger)
-	h := newHandshakeIO(ctx, conn, noise.NewDecoder(noise.DecoderConfig{Intro: true, MaxFrame: handshakeMaxFrame}), timeout(cfg.HandshakeTimeout))
+	h := newHandshakeIO(ctx, conn, noise.NewDecoder(noise.DecoderConfig{Intro: true, MaxFrame: handshakeMaxFrame}), timeout(cfg.HandshakeTimeout), nil)
 	var bp *[]byte
 	defer func() {
 		if bp != nil {

@@ -208,30 +208,34 @@ func dialDirect(ctx context.Context, u *url.URL, key string, opts *DialOptions) 
 		return nil, ctxError(ctx, err, hasDeadline)
 	}
 	var (
-		stopWatch func() bool
-		ctxBound  = hasDeadline // the socket's deadline is ctx's
-		set       time.Time     // the socket's deadline
+		ctxBound = hasDeadline // the socket's deadline is ctx's
+		set      time.Time     // the socket's deadline
 	)
+	// ctx's end aborts the IO in progress. The watch is handed to the
+	// Handshake that usually follows under the same ctx (wsConn.watch).
+	watch := newCtxWatch(ctx, raw)
 	// Each deadline is set only when it changes: one covers the TLS
 	// handshake and the upgrade when ctx's is the sooner.
 	setDeadline := func(d time.Time) {
-		if !d.Equal(set) {
+		if d.Equal(set) {
+			return
+		}
+		set = d
+		if watch == nil {
 			raw.SetDeadline(d)
-			set = d
+		} else {
+			watch.set(raw.SetDeadline, d) // not once ctx ended: the IO fails
 		}
 	}
 	defer func() {
 		if err != nil {
-			if stopWatch != nil {
-				stopWatch()
+			if watch != nil {
+				watch.stop()
 			}
 			err = ctxError(ctx, err, ctxBound)
 			raw.Close()
 		}
 	}()
-	if ctx.Done() != nil {
-		stopWatch = context.AfterFunc(ctx, func() { raw.SetDeadline(aLongTimeAgo) })
-	}
 	var rw io.ReadWriteCloser = raw
 	if u.Scheme == "https" {
 		cfg := opts.TLSConfig.Clone()
@@ -268,17 +272,20 @@ func dialDirect(ctx context.Context, u *url.URL, key string, opts *DialOptions) 
 	if err != nil {
 		return nil, err
 	}
-	if stopWatch != nil && !stopWatch() {
+	if watch != nil && !watch.pause() {
 		// ctx ended as the upgrade finished: its deadline may be set.
 		return nil, ctx.Err()
 	}
-	stopWatch = nil
 	setDeadline(time.Time{})
 	if len(pre) > 0 {
 		// The server's first frames came with its answer.
 		rw = &prefixConn{prefixReader: prefixReader{pre: pre, r: rw}, ReadWriteCloser: rw}
 	}
-	return newWSConn(rw, raw), nil
+	ws := newWSConn(rw, raw)
+	if watch != nil {
+		ws.watch.Store(watch)
+	}
+	return ws, nil
 }
 
 // dialTCP connects to host:port with dial, or directDialer. Not with

@@ -4,11 +4,17 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"crypto/rand"
+	"errors"
 	"io"
+	"net"
+	"net/http"
 	"strings"
 	"testing"
 	"testing/iotest"
 	"time"
+
+	"github.com/walinkdev/walink/keys"
 )
 
 const testWSKey = "dGhlIHNhbXBsZSBub25jZQ=="
@@ -166,8 +172,8 @@ func FuzzReadUpgrade(f *testing.F) {
 // nothing (ServerHandshake under context.Background, as a server with
 // socket deadlines alone runs it).
 func TestHandshakeIONoWatch(t *testing.T) {
-	h := newHandshakeIO(context.Background(), nil, nil, time.Second)
-	if h.stopAF != nil {
+	h := newHandshakeIO(context.Background(), nil, nil, time.Second, nil)
+	if h.watch != nil {
 		t.Error("context.Background is watched")
 	}
 	if err := h.stop(); err != nil {
@@ -175,61 +181,10 @@ func TestHandshakeIONoWatch(t *testing.T) {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	if h := newHandshakeIO(ctx, nil, nil, time.Second); h.stopAF == nil {
+	if h := newHandshakeIO(ctx, nil, nil, time.Second, nil); h.watch == nil {
 		t.Error("a ctx that can end is not watched")
 	} else if err := h.stop(); err != nil {
 		t.Error(err)
-	}
-}
-
-// TestControlFramesNoAllocs: a ping read and answered, and a control frame
-// written, allocate nothing on either side.
-func TestControlFramesNoAllocs(t *testing.T) {
-	if raceEnabled {
-		t.Skip("the race detector's sync.Pool drops buffers")
-	}
-	buf := make([]byte, 64)
-
-	cwire := append(serverFrame(true, opPing, []byte("are you there")), serverFrame(true, opBinary, []byte("ab"))...)
-	cr := bytes.NewReader(cwire)
-	c, csc := newTestWS(cr)
-	csc.discard = true
-	swire := append(clientFrame(true, opPing, []byte("are you there"), 0x01020304), clientFrame(true, opBinary, []byte("ab"), 0x05060708)...)
-	sr := bytes.NewReader(swire)
-	s, ssc := newTestWSServer(sr)
-	ssc.discard = true
-
-	for name, f := range map[string]func(){
-		"client ping": func() {
-			cr.Reset(cwire)
-			if n, err := c.Read(buf); err != nil || string(buf[:n]) != "ab" {
-				t.Fatalf("client read %q, %v", buf[:n], err)
-			}
-		},
-		"server ping": func() {
-			sr.Reset(swire)
-			if n, err := s.Read(buf); err != nil || string(buf[:n]) != "ab" {
-				t.Fatalf("server read %q, %v", buf[:n], err)
-			}
-		},
-		"client pong": func() {
-			if err := c.writeControl(opPong, []byte("x")); err != nil {
-				t.Fatal(err)
-			}
-		},
-		"server pong": func() {
-			if err := s.writeControl(opPong, []byte("x")); err != nil {
-				t.Fatal(err)
-			}
-		},
-	} {
-		f() // the pool's first buffers
-		if a := testing.AllocsPerRun(100, f); a != 0 {
-			t.Errorf("%s: %v allocations, want 0", name, a)
-		}
-	}
-	if csc.writes == 0 || ssc.writes == 0 {
-		t.Error("no pong written")
 	}
 }
 
@@ -286,4 +241,127 @@ func BenchmarkReadUpgrade(b *testing.B) {
 			}
 		})
 	}
+}
+
+// silentWSServer upgrades every connection and then reads (and discards)
+// what the client sends, answering nothing but its close frame.
+func silentWSServer(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				defer c.Close()
+				br := bufio.NewReader(c)
+				req, err := http.ReadRequest(br)
+				if err != nil {
+					return
+				}
+				var pre []byte
+				if n := br.Buffered(); n > 0 {
+					pre, _ = br.Peek(n)
+				}
+				ws, err := upgrade(c, req, pre)
+				if err != nil {
+					return
+				}
+				io.Copy(io.Discard, ws) // answers the close frame
+			}()
+		}
+	}()
+	return "ws://" + ln.Addr().String() + "/ws/chat"
+}
+
+// TestDialWatchHandover: Dial's watch of ctx is taken over by a Handshake
+// under the same ctx (one context.AfterFunc for both), and either way ctx
+// bounds exactly the calls made under it.
+func TestDialWatchHandover(t *testing.T) {
+	url := silentWSServer(t)
+	nk, err := keys.NewKeyPair(rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := ClientConfig{NoiseKey: nk}
+	dial := func(ctx context.Context) *wsConn {
+		t.Helper()
+		nc, err := Dial(ctx, url, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ws := nc.(*wsConn)
+		if (ws.watch.Load() != nil) != (ctx.Done() != nil) {
+			t.Fatalf("Dial under a ctx that can end: %v; watch handed over: %v", ctx.Done() != nil, ws.watch.Load() != nil)
+		}
+		return ws
+	}
+
+	// Same ctx, cancelled during the handshake: the handed-over watch
+	// aborts the blocked read at once.
+	ctx, cancel := context.WithCancel(context.Background())
+	ws := dial(ctx)
+	time.AfterFunc(50*time.Millisecond, cancel)
+	start := time.Now()
+	if _, err := Handshake(ctx, ws, cfg); !errors.Is(err, context.Canceled) {
+		t.Errorf("same ctx, cancelled: %v", err)
+	}
+	if d := time.Since(start); d > 2*time.Second {
+		t.Errorf("cancel took %v", d)
+	}
+	if ws.watch.Load() != nil {
+		t.Error("the watch is still handed over after the handshake")
+	}
+
+	// Dial's ctx ends after Dial: a Handshake under another ctx is not
+	// affected (it times out on its own).
+	ctx, cancel = context.WithCancel(context.Background())
+	ws = dial(ctx)
+	cancel()
+	c2 := cfg
+	c2.HandshakeTimeout = 100 * time.Millisecond
+	if _, err := Handshake(context.Background(), ws, c2); !errors.Is(err, ErrHandshakeTimeout) {
+		t.Errorf("Dial's ctx cancelled, Handshake under another: %v", err)
+	}
+
+	// The ctx ends between Dial and a Handshake under it: the handshake
+	// fails at once with ctx's error.
+	ctx, cancel = context.WithCancel(context.Background())
+	ws = dial(ctx)
+	cancel()
+	time.Sleep(10 * time.Millisecond) // the watch's function has run, as a no-op
+	start = time.Now()
+	if _, err := Handshake(ctx, ws, cfg); !errors.Is(err, context.Canceled) {
+		t.Errorf("ctx ended before the handshake: %v", err)
+	}
+	if d := time.Since(start); d > 2*time.Second {
+		t.Errorf("took %v", d)
+	}
+
+	// A dialed connection closed without a handshake ends the watch; its
+	// ctx ending later changes nothing.
+	ctx, cancel = context.WithCancel(context.Background())
+	defer cancel()
+	ws = dial(ctx)
+	w := ws.watch.Load()
+	ws.Close()
+	if ws.watch.Load() != nil || w.stopAF() {
+		t.Error("Close left Dial's watch registered")
+	}
+
+	// A dialed connection outlives its ctx (ctx bounds the dial only).
+	ctx, cancel = context.WithCancel(context.Background())
+	ws = dial(ctx)
+	cancel()
+	time.Sleep(10 * time.Millisecond)
+	if _, err := ws.Write([]byte("still open")); err != nil {
+		t.Errorf("write after Dial's ctx ended: %v", err)
+	}
+	ws.Close()
 }

@@ -9,6 +9,7 @@ import (
 	"net"
 	"os"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/walinkdev/walink/noise"
@@ -105,6 +106,10 @@ type wsConn struct {
 	// The rest of the client connection's long-lived state, filled in by
 	// Handshake; nil once taken.
 	rest *clientState
+	// watch is Dial's watch of its context, paused, for a Handshake under
+	// the same context to take over (one context.AfterFunc for both);
+	// Handshake or Close ends it.
+	watch atomic.Pointer[ctxWatch]
 }
 
 // clientState is a client connection's long-lived state as one
@@ -519,6 +524,9 @@ func (c *wsConn) writeFrame(b []byte) error {
 // progress or by Close itself, then closes the stream.
 func (c *wsConn) Close() error {
 	c.closeOnce.Do(func() {
+		if w := c.watch.Swap(nil); w != nil {
+			w.stop()
+		}
 		// With no reader, Close reads the peer's answer itself, and one
 		// deadline covers its write and that read (not waitReadyIdle's).
 		drain := c.rmu.TryLock()

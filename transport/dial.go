@@ -52,7 +52,8 @@ type DialOptions struct {
 //
 // Without a proxy the upgrade is this package's own: the request net/http
 // would write (same headers, same order) goes out in one write and the
-// answer is read with http.ReadResponse, with no http.Transport and its
+// answer is read in place when it is a plain 101 (with http.ReadResponse
+// otherwise, see readUpgrade), with no http.Transport and its
 // goroutines, channels and 8 KiB of buffers per dial (~15 KiB and 70
 // allocations of a local handshake's). Through a proxy, and for URLs it does not handle
 // the same way (user info, non-ASCII or zoned hosts), it goes through

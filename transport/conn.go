@@ -181,56 +181,147 @@ func watchCtx(ctx context.Context, set func(time.Time) error) (stop func() error
 	}
 }
 
+// ctxWatch ties the end of a context to a connection's deadline while a
+// call bounded by the context is active: it then puts the deadline in the
+// past, for good (mu keeps a later step from undoing it). Dial hands its
+// watch, inactive, to the Handshake that follows under the same context
+// (wsConn.watch): one context.AfterFunc serves both calls.
+type ctxWatch struct {
+	done   <-chan struct{}
+	nc     net.Conn
+	stopAF func() bool
+	fired  sync.WaitGroup // fire is running or done
+
+	mu        sync.Mutex
+	active    bool
+	cancelled bool // the context ended while active
+}
+
+// newCtxWatch returns an active watch of ctx over nc, or nil when ctx
+// cannot end.
+func newCtxWatch(ctx context.Context, nc net.Conn) *ctxWatch {
+	done := ctx.Done()
+	if done == nil {
+		return nil
+	}
+	w := &ctxWatch{done: done, nc: nc, active: true}
+	w.fired.Add(1)
+	w.stopAF = context.AfterFunc(ctx, w.fire)
+	return w
+}
+
+func (w *ctxWatch) fire() {
+	w.mu.Lock()
+	if w.active {
+		w.cancelled = true
+		w.nc.SetDeadline(aLongTimeAgo)
+	}
+	w.mu.Unlock()
+	w.fired.Done()
+}
+
+// set sets nc's deadline with set unless the context ended while
+// active.
+func (w *ctxWatch) set(set func(time.Time) error, d time.Time) (cancelled bool, err error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.cancelled {
+		return true, nil
+	}
+	return false, set(d)
+}
+
+// pause ends the bound of the call that ran under the context, keeping the
+// registration for a later call under it (resume). It reports false if
+// the context ended first (nc's deadline may then be in the past).
+func (w *ctxWatch) pause() bool {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.active = false
+	select {
+	case <-w.done:
+		return false
+	default:
+		return !w.cancelled
+	}
+}
+
+func (w *ctxWatch) resume() {
+	w.mu.Lock()
+	w.active = true
+	w.mu.Unlock()
+}
+
+// stop ends the watch; it reports false if the context ended first (its
+// function has then run, and nc's deadline may be in the past).
+func (w *ctxWatch) stop() bool {
+	if w.stopAF() {
+		w.fired.Done() // fire will not run
+		return true
+	}
+	w.fired.Wait() // do not race its deadline with ours
+	return false
+}
+
 // handshakeIO is the shared reading/writing of the two handshakes. It maps
-// ctx onto the connection's deadlines: once ctx ends, the deadline is put
-// in the past and stays there (mu keeps a later step from undoing it).
+// ctx onto the connection's deadlines (ctxWatch): one watch of ctx covers
+// the whole handshake (Dial's, when it ran under the same ctx), and none is
+// made for a ctx that cannot end.
 type handshakeIO struct {
 	ctx     context.Context
 	nc      net.Conn
 	dec     *noise.Decoder
 	timeout time.Duration
+	watch   *ctxWatch // nil: ctx cannot end
 
-	ctxBound bool // the last deadline set was ctx's own
-
-	mu        sync.Mutex
-	cancelled bool
-	fired     chan struct{}
-	stopAF    func() bool
+	ctxBound    bool // the last deadline set was ctx's own
+	deadlineSet bool // a deadline is set that stop clears
+	stopped     bool
 }
 
-func newHandshakeIO(ctx context.Context, nc net.Conn, dec *noise.Decoder, timeout time.Duration) *handshakeIO {
-	h := &handshakeIO{ctx: ctx, nc: nc, dec: dec, timeout: timeout, fired: make(chan struct{})}
-	h.stopAF = context.AfterFunc(ctx, func() {
-		h.mu.Lock()
-		h.cancelled = true
-		h.nc.SetDeadline(aLongTimeAgo)
-		h.mu.Unlock()
-		close(h.fired)
-	})
+// newHandshakeIO starts a handshake's IO under ctx; w is a paused watch
+// handed over by Dial (or nil), taken over when it watches ctx's end and
+// stopped otherwise.
+func newHandshakeIO(ctx context.Context, nc net.Conn, dec *noise.Decoder, timeout time.Duration, w *ctxWatch) *handshakeIO {
+	h := &handshakeIO{ctx: ctx, nc: nc, dec: dec, timeout: timeout}
+	if w != nil {
+		if done := ctx.Done(); done != nil && done == w.done {
+			w.resume()
+			h.watch = w
+			return h
+		}
+		w.stop()
+	}
+	h.watch = newCtxWatch(ctx, nc)
 	return h
 }
 
-// stop ends the ctx watch and clears the deadlines. It reports ctx's error
-// if ctx ended first.
+// stop ends the ctx watch and clears the deadlines; later calls do
+// nothing. It reports ctx's error if ctx ended first (the deadline then
+// stays in the past).
 func (h *handshakeIO) stop() error {
-	if !h.stopAF() {
-		<-h.fired
+	if h.stopped {
+		return nil
+	}
+	h.stopped = true
+	if h.watch != nil && !h.watch.stop() {
 		if err := h.ctx.Err(); err != nil {
 			return err
 		}
 	}
-	h.stopAF = func() bool { return true }
-	h.nc.SetDeadline(time.Time{})
+	if h.deadlineSet {
+		h.nc.SetDeadline(time.Time{})
+	}
 	return nil
 }
 
-// setDeadline sets one of the connection's deadlines to now+timeout, or
-// to ctx's deadline if that is sooner.
+// setDeadline sets one or both of the connection's deadlines (set is
+// nc.SetDeadline or nc.SetReadDeadline) to now+timeout, or to ctx's
+// deadline if that is sooner.
 func (h *handshakeIO) setDeadline(set func(time.Time) error) error {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	if h.cancelled {
-		return h.ctx.Err()
+	if err := h.ctx.Err(); err != nil {
+		// (It may have ended while Dial's watch was paused.)
+		return err
 	}
 	d := time.Now().Add(h.timeout)
 	cd, ok := h.ctx.Deadline()
@@ -238,7 +329,15 @@ func (h *handshakeIO) setDeadline(set func(time.Time) error) error {
 	if h.ctxBound {
 		d = cd
 	}
-	return set(d)
+	h.deadlineSet = true
+	if h.watch == nil {
+		return set(d)
+	}
+	cancelled, err := h.watch.set(set, d)
+	if cancelled {
+		return h.ctx.Err()
+	}
+	return err
 }
 
 // fail wraps err, preferring ctx's own error and naming timeouts.
@@ -259,34 +358,38 @@ func (h *handshakeIO) fail(step string, err error) error {
 	return &HandshakeError{Step: step, Err: err}
 }
 
+// write writes b under the deadline the step set.
 func (h *handshakeIO) write(b []byte) error {
-	if err := h.setDeadline(h.nc.SetWriteDeadline); err != nil {
-		return err
-	}
 	_, err := h.nc.Write(b)
 	return err
 }
 
-// readMessage returns the next frame body (a copy), waiting at most the
-// handshake timeout.
-func (h *handshakeIO) readMessage() ([]byte, error) {
-	if err := h.setDeadline(h.nc.SetReadDeadline); err != nil {
-		return nil, err
+// keepBuf makes b, grown from *bp, the buffer bp returns to the pool.
+func keepBuf(bp *[]byte, b []byte) {
+	if cap(b) > 0 {
+		*bp = b[:0]
 	}
+}
+
+// readMessage returns the next frame body, under the deadline the step
+// set. The body is the decoder's bytes, valid until its next use: each is
+// handed to noise, which copies out (decrypts into its own buffers) what it
+// keeps, before the next read.
+func (h *handshakeIO) readMessage() ([]byte, error) {
 	for {
 		body, err := h.dec.Next()
 		if err != nil {
 			return nil, err
 		}
 		if body != nil {
-			return append([]byte(nil), body...), nil
+			return body, nil
 		}
 		n, err := h.dec.Fill(h.nc)
 		if err != nil {
 			if n > 0 {
 				// Deliver what arrived with the error first.
 				if body, derr := h.dec.Next(); derr == nil && body != nil {
-					return append([]byte(nil), body...), nil
+					return body, nil
 				}
 			}
 			if errors.Is(err, io.EOF) {
@@ -323,8 +426,23 @@ func Handshake(ctx context.Context, conn net.Conn, cfg ClientConfig) (_ *Conn, e
 		cfg.Chains = &sharedChains
 	}
 	log := logger(cfg.Logger)
-	h := newHandshakeIO(ctx, conn, noise.NewDecoder(noise.DecoderConfig{MaxFrame: handshakeMaxFrame}), timeout(cfg.HandshakeTimeout))
+	ws, _ := conn.(*wsConn)
+	var dec *noise.Decoder
+	if ws != nil && ws.rest != nil {
+		// Dial's WebSocket came with room for the decoder (clientState).
+		dec = &ws.rest.dec
+		dec.SetMaxFrame(handshakeMaxFrame)
+	} else {
+		dec = noise.NewDecoder(noise.DecoderConfig{MaxFrame: handshakeMaxFrame})
+	}
+	var dialWatch *ctxWatch
+	if ws != nil {
+		dialWatch = ws.watch.Swap(nil)
+	}
+	h := newHandshakeIO(ctx, conn, dec, timeout(cfg.HandshakeTimeout), dialWatch)
+	bp := getBuf(512)
 	defer func() {
+		putBuf(bp)
 		if cerr := h.stop(); cerr != nil && err == nil {
 			err = &HandshakeError{Step: "finish", Err: cerr}
 		}
@@ -357,12 +475,18 @@ func Handshake(ctx context.Context, conn net.Conn, cfg ClientConfig) (_ *Conn, e
 	if err != nil {
 		return nil, &HandshakeError{Step: "client hello", Err: err}
 	}
-	wire, err := noise.AppendIntro(nil, cfg.Header, cfg.EdgeRouting)
+	wire, err := noise.AppendIntro((*bp)[:0], cfg.Header, cfg.EdgeRouting)
 	if err == nil {
 		wire, err = noise.AppendFrame(wire, msg1)
 	}
+	keepBuf(bp, wire)
 	if err != nil {
 		return nil, &HandshakeError{Step: "client hello", Err: err}
+	}
+	// One deadline for the hello's write, the wait for the server's
+	// answer and the finish's write: the wait is the step that takes time.
+	if err := h.setDeadline(conn.SetDeadline); err != nil {
+		return nil, h.fail("write client hello", err)
 	}
 	if err := h.write(wire); err != nil {
 		return nil, h.fail("write client hello", err)
@@ -388,7 +512,9 @@ func Handshake(ctx context.Context, conn net.Conn, cfg ClientConfig) (_ *Conn, e
 		return nil, &HandshakeError{Step: "client finish", Err: err}
 	}
 	if msg3 != nil { // none after an accepted resume
-		if wire, err = noise.AppendFrame(wire[:0], msg3); err != nil {
+		wire, err = noise.AppendFrame(wire[:0], msg3)
+		keepBuf(bp, wire)
+		if err != nil {
 			return nil, &HandshakeError{Step: "client finish", Err: err}
 		}
 		if err := h.write(wire); err != nil {
@@ -398,13 +524,15 @@ func Handshake(ctx context.Context, conn net.Conn, cfg ClientConfig) (_ *Conn, e
 	if cerr := h.stop(); cerr != nil {
 		return nil, &HandshakeError{Step: "finish", Err: cerr}
 	}
-	log.Debug("transport: client handshake done", "mode", in.Mode().String(), "server_static", serverStatic.String())
+	if log.Enabled(context.Background(), slog.LevelDebug) {
+		// Not formatted for a logger that drops it.
+		log.Debug("transport: client handshake done", "mode", in.Mode().String(), "server_static", serverStatic.String())
+	}
 	var c *Conn
-	if ws, ok := conn.(*wsConn); ok && ws.rest != nil {
+	if ws != nil && ws.rest != nil {
 		// Dial's WebSocket came with room for the rest (clientState).
 		s := ws.rest
 		ws.rest = nil
-		s.dec = *h.dec
 		cipher.MoveTo(&s.cipher)
 		s.conn = Conn{nc: conn, cipher: &s.cipher, dec: &s.dec, peer: serverStatic, log: log}
 		s.dec.SetMaxFrame(noise.MaxFrameSize)
@@ -441,8 +569,12 @@ func ServerHandshake(ctx context.Context, conn net.Conn, cfg ServerConfig) (_ *C
 		cfg.Rand = rand.Reader
 	}
 	log := logger(cfg.Logger)
-	h := newHandshakeIO(ctx, conn, noise.NewDecoder(noise.DecoderConfig{Intro: true, MaxFrame: handshakeMaxFrame}), timeout(cfg.HandshakeTimeout))
+	h := newHandshakeIO(ctx, conn, noise.NewDecoder(noise.DecoderConfig{Intro: true, MaxFrame: handshakeMaxFrame}), timeout(cfg.HandshakeTimeout), nil)
+	var bp *[]byte
 	defer func() {
+		if bp != nil {
+			putBuf(bp)
+		}
 		if cerr := h.stop(); cerr != nil && err == nil {
 			err = &HandshakeError{Step: "finish", Err: cerr}
 		}
@@ -452,6 +584,11 @@ func ServerHandshake(ctx context.Context, conn net.Conn, cfg ServerConfig) (_ *C
 		}
 	}()
 
+	// One deadline for the wait for the client's hello and the write of
+	// the answer.
+	if err := h.setDeadline(conn.SetDeadline); err != nil {
+		return nil, nil, h.fail("read client hello", err)
+	}
 	msg1, err := h.readMessage()
 	if err != nil {
 		return nil, nil, h.fail("read client hello", err)
@@ -468,7 +605,9 @@ func ServerHandshake(ctx context.Context, conn net.Conn, cfg ServerConfig) (_ *C
 	if err != nil {
 		return nil, nil, &HandshakeError{Step: "server hello", Err: err}
 	}
-	wire, err := noise.AppendFrame(nil, msg2)
+	bp = getBuf(noise.FrameHeaderSize + len(msg2))
+	wire, err := noise.AppendFrame((*bp)[:0], msg2)
+	keepBuf(bp, wire)
 	if err != nil {
 		return nil, nil, &HandshakeError{Step: "server hello", Err: err}
 	}
@@ -486,6 +625,10 @@ func ServerHandshake(ctx context.Context, conn net.Conn, cfg ServerConfig) (_ *C
 			return nil, nil, &HandshakeError{Step: "resume", Err: err}
 		}
 	} else {
+		// The client's finish is waited for as long as its hello was.
+		if err := h.setDeadline(conn.SetReadDeadline); err != nil {
+			return nil, nil, h.fail("read client finish", err)
+		}
 		msg3, err := h.readMessage()
 		if err != nil {
 			return nil, nil, h.fail("read client finish", err)
@@ -499,7 +642,9 @@ func ServerHandshake(ctx context.Context, conn net.Conn, cfg ServerConfig) (_ *C
 	}
 	h.dec.SetMaxFrame(noise.MaxFrameSize)
 	hello := &Hello{Header: header, ClientStatic: clientStatic, Payload: payload, EdgeRouting: h.dec.RoutingInfo(), Mode: r.Mode()}
-	log.Debug("transport: server handshake done", "mode", r.Mode().String(), "client_static", clientStatic.String(), "header", fmt.Sprintf("% x", header))
+	if log.Enabled(context.Background(), slog.LevelDebug) {
+		log.Debug("transport: server handshake done", "mode", r.Mode().String(), "client_static", clientStatic.String(), "header", fmt.Sprintf("% x", header))
+	}
 	c := newConn(conn, cipher, h.dec, clientStatic, log)
 	c.mode = r.Mode()
 	return c, hello, nil

@@ -2,6 +2,7 @@ package transport
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"crypto/rand"
 	"crypto/sha1"
@@ -51,7 +52,8 @@ type DialOptions struct {
 //
 // Without a proxy the upgrade is this package's own: the request net/http
 // would write (same headers, same order) goes out in one write and the
-// answer is read with http.ReadResponse, with no http.Transport and its
+// answer is read in place when it is a plain 101 (with http.ReadResponse
+// otherwise, see readUpgrade), with no http.Transport and its
 // goroutines, channels and 8 KiB of buffers per dial (~15 KiB and 70
 // allocations of a local handshake's). Through a proxy, and for URLs it does not handle
 // the same way (user info, non-ASCII or zoned hosts), it goes through
@@ -145,20 +147,55 @@ const (
 	defaultUserAgent       = "Go-http-client/1.1"
 )
 
-var directDialer = &net.Dialer{Timeout: 30 * time.Second, KeepAlive: 30 * time.Second}
+// directDialer's keep-alive is what KeepAlive: 30s gave (probes after 30 s
+// idle, every 15 s) but with the probe count left to the system (9 on
+// Linux, as Go set it): one setsockopt fewer per dial.
+var directDialer = &net.Dialer{
+	Timeout:         30 * time.Second,
+	KeepAliveConfig: net.KeepAliveConfig{Enable: true, Idle: 30 * time.Second, Interval: 15 * time.Second, Count: -1},
+}
 
-// respReaders lends the buffered readers the upgrade answer is read with;
-// a connection keeps none (bytes read past the answer are copied out).
-var respReaders = sync.Pool{New: func() any { return bufio.NewReaderSize(nil, 1024) }}
+// respReaders lends the buffered readers the upgrade answer is read with
+// (*respReader); a connection keeps none (bytes read past the answer are
+// copied out).
+var respReaders = sync.Pool{New: func() any {
+	r := &respReader{}
+	r.br = bufio.NewReaderSize(&r.lr, 1024)
+	return r
+}}
+
+// respReader is a buffered reader over a limitedReader, lent as one.
+type respReader struct {
+	lr limitedReader
+	br *bufio.Reader
+}
+
+// getRespReader lends a respReader reading at most
+// maxResponseHeaderBytes from r.
+func getRespReader(r io.Reader) *respReader {
+	rr := respReaders.Get().(*respReader)
+	rr.lr = limitedReader{r: r, n: maxResponseHeaderBytes}
+	rr.br.Reset(&rr.lr)
+	return rr
+}
+
+func putRespReader(rr *respReader) {
+	rr.lr = limitedReader{}
+	rr.br.Reset(&rr.lr)
+	respReaders.Put(rr)
+}
 
 // dialDirect connects to u's host, runs the TLS handshake for https, and
 // upgrades with its own request. ctx's deadline is set on the socket and
 // its end aborts the IO in progress.
 func dialDirect(ctx context.Context, u *url.URL, key string, opts *DialOptions) (_ net.Conn, err error) {
-	req, err := appendUpgradeRequest(make([]byte, 0, 512), u, key, opts.Header)
+	bp := getBuf(512)
+	defer putBuf(bp)
+	req, err := appendUpgradeRequest((*bp)[:0], u, key, opts.Header)
 	if err != nil {
 		return nil, err
 	}
+	*bp = req[:0]
 	port := u.Port()
 	if port == "" {
 		port = "80"
@@ -172,21 +209,34 @@ func dialDirect(ctx context.Context, u *url.URL, key string, opts *DialOptions) 
 		return nil, ctxError(ctx, err, hasDeadline)
 	}
 	var (
-		stopWatch func() bool
-		ctxBound  = hasDeadline // the socket's deadline is ctx's
+		ctxBound = hasDeadline // the socket's deadline is ctx's
+		set      time.Time     // the socket's deadline
 	)
+	// ctx's end aborts the IO in progress. The watch is handed to the
+	// Handshake that usually follows under the same ctx (wsConn.watch).
+	watch := newCtxWatch(ctx, raw)
+	// Each deadline is set only when it changes: one covers the TLS
+	// handshake and the upgrade when ctx's is the sooner.
+	setDeadline := func(d time.Time) {
+		if d.Equal(set) {
+			return
+		}
+		set = d
+		if watch == nil {
+			raw.SetDeadline(d)
+		} else {
+			watch.set(raw.SetDeadline, d) // not once ctx ended: the IO fails
+		}
+	}
 	defer func() {
 		if err != nil {
-			if stopWatch != nil {
-				stopWatch()
+			if watch != nil {
+				watch.stop()
 			}
 			err = ctxError(ctx, err, ctxBound)
 			raw.Close()
 		}
 	}()
-	if ctx.Done() != nil {
-		stopWatch = context.AfterFunc(ctx, func() { raw.SetDeadline(aLongTimeAgo) })
-	}
 	var rw io.ReadWriteCloser = raw
 	if u.Scheme == "https" {
 		cfg := opts.TLSConfig.Clone()
@@ -203,7 +253,7 @@ func dialDirect(ctx context.Context, u *url.URL, key string, opts *DialOptions) 
 		if ctxBound {
 			d = deadline
 		}
-		raw.SetDeadline(d)
+		setDeadline(d)
 		tc := tls.Client(raw, cfg)
 		if err := tc.Handshake(); err != nil {
 			return nil, err
@@ -212,9 +262,9 @@ func dialDirect(ctx context.Context, u *url.URL, key string, opts *DialOptions) 
 	}
 	ctxBound = hasDeadline
 	if hasDeadline {
-		raw.SetDeadline(deadline)
+		setDeadline(deadline)
 	} else {
-		raw.SetDeadline(time.Time{})
+		setDeadline(time.Time{})
 	}
 	if _, err := rw.Write(req); err != nil {
 		return nil, err
@@ -223,17 +273,20 @@ func dialDirect(ctx context.Context, u *url.URL, key string, opts *DialOptions) 
 	if err != nil {
 		return nil, err
 	}
-	if stopWatch != nil && !stopWatch() {
+	if watch != nil && !watch.pause() {
 		// ctx ended as the upgrade finished: its deadline may be set.
 		return nil, ctx.Err()
 	}
-	stopWatch = nil
-	raw.SetDeadline(time.Time{})
+	setDeadline(time.Time{})
 	if len(pre) > 0 {
 		// The server's first frames came with its answer.
 		rw = &prefixConn{prefixReader: prefixReader{pre: pre, r: rw}, ReadWriteCloser: rw}
 	}
-	return newWSConn(rw, raw), nil
+	ws := newWSConn(rw, raw)
+	if watch != nil {
+		ws.watch.Store(watch)
+	}
+	return ws, nil
 }
 
 // dialTCP connects to host:port with dial, or directDialer. Not with
@@ -258,33 +311,20 @@ func (p *prefixConn) Read(b []byte) (int, error) { return p.prefixReader.Read(b)
 
 // readUpgrade reads the answer to the upgrade request (skipping
 // informational answers other than 101, as net/http does), checks it, and
-// returns a copy of any bytes read past it.
+// returns a copy of any bytes read past it. The usual answer, a plain 101
+// with the headers checkUpgrade wants, is recognized in the read buffer
+// without http.ReadResponse (whose header map, strings and canonical keys
+// were a third of a dial's allocations); anything else, or anything it is
+// unsure of, is read by http.ReadResponse from the same bytes, so odd
+// answers are accepted or refused, with the same errors, as before.
 func readUpgrade(r io.Reader, key string) ([]byte, error) {
-	br := respReaders.Get().(*bufio.Reader)
-	defer func() {
-		br.Reset(nil)
-		respReaders.Put(br)
-	}()
-	lr := &limitedReader{r: r, n: maxResponseHeaderBytes}
-	br.Reset(lr)
-	for i := 0; ; i++ {
-		resp, err := http.ReadResponse(br, nil)
-		if err != nil {
-			if lr.n <= 0 {
-				return nil, fmt.Errorf("%w: response headers over %d bytes", ErrUpgrade, maxResponseHeaderBytes)
-			}
-			return nil, err
-		}
-		if resp.StatusCode >= 100 && resp.StatusCode < 200 && resp.StatusCode != http.StatusSwitchingProtocols {
-			if i+1 >= max1xxResponses {
-				return nil, fmt.Errorf("%w: too many 1xx responses", ErrUpgrade)
-			}
-			continue
-		}
-		if err := checkUpgrade(resp, key); err != nil {
-			return nil, fmt.Errorf("http status %d: %w", resp.StatusCode, err)
-		}
-		break
+	rr := getRespReader(r)
+	defer putRespReader(rr)
+	br, lr := rr.br, &rr.lr
+	if n, ok := quickUpgrade(br, key); ok {
+		br.Discard(n)
+	} else if err := slowUpgrade(br, lr, key); err != nil {
+		return nil, err
 	}
 	var pre []byte
 	if n := br.Buffered(); n > 0 {
@@ -294,18 +334,213 @@ func readUpgrade(r io.Reader, key string) ([]byte, error) {
 	return pre, nil
 }
 
-// limitedReader is io.LimitedReader with its error saying so.
+// slowUpgrade reads the answer with http.ReadResponse.
+func slowUpgrade(br *bufio.Reader, lr *limitedReader, key string) error {
+	for i := 0; ; i++ {
+		resp, err := http.ReadResponse(br, nil)
+		if err != nil {
+			if lr.n <= 0 {
+				return fmt.Errorf("%w: response headers over %d bytes", ErrUpgrade, maxResponseHeaderBytes)
+			}
+			return err
+		}
+		if resp.StatusCode >= 100 && resp.StatusCode < 200 && resp.StatusCode != http.StatusSwitchingProtocols {
+			if i+1 >= max1xxResponses {
+				return fmt.Errorf("%w: too many 1xx responses", ErrUpgrade)
+			}
+			continue
+		}
+		if err := checkUpgrade(resp, key); err != nil {
+			return fmt.Errorf("http status %d: %w", resp.StatusCode, err)
+		}
+		return nil
+	}
+}
+
+// quickUpgrade reports the length of the answer's head when br holds, or
+// comes to hold, a plain 101 answer that http.ReadResponse and
+// checkUpgrade accept. It consumes nothing and reads no further than
+// http.ReadResponse would: more only while every complete line so far
+// fits the plain form (ReadResponse would wait for the rest of the head
+// too), and never past a read error (limitedReader repeats it for
+// ReadResponse). It says no (leaving the answer to ReadResponse) at the
+// first thing outside the plain form: another status, a bare LF, folded
+// or malformed lines, headers that change how net/http reads the answer
+// (Content-Length, Transfer-Encoding, Trailer, Connection: close), or a
+// head larger than br's buffer.
+func quickUpgrade(br *bufio.Reader, key string) (int, bool) {
+	var want [28]byte
+	acceptKey(&want, key)
+	for {
+		b, _ := br.Peek(br.Buffered())
+		n, st := scanUpgrade(b, want[:])
+		switch st {
+		case headOK:
+			return n, true
+		case headOther:
+			return 0, false
+		}
+		if br.Buffered() >= br.Size() {
+			return 0, false
+		}
+		if _, err := br.Peek(br.Buffered() + 1); err != nil {
+			return 0, false
+		}
+	}
+}
+
+// acceptKey puts the Sec-WebSocket-Accept answer to key in dst.
+func acceptKey(dst *[28]byte, key string) {
+	var in [64]byte
+	b := append(in[:0], key...)
+	b = append(b, websocketGUID...)
+	sum := sha1.Sum(b)
+	base64.StdEncoding.Encode(dst[:], sum[:])
+}
+
+type headState int
+
+const (
+	headMore  headState = iota // the lines so far fit; the head is not complete
+	headOK                     // a complete plain 101 that checkUpgrade accepts
+	headOther                  // for http.ReadResponse
+)
+
+// scanUpgrade checks the buffered start of an answer for the plain form
+// (see quickUpgrade); with headOK it returns the head's length.
+func scanUpgrade(b []byte, accept []byte) (int, headState) {
+	var conn, upg, acc, ext bool // headers seen: Connection: upgrade, Upgrade: websocket, first Accept, first Extensions
+	accOK := false
+	pos := 0
+	for first := true; ; first = false {
+		i := bytes.IndexByte(b[pos:], '\n')
+		if i < 0 {
+			return 0, headMore
+		}
+		if i == 0 || b[pos+i-1] != '\r' {
+			return 0, headOther // bare LF
+		}
+		line := b[pos : pos+i-1]
+		pos += i + 1
+		if first {
+			const status = "HTTP/1.1 101"
+			if len(line) < len(status) || string(line[:len(status)]) != status ||
+				len(line) > len(status) && line[len(status)] != ' ' || !printable(line) {
+				return 0, headOther
+			}
+			continue
+		}
+		if len(line) == 0 {
+			if conn && upg && accOK {
+				return pos, headOK
+			}
+			return 0, headOther // refused: ReadResponse and checkUpgrade say why
+		}
+		colon := bytes.IndexByte(line, ':')
+		if colon <= 0 || !validHeaderName(line[:colon]) {
+			return 0, headOther // folded, malformed, or a name net/http keeps as is
+		}
+		name, value := line[:colon], trimOWS(line[colon+1:])
+		for _, c := range value {
+			if (c < ' ' && c != '\t') || c == 0x7F {
+				return 0, headOther
+			}
+		}
+		checked := true
+		switch {
+		case equalFold(name, "Connection"):
+			for t := range bytes.SplitSeq(value, []byte(",")) {
+				t = trimOWS(t)
+				if equalFold(t, "close") {
+					return 0, headOther // net/http drops the header
+				}
+				conn = conn || equalFold(t, "upgrade")
+			}
+		case equalFold(name, "Upgrade"):
+			for t := range bytes.SplitSeq(value, []byte(",")) {
+				upg = upg || equalFold(trimOWS(t), "websocket")
+			}
+		case equalFold(name, "Sec-WebSocket-Accept"):
+			if !acc {
+				acc, accOK = true, bytes.Equal(value, accept)
+			}
+		case equalFold(name, "Sec-WebSocket-Extensions"):
+			if !ext {
+				ext = true
+				if len(value) > 0 {
+					return 0, headOther // refused
+				}
+			}
+		case equalFold(name, "Content-Length"), equalFold(name, "Transfer-Encoding"), equalFold(name, "Trailer"):
+			return 0, headOther
+		default:
+			checked = false
+		}
+		if checked && !printable(value) {
+			return 0, headOther // other spaces than checkUpgrade's TrimSpace trims
+		}
+	}
+}
+
+// printable reports whether b is printable ASCII or tabs.
+func printable(b []byte) bool {
+	for _, c := range b {
+		if (c < ' ' && c != '\t') || c >= 0x7F {
+			return false
+		}
+	}
+	return true
+}
+
+// trimOWS trims spaces and tabs, as textproto trims header values.
+func trimOWS(b []byte) []byte {
+	for len(b) > 0 && (b[0] == ' ' || b[0] == '\t') {
+		b = b[1:]
+	}
+	for len(b) > 0 && (b[len(b)-1] == ' ' || b[len(b)-1] == '\t') {
+		b = b[:len(b)-1]
+	}
+	return b
+}
+
+// equalFold is strings.EqualFold for ASCII without a conversion.
+func equalFold(b []byte, s string) bool {
+	if len(b) != len(s) {
+		return false
+	}
+	for i := range len(b) {
+		x, y := b[i], s[i]
+		if 'A' <= x && x <= 'Z' {
+			x += 'a' - 'A'
+		}
+		if 'A' <= y && y <= 'Z' {
+			y += 'a' - 'A'
+		}
+		if x != y {
+			return false
+		}
+	}
+	return true
+}
+
+// limitedReader is io.LimitedReader with its error saying so. Its errors
+// stick: a read quickUpgrade's peek failed is repeated for ReadResponse.
 type limitedReader struct {
-	r io.Reader
-	n int
+	r   io.Reader
+	n   int
+	err error
 }
 
 func (l *limitedReader) Read(p []byte) (int, error) {
+	if l.err != nil {
+		return 0, l.err
+	}
 	if l.n <= 0 {
 		return 0, errHeaderTooLong
 	}
 	n, err := l.r.Read(p[:min(len(p), l.n)])
 	l.n -= n
+	l.err = err
 	return n, err
 }
 
@@ -395,8 +630,8 @@ func appendHeader(b []byte, k, v string) []byte {
 }
 
 // validHeaderName reports whether k is an RFC 7230 token.
-func validHeaderName(k string) bool {
-	if k == "" {
+func validHeaderName[T string | []byte](k T) bool {
+	if len(k) == 0 {
 		return false
 	}
 	for i := 0; i < len(k); i++ {

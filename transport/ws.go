@@ -9,6 +9,7 @@ import (
 	"net"
 	"os"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/walinkdev/walink/noise"
@@ -105,6 +106,10 @@ type wsConn struct {
 	// The rest of the client connection's long-lived state, filled in by
 	// Handshake; nil once taken.
 	rest *clientState
+	// watch is Dial's watch of its context, paused, for a Handshake under
+	// the same context to take over (one context.AfterFunc for both);
+	// Handshake or Close ends it.
+	watch atomic.Pointer[ctxWatch]
 }
 
 // clientState is a client connection's long-lived state as one
@@ -328,9 +333,10 @@ func unexpectedEOF(err error) error {
 
 // control handles a ping, pong or close frame. rmu is held.
 func (c *wsConn) control(h frameHeader) error {
-	// Control payloads are at most 125 bytes and rare (WhatsApp keeps the
-	// connection alive with stanzas), so they get a buffer of their own.
-	payload := make([]byte, h.length)
+	// Control payloads are at most 125 bytes: read into a pooled buffer.
+	bp := getBuf(125)
+	defer putBuf(bp)
+	payload := (*bp)[:h.length]
 	if _, err := io.ReadFull(payloadReader{c}, payload); err != nil {
 		return unexpectedEOF(err)
 	}
@@ -375,11 +381,15 @@ func (c *wsConn) fail(code int, why string) error {
 
 // writeControl sends a control frame unless a close frame was sent.
 func (c *wsConn) writeControl(op byte, payload []byte) error {
-	var frame [wsHeadroom + 125]byte
-	b := appendClientHeader(frame[:0], op, len(payload))
+	// A pooled buffer: an array here would escape to the heap (the write
+	// goes through an interface).
+	bp := getBuf(wsHeadroom + 125)
+	defer putBuf(bp)
+	b := appendClientHeader((*bp)[:0], op, len(payload))
 	key := binary.LittleEndian.Uint32(b[len(b)-4:])
 	b = append(b, payload...)
 	mask(b[len(b)-len(payload):], key)
+	*bp = b
 	c.wmu.Lock()
 	defer c.wmu.Unlock()
 	if c.closeSent {
@@ -514,24 +524,35 @@ func (c *wsConn) writeFrame(b []byte) error {
 // progress or by Close itself, then closes the stream.
 func (c *wsConn) Close() error {
 	c.closeOnce.Do(func() {
-		c.raw.SetWriteDeadline(time.Now().Add(wsCloseTimeout))
+		if w := c.watch.Swap(nil); w != nil {
+			w.stop()
+		}
+		// With no reader, Close reads the peer's answer itself, and one
+		// deadline covers its write and that read (not waitReadyIdle's).
+		drain := c.rmu.TryLock()
+		if drain {
+			c.idleDL = time.Time{}
+			c.raw.SetDeadline(time.Now().Add(wsCloseTimeout))
+		} else {
+			c.raw.SetWriteDeadline(time.Now().Add(wsCloseTimeout))
+		}
 		var body [2]byte
 		binary.BigEndian.PutUint16(body[:], StatusNormalClosure)
 		if err := c.writeControl(opClose, body[:]); err == nil {
-			c.awaitPeerClose()
+			c.awaitPeerClose(drain)
+		}
+		if drain {
+			c.rmu.Unlock()
 		}
 		c.closeErr = c.rw.Close()
 	})
 	return c.closeErr
 }
 
-// awaitPeerClose waits for the peer's close frame, at most wsCloseTimeout.
-func (c *wsConn) awaitPeerClose() {
-	if c.rmu.TryLock() {
-		// No reader: drain frames here until the close frame, under a
-		// deadline of Close's own (not waitReadyIdle's).
-		c.idleDL = time.Time{}
-		c.raw.SetReadDeadline(time.Now().Add(wsCloseTimeout))
+// awaitPeerClose waits for the peer's close frame, at most wsCloseTimeout:
+// with drain (rmu held, the deadline set), it reads frames until then.
+func (c *wsConn) awaitPeerClose(drain bool) {
+	if drain {
 		for c.readErr == nil && !c.peer.isClosed() {
 			if c.remaining > 0 {
 				n, err := io.CopyN(io.Discard, payloadReader{c}, int64(c.remaining))
@@ -545,7 +566,6 @@ func (c *wsConn) awaitPeerClose() {
 				c.readErr = err
 			}
 		}
-		c.rmu.Unlock()
 		return
 	}
 	// A reader is blocked in Read: it will see the close frame.

@@ -2,8 +2,6 @@ package transport
 
 import (
 	"bytes"
-	"crypto/sha1"
-	"encoding/base64"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -88,23 +86,40 @@ func Accept(w http.ResponseWriter, r *http.Request) (net.Conn, error) {
 // does; a refused request is answered on conn with an HTTP error (the
 // caller closes conn) and reported wrapping ErrBadUpgrade.
 func AcceptConn(conn net.Conn, r *http.Request, buffered []byte) (net.Conn, error) {
-	var w rawResponse
-	if err := checkUpgradeRequest(&w, r); err != nil {
+	if err := checkUpgradeRequest(noResponse{}, r); err != nil {
+		// Checked again for the answer: the response is built only for
+		// a refusal.
+		var w rawResponse
+		checkUpgradeRequest(&w, r)
 		w.send(conn, r)
 		return nil, err
 	}
 	return upgrade(conn, r, buffered)
 }
 
+// noResponse is the http.ResponseWriter of a check whose answer is not
+// wanted.
+type noResponse struct{}
+
+func (noResponse) Header() http.Header         { return http.Header{} }
+func (noResponse) WriteHeader(int)             {}
+func (noResponse) Write(b []byte) (int, error) { return len(b), nil }
+
 // upgrade answers 101 on raw and returns the WebSocket stream over it.
 func upgrade(raw net.Conn, r *http.Request, pre []byte) (net.Conn, error) {
-	sum := sha1.Sum([]byte(r.Header.Get("Sec-WebSocket-Key") + websocketGUID))
-	var resp [160]byte
-	b := append(resp[:0], "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: "...)
-	b = base64.StdEncoding.AppendEncode(b, sum[:])
+	// Header keys as textproto canonicalizes them: Get looks them up
+	// without making the canonical key.
+	var accept [28]byte
+	acceptKey(&accept, r.Header.Get("Sec-Websocket-Key"))
+	bp := getBuf(160)
+	b := append((*bp)[:0], "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: "...)
+	b = append(b, accept[:]...)
 	b = append(b, "\r\n\r\n"...)
+	*bp = b
 	raw.SetWriteDeadline(time.Now().Add(upgradeTimeout))
-	if _, err := raw.Write(b); err != nil {
+	_, err := raw.Write(b)
+	putBuf(bp)
+	if err != nil {
 		raw.Close()
 		return nil, fmt.Errorf("transport: accept: %w", err)
 	}
@@ -170,14 +185,15 @@ func checkUpgradeRequest(w http.ResponseWriter, r *http.Request) error {
 		w.Header().Set("Allow", http.MethodGet)
 		return refuse(http.StatusMethodNotAllowed, "upgrade request method "+r.Method+", not GET")
 	}
-	if v := r.Header.Get("Sec-WebSocket-Version"); v != "" && v != "13" {
+	if v := r.Header.Get("Sec-Websocket-Version"); v != "" && v != "13" {
 		w.Header().Set("Sec-WebSocket-Version", "13")
 		return refuse(http.StatusUpgradeRequired, "unsupported Sec-WebSocket-Version "+v)
 	}
-	if strings.TrimSpace(r.Header.Get("Sec-WebSocket-Key")) == "" {
+	if strings.TrimSpace(r.Header.Get("Sec-Websocket-Key")) == "" {
 		return refuse(http.StatusBadRequest, "no Sec-WebSocket-Key")
 	}
-	if o := r.Header.Get("Origin"); o != "" {
+	if o := r.Header.Get("Origin"); o != "" && !strings.EqualFold(o, Origin) {
+		// (WhatsApp's own origin, as clients send it, needs no parse.)
 		u, err := url.Parse(o)
 		if err != nil || !(strings.EqualFold(u.Host, r.Host) || strings.EqualFold(u.Host, "web.whatsapp.com")) {
 			return refuse(http.StatusForbidden, fmt.Sprintf("origin %q not allowed", o))
@@ -387,8 +403,11 @@ func (c *wsServerConn) consumed(b []byte)             { c.unmask(b) }
 
 // control handles a ping, pong or close frame. rmu is held.
 func (c *wsServerConn) control(h frameHeader) error {
-	var buf [125]byte
-	payload := buf[:h.length]
+	// A pooled buffer: an array here would escape to the heap (the read
+	// goes through an interface).
+	bp := getBuf(125)
+	defer putBuf(bp)
+	payload := (*bp)[:h.length]
 	for n := 0; n < len(payload); {
 		m, err := c.readPayload(payload[n:])
 		n += m
@@ -454,9 +473,11 @@ func appendServerHeader(b []byte, op byte, n int) []byte {
 
 // writeControl sends a control frame unless a close frame was sent.
 func (c *wsServerConn) writeControl(op byte, payload []byte) error {
-	var frame [10 + 125]byte
-	b := appendServerHeader(frame[:0], op, len(payload))
+	bp := getBuf(10 + 125)
+	defer putBuf(bp)
+	b := appendServerHeader((*bp)[:0], op, len(payload))
 	b = append(b, payload...)
+	*bp = b
 	c.wmu.Lock()
 	defer c.wmu.Unlock()
 	if c.closeSent {
@@ -547,11 +568,21 @@ func (c *wsServerConn) Close() error {
 		if resume := c.unpark(true, false); resume != nil {
 			defer func() { go resume() }()
 		}
-		c.raw.SetWriteDeadline(time.Now().Add(wsCloseTimeout))
+		// With no reader, Close reads the client's answer itself, and
+		// one deadline covers its write and that read.
+		drain := c.rmu.TryLock()
+		if drain {
+			c.raw.SetDeadline(time.Now().Add(wsCloseTimeout))
+		} else {
+			c.raw.SetWriteDeadline(time.Now().Add(wsCloseTimeout))
+		}
 		var body [2]byte
 		binary.BigEndian.PutUint16(body[:], StatusNormalClosure)
 		if err := c.writeControl(opClose, body[:]); err == nil {
-			c.awaitPeerClose()
+			c.awaitPeerClose(drain)
+		}
+		if drain {
+			c.rmu.Unlock()
 		}
 		c.closeErr = c.raw.Close()
 	})
@@ -559,14 +590,18 @@ func (c *wsServerConn) Close() error {
 }
 
 // awaitPeerClose waits for the client's close frame, at most
-// wsCloseTimeout.
-func (c *wsServerConn) awaitPeerClose() {
-	if c.rmu.TryLock() {
-		// No reader: drain frames here until the close frame.
-		c.raw.SetReadDeadline(time.Now().Add(wsCloseTimeout))
-		var scratch [512]byte
+// wsCloseTimeout: with drain (rmu held, the deadline set), it reads frames
+// until then.
+func (c *wsServerConn) awaitPeerClose(drain bool) {
+	if drain {
+		var scratch []byte // pooled, when a payload is to be skipped
 		for c.readErr == nil && !c.peer.isClosed() {
 			if c.remaining > 0 {
+				if scratch == nil {
+					bp := getBuf(512)
+					defer putBuf(bp)
+					scratch = (*bp)[:512]
+				}
 				n, err := c.readPayload(scratch[:min(uint64(len(scratch)), c.remaining)])
 				c.unmask(scratch[:n])
 				if err != nil {
@@ -578,7 +613,6 @@ func (c *wsServerConn) awaitPeerClose() {
 				c.readErr = err
 			}
 		}
-		c.rmu.Unlock()
 		return
 	}
 	// A reader is blocked in Read: it will see the close frame.

@@ -1,0 +1,257 @@
+package watest
+
+import (
+	"google.golang.org/protobuf/encoding/protowire"
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/reflect/protoreflect"
+
+	"github.com/walinkdev/walink/waproto"
+)
+
+// clientPayload is what the server reads of the client's ClientPayload
+// (PROTOCOL.md §6): decodePayload fills it straight from the wire, without
+// proto.Unmarshal's ~15 allocations per connection, or from the decoded
+// message when the quick reader leaves the payload to it.
+type clientPayload struct {
+	hasUsername bool // a login
+	username    uint64
+	device      uint32
+	appVersion  version // zero when absent
+	pairing     *pairingData
+}
+
+// pairingData is DevicePairingRegistrationData's fields. The byte slices
+// may alias the payload: parseRegistration copies what it keeps.
+type pairingData struct {
+	eRegid, eKeytype, eIdent, eSkeyID, eSkeyVal, eSkeySig, deviceProps []byte
+}
+
+// Field numbers (client_payload.proto).
+const (
+	cpUsername          = 1
+	cpUserAgent         = 5
+	cpDevice            = 18
+	cpDevicePairingData = 19
+	uaAppVersion        = 2
+)
+
+// errMalformedPayload reports a ClientPayload proto.Unmarshal refuses.
+type errMalformedPayload struct{ err error }
+
+func (e *errMalformedPayload) Error() string { return "watest: client payload: " + e.err.Error() }
+func (e *errMalformedPayload) Unwrap() error { return e.err }
+
+// decodePayload reads the client's payload: quickly when it can, else with
+// proto.Unmarshal, with the same result either way (FuzzQuickRegistration).
+func decodePayload(b []byte) (clientPayload, error) {
+	var p clientPayload
+	if quickPayload(b, &p) {
+		return p, nil
+	}
+	var m waproto.ClientPayload
+	if err := proto.Unmarshal(b, &m); err != nil {
+		return clientPayload{}, &errMalformedPayload{err}
+	}
+	return payloadOf(&m), nil
+}
+
+// payloadOf takes the fields from a decoded message.
+func payloadOf(m *waproto.ClientPayload) clientPayload {
+	av := m.GetUserAgent().GetAppVersion()
+	p := clientPayload{
+		hasUsername: m.Username != nil,
+		username:    m.GetUsername(),
+		device:      m.GetDevice(),
+		appVersion:  version{av.GetPrimary(), av.GetSecondary(), av.GetTertiary()},
+	}
+	if d := m.GetDevicePairingData(); d != nil {
+		p.pairing = &pairingData{
+			eRegid: d.GetERegid(), eKeytype: d.GetEKeytype(), eIdent: d.GetEIdent(),
+			eSkeyID: d.GetESkeyID(), eSkeyVal: d.GetESkeyVal(), eSkeySig: d.GetESkeySig(),
+			deviceProps: d.GetDeviceProps(),
+		}
+	}
+	return p
+}
+
+var (
+	clientPayloadDesc = (*waproto.ClientPayload)(nil).ProtoReflect().Descriptor()
+	pairingDesc       = (*waproto.ClientPayload_DevicePairingRegistrationData)(nil).ProtoReflect().Descriptor()
+)
+
+// quickPayload reads b into p when it can tell that proto.Unmarshal would
+// accept b and give the same fields: b must be well formed as
+// proto.Unmarshal checks it (every field's wire syntax, the inside of
+// known message fields and of packed repeated fields), without groups or
+// maps, and each field the server reads must appear at most once (a
+// repeated message merges, a repeated scalar's last wins: left to
+// proto.Unmarshal). A field with a wire type other than its declared one
+// is an unknown field to proto.Unmarshal and is skipped here too. False
+// leaves the payload to proto.Unmarshal.
+func quickPayload(b []byte, p *clientPayload) bool {
+	if !wireValid(b, clientPayloadDesc, 0) {
+		return false
+	}
+	var seen [cpDevicePairingData + 1]bool
+	for len(b) > 0 {
+		num, typ, n := protowire.ConsumeTag(b)
+		b = b[n:]
+		n = protowire.ConsumeFieldValue(num, typ, b)
+		v := b[:n]
+		b = b[n:]
+		switch {
+		case num == cpUsername && typ == protowire.VarintType,
+			num == cpDevice && typ == protowire.VarintType,
+			num == cpUserAgent && typ == protowire.BytesType,
+			num == cpDevicePairingData && typ == protowire.BytesType:
+		default:
+			continue
+		}
+		if seen[num] {
+			return false
+		}
+		seen[num] = true
+		switch num {
+		case cpUsername:
+			p.hasUsername = true
+			p.username, _ = protowire.ConsumeVarint(v)
+		case cpDevice:
+			x, _ := protowire.ConsumeVarint(v)
+			p.device = uint32(x)
+		case cpUserAgent:
+			ua, _ := protowire.ConsumeBytes(v)
+			if !quickAppVersion(ua, &p.appVersion) {
+				return false
+			}
+		case cpDevicePairingData:
+			d, _ := protowire.ConsumeBytes(v)
+			p.pairing = &pairingData{}
+			if !quickPairing(d, p.pairing) {
+				return false
+			}
+		}
+	}
+	return true
+}
+
+// quickAppVersion reads UserAgent.appVersion's three numbers from ua
+// (checked by wireValid).
+func quickAppVersion(ua []byte, v *version) bool {
+	av, ok := uniqueField(ua, uaAppVersion, protowire.BytesType)
+	if !ok || av == nil {
+		return ok
+	}
+	av, _ = protowire.ConsumeBytes(av)
+	for i := range v {
+		x, ok := uniqueField(av, protowire.Number(i+1), protowire.VarintType)
+		if !ok {
+			return false
+		}
+		if x != nil {
+			n, _ := protowire.ConsumeVarint(x)
+			v[i] = uint32(n)
+		}
+	}
+	return true
+}
+
+// quickPairing reads DevicePairingRegistrationData (checked by wireValid).
+func quickPairing(b []byte, d *pairingData) bool {
+	for i, dst := range []*[]byte{&d.eRegid, &d.eKeytype, &d.eIdent, &d.eSkeyID, &d.eSkeyVal, &d.eSkeySig, nil, &d.deviceProps} {
+		if dst == nil {
+			continue
+		}
+		v, ok := uniqueField(b, protowire.Number(i+1), protowire.BytesType)
+		if !ok {
+			return false
+		}
+		if v != nil {
+			*dst, _ = protowire.ConsumeBytes(v)
+		}
+	}
+	return true
+}
+
+// uniqueField returns the value bytes (as on the wire) of field num with
+// wire type typ in the well-formed message b, nil if absent; !ok if it
+// appears more than once.
+func uniqueField(b []byte, num protowire.Number, typ protowire.Type) (v []byte, ok bool) {
+	for len(b) > 0 {
+		n2, t2, n := protowire.ConsumeTag(b)
+		b = b[n:]
+		n = protowire.ConsumeFieldValue(n2, t2, b)
+		if n2 == num && t2 == typ {
+			if v != nil {
+				return nil, false
+			}
+			v = b[:n]
+		}
+		b = b[n:]
+	}
+	return v, true
+}
+
+// maxQuickDepth bounds wireValid's recursion; deeper messages are left to
+// proto.Unmarshal (and its own limit).
+const maxQuickDepth = 16
+
+// wireValid reports whether proto.Unmarshal would accept b as a message of
+// type md, as far as this reader knows how to tell: false also for what it
+// does not check itself (groups, maps, deep nesting).
+func wireValid(b []byte, md protoreflect.MessageDescriptor, depth int) bool {
+	if depth > maxQuickDepth {
+		return false
+	}
+	fields := md.Fields()
+	for len(b) > 0 {
+		num, typ, n := protowire.ConsumeTag(b)
+		if n < 0 || num > protowire.MaxValidNumber {
+			return false
+		}
+		b = b[n:]
+		if typ == protowire.StartGroupType || typ == protowire.EndGroupType {
+			return false
+		}
+		n = protowire.ConsumeFieldValue(num, typ, b)
+		if n < 0 {
+			return false
+		}
+		if fd := fields.ByNumber(num); fd != nil && typ == protowire.BytesType {
+			v, _ := protowire.ConsumeBytes(b[:n])
+			switch {
+			case fd.IsMap():
+				return false
+			case fd.Kind() == protoreflect.MessageKind:
+				if !wireValid(v, fd.Message(), depth+1) {
+					return false
+				}
+			case fd.Kind() == protoreflect.GroupKind:
+				return false
+			case fd.IsList() && fd.Kind() != protoreflect.StringKind && fd.Kind() != protoreflect.BytesKind:
+				if !packedValid(v, fd.Kind()) {
+					return false
+				}
+			}
+		}
+		b = b[n:]
+	}
+	return true
+}
+
+// packedValid checks a packed repeated field's contents.
+func packedValid(b []byte, k protoreflect.Kind) bool {
+	switch k {
+	case protoreflect.Fixed32Kind, protoreflect.Sfixed32Kind, protoreflect.FloatKind:
+		return len(b)%4 == 0
+	case protoreflect.Fixed64Kind, protoreflect.Sfixed64Kind, protoreflect.DoubleKind:
+		return len(b)%8 == 0
+	}
+	for len(b) > 0 {
+		_, n := protowire.ConsumeVarint(b)
+		if n < 0 {
+			return false
+		}
+		b = b[n:]
+	}
+	return true
+}

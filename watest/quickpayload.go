@@ -137,19 +137,22 @@ func quickPayload(b []byte, p *clientPayload) bool {
 // quickAppVersion reads UserAgent.appVersion's three numbers from ua
 // (checked by wireValid).
 func quickAppVersion(ua []byte, v *version) bool {
-	av, ok := uniqueField(ua, uaAppVersion, protowire.BytesType)
-	if !ok || av == nil {
-		return ok
+	var f [uaAppVersion + 1][]byte
+	if !fieldsOnce(ua, protowire.BytesType, f[:]) {
+		return false
 	}
-	av, _ = protowire.ConsumeBytes(av)
+	if f[uaAppVersion] == nil {
+		return true
+	}
+	av, _ := protowire.ConsumeBytes(f[uaAppVersion])
+	var n [4][]byte // primary = 1, secondary = 2, tertiary = 3
+	if !fieldsOnce(av, protowire.VarintType, n[:]) {
+		return false
+	}
 	for i := range v {
-		x, ok := uniqueField(av, protowire.Number(i+1), protowire.VarintType)
-		if !ok {
-			return false
-		}
-		if x != nil {
-			n, _ := protowire.ConsumeVarint(x)
-			v[i] = uint32(n)
+		if n[i+1] != nil {
+			x, _ := protowire.ConsumeVarint(n[i+1])
+			v[i] = uint32(x)
 		}
 	}
 	return true
@@ -157,38 +160,35 @@ func quickAppVersion(ua []byte, v *version) bool {
 
 // quickPairing reads DevicePairingRegistrationData (checked by wireValid).
 func quickPairing(b []byte, d *pairingData) bool {
-	for i, dst := range []*[]byte{&d.eRegid, &d.eKeytype, &d.eIdent, &d.eSkeyID, &d.eSkeyVal, &d.eSkeySig, nil, &d.deviceProps} {
-		if dst == nil {
-			continue
-		}
-		v, ok := uniqueField(b, protowire.Number(i+1), protowire.BytesType)
-		if !ok {
-			return false
-		}
-		if v != nil {
-			*dst, _ = protowire.ConsumeBytes(v)
+	var f [9][]byte // fields 1 to 8
+	if !fieldsOnce(b, protowire.BytesType, f[:]) {
+		return false
+	}
+	for i, dst := range [...]*[]byte{1: &d.eRegid, 2: &d.eKeytype, 3: &d.eIdent, 4: &d.eSkeyID, 5: &d.eSkeyVal, 6: &d.eSkeySig, 8: &d.deviceProps} {
+		if dst != nil && f[i] != nil {
+			*dst, _ = protowire.ConsumeBytes(f[i])
 		}
 	}
 	return true
 }
 
-// uniqueField returns the value bytes (as on the wire) of field num with
-// wire type typ in the well-formed message b, nil if absent; !ok if it
-// appears more than once.
-func uniqueField(b []byte, num protowire.Number, typ protowire.Type) (v []byte, ok bool) {
+// fieldsOnce finds, in one pass over the well-formed message b, the value
+// bytes (as on the wire) of each field numbered 1 to len(f)-1 with wire
+// type typ, into f[number]; false if one appears more than once.
+func fieldsOnce(b []byte, typ protowire.Type, f [][]byte) bool {
 	for len(b) > 0 {
-		n2, t2, n := protowire.ConsumeTag(b)
+		num, t, n := protowire.ConsumeTag(b)
 		b = b[n:]
-		n = protowire.ConsumeFieldValue(n2, t2, b)
-		if n2 == num && t2 == typ {
-			if v != nil {
-				return nil, false
+		n = protowire.ConsumeFieldValue(num, t, b)
+		if t == typ && num > 0 && int(num) < len(f) {
+			if f[num] != nil {
+				return false
 			}
-			v = b[:n]
+			f[num] = b[:n:n]
 		}
 		b = b[n:]
 	}
-	return v, true
+	return true
 }
 
 // maxQuickDepth bounds wireValid's recursion; deeper messages are left to

@@ -145,7 +145,12 @@ func quickBuild(head string, spans *[len(quickHeaders)][2]int32, found int) *htt
 		found--
 	}
 	h := make(http.Header, found)
-	vals := make([]string, found)
+	// The request and the header's value slices in one allocation.
+	q := new(struct {
+		r    http.Request
+		vals [len(quickHeaders)]string
+	})
+	vals := q.vals[:]
 	for i, sp := range spans[1:] {
 		if sp[1] == 0 {
 			continue
@@ -154,7 +159,8 @@ func quickBuild(head string, spans *[len(quickHeaders)][2]int32, found int) *htt
 		h[quickHeaders[i+1].key] = vals[:1:1]
 		vals = vals[1:]
 	}
-	r := &http.Request{
+	r := &q.r
+	*r = http.Request{
 		Method:     http.MethodGet,
 		RequestURI: "/ws/chat",
 		Proto:      "HTTP/1.1",

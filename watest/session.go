@@ -149,7 +149,7 @@ func (s *Server) handshake(ctx context.Context, nc, raw net.Conn) (run func()) {
 		return nil
 	}
 	sess.raw = nc
-	note := "handshake done (" + modeNote[hello.Mode] + "dictionary v" + strconv.Itoa(int(hello.Header[3])) + ")"
+	note := handshakeNote(hello.Mode, hello.Header[3])
 	if hello.EdgeRouting != nil {
 		note += fmt.Sprintf(", edge-routing pre-intro of %d bytes ignored", len(hello.EdgeRouting))
 	}
@@ -264,6 +264,34 @@ func (s *Server) startSession(id int64, fc frameConn, dict *binxml.Dictionary, s
 var modeNote = map[noise.Mode]string{
 	noise.ModeIK:         "IK resume, ",
 	noise.ModeXXFallback: "XXfallback after an IK resume, ",
+}
+
+// handshakeNotes are the "handshake done" notes of the usual modes and
+// dictionaries, made once rather than per connection.
+var handshakeNotes = func() map[noteKey]string {
+	m := map[noteKey]string{}
+	for _, mode := range []noise.Mode{noise.ModeXX, noise.ModeIK, noise.ModeXXFallback} {
+		for _, v := range []byte{2, 3} {
+			m[noteKey{mode, v}] = makeHandshakeNote(mode, v)
+		}
+	}
+	return m
+}()
+
+type noteKey struct {
+	mode noise.Mode
+	dict byte
+}
+
+func handshakeNote(mode noise.Mode, dict byte) string {
+	if n, ok := handshakeNotes[noteKey{mode, dict}]; ok {
+		return n
+	}
+	return makeHandshakeNote(mode, dict)
+}
+
+func makeHandshakeNote(mode noise.Mode, dict byte) string {
+	return "handshake done (" + modeNote[mode] + "dictionary v" + strconv.Itoa(int(dict)) + ")"
 }
 
 // newSession registers a session for a finished handshake.

@@ -93,6 +93,8 @@ func FuzzQuickRegistration(f *testing.F) {
 	f.Add([]byte{0x08, 0x01, 0x08, 0x02})
 	f.Add([]byte{0x9a, 0x01, 0x02, 0x0a, 0x00, 0x9a, 0x01, 0x00})
 	f.Add([]byte{0x2a, 0x04, 0x12, 0x02, 0x08, 0x02})
+	// appVersion twice: proto.Unmarshal merges the two.
+	f.Add([]byte{0x2a, 0x08, 0x12, 0x02, 0x08, 0x02, 0x12, 0x02, 0x10, 0x03})
 	f.Fuzz(func(t *testing.T, b []byte) {
 		var q clientPayload
 		ok := quickPayload(b, &q)
@@ -108,11 +110,11 @@ func FuzzQuickRegistration(f *testing.F) {
 		if q.hasUsername != want.hasUsername || q.username != want.username || q.device != want.device || q.appVersion != want.appVersion {
 			t.Fatalf("quick %+v, proto %+v", q, want)
 		}
-		if (q.pairing == nil) != (want.pairing == nil) {
-			t.Fatalf("pairing data: quick %v, proto %v", q.pairing != nil, want.pairing != nil)
+		if q.hasPairing != want.hasPairing {
+			t.Fatalf("pairing data: quick %v, proto %v", q.hasPairing, want.hasPairing)
 		}
-		if q.pairing != nil {
-			a, w := *q.pairing, *want.pairing
+		if q.hasPairing {
+			a, w := q.pairing, want.pairing
 			for i, pair := range [][2][]byte{{a.eRegid, w.eRegid}, {a.eKeytype, w.eKeytype}, {a.eIdent, w.eIdent}, {a.eSkeyID, w.eSkeyID}, {a.eSkeyVal, w.eSkeyVal}, {a.eSkeySig, w.eSkeySig}, {a.deviceProps, w.deviceProps}} {
 				if !bytes.Equal(pair[0], pair[1]) {
 					t.Fatalf("pairing field %d: quick %x, proto %x", i, pair[0], pair[1])
@@ -146,4 +148,53 @@ func TestQuickPaths(t *testing.T) {
 	if got := rest(br); string(got) != "rest" {
 		t.Fatalf("behind the head: %q", got)
 	}
+}
+
+// BenchmarkUpgradeRequest: a client's upgrade head read by quickRequest
+// and by http.ReadRequest.
+func BenchmarkUpgradeRequest(b *testing.B) {
+	head := []byte("GET /ws/chat HTTP/1.1\r\nHost: 127.0.0.1:5222\r\nUser-Agent: walink\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\nOrigin: https://web.whatsapp.com\r\n\r\n")
+	rd := bytes.NewReader(head)
+	br := bufio.NewReaderSize(rd, 4096)
+	for _, impl := range []string{"quick", "net-http"} {
+		b.Run("impl="+impl, func(b *testing.B) {
+			b.ReportAllocs()
+			for b.Loop() {
+				rd.Reset(head)
+				br.Reset(rd)
+				if impl == "quick" {
+					if quickRequest(br) == nil {
+						b.Fatal("declined")
+					}
+				} else if _, err := http.ReadRequest(br); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}
+
+// BenchmarkDecodePayload: a registration payload read by quickPayload and
+// by proto.Unmarshal.
+func BenchmarkDecodePayload(b *testing.B) {
+	payload := newCompanion(b).registrationPayload()
+	b.Run("impl=quick", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			var p clientPayload
+			if !quickPayload(payload, &p) {
+				b.Fatal("declined")
+			}
+		}
+	})
+	b.Run("impl=proto", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			var m waproto.ClientPayload
+			if err := proto.Unmarshal(payload, &m); err != nil {
+				b.Fatal(err)
+			}
+			_ = payloadOf(&m)
+		}
+	})
 }

@@ -17,7 +17,8 @@ type clientPayload struct {
 	username    uint64
 	device      uint32
 	appVersion  version // zero when absent
-	pairing     *pairingData
+	hasPairing  bool    // a registration
+	pairing     pairingData
 }
 
 // pairingData is DevicePairingRegistrationData's fields. The byte slices
@@ -65,7 +66,8 @@ func payloadOf(m *waproto.ClientPayload) clientPayload {
 		appVersion:  version{av.GetPrimary(), av.GetSecondary(), av.GetTertiary()},
 	}
 	if d := m.GetDevicePairingData(); d != nil {
-		p.pairing = &pairingData{
+		p.hasPairing = true
+		p.pairing = pairingData{
 			eRegid: d.GetERegid(), eKeytype: d.GetEKeytype(), eIdent: d.GetEIdent(),
 			eSkeyID: d.GetESkeyID(), eSkeyVal: d.GetESkeyVal(), eSkeySig: d.GetESkeySig(),
 			deviceProps: d.GetDeviceProps(),
@@ -76,7 +78,6 @@ func payloadOf(m *waproto.ClientPayload) clientPayload {
 
 var (
 	clientPayloadDesc = (*waproto.ClientPayload)(nil).ProtoReflect().Descriptor()
-	pairingDesc       = (*waproto.ClientPayload_DevicePairingRegistrationData)(nil).ProtoReflect().Descriptor()
 )
 
 // quickPayload reads b into p when it can tell that proto.Unmarshal would
@@ -89,7 +90,7 @@ var (
 // is an unknown field to proto.Unmarshal and is skipped here too. False
 // leaves the payload to proto.Unmarshal.
 func quickPayload(b []byte, p *clientPayload) bool {
-	if !wireValid(b, clientPayloadDesc, 0) {
+	if !wireValid(b, clientPayloadSchema, 0) {
 		return false
 	}
 	var seen [cpDevicePairingData + 1]bool
@@ -125,8 +126,8 @@ func quickPayload(b []byte, p *clientPayload) bool {
 			}
 		case cpDevicePairingData:
 			d, _ := protowire.ConsumeBytes(v)
-			p.pairing = &pairingData{}
-			if !quickPairing(d, p.pairing) {
+			p.hasPairing = true
+			if !quickPairing(d, &p.pairing) {
 				return false
 			}
 		}
@@ -195,14 +196,66 @@ func fieldsOnce(b []byte, typ protowire.Type, f [][]byte) bool {
 // proto.Unmarshal (and its own limit).
 const maxQuickDepth = 16
 
-// wireValid reports whether proto.Unmarshal would accept b as a message of
-// type md, as far as this reader knows how to tell: false also for what it
-// does not check itself (groups, maps, deep nesting).
-func wireValid(b []byte, md protoreflect.MessageDescriptor, depth int) bool {
+// wireSchema is what wireValid needs of a message type, by field number
+// (looked up once: a descriptor lookup per field was most of its time).
+type wireSchema struct {
+	fields []wireField // by number; beyond: a field wireValid only skips
+}
+
+// wireField says how wireValid treats a field sent length-delimited.
+type wireField struct {
+	how  uint8 // wireSkip, wireMessage, wirePacked, wireDecline
+	kind protoreflect.Kind
+	sub  *wireSchema // wireMessage
+}
+
+const (
+	wireSkip    = iota // unknown, bytes or string: its length is all
+	wireMessage        // a message: its contents are checked
+	wirePacked         // a repeated scalar: packed contents are checked
+	wireDecline        // a map or group: left to proto.Unmarshal
+)
+
+// schemaOf builds md's schema; seen shares those of types met before
+// (recursive messages).
+func schemaOf(md protoreflect.MessageDescriptor, seen map[protoreflect.FullName]*wireSchema) *wireSchema {
+	if ws := seen[md.FullName()]; ws != nil {
+		return ws
+	}
+	ws := &wireSchema{}
+	seen[md.FullName()] = ws
+	fields := md.Fields()
+	maxNum := 0
+	for i := range fields.Len() {
+		maxNum = max(maxNum, int(fields.Get(i).Number()))
+	}
+	ws.fields = make([]wireField, maxNum+1)
+	for i := range fields.Len() {
+		fd := fields.Get(i)
+		f := &ws.fields[fd.Number()]
+		f.kind = fd.Kind()
+		switch {
+		case fd.IsMap(), fd.Kind() == protoreflect.GroupKind:
+			f.how = wireDecline
+		case fd.Kind() == protoreflect.MessageKind:
+			f.how = wireMessage
+			f.sub = schemaOf(fd.Message(), seen)
+		case fd.IsList() && fd.Kind() != protoreflect.StringKind && fd.Kind() != protoreflect.BytesKind:
+			f.how = wirePacked
+		}
+	}
+	return ws
+}
+
+var clientPayloadSchema = schemaOf(clientPayloadDesc, map[protoreflect.FullName]*wireSchema{})
+
+// wireValid reports whether proto.Unmarshal would accept b as a message
+// of ws's type, as far as this reader knows how to tell: false also for
+// what it does not check itself (groups, maps, deep nesting).
+func wireValid(b []byte, ws *wireSchema, depth int) bool {
 	if depth > maxQuickDepth {
 		return false
 	}
-	fields := md.Fields()
 	for len(b) > 0 {
 		num, typ, n := protowire.ConsumeTag(b)
 		if n < 0 || num > protowire.MaxValidNumber {
@@ -216,20 +269,20 @@ func wireValid(b []byte, md protoreflect.MessageDescriptor, depth int) bool {
 		if n < 0 {
 			return false
 		}
-		if fd := fields.ByNumber(num); fd != nil && typ == protowire.BytesType {
-			v, _ := protowire.ConsumeBytes(b[:n])
-			switch {
-			case fd.IsMap():
-				return false
-			case fd.Kind() == protoreflect.MessageKind:
-				if !wireValid(v, fd.Message(), depth+1) {
+		if typ == protowire.BytesType && int(num) < len(ws.fields) {
+			if f := &ws.fields[num]; f.how != wireSkip {
+				v, _ := protowire.ConsumeBytes(b[:n])
+				switch f.how {
+				case wireDecline:
 					return false
-				}
-			case fd.Kind() == protoreflect.GroupKind:
-				return false
-			case fd.IsList() && fd.Kind() != protoreflect.StringKind && fd.Kind() != protoreflect.BytesKind:
-				if !packedValid(v, fd.Kind()) {
-					return false
+				case wireMessage:
+					if !wireValid(v, f.sub, depth+1) {
+						return false
+					}
+				case wirePacked:
+					if !packedValid(v, f.kind) {
+						return false
+					}
 				}
 			}
 		}

@@ -590,8 +590,8 @@ func (sess *session) begin(ctx context.Context, payload []byte) error {
 		}
 	}
 	switch {
-	case p.pairing != nil:
-		return sess.beginRegistration(ctx, p.pairing)
+	case p.hasPairing:
+		return sess.beginRegistration(ctx, &p.pairing)
 	case p.hasUsername:
 		return sess.beginLogin(ctx, &p)
 	default:

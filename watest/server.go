@@ -610,12 +610,12 @@ func (s *Server) serveConn(c net.Conn) {
 	// One goroutine start per connection fewer than net/http's handler.
 	// No context: Close ends the handshake by closing c (still pending),
 	// and a context that is never done costs the handshake no watch.
-	run := s.handshake(context.Background(), nc, c)
-	if run == nil {
+	sess, tc, payload := s.handshake(context.Background(), nc, c)
+	if sess == nil {
 		s.unpend(c)
 		return
 	}
-	run()
+	sess.serve(tc, payload)
 }
 
 // release returns hr to its pool.

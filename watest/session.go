@@ -98,16 +98,16 @@ func (s *Server) serveWS(w http.ResponseWriter, r *http.Request) {
 	}
 	// This connection is not in s.pending (net/http has it): the
 	// server's context ends its handshake on Close.
-	if run := s.handshake(s.ctx, nc, nil); run != nil {
-		go run()
+	if sess, tc, payload := s.handshake(s.ctx, nc, nil); sess != nil {
+		go sess.serve(tc, payload)
 	}
 }
 
 // handshake runs the server handshake on an accepted WebSocket and returns
-// the session's goroutine (counted in s.wg) to run, or nil when the
-// connection ended. ctx aborts the handshake; raw, when set, is the
+// the session, whose goroutine (counted in s.wg) is to run
+// sess.serve(tc, payload), or nil when the connection ended. ctx aborts the handshake; raw, when set, is the
 // socket under nc, in s.pending until the session is registered.
-func (s *Server) handshake(ctx context.Context, nc, raw net.Conn) (run func()) {
+func (s *Server) handshake(ctx context.Context, nc, raw net.Conn) (_ *session, _ *transport.Conn, payload []byte) {
 	s.mu.Lock()
 	s.nextConn++
 	id := s.nextConn
@@ -135,18 +135,18 @@ func (s *Server) handshake(ctx context.Context, nc, raw net.Conn) (run func()) {
 	if err != nil {
 		s.info(id, "handshake failed: "+err.Error())
 		nc.Close()
-		return nil
+		return nil, nil, nil
 	}
 	dict, err := binxml.DictionaryFor(hello.Header[3])
 	if err != nil {
 		s.info(id, fmt.Sprintf("unsupported dictionary version %d", hello.Header[3]))
 		tc.Close()
-		return nil
+		return nil, nil, nil
 	}
 	sess := s.startSession(id, tc, dict, hello.ClientStatic, raw)
 	if sess == nil {
 		tc.Close()
-		return nil
+		return nil, nil, nil
 	}
 	sess.raw = nc
 	note := handshakeNote(hello.Mode, hello.Header[3])
@@ -154,7 +154,7 @@ func (s *Server) handshake(ctx context.Context, nc, raw net.Conn) (run func()) {
 		note += fmt.Sprintf(", edge-routing pre-intro of %d bytes ignored", len(hello.EdgeRouting))
 	}
 	s.info(id, note)
-	return func() { sess.serve(tc, hello.Payload) }
+	return sess, tc, hello.Payload
 }
 
 // serve is the connection's goroutine (counted in Server.wg by

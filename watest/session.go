@@ -105,8 +105,9 @@ func (s *Server) serveWS(w http.ResponseWriter, r *http.Request) {
 
 // handshake runs the server handshake on an accepted WebSocket and returns
 // the session, whose goroutine (counted in s.wg) is to run
-// sess.serve(tc, payload), or nil when the connection ended. ctx aborts the handshake; raw, when set, is the
-// socket under nc, in s.pending until the session is registered.
+// sess.serve(tc, payload), or nil when the connection ended. ctx aborts
+// the handshake; raw, when set, is the socket under nc, in s.pending until
+// the session is registered.
 func (s *Server) handshake(ctx context.Context, nc, raw net.Conn) (_ *session, _ *transport.Conn, payload []byte) {
 	s.mu.Lock()
 	s.nextConn++

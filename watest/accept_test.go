@@ -5,9 +5,11 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/binary"
+	"errors"
 	"io"
 	"net"
 	"net/http"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -162,4 +164,56 @@ func TestCloseWithSilentConnection(t *testing.T) {
 	if _, err := c.Read(make([]byte, 1)); err == nil {
 		t.Error("the silent connection is still open")
 	}
+}
+
+// TestCloseDuringHandshake: Close ends handshakes in progress at once (the
+// handshake watches no context: the socket, still pending, is closed),
+// both one waiting for the client's hello and one waiting for its finish,
+// and leaves no goroutine behind.
+func TestCloseDuringHandshake(t *testing.T) {
+	before := runtime.NumGoroutine()
+	s, err := Start(context.Background(), Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	// A client that upgrades and sends nothing more.
+	c1, br1 := rawDial(t, s)
+	io.WriteString(c1, upgradeHead+"\r\n")
+	if resp, err := http.ReadResponse(br1, nil); err != nil || resp.StatusCode != http.StatusSwitchingProtocols {
+		t.Fatalf("upgrade: %v %v", resp, err)
+	}
+	// A client that sends its hello, reads the server's, and stalls.
+	kp, _ := keys.NewKeyPair(rand.Reader)
+	in, err := noise.NewInitiator(noise.InitiatorConfig{Static: kp, Rand: rand.Reader, InsecureSkipVerify: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	msg1, err := in.ClientHello()
+	if err != nil {
+		t.Fatal(err)
+	}
+	wire, _ := noise.AppendIntro(nil, noise.HeaderV3, nil)
+	wire, _ = noise.AppendFrame(wire, msg1)
+	c2, br2 := rawDial(t, s)
+	io.WriteString(c2, upgradeHead+"\r\n"+string(append([]byte{0x82, 0x80 | byte(len(wire)), 0, 0, 0, 0}, wire...)))
+	if resp, err := http.ReadResponse(br2, nil); err != nil || resp.StatusCode != http.StatusSwitchingProtocols {
+		t.Fatalf("upgrade: %v %v", resp, err)
+	}
+	if _, err := br2.Peek(1); err != nil { // the server hello's frame: the server waits for the finish
+		t.Fatal(err)
+	}
+	start := time.Now()
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if d := time.Since(start); d > time.Second {
+		t.Errorf("Close took %v with two handshakes in progress", d)
+	}
+	for i, br := range []*bufio.Reader{br1, br2} {
+		if _, err := io.Copy(io.Discard, br); err != nil && !errors.Is(err, io.EOF) && !strings.Contains(err.Error(), "reset") {
+			t.Errorf("connection %d: %v", i+1, err)
+		}
+	}
+	checkGoroutines(t, before)
 }

@@ -22,8 +22,8 @@ import (
 
 // beginRegistration checks a registration payload (PROTOCOL.md §6.2),
 // issues the QR refs and sends pair-device.
-func (sess *session) beginRegistration(ctx context.Context, p *waproto.ClientPayload) error {
-	reg, warnings, err := parseRegistration(p.GetDevicePairingData())
+func (sess *session) beginRegistration(ctx context.Context, d *pairingData) error {
+	reg, warnings, err := parseRegistration(d)
 	if err != nil {
 		sess.srv.info(sess.id, err.Error())
 		return sess.endStream(ctx, failure(400))
@@ -31,11 +31,10 @@ func (sess *session) beginRegistration(ctx context.Context, p *waproto.ClientPay
 	for _, w := range warnings {
 		sess.srv.lenient(sess.id, "registration payload: "+w)
 	}
-	// DeviceProps is parsed when the device links (platformOf), not on
+	// reg.props, the DeviceProps, is parsed when the device links (platformOf), not on
 	// every registration connection: most never link (a QR shown and
 	// refreshed, a reconnect storm), and the parse is on the handshake's
 	// path (bench/RESULTS.md §5).
-	reg.props = p.GetDevicePairingData().GetDeviceProps()
 	s := sess.srv
 	s.mu.Lock()
 	count := s.scenario.RefCount
@@ -104,34 +103,39 @@ func newRefs(r io.Reader, n int) ([]byte, string, error) {
 // Other deviations (sizes, key type) are not known to be refused by
 // WhatsApp; they come back as warnings and the values are kept as sent
 // (short ids read big-endian).
-func parseRegistration(d *waproto.ClientPayload_DevicePairingRegistrationData) (*registration, []string, error) {
-	ident, err := keys.PublicKeyFromBytes(d.GetEIdent())
+func parseRegistration(d *pairingData) (*registration, []string, error) {
+	ident, err := keys.PublicKeyFromBytes(d.eIdent)
 	if err != nil {
 		return nil, nil, fmt.Errorf("watest: registration payload: eIdent is not a 32-byte key")
 	}
 	var warn []string
-	if len(d.GetERegid()) != 4 {
-		warn = append(warn, fmt.Sprintf("eRegid is %d bytes, not 4", len(d.GetERegid())))
+	if len(d.eRegid) != 4 {
+		warn = append(warn, fmt.Sprintf("eRegid is %d bytes, not 4", len(d.eRegid)))
 	}
-	if !bytes.Equal(d.GetEKeytype(), []byte{keys.DJBType}) {
-		warn = append(warn, fmt.Sprintf("eKeytype is %x, not 05", d.GetEKeytype()))
+	if !bytes.Equal(d.eKeytype, []byte{keys.DJBType}) {
+		warn = append(warn, fmt.Sprintf("eKeytype is %x, not 05", d.eKeytype))
 	}
-	if len(d.GetESkeyID()) != 3 {
-		warn = append(warn, fmt.Sprintf("eSkeyID is %d bytes, not 3", len(d.GetESkeyID())))
+	if len(d.eSkeyID) != 3 {
+		warn = append(warn, fmt.Sprintf("eSkeyID is %d bytes, not 3", len(d.eSkeyID)))
 	}
-	skey, err := keys.PublicKeyFromBytes(d.GetESkeyVal())
+	skey, err := keys.PublicKeyFromBytes(d.eSkeyVal)
 	if err != nil {
-		warn = append(warn, fmt.Sprintf("eSkeyVal is %d bytes, not 32", len(d.GetESkeyVal())))
+		warn = append(warn, fmt.Sprintf("eSkeyVal is %d bytes, not 32", len(d.eSkeyVal)))
 	}
 	// The signed pre-key's signature is checked when the device is linked
 	// (Phone.pair), not here: an XEdDSA verify per connection would be a
 	// sixth of the server's handshake cost, for a warning.
+	// The signature and DeviceProps (parsed when the device links,
+	// platformOf) are kept in one copy: d may alias the whole payload.
+	kept := make([]byte, 0, len(d.eSkeySig)+len(d.deviceProps))
+	kept = append(append(kept, d.eSkeySig...), d.deviceProps...)
 	return &registration{
 		identity: ident,
-		regID:    uint32(beUint(d.GetERegid())),
-		skeyID:   uint32(beUint(d.GetESkeyID())) & 0xffffff,
+		regID:    uint32(beUint(d.eRegid)),
+		skeyID:   uint32(beUint(d.eSkeyID)) & 0xffffff,
 		skey:     skey,
-		skeySig:  append([]byte(nil), d.GetESkeySig()...),
+		skeySig:  kept[:len(d.eSkeySig):len(d.eSkeySig)],
+		props:    kept[len(d.eSkeySig):],
 	}, warn, nil
 }
 
@@ -162,10 +166,10 @@ func platformOf(deviceProps []byte) string {
 // beginLogin decides a login payload (PROTOCOL.md §13): success for a
 // linked device whose Noise static key matches the one it registered,
 // failure 401 otherwise.
-func (sess *session) beginLogin(ctx context.Context, p *waproto.ClientPayload) error {
+func (sess *session) beginLogin(ctx context.Context, p *clientPayload) error {
 	s := sess.srv
-	number := strconv.FormatUint(p.GetUsername(), 10)
-	device := p.GetDevice()
+	number := strconv.FormatUint(p.username, 10)
+	device := p.device
 	s.mu.Lock()
 	ph := s.phones[number]
 	var dev *linkedDevice

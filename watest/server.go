@@ -543,25 +543,36 @@ func (s *Server) acceptLoop(ln net.Listener) {
 }
 
 // serveConn reads the start of c's request and serves it (see acceptLoop).
+// c stays in s.pending, so that Close closes it, until it is handed on:
+// to httpSrv, or as a session registered with the server (startSession);
+// the handshake in between then needs no watch of the server's context.
 func (s *Server) serveConn(c net.Conn) {
 	defer s.wg.Done()
 	hr := headReaders.Get().(*headReader)
 	hr.lr = io.LimitedReader{R: c, N: maxHeadBytes + 4096}
 	br := hr.br
 	br.Reset(&hr.lr)
+	// A client that stalls sending its head is timed out here; on the
+	// WebSocket path AcceptConn clears the deadline (its 101 write sets
+	// and clears its own), and the handshake sets one per message.
 	c.SetReadDeadline(time.Now().Add(readHeaderTimeout))
 	b, _ := br.Peek(len(wsRequest) + 1)
 	ws := len(b) == len(wsRequest)+1 && string(b[:len(wsRequest)]) == wsRequest && (b[len(wsRequest)] == ' ' || b[len(wsRequest)] == '?')
 	var req *http.Request
 	if ws {
-		var err error
-		if req, err = http.ReadRequest(br); err != nil {
-			s.log.Debug("watest: reading websocket request", "err", err)
-			c.SetWriteDeadline(time.Now().Add(readHeaderTimeout))
-			io.WriteString(c, "HTTP/1.1 400 Bad Request\r\nContent-Type: text/plain; charset=utf-8\r\nConnection: close\r\n\r\n400 Bad Request")
-			s.release(c, hr)
-			c.Close()
-			return
+		// Every client's request takes the quick path; anything unusual
+		// is read by net/http as before.
+		if req = quickRequest(br); req == nil {
+			var err error
+			if req, err = http.ReadRequest(br); err != nil {
+				s.log.Debug("watest: reading websocket request", "err", err)
+				c.SetWriteDeadline(time.Now().Add(readHeaderTimeout))
+				io.WriteString(c, "HTTP/1.1 400 Bad Request\r\nContent-Type: text/plain; charset=utf-8\r\nConnection: close\r\n\r\n400 Bad Request")
+				s.release(hr)
+				s.unpend(c)
+				c.Close()
+				return
+			}
 		}
 	}
 	// What the reader holds past the head: the client's first message, or
@@ -571,12 +582,13 @@ func (s *Server) serveConn(c net.Conn) {
 		p, _ := br.Peek(n)
 		buffered = append([]byte(nil), p...)
 	}
-	if !s.release(c, hr) {
-		c.Close()
-		return
-	}
-	c.SetReadDeadline(time.Time{})
+	s.release(hr)
 	if !ws {
+		if !s.unpend(c) {
+			c.Close()
+			return
+		}
+		c.SetReadDeadline(time.Time{})
 		var hc net.Conn = c
 		if len(buffered) > 0 {
 			hc = &prefixedConn{Conn: c, pre: buffered}
@@ -589,23 +601,33 @@ func (s *Server) serveConn(c net.Conn) {
 	nc, err := transport.AcceptConn(c, req, buffered)
 	if err != nil {
 		s.log.Debug("watest: websocket accept", "err", err)
+		s.unpend(c)
 		c.Close()
 		return
 	}
 	// The session runs on this goroutine: its first stanza, then it parks
 	// and the goroutine ends (its stack, grown by the handshake, with it).
 	// One goroutine start per connection fewer than net/http's handler.
-	if run := s.handshake(nc); run != nil {
-		run()
+	// No context: Close ends the handshake by closing c (still pending),
+	// and a context that is never done costs the handshake no watch.
+	sess, tc, payload := s.handshake(context.Background(), nc, c)
+	if sess == nil {
+		s.unpend(c)
+		return
 	}
+	sess.serve(tc, payload)
 }
 
-// release returns hr to its pool and c from pending; false when Close has
-// begun (and closed c, or is about to).
-func (s *Server) release(c net.Conn, hr *headReader) bool {
+// release returns hr to its pool.
+func (s *Server) release(hr *headReader) {
 	hr.br.Reset(nil)
 	hr.lr = io.LimitedReader{}
 	headReaders.Put(hr)
+}
+
+// unpend removes c from s.pending; false when Close has begun (and closed
+// c, or is about to).
+func (s *Server) unpend(c net.Conn) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	delete(s.pending, c)

@@ -10,14 +10,11 @@ import (
 	"sync"
 	"time"
 
-	"google.golang.org/protobuf/proto"
-
 	"github.com/walinkdev/walink/binxml"
 	"github.com/walinkdev/walink/jid"
 	"github.com/walinkdev/walink/keys"
 	"github.com/walinkdev/walink/noise"
 	"github.com/walinkdev/walink/transport"
-	"github.com/walinkdev/walink/waproto"
 )
 
 // handshakeTimeout bounds the wait for each message of the Noise handshake,
@@ -99,15 +96,19 @@ func (s *Server) serveWS(w http.ResponseWriter, r *http.Request) {
 		s.log.Debug("watest: websocket accept", "err", err)
 		return
 	}
-	if run := s.handshake(nc); run != nil {
-		go run()
+	// This connection is not in s.pending (net/http has it): the
+	// server's context ends its handshake on Close.
+	if sess, tc, payload := s.handshake(s.ctx, nc, nil); sess != nil {
+		go sess.serve(tc, payload)
 	}
 }
 
 // handshake runs the server handshake on an accepted WebSocket and returns
-// the session's goroutine (counted in s.wg) to run, or nil when the
-// connection ended.
-func (s *Server) handshake(nc net.Conn) (run func()) {
+// the session, whose goroutine (counted in s.wg) is to run
+// sess.serve(tc, payload), or nil when the connection ended. ctx aborts
+// the handshake; raw, when set, is the socket under nc, in s.pending until
+// the session is registered.
+func (s *Server) handshake(ctx context.Context, nc, raw net.Conn) (_ *session, _ *transport.Conn, payload []byte) {
 	s.mu.Lock()
 	s.nextConn++
 	id := s.nextConn
@@ -127,34 +128,34 @@ func (s *Server) handshake(nc net.Conn) (run func()) {
 		chain = leafChain
 	}
 	// Each client message is waited for at most handshakeTimeout (socket
-	// deadlines, no timer context per connection); the server's context
-	// aborts a handshake in progress on Close.
-	tc, hello, err := transport.ServerHandshake(s.ctx, hsConn, transport.ServerConfig{
+	// deadlines, no timer context per connection); ctx, or Close closing
+	// raw, aborts a handshake in progress.
+	tc, hello, err := transport.ServerHandshake(ctx, hsConn, transport.ServerConfig{
 		Static: static, CertChain: chain, Rand: s.rand, IK: sc.ikPolicy(), HandshakeTimeout: handshakeTimeout,
 	})
 	if err != nil {
 		s.info(id, "handshake failed: "+err.Error())
 		nc.Close()
-		return nil
+		return nil, nil, nil
 	}
 	dict, err := binxml.DictionaryFor(hello.Header[3])
 	if err != nil {
 		s.info(id, fmt.Sprintf("unsupported dictionary version %d", hello.Header[3]))
 		tc.Close()
-		return nil
+		return nil, nil, nil
 	}
-	sess := s.startSession(id, tc, dict, hello.ClientStatic)
+	sess := s.startSession(id, tc, dict, hello.ClientStatic, raw)
 	if sess == nil {
 		tc.Close()
-		return nil
+		return nil, nil, nil
 	}
 	sess.raw = nc
-	note := "handshake done (" + modeNote[hello.Mode] + "dictionary v" + strconv.Itoa(int(hello.Header[3])) + ")"
+	note := handshakeNote(hello.Mode, hello.Header[3])
 	if hello.EdgeRouting != nil {
 		note += fmt.Sprintf(", edge-routing pre-intro of %d bytes ignored", len(hello.EdgeRouting))
 	}
 	s.info(id, note)
-	return func() { sess.serve(tc, hello.Payload) }
+	return sess, tc, hello.Payload
 }
 
 // serve is the connection's goroutine (counted in Server.wg by
@@ -236,8 +237,10 @@ func (sess *session) finish(tc *transport.Conn) {
 }
 
 // startSession registers a session for a finished handshake and counts
-// its goroutine in s.wg, or returns nil once Close has begun.
-func (s *Server) startSession(id int64, fc frameConn, dict *binxml.Dictionary, static keys.PublicKey) *session {
+// its goroutine in s.wg, or returns nil once Close has begun. raw (may be
+// nil) leaves s.pending under the same lock: from then on Close finds the
+// session instead.
+func (s *Server) startSession(id int64, fc frameConn, dict *binxml.Dictionary, static keys.PublicKey, raw net.Conn) *session {
 	sess := &session{
 		srv:    s,
 		id:     id,
@@ -250,6 +253,9 @@ func (s *Server) startSession(id int64, fc frameConn, dict *binxml.Dictionary, s
 	if s.closed {
 		return nil
 	}
+	if raw != nil {
+		delete(s.pending, raw)
+	}
 	s.wg.Add(1)
 	s.sessions[id] = sess
 	return sess
@@ -259,6 +265,34 @@ func (s *Server) startSession(id int64, fc frameConn, dict *binxml.Dictionary, s
 var modeNote = map[noise.Mode]string{
 	noise.ModeIK:         "IK resume, ",
 	noise.ModeXXFallback: "XXfallback after an IK resume, ",
+}
+
+// handshakeNotes are the "handshake done" notes of the usual modes and
+// dictionaries, made once rather than per connection.
+var handshakeNotes = func() map[noteKey]string {
+	m := map[noteKey]string{}
+	for _, mode := range []noise.Mode{noise.ModeXX, noise.ModeIK, noise.ModeXXFallback} {
+		for _, v := range []byte{2, 3} {
+			m[noteKey{mode, v}] = makeHandshakeNote(mode, v)
+		}
+	}
+	return m
+}()
+
+type noteKey struct {
+	mode noise.Mode
+	dict byte
+}
+
+func handshakeNote(mode noise.Mode, dict byte) string {
+	if n, ok := handshakeNotes[noteKey{mode, dict}]; ok {
+		return n
+	}
+	return makeHandshakeNote(mode, dict)
+}
+
+func makeHandshakeNote(mode noise.Mode, dict byte) string {
+	return "handshake done (" + modeNote[mode] + "dictionary v" + strconv.Itoa(int(dict)) + ")"
 }
 
 // newSession registers a session for a finished handshake.
@@ -401,12 +435,23 @@ func (sess *session) send(ctx context.Context, n binxml.Node) error {
 		return fmt.Errorf("watest: encode %s: %w", n.Tag, err)
 	}
 	sess.srv.logNode(sess.id, DirOut, n)
-	if err := sess.fc.WriteFrame(ctx, b); err != nil {
+	if err := sess.fc.WriteFrame(sess.writeCtx(ctx), b); err != nil {
 		// The socket is gone (or going): to a phone waiting on this
 		// companion that is a disconnect, not an internal error.
 		return fmt.Errorf("%w: write %s: %w", ErrDisconnected, n.Tag, err)
 	}
 	return nil
+}
+
+// writeCtx is the context to write under ctx with: none for the server's
+// own, whose end closes every session (Close, session.close cancelling a
+// blocked write), so that a write needs no watch of it (a context.AfterFunc
+// per frame in transport).
+func (sess *session) writeCtx(ctx context.Context) context.Context {
+	if ctx == sess.srv.ctx {
+		return context.Background()
+	}
+	return ctx
 }
 
 // request sends a server IQ and waits for the client's result or error.
@@ -483,6 +528,12 @@ func (sess *session) offline() {
 // close drops the connection at once (faults, linger expiry).
 func (sess *session) close() {
 	sess.closing.Do(func() {
+		// A write blocked on a client that reads nothing fails at once
+		// (writes under the server's context have no watch of it, and
+		// the WebSocket close below waits for the write lock).
+		if cw, ok := sess.fc.(interface{ CancelWrites() }); ok {
+			cw.CancelWrites()
+		}
 		if sess.raw != nil {
 			sess.raw.Close()
 		}
@@ -526,24 +577,23 @@ func (sess *session) begin(ctx context.Context, payload []byte) error {
 	if err := sleep(ctx, ms(sc.FirstStanzaDelayMS)); err != nil {
 		return err
 	}
-	var p waproto.ClientPayload
-	if err := proto.Unmarshal(payload, &p); err != nil {
+	p, err := decodePayload(payload)
+	if err != nil {
 		sess.srv.info(sess.id, "malformed client payload")
 		return sess.endStream(ctx, failure(400))
 	}
 	if sc.MinClientVersion != "" {
 		minV, _ := parseVersion(sc.MinClientVersion)
-		av := p.GetUserAgent().GetAppVersion()
-		got := version{av.GetPrimary(), av.GetSecondary(), av.GetTertiary()}
+		got := p.appVersion
 		if got.less(minV) {
 			sess.srv.info(sess.id, fmt.Sprintf("client version %s older than %s", got, minV))
 			return sess.endStream(ctx, failure(405))
 		}
 	}
 	switch {
-	case p.GetDevicePairingData() != nil:
-		return sess.beginRegistration(ctx, &p)
-	case p.Username != nil:
+	case p.hasPairing:
+		return sess.beginRegistration(ctx, &p.pairing)
+	case p.hasUsername:
 		return sess.beginLogin(ctx, &p)
 	default:
 		sess.srv.info(sess.id, "client payload is neither registration nor login")

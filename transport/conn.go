@@ -283,17 +283,24 @@ type handshakeIO struct {
 // handed over by Dial (or nil), taken over when it watches ctx's end and
 // stopped otherwise.
 func newHandshakeIO(ctx context.Context, nc net.Conn, dec *noise.Decoder, timeout time.Duration, w *ctxWatch) *handshakeIO {
-	h := &handshakeIO{ctx: ctx, nc: nc, dec: dec, timeout: timeout}
+	h := &handshakeIO{}
+	h.init(ctx, nc, dec, timeout, w)
+	return h
+}
+
+// init is newHandshakeIO for an h of the caller's (ServerHandshake keeps
+// its own on the stack).
+func (h *handshakeIO) init(ctx context.Context, nc net.Conn, dec *noise.Decoder, timeout time.Duration, w *ctxWatch) {
+	*h = handshakeIO{ctx: ctx, nc: nc, dec: dec, timeout: timeout}
 	if w != nil {
 		if done := ctx.Done(); done != nil && done == w.done {
 			w.resume()
 			h.watch = w
-			return h
+			return
 		}
 		w.stop()
 	}
 	h.watch = newCtxWatch(ctx, nc)
-	return h
 }
 
 // stop ends the ctx watch and clears the deadlines; later calls do
@@ -569,7 +576,19 @@ func ServerHandshake(ctx context.Context, conn net.Conn, cfg ServerConfig) (_ *C
 		cfg.Rand = rand.Reader
 	}
 	log := logger(cfg.Logger)
-	h := newHandshakeIO(ctx, conn, noise.NewDecoder(noise.DecoderConfig{Intro: true, MaxFrame: handshakeMaxFrame}), timeout(cfg.HandshakeTimeout), nil)
+	decCfg := noise.DecoderConfig{Intro: true, MaxFrame: handshakeMaxFrame}
+	ws, _ := conn.(*wsServerConn)
+	var dec *noise.Decoder
+	if ws != nil && ws.rest != nil {
+		// Accept's WebSocket came with room for the decoder
+		// (serverState).
+		dec = &ws.rest.dec
+		*dec = *noise.NewDecoder(decCfg)
+	} else {
+		dec = noise.NewDecoder(decCfg)
+	}
+	var h handshakeIO // on the stack: it lives for the handshake only
+	h.init(ctx, conn, dec, timeout(cfg.HandshakeTimeout), nil)
 	var bp *[]byte
 	defer func() {
 		if bp != nil {
@@ -645,7 +664,17 @@ func ServerHandshake(ctx context.Context, conn net.Conn, cfg ServerConfig) (_ *C
 	if log.Enabled(context.Background(), slog.LevelDebug) {
 		log.Debug("transport: server handshake done", "mode", r.Mode().String(), "client_static", clientStatic.String(), "header", fmt.Sprintf("% x", header))
 	}
-	c := newConn(conn, cipher, h.dec, clientStatic, log)
+	var c *Conn
+	if ws != nil && ws.rest != nil {
+		// Accept's WebSocket came with room for the rest (serverState).
+		s := ws.rest
+		ws.rest = nil
+		cipher.MoveTo(&s.cipher)
+		s.conn = Conn{nc: conn, cipher: &s.cipher, dec: &s.dec, peer: clientStatic, log: log}
+		c = &s.conn
+	} else {
+		c = newConn(conn, cipher, h.dec, clientStatic, log)
+	}
 	c.mode = r.Mode()
 	return c, hello, nil
 }

@@ -269,7 +269,7 @@ func silentWSServer(t *testing.T) string {
 				if n := br.Buffered(); n > 0 {
 					pre, _ = br.Peek(n)
 				}
-				ws, err := upgrade(c, req, pre)
+				ws, err := upgrade(c, req.Header.Get("Sec-Websocket-Key"), pre)
 				if err != nil {
 					return
 				}

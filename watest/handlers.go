@@ -38,29 +38,36 @@ func (sess *session) beginRegistration(ctx context.Context, d *pairingData) erro
 	s := sess.srv
 	s.mu.Lock()
 	count := s.scenario.RefCount
+	// The stanza's id, taken under the same lock (newID's).
+	s.nextID++
+	id := s.nextID
 	// All refs from one read of the random source (the same bytes, in the
 	// same order, as a read per ref) into one buffer: the strings the refs
-	// map and the session keep are slices of one string and the nodes'
-	// contents slices of the buffer; four allocations in all instead of
-	// six per ref, on every registration connection (bench/NOTES.md).
-	raw, text, err := newRefs(s.rand, count)
+	// map and the session keep, and the stanza id, are slices of one
+	// string and the nodes' contents slices of the buffer; the
+	// pair-device node and the refs' nodes are one slice. Four
+	// allocations in all for the stanza and the refs, instead of six per
+	// ref, on every registration connection (bench/NOTES.md).
+	raw, text, err := newRefs(s.rand, count, id)
 	if err != nil {
 		s.mu.Unlock()
 		return err
 	}
-	refs := make([]binxml.Node, count)
-	reg.refs = make([]string, count)
+	nodes := make([]binxml.Node, 1+count)
+	refs := nodes[1:]
+	reg.refText = text[:count*refLen]
 	sess.reg = reg
 	for i := range count {
-		ref := text[i*refLen : (i+1)*refLen]
-		reg.refs[i] = ref
-		s.refs[ref] = refEntry{sess: sess, index: i}
+		s.refs[reg.ref(i)] = refEntry{sess: sess, index: i}
 		refs[i] = binxml.Node{Tag: "ref", Content: raw[i*refLen : (i+1)*refLen : (i+1)*refLen]}
 	}
 	reg.refsAt = s.now()
 	s.mu.Unlock()
-	n := serverIQ(s.newID(), "set", "md", nil, binxml.Node{Tag: "pair-device", Children: refs})
-	if err := sess.send(ctx, n); err != nil {
+	nodes[0] = binxml.Node{Tag: "pair-device", Children: refs}
+	n := serverIQ(text[count*refLen:], "set", "md", nil)
+	n.Children = nodes[:1:1]
+	// Built for this send alone: the node log keeps it as it is.
+	if err := sess.sendOwned(ctx, n); err != nil {
 		return err
 	}
 	if sess.drop(DropPairDevice) {
@@ -77,15 +84,20 @@ const refRandLen = 60
 
 // newRef makes one ref like WhatsApp's: "2@" and 80 base64 characters.
 func newRef(r io.Reader) (string, error) {
-	_, ref, err := newRefs(r, 1)
+	_, ref, err := newRefs(r, 1, 0)
 	return ref, err
 }
 
+// maxIDLen is the longest decimal uint64.
+const maxIDLen = 20
+
 // newRefs makes n refs like WhatsApp's ("2@" and 80 base64 characters of
-// 60 random bytes each), laid end to end, as bytes and as a string.
-func newRefs(r io.Reader, n int) ([]byte, string, error) {
-	buf := make([]byte, n*refLen+n*refRandLen)
-	raw, rnd := buf[:n*refLen:n*refLen], buf[n*refLen:]
+// 60 random bytes each), laid end to end, as bytes and as a string; the
+// string goes on with id in decimal unless id is 0 (the stanza's id, in
+// the same allocation).
+func newRefs(r io.Reader, n int, id uint64) ([]byte, string, error) {
+	buf := make([]byte, n*refLen+maxIDLen+n*refRandLen)
+	raw, rnd := buf[:n*refLen:n*refLen], buf[n*refLen+maxIDLen:]
 	if _, err := io.ReadFull(r, rnd); err != nil {
 		return nil, "", fmt.Errorf("watest: rand: %w", err)
 	}
@@ -94,7 +106,12 @@ func newRefs(r io.Reader, n int) ([]byte, string, error) {
 		out[0], out[1] = '2', '@'
 		base64.StdEncoding.Encode(out[2:], rnd[i*refRandLen:(i+1)*refRandLen])
 	}
-	return raw, string(raw), nil
+	text := raw
+	if id != 0 {
+		// Into the room between the refs and the random bytes.
+		text = strconv.AppendUint(buf[:n*refLen:n*refLen+maxIDLen], id, 10)
+	}
+	return raw, string(text), nil
 }
 
 // parseRegistration reads DevicePairingRegistrationData. Only an identity

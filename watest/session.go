@@ -61,13 +61,19 @@ type registration struct {
 	skey      keys.PublicKey
 	skeySig   []byte
 	props     []byte // DeviceProps, for the platform name (platformOf) at link time
-	refs      []string
+	refText   string // the QR refs end to end, refLen bytes each
 	refsAt    time.Time
 	refreshed bool       // companion_reg_refresh already sent
 	retired   [][32]byte // adv secrets retired by the refresh
 	busy      bool       // a pair-success is in flight
 	paired    bool
 }
+
+// refCount returns how many refs the registration has.
+func (reg *registration) refCount() int { return len(reg.refText) / refLen }
+
+// ref returns ref i.
+func (reg *registration) ref(i int) string { return reg.refText[i*refLen : (i+1)*refLen] }
 
 // loginState is a logged-in device's connection.
 type loginState struct {
@@ -316,8 +322,8 @@ func (s *Server) dropSession(sess *session) {
 	s.mu.Lock()
 	delete(s.sessions, sess.id)
 	if sess.reg != nil {
-		for _, ref := range sess.reg.refs {
-			delete(s.refs, ref)
+		for i := range sess.reg.refCount() {
+			delete(s.refs, sess.reg.ref(i))
 		}
 	}
 	for num, f := range s.codes {
@@ -425,16 +431,48 @@ func (sess *session) handleFrame(ctx context.Context, frame []byte) bool {
 
 // send writes one node (after the fault delay, if any).
 func (sess *session) send(ctx context.Context, n binxml.Node) error {
+	return sess.sendNode(ctx, n, false)
+}
+
+// sendOwned is send for a node built for this send alone, which nobody
+// changes afterwards: the node log may keep it instead of a copy
+// (logNodeOwned).
+func (sess *session) sendOwned(ctx context.Context, n binxml.Node) error {
+	return sess.sendNode(ctx, n, true)
+}
+
+func (sess *session) sendNode(ctx context.Context, n binxml.Node, owned bool) error {
 	if d := sess.srv.Scenario().Faults.DelayMS; d > 0 {
 		if err := sleep(ctx, ms(d)); err != nil {
 			return err
 		}
 	}
+	if tc, ok := sess.fc.(*transport.Conn); ok {
+		// Encoded straight into the frame's buffer (no copy of the
+		// stanza), and logged, as below, before it goes out.
+		var encErr error
+		err := tc.WriteFrameFunc(sess.writeCtx(ctx), func(dst []byte) ([]byte, error) {
+			b, err := sess.dict.AppendMarshal(dst, n)
+			if err != nil {
+				encErr = err
+				return b, err
+			}
+			sess.srv.logOut(sess.id, n, owned)
+			return b, nil
+		})
+		switch {
+		case encErr != nil:
+			return fmt.Errorf("watest: encode %s: %w", n.Tag, encErr)
+		case err != nil:
+			return fmt.Errorf("%w: write %s: %w", ErrDisconnected, n.Tag, err)
+		}
+		return nil
+	}
 	b, err := sess.dict.Marshal(n)
 	if err != nil {
 		return fmt.Errorf("watest: encode %s: %w", n.Tag, err)
 	}
-	sess.srv.logNode(sess.id, DirOut, n)
+	sess.srv.logOut(sess.id, n, owned)
 	if err := sess.fc.WriteFrame(sess.writeCtx(ctx), b); err != nil {
 		// The socket is gone (or going): to a phone waiting on this
 		// companion that is a disconnect, not an internal error.

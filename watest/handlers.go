@@ -10,6 +10,7 @@ import (
 	"io"
 	"strconv"
 	"strings"
+	"sync"
 
 	"google.golang.org/protobuf/proto"
 
@@ -53,7 +54,18 @@ func (sess *session) beginRegistration(ctx context.Context, d *pairingData) erro
 		s.mu.Unlock()
 		return err
 	}
-	nodes := make([]binxml.Node, 1+count)
+	// The stanza's attributes and nodes: one allocation for the usual
+	// number of refs.
+	var (
+		attrs []binxml.Attr
+		nodes []binxml.Node
+	)
+	if count <= pairDeviceRefs {
+		t := new(pairDeviceTree)
+		attrs, nodes = t.attrs[:0], t.nodes[:1+count]
+	} else {
+		attrs, nodes = make([]binxml.Attr, 0, 4), make([]binxml.Node, 1+count)
+	}
 	refs := nodes[1:]
 	reg.refText = text[:count*refLen]
 	sess.reg = reg
@@ -64,8 +76,9 @@ func (sess *session) beginRegistration(ctx context.Context, d *pairingData) erro
 	reg.refsAt = s.now()
 	s.mu.Unlock()
 	nodes[0] = binxml.Node{Tag: "pair-device", Children: refs}
-	n := serverIQ(text[count*refLen:], "set", "md", nil)
-	n.Children = nodes[:1:1]
+	// serverIQ's stanza, in the slices above.
+	attrs = append(attrs, fromServer(), binxml.A("id", text[count*refLen:]), binxml.A("type", "set"), binxml.A("xmlns", "md"))
+	n := binxml.Node{Tag: "iq", Attrs: attrs, Children: nodes[:1:1]}
 	// Built for this send alone: the node log keeps it as it is.
 	if err := sess.sendOwned(ctx, n); err != nil {
 		return err
@@ -74,6 +87,17 @@ func (sess *session) beginRegistration(ctx context.Context, d *pairingData) erro
 		return errEnded
 	}
 	return nil
+}
+
+// pairDeviceRefs is the number of refs, the default, up to which
+// pair-device's tree is one allocation (pairDeviceTree).
+const pairDeviceRefs = 6
+
+// pairDeviceTree holds the pair-device stanza's attributes and nodes: the
+// iq's attributes, the pair-device node and its refs.
+type pairDeviceTree struct {
+	attrs [4]binxml.Attr
+	nodes [1 + pairDeviceRefs]binxml.Node
 }
 
 // refLen is the length of a ref: "2@" and 80 base64 characters.
@@ -88,6 +112,9 @@ func newRef(r io.Reader) (string, error) {
 	return ref, err
 }
 
+// randBufs lend newRefs its random bytes' buffer.
+var randBufs = sync.Pool{New: func() any { b := make([]byte, 0, 6*refRandLen); return &b }}
+
 // maxIDLen is the longest decimal uint64.
 const maxIDLen = 20
 
@@ -96,8 +123,16 @@ const maxIDLen = 20
 // string goes on with id in decimal unless id is 0 (the stanza's id, in
 // the same allocation).
 func newRefs(r io.Reader, n int, id uint64) ([]byte, string, error) {
-	buf := make([]byte, n*refLen+maxIDLen+n*refRandLen)
-	raw, rnd := buf[:n*refLen:n*refLen], buf[n*refLen+maxIDLen:]
+	buf := make([]byte, n*refLen+maxIDLen)
+	raw := buf[:n*refLen:n*refLen]
+	// The random bytes in a borrowed buffer: the refs' bytes, which the
+	// node log may keep, do not keep them.
+	rp := randBufs.Get().(*[]byte)
+	defer randBufs.Put(rp)
+	if cap(*rp) < n*refRandLen {
+		*rp = make([]byte, n*refRandLen)
+	}
+	rnd := (*rp)[:n*refRandLen]
 	if _, err := io.ReadFull(r, rnd); err != nil {
 		return nil, "", fmt.Errorf("watest: rand: %w", err)
 	}
@@ -108,7 +143,7 @@ func newRefs(r io.Reader, n int, id uint64) ([]byte, string, error) {
 	}
 	text := raw
 	if id != 0 {
-		// Into the room between the refs and the random bytes.
+		// Into the room behind the refs.
 		text = strconv.AppendUint(buf[:n*refLen:n*refLen+maxIDLen], id, 10)
 	}
 	return raw, string(text), nil

@@ -124,7 +124,7 @@ const maxIDLen = 20
 // the same allocation).
 func newRefs(r io.Reader, n int, id uint64) ([]byte, string, error) {
 	buf := make([]byte, n*refLen+maxIDLen)
-	raw := buf[:n*refLen:n*refLen]
+	raw := buf[: n*refLen : n*refLen]
 	// The random bytes in a borrowed buffer: the refs' bytes, which the
 	// node log may keep, do not keep them.
 	rp := randBufs.Get().(*[]byte)

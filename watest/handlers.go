@@ -39,35 +39,23 @@ func (sess *session) beginRegistration(ctx context.Context, d *pairingData) erro
 	s := sess.srv
 	s.mu.Lock()
 	count := s.scenario.RefCount
-	// The stanza's id, taken under the same lock (newID's).
-	s.nextID++
-	id := s.nextID
 	// All refs from one read of the random source (the same bytes, in the
 	// same order, as a read per ref) into one buffer: the strings the refs
-	// map and the session keep, and the stanza id, are slices of one
-	// string and the nodes' contents slices of the buffer; the
-	// pair-device node and the refs' nodes are one slice. Four
-	// allocations in all for the stanza and the refs, instead of six per
-	// ref, on every registration connection (bench/NOTES.md).
-	raw, text, err := newRefs(s.rand, count, id)
+	// map and the session keep are slices of one string and the nodes'
+	// contents slices of the buffer; the pair-device node and the refs'
+	// nodes are one slice. Three allocations in all instead of six per
+	// ref, on every registration connection (bench/NOTES.md). (The
+	// stanza's id and attributes stay allocations of their own: in the
+	// node log, which keeps this stanza, a shared one would keep the
+	// refs' string or push the nodes into a larger size class.)
+	raw, text, err := newRefs(s.rand, count)
 	if err != nil {
 		s.mu.Unlock()
 		return err
 	}
-	// The stanza's attributes and nodes: one allocation for the usual
-	// number of refs.
-	var (
-		attrs []binxml.Attr
-		nodes []binxml.Node
-	)
-	if count <= pairDeviceRefs {
-		t := new(pairDeviceTree)
-		attrs, nodes = t.attrs[:0], t.nodes[:1+count]
-	} else {
-		attrs, nodes = make([]binxml.Attr, 0, 4), make([]binxml.Node, 1+count)
-	}
+	nodes := make([]binxml.Node, 1+count)
 	refs := nodes[1:]
-	reg.refText = text[:count*refLen]
+	reg.refText = text
 	sess.reg = reg
 	for i := range count {
 		s.refs[reg.ref(i)] = refEntry{sess: sess, index: i}
@@ -76,9 +64,8 @@ func (sess *session) beginRegistration(ctx context.Context, d *pairingData) erro
 	reg.refsAt = s.now()
 	s.mu.Unlock()
 	nodes[0] = binxml.Node{Tag: "pair-device", Children: refs}
-	// serverIQ's stanza, in the slices above.
-	attrs = append(attrs, fromServer(), binxml.A("id", text[count*refLen:]), binxml.A("type", "set"), binxml.A("xmlns", "md"))
-	n := binxml.Node{Tag: "iq", Attrs: attrs, Children: nodes[:1:1]}
+	n := serverIQ(s.newID(), "set", "md", nil)
+	n.Children = nodes[:1:1]
 	// Built for this send alone: the node log keeps it as it is.
 	if err := sess.sendOwned(ctx, n); err != nil {
 		return err
@@ -89,17 +76,6 @@ func (sess *session) beginRegistration(ctx context.Context, d *pairingData) erro
 	return nil
 }
 
-// pairDeviceRefs is the number of refs, the default, up to which
-// pair-device's tree is one allocation (pairDeviceTree).
-const pairDeviceRefs = 6
-
-// pairDeviceTree holds the pair-device stanza's attributes and nodes: the
-// iq's attributes, the pair-device node and its refs.
-type pairDeviceTree struct {
-	attrs [4]binxml.Attr
-	nodes [1 + pairDeviceRefs]binxml.Node
-}
-
 // refLen is the length of a ref: "2@" and 80 base64 characters.
 const refLen = 2 + 80
 
@@ -108,23 +84,17 @@ const refRandLen = 60
 
 // newRef makes one ref like WhatsApp's: "2@" and 80 base64 characters.
 func newRef(r io.Reader) (string, error) {
-	_, ref, err := newRefs(r, 1, 0)
+	_, ref, err := newRefs(r, 1)
 	return ref, err
 }
 
 // randBufs lend newRefs its random bytes' buffer.
 var randBufs = sync.Pool{New: func() any { b := make([]byte, 0, 6*refRandLen); return &b }}
 
-// maxIDLen is the longest decimal uint64.
-const maxIDLen = 20
-
 // newRefs makes n refs like WhatsApp's ("2@" and 80 base64 characters of
-// 60 random bytes each), laid end to end, as bytes and as a string; the
-// string goes on with id in decimal unless id is 0 (the stanza's id, in
-// the same allocation).
-func newRefs(r io.Reader, n int, id uint64) ([]byte, string, error) {
-	buf := make([]byte, n*refLen+maxIDLen)
-	raw := buf[: n*refLen : n*refLen]
+// 60 random bytes each), laid end to end, as bytes and as a string.
+func newRefs(r io.Reader, n int) ([]byte, string, error) {
+	raw := make([]byte, n*refLen)
 	// The random bytes in a borrowed buffer: the refs' bytes, which the
 	// node log may keep, do not keep them.
 	rp := randBufs.Get().(*[]byte)
@@ -141,12 +111,7 @@ func newRefs(r io.Reader, n int, id uint64) ([]byte, string, error) {
 		out[0], out[1] = '2', '@'
 		base64.StdEncoding.Encode(out[2:], rnd[i*refRandLen:(i+1)*refRandLen])
 	}
-	text := raw
-	if id != 0 {
-		// Into the room behind the refs.
-		text = strconv.AppendUint(buf[:n*refLen:n*refLen+maxIDLen], id, 10)
-	}
-	return raw, string(text), nil
+	return raw, string(raw), nil
 }
 
 // parseRegistration reads DevicePairingRegistrationData. Only an identity

@@ -279,17 +279,9 @@ type handshakeIO struct {
 	stopped     bool
 }
 
-// newHandshakeIO starts a handshake's IO under ctx; w is a paused watch
-// handed over by Dial (or nil), taken over when it watches ctx's end and
-// stopped otherwise.
-func newHandshakeIO(ctx context.Context, nc net.Conn, dec *noise.Decoder, timeout time.Duration, w *ctxWatch) *handshakeIO {
-	h := &handshakeIO{}
-	h.init(ctx, nc, dec, timeout, w)
-	return h
-}
-
-// init is newHandshakeIO for an h of the caller's (ServerHandshake keeps
-// its own on the stack).
+// init starts a handshake's IO under ctx in h (the handshakes keep theirs
+// on the stack); w is a paused watch handed over by Dial (or nil), taken
+// over when it watches ctx's end and stopped otherwise.
 func (h *handshakeIO) init(ctx context.Context, nc net.Conn, dec *noise.Decoder, timeout time.Duration, w *ctxWatch) {
 	*h = handshakeIO{ctx: ctx, nc: nc, dec: dec, timeout: timeout}
 	if w != nil {
@@ -446,7 +438,8 @@ func Handshake(ctx context.Context, conn net.Conn, cfg ClientConfig) (_ *Conn, e
 	if ws != nil {
 		dialWatch = ws.watch.Swap(nil)
 	}
-	h := newHandshakeIO(ctx, conn, dec, timeout(cfg.HandshakeTimeout), dialWatch)
+	var h handshakeIO // on the stack: it lives for the handshake only
+	h.init(ctx, conn, dec, timeout(cfg.HandshakeTimeout), dialWatch)
 	bp := getBuf(512)
 	defer func() {
 		putBuf(bp)

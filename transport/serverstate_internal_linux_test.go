@@ -6,6 +6,7 @@ import (
 	"net"
 	"testing"
 	"time"
+	"unsafe"
 
 	"github.com/walinkdev/walink/keys"
 	"github.com/walinkdev/walink/noise"
@@ -92,5 +93,18 @@ func TestServerStateAndParkAllocs(t *testing.T) {
 	park()
 	if a := testing.AllocsPerRun(100, park); a != 0 {
 		t.Errorf("%v allocations per Park, want 0", a)
+	}
+}
+
+// TestServerStateSize: a server connection's state stays in the 704-byte
+// size class (on 64-bit systems), what its four objects took before they
+// were one: a field more must come out of something else, or it costs
+// every connected device 64 bytes.
+func TestServerStateSize(t *testing.T) {
+	if unsafe.Sizeof(uintptr(0)) != 8 {
+		t.Skip("sizes of a 64-bit system")
+	}
+	if n := unsafe.Sizeof(serverState{}); n > 704 {
+		t.Errorf("serverState is %d bytes, want at most 704", n)
 	}
 }

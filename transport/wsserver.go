@@ -245,7 +245,7 @@ type wsServerConn struct {
 	raw net.Conn
 	pre *prefixReader // bytes read with the upgrade request, until drained; nil: none
 	// rc is raw's syscall.RawConn, kept by the first Park for the next
-	// ones (SyscallConn allocates one per call).
+	// ones (SyscallConn allocates one per call); pmu guards it.
 	rc syscall.RawConn
 
 	// Read side; rmu serializes readers (Read, Close's drain).

@@ -279,21 +279,20 @@ type handshakeIO struct {
 	stopped     bool
 }
 
-// newHandshakeIO starts a handshake's IO under ctx; w is a paused watch
-// handed over by Dial (or nil), taken over when it watches ctx's end and
-// stopped otherwise.
-func newHandshakeIO(ctx context.Context, nc net.Conn, dec *noise.Decoder, timeout time.Duration, w *ctxWatch) *handshakeIO {
-	h := &handshakeIO{ctx: ctx, nc: nc, dec: dec, timeout: timeout}
+// init starts a handshake's IO under ctx in h (the handshakes keep theirs
+// on the stack); w is a paused watch handed over by Dial (or nil), taken
+// over when it watches ctx's end and stopped otherwise.
+func (h *handshakeIO) init(ctx context.Context, nc net.Conn, dec *noise.Decoder, timeout time.Duration, w *ctxWatch) {
+	*h = handshakeIO{ctx: ctx, nc: nc, dec: dec, timeout: timeout}
 	if w != nil {
 		if done := ctx.Done(); done != nil && done == w.done {
 			w.resume()
 			h.watch = w
-			return h
+			return
 		}
 		w.stop()
 	}
 	h.watch = newCtxWatch(ctx, nc)
-	return h
 }
 
 // stop ends the ctx watch and clears the deadlines; later calls do
@@ -439,7 +438,8 @@ func Handshake(ctx context.Context, conn net.Conn, cfg ClientConfig) (_ *Conn, e
 	if ws != nil {
 		dialWatch = ws.watch.Swap(nil)
 	}
-	h := newHandshakeIO(ctx, conn, dec, timeout(cfg.HandshakeTimeout), dialWatch)
+	var h handshakeIO // on the stack: it lives for the handshake only
+	h.init(ctx, conn, dec, timeout(cfg.HandshakeTimeout), dialWatch)
 	bp := getBuf(512)
 	defer func() {
 		putBuf(bp)
@@ -560,16 +560,41 @@ func Handshake(ctx context.Context, conn net.Conn, cfg ClientConfig) (_ *Conn, e
 // the prologue) and message 1, answers with message 2 carrying
 // cfg.CertChain, and reads message 3. The caller decides from Hello
 // whether to keep the client. On failure conn is closed.
-func ServerHandshake(ctx context.Context, conn net.Conn, cfg ServerConfig) (_ *Conn, _ *Hello, err error) {
+func ServerHandshake(ctx context.Context, conn net.Conn, cfg ServerConfig) (*Conn, *Hello, error) {
+	hello := new(Hello)
+	c, err := ServerHandshakeInto(ctx, conn, cfg, hello)
+	if err != nil {
+		return nil, nil, err
+	}
+	return c, hello, nil
+}
+
+// ServerHandshakeInto is ServerHandshake with the Hello written to the
+// caller's *hello (left alone on failure), which it does not keep: a
+// server that holds the Hello only while it starts the session can keep
+// it on its stack rather than allocate one per connection.
+func ServerHandshakeInto(ctx context.Context, conn net.Conn, cfg ServerConfig, hello *Hello) (_ *Conn, err error) {
 	if cfg.Static.Private.IsZero() {
 		conn.Close()
-		return nil, nil, fmt.Errorf("%w: missing static key", ErrBadHandshakeConfig)
+		return nil, fmt.Errorf("%w: missing static key", ErrBadHandshakeConfig)
 	}
 	if cfg.Rand == nil {
 		cfg.Rand = rand.Reader
 	}
 	log := logger(cfg.Logger)
-	h := newHandshakeIO(ctx, conn, noise.NewDecoder(noise.DecoderConfig{Intro: true, MaxFrame: handshakeMaxFrame}), timeout(cfg.HandshakeTimeout), nil)
+	decCfg := noise.DecoderConfig{Intro: true, MaxFrame: handshakeMaxFrame}
+	ws, _ := conn.(*wsServerConn)
+	var dec *noise.Decoder
+	if ws != nil && ws.rest != nil {
+		// Accept's WebSocket came with room for the decoder
+		// (serverState).
+		dec = &ws.rest.dec
+		*dec = *noise.NewDecoder(decCfg)
+	} else {
+		dec = noise.NewDecoder(decCfg)
+	}
+	var h handshakeIO // on the stack: it lives for the handshake only
+	h.init(ctx, conn, dec, timeout(cfg.HandshakeTimeout), nil)
 	var bp *[]byte
 	defer func() {
 		if bp != nil {
@@ -587,32 +612,32 @@ func ServerHandshake(ctx context.Context, conn net.Conn, cfg ServerConfig) (_ *C
 	// One deadline for the wait for the client's hello and the write of
 	// the answer.
 	if err := h.setDeadline(conn.SetDeadline); err != nil {
-		return nil, nil, h.fail("read client hello", err)
+		return nil, h.fail("read client hello", err)
 	}
 	msg1, err := h.readMessage()
 	if err != nil {
-		return nil, nil, h.fail("read client hello", err)
+		return nil, h.fail("read client hello", err)
 	}
 	header, _ := h.dec.Header()
 	r, err := noise.NewResponder(noise.ResponderConfig{Static: cfg.Static, Prologue: header, Rand: cfg.Rand, IK: cfg.IK})
 	if err != nil {
-		return nil, nil, &HandshakeError{Step: "start", Err: err}
+		return nil, &HandshakeError{Step: "start", Err: err}
 	}
 	if err := r.ReadClientHello(msg1); err != nil {
-		return nil, nil, &HandshakeError{Step: "client hello", Err: err}
+		return nil, &HandshakeError{Step: "client hello", Err: err}
 	}
 	msg2, err := r.ServerHello(cfg.CertChain)
 	if err != nil {
-		return nil, nil, &HandshakeError{Step: "server hello", Err: err}
+		return nil, &HandshakeError{Step: "server hello", Err: err}
 	}
 	bp = getBuf(noise.FrameHeaderSize + len(msg2))
 	wire, err := noise.AppendFrame((*bp)[:0], msg2)
 	keepBuf(bp, wire)
 	if err != nil {
-		return nil, nil, &HandshakeError{Step: "server hello", Err: err}
+		return nil, &HandshakeError{Step: "server hello", Err: err}
 	}
 	if err := h.write(wire); err != nil {
-		return nil, nil, h.fail("write server hello", err)
+		return nil, h.fail("write server hello", err)
 	}
 	var (
 		clientStatic keys.PublicKey
@@ -622,32 +647,42 @@ func ServerHandshake(ctx context.Context, conn net.Conn, cfg ServerConfig) (_ *C
 	if r.Mode() == noise.ModeIK {
 		// Accepted resume: message 1 carried the client's key and payload.
 		if clientStatic, payload, cipher, err = r.Resumed(); err != nil {
-			return nil, nil, &HandshakeError{Step: "resume", Err: err}
+			return nil, &HandshakeError{Step: "resume", Err: err}
 		}
 	} else {
 		// The client's finish is waited for as long as its hello was.
 		if err := h.setDeadline(conn.SetReadDeadline); err != nil {
-			return nil, nil, h.fail("read client finish", err)
+			return nil, h.fail("read client finish", err)
 		}
 		msg3, err := h.readMessage()
 		if err != nil {
-			return nil, nil, h.fail("read client finish", err)
+			return nil, h.fail("read client finish", err)
 		}
 		if clientStatic, payload, cipher, err = r.ReadClientFinish(msg3); err != nil {
-			return nil, nil, &HandshakeError{Step: "client finish", Err: err}
+			return nil, &HandshakeError{Step: "client finish", Err: err}
 		}
 	}
 	if cerr := h.stop(); cerr != nil {
-		return nil, nil, &HandshakeError{Step: "finish", Err: cerr}
+		return nil, &HandshakeError{Step: "finish", Err: cerr}
 	}
 	h.dec.SetMaxFrame(noise.MaxFrameSize)
-	hello := &Hello{Header: header, ClientStatic: clientStatic, Payload: payload, EdgeRouting: h.dec.RoutingInfo(), Mode: r.Mode()}
+	*hello = Hello{Header: header, ClientStatic: clientStatic, Payload: payload, EdgeRouting: h.dec.RoutingInfo(), Mode: r.Mode()}
 	if log.Enabled(context.Background(), slog.LevelDebug) {
 		log.Debug("transport: server handshake done", "mode", r.Mode().String(), "client_static", clientStatic.String(), "header", fmt.Sprintf("% x", header))
 	}
-	c := newConn(conn, cipher, h.dec, clientStatic, log)
+	var c *Conn
+	if ws != nil && ws.rest != nil {
+		// Accept's WebSocket came with room for the rest (serverState).
+		s := ws.rest
+		ws.rest = nil
+		cipher.MoveTo(&s.cipher)
+		s.conn = Conn{nc: conn, cipher: &s.cipher, dec: &s.dec, peer: clientStatic, log: log}
+		c = &s.conn
+	} else {
+		c = newConn(conn, cipher, h.dec, clientStatic, log)
+	}
 	c.mode = r.Mode()
-	return c, hello, nil
+	return c, nil
 }
 
 // Conn is an encrypted WhatsApp connection carrying frame plaintexts.

@@ -750,10 +750,19 @@ func checkUpgrade(resp *http.Response, key string) error {
 
 func headerHasToken(h http.Header, name, token string) bool {
 	for _, v := range h.Values(name) {
-		for t := range strings.SplitSeq(v, ",") {
-			if strings.EqualFold(strings.TrimSpace(t), token) {
-				return true
-			}
+		if hasToken(v, token) {
+			return true
+		}
+	}
+	return false
+}
+
+// hasToken reports whether the comma-separated list v has token (any
+// case).
+func hasToken(v, token string) bool {
+	for t := range strings.SplitSeq(v, ",") {
+		if strings.EqualFold(strings.TrimSpace(t), token) {
+			return true
 		}
 	}
 	return false

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/walinkdev/walink/keys"
+	"github.com/walinkdev/walink/noise"
 )
 
 const testWSKey = "dGhlIHNhbXBsZSBub25jZQ=="
@@ -269,7 +270,7 @@ func silentWSServer(t *testing.T) string {
 				if n := br.Buffered(); n > 0 {
 					pre, _ = br.Peek(n)
 				}
-				ws, err := upgrade(c, req, pre)
+				ws, err := upgrade(c, req.Header.Get("Sec-Websocket-Key"), pre)
 				if err != nil {
 					return
 				}
@@ -364,4 +365,11 @@ func TestDialWatchHandover(t *testing.T) {
 		t.Errorf("write after Dial's ctx ended: %v", err)
 	}
 	ws.Close()
+}
+
+// newHandshakeIO is handshakeIO.init on a handshakeIO of its own.
+func newHandshakeIO(ctx context.Context, nc net.Conn, dec *noise.Decoder, timeout time.Duration, w *ctxWatch) *handshakeIO {
+	h := &handshakeIO{}
+	h.init(ctx, nc, dec, timeout, w)
+	return h
 }

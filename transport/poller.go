@@ -1,6 +1,9 @@
 package transport
 
-import "syscall"
+import (
+	"sync"
+	"syscall"
+)
 
 // A Poller lets a server hold many idle connections without a goroutine
 // each. Conn.Park hands it a connection with nothing left to read and a
@@ -74,29 +77,53 @@ func (c *Conn) Park(p *Poller, resume func()) bool {
 // Poller never holds a descriptor number that could be reused by another
 // socket.
 func (ws *wsServerConn) park(p *Poller, resume func()) bool {
-	sc, ok := ws.raw.(syscall.Conn)
-	if !ok {
-		return false
-	}
-	rc, err := sc.SyscallConn()
-	if err != nil {
-		return false
-	}
 	ws.pmu.Lock()
 	defer ws.pmu.Unlock()
 	if ws.closing || ws.readDeadline {
 		return false
 	}
-	var (
-		ref  pollRef
-		aerr error
-	)
-	if err := rc.Control(func(fd uintptr) { ref, aerr = p.add(fd, resume) }); err != nil || aerr != nil {
+	if ws.rc == nil {
+		sc, ok := ws.raw.(syscall.Conn)
+		if !ok {
+			return false
+		}
+		rc, err := sc.SyscallConn()
+		if err != nil {
+			return false
+		}
+		ws.rc = rc
+	}
+	pc := parkCalls.Get().(*parkCall)
+	pc.p, pc.resume = p, resume
+	err := ws.rc.Control(pc.add)
+	ref, aerr := pc.ref, pc.err
+	*pc = parkCall{add: pc.add}
+	parkCalls.Put(pc)
+	if err != nil || aerr != nil {
 		return false
 	}
 	ws.parked = ref
 	return true
 }
+
+// parkCall carries one park's RawConn.Control call: its arguments and
+// results, and the bound method Control runs, made once per pooled
+// parkCall rather than a closure and its captured results per park.
+type parkCall struct {
+	add    func(fd uintptr) // pc.control
+	p      *Poller
+	resume func()
+	ref    pollRef
+	err    error
+}
+
+func (pc *parkCall) control(fd uintptr) { pc.ref, pc.err = pc.p.add(fd, pc.resume) }
+
+var parkCalls = sync.Pool{New: func() any {
+	pc := &parkCall{}
+	pc.add = pc.control
+	return pc
+}}
 
 // unpark records that Close has begun (closing) or whether a read deadline
 // is set (deadline), and in either case takes back the parking, if there

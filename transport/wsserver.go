@@ -15,6 +15,8 @@ import (
 	"sync"
 	"syscall"
 	"time"
+
+	"github.com/walinkdev/walink/noise"
 )
 
 // The server side of RFC 6455 framing, the counterpart of ws.go's client:
@@ -76,7 +78,7 @@ func Accept(w http.ResponseWriter, r *http.Request) (net.Conn, error) {
 		b, _ := brw.Reader.Peek(n)
 		pre = append([]byte(nil), b...)
 	}
-	return upgrade(raw, r, pre)
+	return upgrade(raw, r.Header.Get("Sec-Websocket-Key"), pre)
 }
 
 // AcceptConn is Accept for a server that reads the request itself, without
@@ -91,10 +93,36 @@ func AcceptConn(conn net.Conn, r *http.Request, buffered []byte) (net.Conn, erro
 		// a refusal.
 		var w rawResponse
 		checkUpgradeRequest(&w, r)
-		w.send(conn, r)
+		w.send(conn, r.Method)
 		return nil, err
 	}
-	return upgrade(conn, r, buffered)
+	return upgrade(conn, r.Header.Get("Sec-Websocket-Key"), buffered)
+}
+
+// UpgradeRequest is what AcceptUpgrade reads of a WebSocket upgrade
+// request, for a server that reads request heads itself: it need not
+// build an http.Request (and its header map) for AcceptConn. The header
+// fields are their values as http.Header.Get returns them, "" when absent;
+// a request with one of them sent more than once goes to AcceptConn.
+type UpgradeRequest struct {
+	Method string
+	Host   string // as http.Request.Host
+	// Upgrade, Sec-WebSocket-Version, Sec-WebSocket-Key and Origin.
+	Upgrade, Version, Key, Origin string
+}
+
+// AcceptUpgrade is AcceptConn for a request given by its fields: it
+// checks and answers r exactly as AcceptConn does an http.Request with
+// them.
+func AcceptUpgrade(conn net.Conn, r UpgradeRequest, buffered []byte) (net.Conn, error) {
+	ok := hasToken(r.Upgrade, "websocket")
+	if err := checkUpgradeFields(noResponse{}, &r, ok); err != nil {
+		var w rawResponse
+		checkUpgradeFields(&w, &r, ok)
+		w.send(conn, r.Method)
+		return nil, err
+	}
+	return upgrade(conn, r.Key, buffered)
 }
 
 // noResponse is the http.ResponseWriter of a check whose answer is not
@@ -106,11 +134,9 @@ func (noResponse) WriteHeader(int)             {}
 func (noResponse) Write(b []byte) (int, error) { return len(b), nil }
 
 // upgrade answers 101 on raw and returns the WebSocket stream over it.
-func upgrade(raw net.Conn, r *http.Request, pre []byte) (net.Conn, error) {
-	// Header keys as textproto canonicalizes them: Get looks them up
-	// without making the canonical key.
+func upgrade(raw net.Conn, key string, pre []byte) (net.Conn, error) {
 	var accept [28]byte
-	acceptKey(&accept, r.Header.Get("Sec-Websocket-Key"))
+	acceptKey(&accept, key)
 	bp := getBuf(160)
 	b := append((*bp)[:0], "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: "...)
 	b = append(b, accept[:]...)
@@ -155,7 +181,7 @@ func (w *rawResponse) Write(b []byte) (int, error) {
 	return len(b), nil
 }
 
-func (w *rawResponse) send(conn net.Conn, r *http.Request) {
+func (w *rawResponse) send(conn net.Conn, method string) {
 	h := w.Header()
 	h.Set("Content-Length", strconv.Itoa(len(w.body)))
 	h.Set("Connection", "close")
@@ -163,7 +189,7 @@ func (w *rawResponse) send(conn net.Conn, r *http.Request) {
 	fmt.Fprintf(&b, "HTTP/1.1 %d %s\r\n", w.code, http.StatusText(w.code))
 	h.Write(&b)
 	b.WriteString("\r\n")
-	if r.Method != http.MethodHead {
+	if method != http.MethodHead {
 		b.Write(w.body)
 	}
 	conn.SetWriteDeadline(time.Now().Add(upgradeTimeout))
@@ -172,11 +198,23 @@ func (w *rawResponse) send(conn net.Conn, r *http.Request) {
 
 // checkUpgradeRequest answers a request Accept refuses and says why.
 func checkUpgradeRequest(w http.ResponseWriter, r *http.Request) error {
+	// Header keys as textproto canonicalizes them: Get looks them up
+	// without making the canonical key.
+	f := UpgradeRequest{
+		Method: r.Method, Host: r.Host,
+		Version: r.Header.Get("Sec-Websocket-Version"), Key: r.Header.Get("Sec-Websocket-Key"), Origin: r.Header.Get("Origin"),
+	}
+	return checkUpgradeFields(w, &f, headerHasToken(r.Header, "Upgrade", "websocket"))
+}
+
+// checkUpgradeFields is checkUpgradeRequest on the request's fields; websocket
+// says whether an Upgrade field has the websocket token.
+func checkUpgradeFields(w http.ResponseWriter, r *UpgradeRequest, websocket bool) error {
 	refuse := func(code int, why string) error {
 		http.Error(w, "websocket: "+why, code)
 		return fmt.Errorf("%w: %s", ErrBadUpgrade, why)
 	}
-	if !headerHasToken(r.Header, "Upgrade", "websocket") {
+	if !websocket {
 		w.Header().Set("Connection", "Upgrade")
 		w.Header().Set("Upgrade", "websocket")
 		return refuse(http.StatusUpgradeRequired, "no Upgrade: websocket header")
@@ -185,14 +223,14 @@ func checkUpgradeRequest(w http.ResponseWriter, r *http.Request) error {
 		w.Header().Set("Allow", http.MethodGet)
 		return refuse(http.StatusMethodNotAllowed, "upgrade request method "+r.Method+", not GET")
 	}
-	if v := r.Header.Get("Sec-Websocket-Version"); v != "" && v != "13" {
+	if v := r.Version; v != "" && v != "13" {
 		w.Header().Set("Sec-WebSocket-Version", "13")
 		return refuse(http.StatusUpgradeRequired, "unsupported Sec-WebSocket-Version "+v)
 	}
-	if strings.TrimSpace(r.Header.Get("Sec-Websocket-Key")) == "" {
+	if strings.TrimSpace(r.Key) == "" {
 		return refuse(http.StatusBadRequest, "no Sec-WebSocket-Key")
 	}
-	if o := r.Header.Get("Origin"); o != "" && !strings.EqualFold(o, Origin) {
+	if o := r.Origin; o != "" && !strings.EqualFold(o, Origin) {
 		// (WhatsApp's own origin, as clients send it, needs no parse.)
 		u, err := url.Parse(o)
 		if err != nil || !(strings.EqualFold(u.Host, r.Host) || strings.EqualFold(u.Host, "web.whatsapp.com")) {
@@ -205,7 +243,10 @@ func checkUpgradeRequest(w http.ResponseWriter, r *http.Request) error {
 // wsServerConn is a server WebSocket as a net.Conn byte stream.
 type wsServerConn struct {
 	raw net.Conn
-	rd  io.Reader // raw, or raw behind bytes read with the upgrade request
+	pre *prefixReader // bytes read with the upgrade request, until drained; nil: none
+	// rc is raw's syscall.RawConn, kept by the first Park for the next
+	// ones (SyscallConn allocates one per call); pmu guards it.
+	rc syscall.RawConn
 
 	// Read side; rmu serializes readers (Read, Close's drain).
 	rmu       sync.Mutex
@@ -231,14 +272,41 @@ type wsServerConn struct {
 	parked       pollRef // the current parking; may be stale (already taken)
 	closing      bool    // Close has begun: no more parking
 	readDeadline bool    // a read deadline is set, which a parked wait would not honour
+
+	// The rest of the server connection's long-lived state, for
+	// ServerHandshake to fill in; nil once taken.
+	rest *serverState
+}
+
+// serverState is a server connection's long-lived state as one
+// allocation, as clientState is a client's: the WebSocket, the Conn above
+// it, its frame decoder and its cipher (moved in from the handshake's),
+// 704 bytes in one size class instead of four objects of 704 bytes in
+// all. What only the handshake needs is not in it.
+type serverState struct {
+	ws     wsServerConn
+	conn   Conn
+	dec    noise.Decoder
+	cipher noise.Cipher
 }
 
 func newWSServerConn(raw net.Conn, pre []byte) *wsServerConn {
-	c := &wsServerConn{raw: raw, rd: raw}
+	s := &serverState{}
+	c := &s.ws
+	*c = wsServerConn{raw: raw, rest: s}
 	if len(pre) > 0 {
-		c.rd = &prefixReader{pre: pre, r: raw}
+		c.pre = &prefixReader{pre: pre, r: raw}
 	}
 	return c
+}
+
+// read reads from the socket: the bytes read with the upgrade request
+// first. rmu is held.
+func (c *wsServerConn) read(p []byte) (int, error) {
+	if c.pre != nil {
+		return c.pre.Read(p)
+	}
+	return c.raw.Read(p)
 }
 
 // prefixReader reads pre, then r.
@@ -299,7 +367,7 @@ func (c *wsServerConn) readPayload(p []byte) (int, error) {
 	if c.ra.buffered() {
 		return c.ra.take(p), nil
 	}
-	return c.rd.Read(p)
+	return c.read(p)
 }
 
 // unmask unmasks b, the next payload bytes of the current frame. rmu is
@@ -393,11 +461,11 @@ func (c *wsServerConn) frame(h frameHeader) error {
 // readHeader reads and checks the header of a client frame, which must be
 // masked. rmu is held.
 func (c *wsServerConn) readHeader() (frameHeader, error) {
-	return c.ra.readHeader(c.rd.Read, true)
+	return c.ra.readHeader(c.read, true)
 }
 
 // readRaw, left and consumed serve readDirect. rmu is held.
-func (c *wsServerConn) readRaw(p []byte) (int, error) { return c.rd.Read(p) }
+func (c *wsServerConn) readRaw(p []byte) (int, error) { return c.read(p) }
 func (c *wsServerConn) left() uint64                  { return c.remaining }
 func (c *wsServerConn) consumed(b []byte)             { c.unmask(b) }
 
@@ -526,7 +594,9 @@ func (c *wsServerConn) Write(p []byte) (int, error) {
 		}
 		return len(p), nil
 	}
-	bufs := net.Buffers{h, p}
+	// The header copied out: hdr, were it to reach the writev, would be
+	// on the heap on every call, the small ones too.
+	bufs := net.Buffers{append([]byte(nil), h...), p}
 	if _, err := bufs.WriteTo(c.raw); err != nil {
 		c.writeErr = err
 		return 0, err
@@ -701,12 +771,12 @@ func (ws *wsServerConn) idle(c *Conn, cipher bool) bool {
 	if ws.remaining > 0 || ws.readErr != nil || ws.ra.buffered() {
 		return false
 	}
-	if p, ok := ws.rd.(*prefixReader); ok {
+	if p := ws.pre; p != nil {
 		if len(p.pre) > 0 {
 			return false
 		}
-		// Drained: its empty slice would still hold the bytes' array.
-		ws.rd = ws.raw
+		// Drained: let the reader go.
+		ws.pre = nil
 	}
 	return true
 }

@@ -219,6 +219,26 @@ func redact(n binxml.Node) binxml.Node {
 	return r.copy(n)
 }
 
+// redactsSame reports whether redact(n) would equal n: nothing secret, no
+// list long enough to elide, no content the copy drops (empty, or beside
+// children).
+func redactsSame(n binxml.Node) bool {
+	switch {
+	case n.Children != nil:
+		if len(n.Children) > 3*elideKeep || n.Content != nil {
+			return false
+		}
+		for _, c := range n.Children {
+			if !redactsSame(c) {
+				return false
+			}
+		}
+	case n.Content != nil && (secretTags[n.Tag] || len(n.Content) == 0):
+		return false
+	}
+	return true
+}
+
 // redactor copies a node tree for the log into slabs it hands out in
 // order; each piece is capped so that no append runs into the next.
 type redactor struct {

@@ -10,6 +10,7 @@ import (
 	"io"
 	"strconv"
 	"strings"
+	"sync"
 
 	"google.golang.org/protobuf/proto"
 
@@ -41,26 +42,32 @@ func (sess *session) beginRegistration(ctx context.Context, d *pairingData) erro
 	// All refs from one read of the random source (the same bytes, in the
 	// same order, as a read per ref) into one buffer: the strings the refs
 	// map and the session keep are slices of one string and the nodes'
-	// contents slices of the buffer; four allocations in all instead of
-	// six per ref, on every registration connection (bench/NOTES.md).
+	// contents slices of the buffer; the pair-device node and the refs'
+	// nodes are one slice. Three allocations in all instead of six per
+	// ref, on every registration connection (bench/NOTES.md). (The
+	// stanza's id and attributes stay allocations of their own: in the
+	// node log, which keeps this stanza, a shared one would keep the
+	// refs' string or push the nodes into a larger size class.)
 	raw, text, err := newRefs(s.rand, count)
 	if err != nil {
 		s.mu.Unlock()
 		return err
 	}
-	refs := make([]binxml.Node, count)
-	reg.refs = make([]string, count)
+	nodes := make([]binxml.Node, 1+count)
+	refs := nodes[1:]
+	reg.refText = text
 	sess.reg = reg
 	for i := range count {
-		ref := text[i*refLen : (i+1)*refLen]
-		reg.refs[i] = ref
-		s.refs[ref] = refEntry{sess: sess, index: i}
+		s.refs[reg.ref(i)] = refEntry{sess: sess, index: i}
 		refs[i] = binxml.Node{Tag: "ref", Content: raw[i*refLen : (i+1)*refLen : (i+1)*refLen]}
 	}
 	reg.refsAt = s.now()
 	s.mu.Unlock()
-	n := serverIQ(s.newID(), "set", "md", nil, binxml.Node{Tag: "pair-device", Children: refs})
-	if err := sess.send(ctx, n); err != nil {
+	nodes[0] = binxml.Node{Tag: "pair-device", Children: refs}
+	n := serverIQ(s.newID(), "set", "md", nil)
+	n.Children = nodes[:1:1]
+	// Built for this send alone: the node log keeps it as it is.
+	if err := sess.sendOwned(ctx, n); err != nil {
 		return err
 	}
 	if sess.drop(DropPairDevice) {
@@ -81,11 +88,21 @@ func newRef(r io.Reader) (string, error) {
 	return ref, err
 }
 
+// randBufs lend newRefs its random bytes' buffer.
+var randBufs = sync.Pool{New: func() any { b := make([]byte, 0, 6*refRandLen); return &b }}
+
 // newRefs makes n refs like WhatsApp's ("2@" and 80 base64 characters of
 // 60 random bytes each), laid end to end, as bytes and as a string.
 func newRefs(r io.Reader, n int) ([]byte, string, error) {
-	buf := make([]byte, n*refLen+n*refRandLen)
-	raw, rnd := buf[:n*refLen:n*refLen], buf[n*refLen:]
+	raw := make([]byte, n*refLen)
+	// The random bytes in a borrowed buffer: the refs' bytes, which the
+	// node log may keep, do not keep them.
+	rp := randBufs.Get().(*[]byte)
+	defer randBufs.Put(rp)
+	if cap(*rp) < n*refRandLen {
+		*rp = make([]byte, n*refRandLen)
+	}
+	rnd := (*rp)[:n*refRandLen]
 	if _, err := io.ReadFull(r, rnd); err != nil {
 		return nil, "", fmt.Errorf("watest: rand: %w", err)
 	}

@@ -185,7 +185,7 @@ func (p *Phone) ScanQR(ctx context.Context, qr string) (jid.JID, error) {
 	_, until := s.scenario.refWindow(reg.refsAt, re.index)
 	if !s.now().Before(until) {
 		s.mu.Unlock()
-		return jid.JID{}, fmt.Errorf("%w: ref %d of %d expired at %s", ErrExpiredRef, re.index+1, len(reg.refs), until.UTC().Format(time.RFC3339))
+		return jid.JID{}, fmt.Errorf("%w: ref %d of %d expired at %s", ErrExpiredRef, re.index+1, reg.refCount(), until.UTC().Format(time.RFC3339))
 	}
 	if !q.Noise.Equal(sess.static) || !q.Identity.Equal(reg.identity) {
 		s.mu.Unlock()

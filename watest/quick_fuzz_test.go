@@ -12,6 +12,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/walinkdev/walink/jid"
+	"github.com/walinkdev/walink/transport"
 	"github.com/walinkdev/walink/waproto"
 )
 
@@ -27,6 +28,21 @@ func rest(br *bufio.Reader) []byte {
 func checkQuickRequest(t *testing.T, in []byte, src io.Reader) {
 	br := bufio.NewReaderSize(src, 4096)
 	q := quickRequest(br)
+	// quickScan, the server's path, reads the same and gives
+	// AcceptUpgrade the fields AcceptConn reads of the request.
+	qh, qok := quickScan(bufio.NewReaderSize(bytes.NewReader(in), 4096))
+	if qok != (q != nil) {
+		t.Fatalf("quickScan ok %v, quickRequest %v: %q", qok, q != nil, in)
+	}
+	if qok {
+		want := transport.UpgradeRequest{
+			Method: q.Method, Host: q.Host, Upgrade: q.Header.Get("Upgrade"), Version: q.Header.Get("Sec-WebSocket-Version"),
+			Key: q.Header.Get("Sec-WebSocket-Key"), Origin: q.Header.Get("Origin"),
+		}
+		if got := qh.upgrade(); got != want {
+			t.Fatalf("upgrade fields %+v, request's %+v (input %q)", got, want, in)
+		}
+	}
 	ref, refErr := http.ReadRequest(bufio.NewReaderSize(bytes.NewReader(in), 4096))
 	if q == nil {
 		// Declined: the fallback on the same reader reads as on a fresh one.

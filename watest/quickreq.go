@@ -4,6 +4,8 @@ import (
 	"bufio"
 	"bytes"
 	"net/http"
+
+	"github.com/walinkdev/walink/transport"
 )
 
 // quickRequestLine is the request line every client's upgrade request
@@ -45,11 +47,30 @@ var quickRefuse = [...]string{"content-length", "transfer-encoding"}
 // answered as promptly as http.ReadRequest would answer it. Of the header
 // fields only quickHeaders are kept, and r.URL is not set.
 func quickRequest(br *bufio.Reader) *http.Request {
+	q, ok := quickScan(br)
+	if !ok {
+		return nil
+	}
+	return q.request()
+}
+
+// quickHead is a request head quickScan read: the head and where its kept
+// fields' values are in it.
+type quickHead struct {
+	head  string
+	spans [len(quickHeaders)][2]int32 // value of each kept field in head; end 0 = absent
+	found int                         // kept fields present
+}
+
+// quickScan is quickRequest without building the request: the server's
+// path takes the fields transport.AcceptUpgrade reads from the head
+// (upgrade), with one allocation (the head) against quickRequest's four.
+func quickScan(br *bufio.Reader) (quickHead, bool) {
 	var (
-		scanned int                         // bytes of complete lines checked
-		spans   [len(quickHeaders)][2]int32 // value of each kept field in the head; end 0 = absent
-		found   int
+		scanned int // bytes of complete lines checked
+		q       quickHead
 	)
+	spans := &q.spans
 	for {
 		b, _ := br.Peek(br.Buffered())
 		for {
@@ -59,39 +80,39 @@ func quickRequest(br *bufio.Reader) *http.Request {
 			}
 			end := scanned + i // the '\n'
 			if end == 0 || b[end-1] != '\r' {
-				return nil // bare LF
+				return quickHead{}, false // bare LF
 			}
 			line := b[scanned : end-1]
 			switch {
 			case scanned == 0:
 				if string(line) != quickRequestLine {
-					return nil
+					return quickHead{}, false
 				}
 			case len(line) == 0:
 				// End of the head.
-				head := string(b[:end+1])
+				q.head = string(b[:end+1])
 				br.Discard(end + 1)
-				return quickBuild(head, &spans, found)
+				return q, true
 			default:
 				k, vs, ve, ok := quickHeaderLine(line)
 				if !ok {
-					return nil
+					return quickHead{}, false
 				}
 				if k >= 0 {
 					if spans[k][1] != 0 {
-						return nil // repeated: Header.Values and ReadRequest's checks
+						return quickHead{}, false // repeated: Header.Values and ReadRequest's checks
 					}
 					spans[k] = [2]int32{int32(scanned + vs), int32(scanned + ve)}
-					found++
+					q.found++
 				}
 			}
 			scanned = end + 1
 		}
 		if br.Buffered() >= br.Size() {
-			return nil
+			return quickHead{}, false
 		}
 		if _, err := br.Peek(br.Buffered() + 1); err != nil {
-			return nil
+			return quickHead{}, false
 		}
 	}
 }
@@ -135,9 +156,35 @@ func quickHeaderLine(line []byte) (k, vs, ve int, ok bool) {
 	return -1, vs, ve, true
 }
 
-// quickBuild makes the request from its head and the kept fields' values
+// Indexes of quickHeaders.
+const (
+	qHost = iota
+	qUpgrade
+	qConnection
+	qOrigin
+	qKey
+	qVersion
+)
+
+// field returns the value of quickHeaders[k], "" when absent.
+func (q *quickHead) field(k int) string {
+	sp := q.spans[k]
+	return q.head[sp[0]:sp[1]]
+}
+
+// upgrade returns what transport.AcceptUpgrade reads of the request: the
+// values http.ReadRequest's request would give AcceptConn.
+func (q *quickHead) upgrade() transport.UpgradeRequest {
+	return transport.UpgradeRequest{
+		Method: http.MethodGet, Host: q.field(qHost),
+		Upgrade: q.field(qUpgrade), Version: q.field(qVersion), Key: q.field(qKey), Origin: q.field(qOrigin),
+	}
+}
+
+// request makes the request from the head and the kept fields' values
 // (slices of head: one string for all of them).
-func quickBuild(head string, spans *[len(quickHeaders)][2]int32, found int) *http.Request {
+func (q *quickHead) request() *http.Request {
+	head, spans, found := q.head, &q.spans, q.found
 	var host string
 	if sp := spans[0]; sp[1] != 0 { // quickHeaders[0]: Host
 		// r.Host only: http.ReadRequest leaves it out of the header map.
@@ -146,11 +193,11 @@ func quickBuild(head string, spans *[len(quickHeaders)][2]int32, found int) *htt
 	}
 	h := make(http.Header, found)
 	// The request and the header's value slices in one allocation.
-	q := new(struct {
+	a := new(struct {
 		r    http.Request
 		vals [len(quickHeaders)]string
 	})
-	vals := q.vals[:]
+	vals := a.vals[:]
 	for i, sp := range spans[1:] {
 		if sp[1] == 0 {
 			continue
@@ -159,7 +206,7 @@ func quickBuild(head string, spans *[len(quickHeaders)][2]int32, found int) *htt
 		h[quickHeaders[i+1].key] = vals[:1:1]
 		vals = vals[1:]
 	}
-	r := &q.r
+	r := &a.r
 	*r = http.Request{
 		Method:     http.MethodGet,
 		RequestURI: "/ws/chat",

@@ -375,7 +375,32 @@ func (s *Server) newID() string {
 func (s *Server) unix() string { return strconv.FormatInt(s.now().Unix(), 10) }
 
 func (s *Server) logNode(conn int64, dir string, n binxml.Node) {
-	r := redact(n)
+	s.logRedacted(conn, dir, n, redact(n))
+}
+
+// logOut logs a node the server sends; owned: see logNodeOwned.
+func (s *Server) logOut(conn int64, n binxml.Node, owned bool) {
+	if owned {
+		s.logNodeOwned(conn, DirOut, n)
+	} else {
+		s.logNode(conn, DirOut, n)
+	}
+}
+
+// logNodeOwned is logNode for a node that nobody changes after this call
+// (built for one send): when redact would copy it unchanged, the log keeps
+// the node itself, not a copy (three allocations per registration
+// connection's pair-device).
+func (s *Server) logNodeOwned(conn int64, dir string, n binxml.Node) {
+	r := n
+	if !redactsSame(n) {
+		r = redact(n)
+	}
+	s.logRedacted(conn, dir, n, r)
+}
+
+// logRedacted logs n, redacted as r.
+func (s *Server) logRedacted(conn int64, dir string, n, r binxml.Node) {
 	// Event.XML is rendered when the event is read (eventLog.since), not
 	// here on every connection's path.
 	s.events.add(Event{Time: s.now(), Conn: conn, Dir: dir, Node: r, Tag: n.Tag})
@@ -558,11 +583,16 @@ func (s *Server) serveConn(c net.Conn) {
 	c.SetReadDeadline(time.Now().Add(readHeaderTimeout))
 	b, _ := br.Peek(len(wsRequest) + 1)
 	ws := len(b) == len(wsRequest)+1 && string(b[:len(wsRequest)]) == wsRequest && (b[len(wsRequest)] == ' ' || b[len(wsRequest)] == '?')
-	var req *http.Request
+	var (
+		req   *http.Request
+		quick quickHead
+		isQ   bool
+	)
 	if ws {
-		// Every client's request takes the quick path; anything unusual
-		// is read by net/http as before.
-		if req = quickRequest(br); req == nil {
+		// Every client's request takes the quick path (no http.Request
+		// is built for it); anything unusual is read by net/http as
+		// before.
+		if quick, isQ = quickScan(br); !isQ {
 			var err error
 			if req, err = http.ReadRequest(br); err != nil {
 				s.log.Debug("watest: reading websocket request", "err", err)
@@ -598,7 +628,15 @@ func (s *Server) serveConn(c net.Conn) {
 		}
 		return
 	}
-	nc, err := transport.AcceptConn(c, req, buffered)
+	var (
+		nc  net.Conn
+		err error
+	)
+	if isQ {
+		nc, err = transport.AcceptUpgrade(c, quick.upgrade(), buffered)
+	} else {
+		nc, err = transport.AcceptConn(c, req, buffered)
+	}
 	if err != nil {
 		s.log.Debug("watest: websocket accept", "err", err)
 		s.unpend(c)

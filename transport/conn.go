@@ -560,23 +560,10 @@ func Handshake(ctx context.Context, conn net.Conn, cfg ClientConfig) (_ *Conn, e
 // the prologue) and message 1, answers with message 2 carrying
 // cfg.CertChain, and reads message 3. The caller decides from Hello
 // whether to keep the client. On failure conn is closed.
-func ServerHandshake(ctx context.Context, conn net.Conn, cfg ServerConfig) (*Conn, *Hello, error) {
-	hello := new(Hello)
-	c, err := ServerHandshakeInto(ctx, conn, cfg, hello)
-	if err != nil {
-		return nil, nil, err
-	}
-	return c, hello, nil
-}
-
-// ServerHandshakeInto is ServerHandshake with the Hello written to the
-// caller's *hello (left alone on failure), which it does not keep: a
-// server that holds the Hello only while it starts the session can keep
-// it on its stack rather than allocate one per connection.
-func ServerHandshakeInto(ctx context.Context, conn net.Conn, cfg ServerConfig, hello *Hello) (_ *Conn, err error) {
+func ServerHandshake(ctx context.Context, conn net.Conn, cfg ServerConfig) (_ *Conn, _ *Hello, err error) {
 	if cfg.Static.Private.IsZero() {
 		conn.Close()
-		return nil, fmt.Errorf("%w: missing static key", ErrBadHandshakeConfig)
+		return nil, nil, fmt.Errorf("%w: missing static key", ErrBadHandshakeConfig)
 	}
 	if cfg.Rand == nil {
 		cfg.Rand = rand.Reader
@@ -612,32 +599,32 @@ func ServerHandshakeInto(ctx context.Context, conn net.Conn, cfg ServerConfig, h
 	// One deadline for the wait for the client's hello and the write of
 	// the answer.
 	if err := h.setDeadline(conn.SetDeadline); err != nil {
-		return nil, h.fail("read client hello", err)
+		return nil, nil, h.fail("read client hello", err)
 	}
 	msg1, err := h.readMessage()
 	if err != nil {
-		return nil, h.fail("read client hello", err)
+		return nil, nil, h.fail("read client hello", err)
 	}
 	header, _ := h.dec.Header()
 	r, err := noise.NewResponder(noise.ResponderConfig{Static: cfg.Static, Prologue: header, Rand: cfg.Rand, IK: cfg.IK})
 	if err != nil {
-		return nil, &HandshakeError{Step: "start", Err: err}
+		return nil, nil, &HandshakeError{Step: "start", Err: err}
 	}
 	if err := r.ReadClientHello(msg1); err != nil {
-		return nil, &HandshakeError{Step: "client hello", Err: err}
+		return nil, nil, &HandshakeError{Step: "client hello", Err: err}
 	}
 	msg2, err := r.ServerHello(cfg.CertChain)
 	if err != nil {
-		return nil, &HandshakeError{Step: "server hello", Err: err}
+		return nil, nil, &HandshakeError{Step: "server hello", Err: err}
 	}
 	bp = getBuf(noise.FrameHeaderSize + len(msg2))
 	wire, err := noise.AppendFrame((*bp)[:0], msg2)
 	keepBuf(bp, wire)
 	if err != nil {
-		return nil, &HandshakeError{Step: "server hello", Err: err}
+		return nil, nil, &HandshakeError{Step: "server hello", Err: err}
 	}
 	if err := h.write(wire); err != nil {
-		return nil, h.fail("write server hello", err)
+		return nil, nil, h.fail("write server hello", err)
 	}
 	var (
 		clientStatic keys.PublicKey
@@ -647,26 +634,26 @@ func ServerHandshakeInto(ctx context.Context, conn net.Conn, cfg ServerConfig, h
 	if r.Mode() == noise.ModeIK {
 		// Accepted resume: message 1 carried the client's key and payload.
 		if clientStatic, payload, cipher, err = r.Resumed(); err != nil {
-			return nil, &HandshakeError{Step: "resume", Err: err}
+			return nil, nil, &HandshakeError{Step: "resume", Err: err}
 		}
 	} else {
 		// The client's finish is waited for as long as its hello was.
 		if err := h.setDeadline(conn.SetReadDeadline); err != nil {
-			return nil, h.fail("read client finish", err)
+			return nil, nil, h.fail("read client finish", err)
 		}
 		msg3, err := h.readMessage()
 		if err != nil {
-			return nil, h.fail("read client finish", err)
+			return nil, nil, h.fail("read client finish", err)
 		}
 		if clientStatic, payload, cipher, err = r.ReadClientFinish(msg3); err != nil {
-			return nil, &HandshakeError{Step: "client finish", Err: err}
+			return nil, nil, &HandshakeError{Step: "client finish", Err: err}
 		}
 	}
 	if cerr := h.stop(); cerr != nil {
-		return nil, &HandshakeError{Step: "finish", Err: cerr}
+		return nil, nil, &HandshakeError{Step: "finish", Err: cerr}
 	}
 	h.dec.SetMaxFrame(noise.MaxFrameSize)
-	*hello = Hello{Header: header, ClientStatic: clientStatic, Payload: payload, EdgeRouting: h.dec.RoutingInfo(), Mode: r.Mode()}
+	hello := &Hello{Header: header, ClientStatic: clientStatic, Payload: payload, EdgeRouting: h.dec.RoutingInfo(), Mode: r.Mode()}
 	if log.Enabled(context.Background(), slog.LevelDebug) {
 		log.Debug("transport: server handshake done", "mode", r.Mode().String(), "client_static", clientStatic.String(), "header", fmt.Sprintf("% x", header))
 	}
@@ -682,7 +669,7 @@ func ServerHandshakeInto(ctx context.Context, conn net.Conn, cfg ServerConfig, h
 		c = newConn(conn, cipher, h.dec, clientStatic, log)
 	}
 	c.mode = r.Mode()
-	return c, nil
+	return c, hello, nil
 }
 
 // Conn is an encrypted WhatsApp connection carrying frame plaintexts.

@@ -362,18 +362,6 @@ func TestServerRefusesBadIntro(t *testing.T) {
 	if !errors.Is(err, noise.ErrBadHeader) {
 		t.Fatalf("got %v", err)
 	}
-	// ServerHandshakeInto refuses it the same way and leaves the
-	// caller's Hello alone.
-	cc2, sc2 := net.Pipe()
-	defer cc2.Close()
-	go cc2.Write([]byte("GET / HTTP/1.1\r\n"))
-	hello := transport.Hello{Payload: []byte("untouched")}
-	if _, err := transport.ServerHandshakeInto(context.Background(), sc2, f.serverConfig(), &hello); !errors.Is(err, noise.ErrBadHeader) {
-		t.Fatalf("ServerHandshakeInto: got %v", err)
-	}
-	if string(hello.Payload) != "untouched" {
-		t.Fatalf("a failed ServerHandshakeInto wrote the Hello: %+v", hello)
-	}
 }
 
 // tamper sits between client and server and flips one bit of the first

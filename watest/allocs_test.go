@@ -15,12 +15,12 @@ import (
 // BenchmarkHandshake/where=watest runs it: dial, upgrade, handshake,
 // pair-device read back, close, and the server's teardown (finished, or
 // amortized over the runs). The client's side alone is 55
-// (where=watest-child); 93 in all (111 before the server's connection
+// (where=watest-child); 94 in all (111 before the server's connection
 // state went into one allocation, the upgrade request was read without an
-// http.Request, Park lost its closures, the Hello stayed on the stack and
-// the pair-device was encoded and logged without copies). 98 leaves room
-// for the runtime's own without letting most of that come back. (Not
-// under the race detector, which makes sync.Pool drop items at random.)
+// http.Request, Park lost its closures and the pair-device was encoded
+// and logged without copies). 98 leaves room for the runtime's own
+// without letting most of that come back. (Not under the race detector,
+// which makes sync.Pool drop items at random.)
 func TestConnectionAllocs(t *testing.T) {
 	if testing.Short() {
 		t.Skip("connections over loopback")

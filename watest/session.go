@@ -136,11 +136,9 @@ func (s *Server) handshake(ctx context.Context, nc, raw net.Conn) (_ *session, _
 	// Each client message is waited for at most handshakeTimeout (socket
 	// deadlines, no timer context per connection); ctx, or Close closing
 	// raw, aborts a handshake in progress.
-	// The Hello on this stack: the session keeps only its payload.
-	var hello transport.Hello
-	tc, err := transport.ServerHandshakeInto(ctx, hsConn, transport.ServerConfig{
+	tc, hello, err := transport.ServerHandshake(ctx, hsConn, transport.ServerConfig{
 		Static: static, CertChain: chain, Rand: s.rand, IK: sc.ikPolicy(), HandshakeTimeout: handshakeTimeout,
-	}, &hello)
+	})
 	if err != nil {
 		s.info(id, "handshake failed: "+err.Error())
 		nc.Close()

@@ -202,21 +202,24 @@ const elideKeep = 4
 // "[redacted N bytes]" marker, and the middle of a child list longer than
 // 3×elideKeep replaced by one <elided count="N"/> child.
 func redact(n binxml.Node) binxml.Node {
-	// The copy goes into three allocations (attributes, nodes, content)
-	// sized by a first pass, not two or three per node: a pair-device
-	// with its refs is logged on every registration connection.
-	var r redactor
-	r.size(n)
-	if r.nAttrs > 0 {
-		r.attrs = make([]binxml.Attr, r.nAttrs)
+	// A copy per piece, on purpose: one slab per tree (three allocations
+	// whatever the shape) was tried twice and raised the sim's heap in
+	// use per linked device by 0.4–0.8 KiB, the ring's larger
+	// mixed-lifetime blocks fragmenting spans (bench/NOTES.md).
+	out := binxml.Node{Tag: n.Tag, Attrs: append([]binxml.Attr(nil), n.Attrs...)}
+	switch {
+	case n.Children != nil:
+		kids := redactKids(n.Children)
+		out.Children = make([]binxml.Node, len(kids))
+		for i, c := range kids {
+			out.Children[i] = redact(c)
+		}
+	case n.Content != nil && secretTags[n.Tag]:
+		out.Content = []byte(fmt.Sprintf("[redacted %d bytes]", len(n.Content)))
+	case n.Content != nil:
+		out.Content = append([]byte(nil), n.Content...)
 	}
-	if r.nNodes > 0 {
-		r.nodes = make([]binxml.Node, r.nNodes)
-	}
-	if r.nContent > 0 {
-		r.content = make([]byte, r.nContent)
-	}
-	return r.copy(n)
+	return out
 }
 
 // redactsSame reports whether redact(n) would equal n: nothing secret, no
@@ -239,15 +242,6 @@ func redactsSame(n binxml.Node) bool {
 	return true
 }
 
-// redactor copies a node tree for the log into slabs it hands out in
-// order; each piece is capped so that no append runs into the next.
-type redactor struct {
-	nAttrs, nNodes, nContent int
-	attrs                    []binxml.Attr
-	nodes                    []binxml.Node
-	content                  []byte
-}
-
 // redactKids returns the children the log keeps: a pre-key upload's 812
 // keys are elided in the middle, as the XML is; the log must not grow
 // with what clients upload.
@@ -256,64 +250,6 @@ func redactKids(kids []binxml.Node) []binxml.Node {
 		return append(append(kids[:elideKeep:elideKeep], binxml.Node{Tag: "elided", Attrs: []binxml.Attr{binxml.A("count", strconv.Itoa(len(kids)-2*elideKeep))}}), kids[len(kids)-elideKeep:]...)
 	}
 	return kids
-}
-
-// size counts what copy will take from the slabs.
-func (r *redactor) size(n binxml.Node) {
-	r.nAttrs += len(n.Attrs)
-	switch {
-	case n.Children != nil:
-		kids := n.Children
-		if len(kids) > 3*elideKeep {
-			// The elided list: the kept ends and the "elided" node.
-			r.nNodes += 2*elideKeep + 1
-			r.nAttrs++
-			for _, c := range kids[:elideKeep] {
-				r.size(c)
-			}
-			for _, c := range kids[len(kids)-elideKeep:] {
-				r.size(c)
-			}
-			return
-		}
-		r.nNodes += len(kids)
-		for _, c := range kids {
-			r.size(c)
-		}
-	case n.Content != nil && secretTags[n.Tag]:
-	case n.Content != nil:
-		r.nContent += len(n.Content)
-	}
-}
-
-func (r *redactor) copy(n binxml.Node) binxml.Node {
-	out := binxml.Node{Tag: n.Tag}
-	if k := len(n.Attrs); k > 0 {
-		out.Attrs = r.attrs[:k:k]
-		copy(out.Attrs, n.Attrs)
-		r.attrs = r.attrs[k:]
-	}
-	switch {
-	case n.Children != nil:
-		kids := redactKids(n.Children)
-		k := len(kids)
-		out.Children = []binxml.Node{} // empty, not nil: "<x></x>" stays so
-		if k > 0 {
-			out.Children = r.nodes[:k:k]
-		}
-		r.nodes = r.nodes[k:]
-		for i, c := range kids {
-			out.Children[i] = r.copy(c)
-		}
-	case n.Content != nil && secretTags[n.Tag]:
-		out.Content = []byte(fmt.Sprintf("[redacted %d bytes]", len(n.Content)))
-	case len(n.Content) > 0:
-		k := len(n.Content)
-		out.Content = r.content[:k:k]
-		copy(out.Content, n.Content)
-		r.content = r.content[k:]
-	}
-	return out
 }
 
 // xmlString renders a (redacted) node as XML-like text for the log: text

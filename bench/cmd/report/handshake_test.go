@@ -65,3 +65,21 @@ func TestHandshakeSectionSimAlone(t *testing.T) {
 		t.Errorf("targets changed: %v, was %v", targets, oldTargets)
 	}
 }
+
+// With several passes, §5 adds each pass's by-CPU ratio against its own
+// X25519 reference, and the target line says the range.
+func TestHandshakeSectionPerPass(t *testing.T) {
+	second := strings.NewReplacer("40000 ns/op", "60000 ns/op", "600000 cpu-ns/op", "500000 cpu-ns/op").Replace(handshakeBench)
+	got, targets := renderHandshake(t, handshakeBench+second)
+	// Pass 1: (2 × 30 + 6 × 40) ÷ 600 = 50 %; pass 2: (60 + 360) ÷ 500 = 84 %.
+	if want := "| by CPU time, each pass against its own X25519 reference (2 passes; crypto/ecdh DH 40.00 µs … 60.00 µs across them) | 50 … 84 % |"; !strings.Contains(got, want) {
+		t.Errorf("missing %q in:\n%s", want, got)
+	}
+	if len(targets) != 1 || !strings.Contains(targets[0], "; per pass 50 … 84 %") {
+		t.Errorf("target line %q lacks the per-pass range", targets)
+	}
+	// One pass: no range row.
+	if one, _ := renderHandshake(t, handshakeBench); strings.Contains(one, "each pass against") {
+		t.Errorf("a one-pass run got a range row:\n%s", one)
+	}
+}

@@ -2,6 +2,7 @@ package noise
 
 import (
 	"errors"
+	"slices"
 
 	"google.golang.org/protobuf/encoding/protowire"
 
@@ -45,8 +46,14 @@ func appendFieldHeader(b []byte, num protowire.Number, n int) []byte {
 // newMessage returns a buffer for a HandshakeMessage whose only field is
 // part (number num) of inner bytes, with the part's header written.
 func newMessage(num protowire.Number, inner int) []byte {
-	b := make([]byte, 0, fieldSize(num, inner))
-	return appendFieldHeader(b, num, inner)
+	return appendMessage(nil, num, inner)
+}
+
+// appendMessage is newMessage appending to dst, grown once to fit the
+// whole message.
+func appendMessage(dst []byte, num protowire.Number, inner int) []byte {
+	dst = slices.Grow(dst, fieldSize(num, inner))
+	return appendFieldHeader(dst, num, inner)
 }
 
 // appendKeyField appends a bytes field holding a public key.

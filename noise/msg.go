@@ -2,7 +2,6 @@ package noise
 
 import (
 	"errors"
-	"slices"
 
 	"google.golang.org/protobuf/encoding/protowire"
 
@@ -52,7 +51,13 @@ func newMessage(num protowire.Number, inner int) []byte {
 // appendMessage is newMessage appending to dst, grown once to fit the
 // whole message.
 func appendMessage(dst []byte, num protowire.Number, inner int) []byte {
-	dst = slices.Grow(dst, fieldSize(num, inner))
+	// By hand rather than slices.Grow, whose append of a made slice is
+	// a second allocation when not inlined (with -race).
+	if need := fieldSize(num, inner); cap(dst)-len(dst) < need {
+		nb := make([]byte, len(dst), len(dst)+need)
+		copy(nb, dst)
+		dst = nb
+	}
 	return appendFieldHeader(dst, num, inner)
 }
 

@@ -12,7 +12,7 @@ import (
 )
 
 // TestHandshakeAllocs: beyond what the crypto needs (DH outputs, AES-GCM
-// states, the SHA-256 states), a handshake allocates only its two state
+// states; SHA-256 runs on the stack), a handshake allocates only its two state
 // structs, the three messages, the two decrypted payloads and the
 // transport Ciphers: messages are written by hand with the ciphertexts
 // sealed into them and read in place, and keys are hashed, sealed and
@@ -66,14 +66,13 @@ func TestHandshakeAllocs(t *testing.T) {
 	const (
 		dhs      = 6 // ee, es, se on each side
 		aeads    = 6 // three MixKeys a side; the transport directions are built on first use
-		digests  = 2 // one SHA-256 state a side
 		structs  = 4 // Initiator, Responder, two Ciphers
 		messages = 3
 		// The decrypted certificate chain and client payload; messages
 		// are read in place.
 		plaintexts = 2
 	)
-	budget := dhs*dh + aeads*gcm + digests + structs + messages + plaintexts
+	budget := dhs*dh + aeads*gcm + structs + messages + plaintexts
 	if n := testing.AllocsPerRun(50, handshake); n > budget {
 		t.Errorf("handshake: %v allocations, want at most %v", n, budget)
 	} else {
@@ -188,5 +187,101 @@ func TestCipherBuildsOnFirstUse(t *testing.T) {
 	}
 	if b.send.aead != nil {
 		t.Error("Open built the sending state")
+	}
+}
+
+// TestAppendMessages: the Append forms write after dst's bytes exactly the
+// messages the plain forms return (same keys, so the same bytes), end in
+// the same ciphers, and allocate no message when dst has room.
+func TestAppendMessages(t *testing.T) {
+	kp := func() keys.KeyPair {
+		k, err := keys.NewKeyPair(rand.Reader)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return k
+	}
+	cs, ce, ss, se := kp(), kp(), kp(), kp()
+	chain := bytes.Repeat([]byte{7}, 300)
+	payload := bytes.Repeat([]byte{9}, 200)
+	start := func() (*Initiator, *Responder) {
+		in, err := NewInitiator(InitiatorConfig{Static: cs, Ephemeral: &ce, InsecureSkipVerify: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		r, err := NewResponder(ResponderConfig{Static: ss, Ephemeral: &se})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return in, r
+	}
+	check := func(err error) {
+		t.Helper()
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	in, r := start()
+	m1, err := in.ClientHello()
+	check(err)
+	check(r.ReadClientHello(m1))
+	m2, err := r.ServerHello(chain)
+	check(err)
+	_, _, err = in.ReadServerHello(m2)
+	check(err)
+	m3, c1, err := in.ClientFinish(payload)
+	check(err)
+	_, _, s1, err := r.ReadClientFinish(m3)
+	check(err)
+
+	prefix := []byte("xyz")
+	buf := make([]byte, 0, 1024)
+	in, r = start()
+	a1, err := in.AppendClientHello(append(buf[:0], prefix...))
+	check(err)
+	check(r.ReadClientHello(a1[len(prefix):]))
+	a2, err := r.AppendServerHello(append(make([]byte, 0, 1024), prefix...), chain)
+	check(err)
+	_, _, err = in.ReadServerHello(a2[len(prefix):])
+	check(err)
+	a3, c2, err := in.AppendClientFinish(append(make([]byte, 0, 1024), prefix...), payload)
+	check(err)
+	_, _, s2, err := r.ReadClientFinish(a3[len(prefix):])
+	check(err)
+	for i, p := range [][2][]byte{{m1, a1}, {m2, a2}, {m3, a3}} {
+		if !bytes.HasPrefix(p[1], prefix) || !bytes.Equal(p[1][len(prefix):], p[0]) {
+			t.Errorf("message %d: Append form %x, plain %x", i+1, p[1], p[0])
+		}
+	}
+	// Both handshakes ended with the same keys.
+	for _, c := range []struct{ seal, open *Cipher }{{c1, s2}, {c2, s1}, {s1, c2}} {
+		ct, err := c.seal.Seal(nil, []byte("frame"))
+		check(err)
+		if _, err := c.open.Open(nil, ct); err != nil {
+			t.Errorf("cross-open: %v", err)
+		}
+	}
+
+	// With room in dst, no message is allocated.
+	hello := func(appendForm bool) func() {
+		return func() {
+			in, _ := start()
+			if appendForm {
+				_, err = in.AppendClientHello(buf[:0])
+			} else {
+				_, err = in.ClientHello()
+			}
+		}
+	}
+	plain, appended := testing.AllocsPerRun(20, hello(false)), testing.AllocsPerRun(20, hello(true))
+	check(err)
+	if appended != plain-1 {
+		t.Errorf("AppendClientHello: %v allocations, ClientHello %v", appended, plain)
+	}
+
+	// A failed Append returns dst as it was.
+	if got, err := in.AppendClientHello(prefix); err == nil || !bytes.Equal(got, prefix) {
+		t.Errorf("AppendClientHello out of order: %q, %v", got, err)
 	}
 }

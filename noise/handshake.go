@@ -109,18 +109,29 @@ func (in *Initiator) fail(err error) error {
 //
 //	HandshakeMessage{clientHello(2){ephemeral(1) = e.pub}}
 func (in *Initiator) ClientHello() ([]byte, error) {
+	msg, err := in.AppendClientHello(nil)
+	if err != nil {
+		return nil, err
+	}
+	return msg, nil
+}
+
+// AppendClientHello is ClientHello appending message 1 to dst (on error it
+// returns dst unchanged): for a caller that writes it straight into its
+// frame buffer rather than copying it there.
+func (in *Initiator) AppendClientHello(dst []byte) ([]byte, error) {
 	if in.state != stateStart {
-		return nil, ErrHandshakeState
+		return dst, ErrHandshakeState
 	}
 	if err := in.newEphemeral(); err != nil {
-		return nil, in.fail(err)
+		return dst, in.fail(err)
 	}
 	in.mode = ModeXX
 	in.ss.init(ProtocolXX, in.cfg.Prologue[:])
 	in.ss.mixHashKey(in.e.Public)
 	// WhatsApp deviation: no MixHash of the (empty) message-1 payload.
 	in.ss.step("e")
-	msg := newMessage(fieldClientHello, fieldSize(fieldHelloEphemeral, keys.Size))
+	msg := appendMessage(dst, fieldClientHello, fieldSize(fieldHelloEphemeral, keys.Size))
 	msg = appendKeyField(msg, fieldHelloEphemeral, in.e.Public)
 	in.state = stateWaitPeer
 	return msg, nil
@@ -233,43 +244,56 @@ func mixDH(ss *symmetricState, priv keys.PrivateKey, pub keys.PublicKey, step st
 // After XXfallback it sends payload again: the server discarded the copy
 // in message 1.
 func (in *Initiator) ClientFinish(payload []byte) ([]byte, *Cipher, error) {
+	msg, c, err := in.AppendClientFinish(nil, payload)
+	if err != nil {
+		return nil, nil, err
+	}
+	return msg, c, nil
+}
+
+// AppendClientFinish is ClientFinish appending message 3 to dst (on error
+// it returns dst unchanged; after an accepted IK resume it returns dst
+// and the cipher): for a caller that writes it straight into its frame
+// buffer rather than copying it there. dst's spare capacity must not
+// overlap payload.
+func (in *Initiator) AppendClientFinish(dst, payload []byte) ([]byte, *Cipher, error) {
 	if in.state == stateResumed {
 		c := in.cipher
 		in.cipher = nil
 		in.state = stateDone
-		return nil, c, nil
+		return dst, c, nil
 	}
 	if in.state != stateReady {
-		return nil, nil, ErrHandshakeState
+		return dst, nil, ErrHandshakeState
 	}
 	// HandshakeMessage{clientFinish{static, payload}}, the ciphertexts
 	// sealed into it.
 	cpLen := len(payload) + tagLen
-	msg := newMessage(fieldClientFinish, fieldSize(fieldFinishStatic, staticCTLen)+fieldSize(fieldFinishPayload, cpLen))
+	msg := appendMessage(dst, fieldClientFinish, fieldSize(fieldFinishStatic, staticCTLen)+fieldSize(fieldFinishPayload, cpLen))
 	msg = appendFieldHeader(msg, fieldFinishStatic, staticCTLen)
 	msg, err := in.ss.encryptKeyAndHash(msg, in.cfg.Static.Public)
 	if err != nil {
-		return nil, nil, in.fail(err)
+		return dst, nil, in.fail(err)
 	}
 	in.ss.step("s")
 	if err := in.dh(in.cfg.Static.Private, in.re, "se"); err != nil {
-		return nil, nil, in.fail(err)
+		return dst, nil, in.fail(err)
 	}
 	msg = appendFieldHeader(msg, fieldFinishPayload, cpLen)
 	msg, err = in.ss.encryptAndHash(msg, payload)
 	if err != nil {
-		return nil, nil, in.fail(err)
+		return dst, nil, in.fail(err)
 	}
 	in.ss.step("payload")
 	k1, k2, err := in.ss.split()
 	if err != nil {
-		return nil, nil, in.fail(err)
+		return dst, nil, in.fail(err)
 	}
 	c, err := NewCipher(k1, k2)
 	clear(k1)
 	clear(k2)
 	if err != nil {
-		return nil, nil, in.fail(err)
+		return dst, nil, in.fail(err)
 	}
 	in.ss.destroy()
 	in.state = stateDone
@@ -372,45 +396,61 @@ func (r *Responder) ReadClientHello(msg []byte) error {
 // When an IK resume was accepted it is the last message (ephemeral and the
 // encrypted certChain, no static); call Resumed next.
 func (r *Responder) ServerHello(certChain []byte) ([]byte, error) {
+	msg, err := r.AppendServerHello(nil, certChain)
+	if err != nil {
+		return nil, err
+	}
+	return msg, nil
+}
+
+// AppendServerHello is ServerHello appending message 2 to dst (on error it
+// returns dst unchanged): for a caller that writes it straight into its
+// frame buffer rather than copying it there. dst's spare capacity must
+// not overlap certChain.
+func (r *Responder) AppendServerHello(dst, certChain []byte) ([]byte, error) {
 	if r.state != stateWaitPeer {
-		return nil, ErrHandshakeState
+		return dst, ErrHandshakeState
 	}
 	if r.cfg.Ephemeral != nil {
 		r.e = *r.cfg.Ephemeral
 	} else {
 		e, err := keys.NewKeyPair(r.cfg.Rand)
 		if err != nil {
-			return nil, r.fail(fmt.Errorf("noise: ephemeral key: %w", err))
+			return dst, r.fail(fmt.Errorf("noise: ephemeral key: %w", err))
 		}
 		r.e = e
 	}
 	if r.mode == ModeIK {
-		return r.ikServerHello(certChain)
+		msg, err := r.ikServerHello(certChain)
+		if err != nil {
+			return dst, err
+		}
+		return append(dst, msg...), nil
 	}
 	// HandshakeMessage{serverHello{ephemeral, static, payload}}, the
 	// ciphertexts sealed into it.
 	cpLen := len(certChain) + tagLen
-	msg := newMessage(fieldServerHello, fieldSize(fieldHelloEphemeral, keys.Size)+
+	msg := appendMessage(dst, fieldServerHello, fieldSize(fieldHelloEphemeral, keys.Size)+
 		fieldSize(fieldHelloStatic, staticCTLen)+fieldSize(fieldHelloPayload, cpLen))
 	msg = appendKeyField(msg, fieldHelloEphemeral, r.e.Public)
 	r.ss.mixHashKey(r.e.Public)
 	r.ss.step("e")
 	if err := mixDH(&r.ss, r.e.Private, r.re, "ee"); err != nil {
-		return nil, r.fail(err)
+		return dst, r.fail(err)
 	}
 	msg = appendFieldHeader(msg, fieldHelloStatic, staticCTLen)
 	msg, err := r.ss.encryptKeyAndHash(msg, r.cfg.Static.Public)
 	if err != nil {
-		return nil, r.fail(err)
+		return dst, r.fail(err)
 	}
 	r.ss.step("s")
 	if err := mixDH(&r.ss, r.cfg.Static.Private, r.re, "es"); err != nil {
-		return nil, r.fail(err)
+		return dst, r.fail(err)
 	}
 	msg = appendFieldHeader(msg, fieldHelloPayload, cpLen)
 	msg, err = r.ss.encryptAndHash(msg, certChain)
 	if err != nil {
-		return nil, r.fail(err)
+		return dst, r.fail(err)
 	}
 	r.ss.step("payload")
 	r.state = stateReady

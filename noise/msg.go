@@ -45,8 +45,20 @@ func appendFieldHeader(b []byte, num protowire.Number, n int) []byte {
 // newMessage returns a buffer for a HandshakeMessage whose only field is
 // part (number num) of inner bytes, with the part's header written.
 func newMessage(num protowire.Number, inner int) []byte {
-	b := make([]byte, 0, fieldSize(num, inner))
-	return appendFieldHeader(b, num, inner)
+	return appendMessage(nil, num, inner)
+}
+
+// appendMessage is newMessage appending to dst, grown once to fit the
+// whole message.
+func appendMessage(dst []byte, num protowire.Number, inner int) []byte {
+	// By hand rather than slices.Grow, whose append of a made slice is
+	// a second allocation when not inlined (with -race).
+	if need := fieldSize(num, inner); cap(dst)-len(dst) < need {
+		nb := make([]byte, len(dst), len(dst)+need)
+		copy(nb, dst)
+		dst = nb
+	}
+	return appendFieldHeader(dst, num, inner)
 }
 
 // appendKeyField appends a bytes field holding a public key.

@@ -46,12 +46,13 @@ type symmetricState struct {
 	n     uint64
 	nonce [12]byte
 
-	// The handshake's hashing reuses one SHA-256 state and these arrays
-	// (HMAC pads, HKDF's temporary key and outputs), so that MixHash and
-	// MixKey allocate nothing beyond the AEAD: crypto/hkdf builds two
-	// HMACs (four SHA-256 states, their marshalled pads) per call, 18
-	// allocations and ~1 KiB per MixKey and Split.
-	hash   hash.Hash // made on first use
+	// The handshake's hashing uses sha256.Sum256 on a stack buffer (see
+	// sum) and these arrays (HMAC pads, HKDF's temporary key and
+	// outputs), so that MixHash and MixKey allocate nothing beyond the
+	// AEAD: crypto/hkdf builds two HMACs (four SHA-256 states, their
+	// marshalled pads) per call, 18 allocations and ~1 KiB per MixKey and
+	// Split.
+	hash   hash.Hash // for inputs longer than sumBuf, made on first need
 	pad    [sha256.BlockSize]byte
 	tk     [hashLen]byte // HKDF's pseudorandom key
 	k1, k2 [hashLen]byte // HKDF's outputs
@@ -86,7 +87,32 @@ func (s *symmetricState) step(name string) {
 	}
 }
 
-// digest returns the state's SHA-256, reset.
+// sumBuf is the most sum hashes in one piece from a stack buffer, which
+// covers every input of a handshake short of a large certificate chain or
+// payload: sha256.Sum256 of a stack buffer allocates nothing, where a
+// hash.Hash is a heap allocation per state.
+const sumBuf = 1024
+
+// sum sets out to SHA-256(a || b || c); out may be one of the inputs.
+func (s *symmetricState) sum(out *[hashLen]byte, a, b, c []byte) {
+	if n := len(a) + len(b) + len(c); n <= sumBuf {
+		var buf [sumBuf]byte
+		m := copy(buf[:], a)
+		m += copy(buf[m:], b)
+		m += copy(buf[m:], c)
+		*out = sha256.Sum256(buf[:m])
+		clear(buf[:m]) // it may hold an HMAC key pad
+		return
+	}
+	d := s.digest()
+	d.Write(a)
+	d.Write(b)
+	d.Write(c)
+	d.Sum(out[:0])
+}
+
+// digest returns the state's SHA-256, reset, for inputs too long for sum's
+// buffer.
 func (s *symmetricState) digest() hash.Hash {
 	if s.hash == nil {
 		s.hash = sha256.New()
@@ -97,10 +123,7 @@ func (s *symmetricState) digest() hash.Hash {
 }
 
 func (s *symmetricState) mixHash(data []byte) {
-	d := s.digest()
-	d.Write(s.h[:])
-	d.Write(data)
-	d.Sum(s.h[:0])
+	s.sum(&s.h, s.h[:], data, nil)
 }
 
 // mixHashKey is mixHash(k.Bytes()) without allocating.
@@ -113,17 +136,10 @@ func (s *symmetricState) mixHashKey(k keys.PublicKey) {
 // zero-padded to the block). out may be one of the state's arrays that m2
 // is not.
 func (s *symmetricState) hmac(out, key *[hashLen]byte, m1, m2 []byte) {
-	d := s.digest()
 	s.keyPad(key, 0x36)
-	d.Write(s.pad[:])
-	d.Write(m1)
-	d.Write(m2)
-	d.Sum(out[:0])
-	d.Reset()
+	s.sum(out, s.pad[:], m1, m2)
 	s.keyPad(key, 0x5c)
-	d.Write(s.pad[:])
-	d.Write(out[:])
-	d.Sum(out[:0])
+	s.sum(out, s.pad[:], out[:], nil)
 	clear(s.pad[:])
 }
 

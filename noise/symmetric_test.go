@@ -9,12 +9,17 @@ import (
 )
 
 // TestHKDF2: the state's own HKDF is crypto/hkdf's HKDF-SHA256 (salt ck,
-// empty info, 64 bytes), for DH outputs and for Split's empty input.
+// empty info, 64 bytes), for DH outputs and for Split's empty input, and
+// MixHash is SHA-256(h || data), with inputs on both sides of sum's stack
+// buffer's size.
 func TestHKDF2(t *testing.T) {
 	var s symmetricState
-	for i := range 200 {
+	sizes := []int{0, 32, 1, 64, 65, 100,
+		sumBuf - sha256.BlockSize, sumBuf - sha256.BlockSize + 1, // HMAC's inner hash
+		sumBuf - hashLen, sumBuf - hashLen + 1, 3000} // MixHash
+	for i := range 220 {
 		rand.Read(s.ck[:])
-		ikm := make([]byte, []int{0, 32, 1, 64, 65, 100}[i%6])
+		ikm := make([]byte, sizes[i%len(sizes)])
 		rand.Read(ikm)
 		want, err := hkdf.Key(sha256.New, ikm, s.ck[:], "", 2*hashLen)
 		if err != nil {

@@ -363,6 +363,28 @@ func (h *handshakeIO) write(b []byte) error {
 	return err
 }
 
+// beginFrame reserves a frame's length prefix at the end of dst, for a
+// body that a noise Append form writes straight after it (no message
+// buffer of its own to copy from); endFrame fills the prefix in. The
+// frame is noise.AppendFrame's.
+func beginFrame(dst []byte) ([]byte, int) {
+	return append(dst, make([]byte, noise.FrameHeaderSize)...), len(dst)
+}
+
+func endFrame(frame []byte, at int) error {
+	n := len(frame) - at - noise.FrameHeaderSize
+	if n > noise.MaxFrameSize {
+		return &noise.FrameError{Length: n, Limit: noise.MaxFrameSize}
+	}
+	frame[at], frame[at+1], frame[at+2] = byte(n>>16), byte(n>>8), byte(n)
+	return nil
+}
+
+// Room a handshake message needs beyond the certificate chain or payload
+// it carries (keys, tags, field headers), so that the frame buffer is
+// asked for once at the right size.
+const handshakeMsgRoom = 128
+
 // keepBuf makes b, grown from *bp, the buffer bp returns to the pool.
 func keepBuf(bp *[]byte, b []byte) {
 	if cap(b) > 0 {
@@ -440,7 +462,7 @@ func Handshake(ctx context.Context, conn net.Conn, cfg ClientConfig) (_ *Conn, e
 	}
 	var h handshakeIO // on the stack: it lives for the handshake only
 	h.init(ctx, conn, dec, timeout(cfg.HandshakeTimeout), dialWatch)
-	bp := getBuf(512)
+	bp := getBuf(max(512, noise.FrameHeaderSize+handshakeMsgRoom+len(cfg.Payload)))
 	defer func() {
 		putBuf(bp)
 		if cerr := h.stop(); cerr != nil && err == nil {
@@ -466,18 +488,21 @@ func Handshake(ctx context.Context, conn net.Conn, cfg ClientConfig) (_ *Conn, e
 	if err != nil {
 		return nil, &HandshakeError{Step: "start", Err: err}
 	}
-	var msg1 []byte
-	if resume {
-		msg1, err = in.ResumeHello(cfg.Payload)
-	} else {
-		msg1, err = in.ClientHello()
-	}
-	if err != nil {
-		return nil, &HandshakeError{Step: "client hello", Err: err}
-	}
 	wire, err := noise.AppendIntro((*bp)[:0], cfg.Header, cfg.EdgeRouting)
 	if err == nil {
-		wire, err = noise.AppendFrame(wire, msg1)
+		if resume {
+			var msg1 []byte
+			if msg1, err = in.ResumeHello(cfg.Payload); err == nil {
+				wire, err = noise.AppendFrame(wire, msg1)
+			}
+		} else {
+			// Message 1 written straight into the frame.
+			var at int
+			wire, at = beginFrame(wire)
+			if wire, err = in.AppendClientHello(wire); err == nil {
+				err = endFrame(wire, at)
+			}
+		}
 	}
 	keepBuf(bp, wire)
 	if err != nil {
@@ -507,14 +532,15 @@ func Handshake(ctx context.Context, conn net.Conn, cfg ClientConfig) (_ *Conn, e
 		}
 		return nil, &HandshakeError{Step: "server hello", Err: err}
 	}
-	msg3, cipher, err := in.ClientFinish(cfg.Payload)
+	// Message 3 written straight into the frame.
+	wire, at := beginFrame(wire[:0])
+	wire, cipher, err := in.AppendClientFinish(wire, cfg.Payload)
+	keepBuf(bp, wire)
 	if err != nil {
 		return nil, &HandshakeError{Step: "client finish", Err: err}
 	}
-	if msg3 != nil { // none after an accepted resume
-		wire, err = noise.AppendFrame(wire[:0], msg3)
-		keepBuf(bp, wire)
-		if err != nil {
+	if len(wire) > noise.FrameHeaderSize { // no message after an accepted resume
+		if err := endFrame(wire, at); err != nil {
 			return nil, &HandshakeError{Step: "client finish", Err: err}
 		}
 		if err := h.write(wire); err != nil {
@@ -613,12 +639,13 @@ func ServerHandshake(ctx context.Context, conn net.Conn, cfg ServerConfig) (_ *C
 	if err := r.ReadClientHello(msg1); err != nil {
 		return nil, nil, &HandshakeError{Step: "client hello", Err: err}
 	}
-	msg2, err := r.ServerHello(cfg.CertChain)
-	if err != nil {
-		return nil, nil, &HandshakeError{Step: "server hello", Err: err}
+	// Message 2 written straight into the frame.
+	bp = getBuf(noise.FrameHeaderSize + handshakeMsgRoom + len(cfg.CertChain))
+	wire, at := beginFrame((*bp)[:0])
+	wire, err = r.AppendServerHello(wire, cfg.CertChain)
+	if err == nil {
+		err = endFrame(wire, at)
 	}
-	bp = getBuf(noise.FrameHeaderSize + len(msg2))
-	wire, err := noise.AppendFrame((*bp)[:0], msg2)
 	keepBuf(bp, wire)
 	if err != nil {
 		return nil, nil, &HandshakeError{Step: "server hello", Err: err}

@@ -326,12 +326,18 @@ func readUpgrade(r io.Reader, key string) ([]byte, error) {
 	} else if err := slowUpgrade(br, lr, key); err != nil {
 		return nil, err
 	}
-	var pre []byte
-	if n := br.Buffered(); n > 0 {
-		b, _ := br.Peek(n)
-		pre = append([]byte(nil), b...)
+	return copyBuffered(br), nil
+}
+
+// copyBuffered returns a copy of what br holds (nil for nothing): the
+// bytes read past the answer, which outlive br's return to the pool.
+func copyBuffered(br *bufio.Reader) []byte {
+	n := br.Buffered()
+	if n == 0 {
+		return nil
 	}
-	return pre, nil
+	b, _ := br.Peek(n)
+	return append([]byte(nil), b...)
 }
 
 // slowUpgrade reads the answer with http.ReadResponse.
@@ -493,15 +499,7 @@ func printable(b []byte) bool {
 }
 
 // trimOWS trims spaces and tabs, as textproto trims header values.
-func trimOWS(b []byte) []byte {
-	for len(b) > 0 && (b[0] == ' ' || b[0] == '\t') {
-		b = b[1:]
-	}
-	for len(b) > 0 && (b[len(b)-1] == ' ' || b[len(b)-1] == '\t') {
-		b = b[:len(b)-1]
-	}
-	return b
-}
+func trimOWS(b []byte) []byte { return bytes.Trim(b, " \t") }
 
 // equalFold is strings.EqualFold for ASCII without a conversion.
 func equalFold(b []byte, s string) bool {

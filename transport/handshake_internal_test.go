@@ -34,12 +34,7 @@ func slowOnly(r io.Reader, key string) ([]byte, error) {
 	if err := slowUpgrade(br, &rr.lr, key); err != nil {
 		return nil, err
 	}
-	var pre []byte
-	if n := br.Buffered(); n > 0 {
-		b, _ := br.Peek(n)
-		pre = append([]byte(nil), b...)
-	}
-	return pre, nil
+	return copyBuffered(br), nil
 }
 
 func TestQuickUpgradeTakesPlainAnswers(t *testing.T) {
